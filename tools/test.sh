@@ -1,0 +1,9 @@
+#!/bin/sh
+# Set up and run every test: the suite on Python 3.11, 3.12 and 3.13, lint, types,
+# import contracts and the stand-alone package checks. Usage: sh tools/test.sh [tox args]
+set -eu
+cd "$(dirname "$0")/.."
+. tools/env.sh
+python3.11 -m venv .venv-tox
+.venv-tox/bin/pip install -q --disable-pip-version-check "tox>=4.20" "tox-uv>=1.11"
+exec .venv-tox/bin/tox run-parallel --parallel 2 --parallel-no-spinner "$@"
