@@ -1,0 +1,130 @@
+"""What one request/response was, and the gunicorn access-log atoms derived from it.
+
+Built by the workers (WSGI and ASGI) only when the logger has an `access`
+method; the logger formats `cfg.access_log_format % info.atoms()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AccessAtoms", "AccessInfo"]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class AccessAtoms(dict[str, Any]):
+    """The atoms mapping: `{name}i/o/e` keys are case-insensitive, any missing atom is '-'."""
+
+    def __missing__(self, key: str) -> Any:
+        if key.startswith("{"):
+            lowered = key.lower()
+            if lowered != key and dict.__contains__(self, lowered):
+                return dict.__getitem__(self, lowered)
+        return "-"
+
+
+def _escape(value: Any) -> Any:
+    # gunicorn escapes double quotes so that a header cannot break the quoted fields
+    return value.replace('"', '\\"') if isinstance(value, str) else value
+
+
+def _common_log_time(epoch: float) -> str:
+    lt = time.localtime(epoch)
+    off = lt.tm_gmtoff or 0
+    sign = "+" if off >= 0 else "-"
+    off = abs(off)
+    return (f"[{lt.tm_mday:02d}/{_MONTHS[lt.tm_mon - 1]}/{lt.tm_year}:"
+            f"{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d} "
+            f"{sign}{off // 3600:02d}{(off % 3600) // 60:02d}]")
+
+
+def _basic_auth_user(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "basic" or not credentials:
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, _ = decoded.partition(":")
+    return user if sep else None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessInfo:
+    """One served request: what came in, what went out, how long it took."""
+
+    remote_addr: str
+    method: str
+    raw_uri: str
+    path: str
+    query: str
+    protocol: str
+    status: int
+    bytes_sent: int | None
+    request_time: float
+    """Seconds from the request head to the end of the response."""
+    request_headers: Iterable[tuple[str, str]] = ()
+    response_headers: Iterable[tuple[str, str]] = ()
+    environ: Mapping[str, Any] | None = None
+    end_time: float = field(default_factory=time.time)
+    pid: int = field(default_factory=os.getpid)
+
+    def header(self, name: str) -> str | None:
+        """The first request header called `name` (case-insensitive), or None."""
+        lowered = name.lower()
+        for key, value in self.request_headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def atoms(self) -> AccessAtoms:
+        """gunicorn's access-log atoms, ready for `access_log_format % atoms`."""
+        elapsed = max(self.request_time, 0.0)
+        seconds = int(elapsed)
+        micros = int(round((elapsed - seconds) * 1_000_000))
+        if micros >= 1_000_000:
+            seconds, micros = seconds + 1, micros - 1_000_000
+        sent = self.bytes_sent
+        atoms = AccessAtoms({
+            "h": self.remote_addr or "-",
+            "l": "-",
+            "u": _basic_auth_user(self.header("authorization")) or "-",
+            "t": _common_log_time(self.end_time),
+            "r": f"{self.method} {self.raw_uri} {self.protocol}",
+            "s": str(self.status),
+            "m": self.method,
+            "U": self.path,
+            "q": self.query,
+            "H": self.protocol,
+            "b": str(sent) if sent else "-",
+            "B": sent,
+            "f": self.header("referer") or "-",
+            "a": self.header("user-agent") or "-",
+            "T": seconds,
+            "D": seconds * 1_000_000 + micros,
+            "M": seconds * 1000 + micros // 1000,
+            "L": f"{seconds}.{micros:06d}",
+            "p": f"<{self.pid}>",
+        })
+        for key, value in self.request_headers:
+            atoms["{" + key.lower() + "}i"] = value
+        for key, value in self.response_headers:
+            atoms["{" + key.lower() + "}o"] = value
+        if self.environ is not None:
+            for key, value in self.environ.items():
+                atoms["{" + key.lower() + "}e"] = value
+        for key, value in atoms.items():
+            if isinstance(value, str) and '"' in value:
+                atoms[key] = _escape(value)
+        return atoms

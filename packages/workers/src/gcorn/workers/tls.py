@@ -1,0 +1,64 @@
+"""One server SSLContext per worker, built from the SSL settings through `cfg.ssl_context`.
+
+gunicorn's sync and gthread workers rebuild the context (reading the
+certificate from disk) for every accepted connection; gcorn builds it once
+when the worker boots and reuses it.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+from gcorn.workers.errors import TLSSetupError
+
+__all__ = ["build_context", "is_tls_enabled", "wrap_connection"]
+
+
+def is_tls_enabled(cfg: Any) -> bool:
+    """Whether the settings ask for TLS (`certfile` or `keyfile` set)."""
+    is_ssl = getattr(cfg, "is_ssl", None)
+    if is_ssl is not None:
+        return bool(is_ssl)
+    return bool(getattr(cfg, "certfile", None) or getattr(cfg, "keyfile", None))
+
+
+def _default_factory(cfg: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
+                                         cafile=getattr(cfg, "ca_certs", None))
+    context.load_cert_chain(certfile=cfg.certfile, keyfile=getattr(cfg, "keyfile", None))
+    context.verify_mode = ssl.VerifyMode(int(getattr(cfg, "cert_reqs", ssl.CERT_NONE)))
+    ciphers = getattr(cfg, "ciphers", None)
+    if ciphers:
+        context.set_ciphers(ciphers)
+    return context
+
+
+def build_context(cfg: Any, alpn: list[str] | None = None) -> ssl.SSLContext | None:
+    """The worker's server context, or None when TLS is off; raises `TLSSetupError`."""
+    if not is_tls_enabled(cfg):
+        return None
+
+    def factory() -> ssl.SSLContext:
+        return _default_factory(cfg)
+
+    hook = getattr(cfg, "ssl_context", None)
+    try:
+        context = hook(cfg, factory) if callable(hook) else factory()
+        if alpn:
+            context.set_alpn_protocols(alpn)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise TLSSetupError(f"cannot build the TLS context: {exc}") from exc
+    if not isinstance(context, ssl.SSLContext):
+        raise TLSSetupError("the ssl_context hook did not return an ssl.SSLContext")
+    return context
+
+
+def wrap_connection(context: ssl.SSLContext, sock: socket.socket, cfg: Any) -> ssl.SSLSocket:
+    """Wrap an accepted connection; the caller runs the handshake (`do_handshake`)."""
+    return context.wrap_socket(
+        sock, server_side=True,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=bool(getattr(cfg, "suppress_ragged_eofs", True)),
+    )
