@@ -1,0 +1,94 @@
+"""Settings of the section "Dirty Arbiters": the dirty process pool."""
+
+from __future__ import annotations
+
+from . import validators as v
+from .base import Setting
+
+SECTION = "Dirty Arbiters"
+
+SETTINGS = (
+    Setting(
+        name="dirty_apps",
+        section=SECTION,
+        flags=("--dirty-app",),
+        action="append",
+        metavar="STRING",
+        value_type="list[str]",
+        default=[],
+        validator=v.string_list,
+        doc="A DirtyApp to load in the dirty workers, `module:Class` or `module:Class:N` "
+        "(on N workers only), repeatable.",
+    ),
+    Setting(
+        name="dirty_workers",
+        section=SECTION,
+        flags=("--dirty-workers",),
+        metavar="INT",
+        value_type="int",
+        default=0,
+        validator=v.positive_int,
+        doc="The number of dirty workers; 0 disables the dirty pool.",
+    ),
+    Setting(
+        name="dirty_timeout",
+        section=SECTION,
+        flags=("--dirty-timeout",),
+        metavar="INT",
+        value_type="int",
+        default=300,
+        validator=v.positive_int,
+        doc="Seconds a dirty call may run, and a dirty worker may stay silent; 0 disables.",
+    ),
+    Setting(
+        name="dirty_threads",
+        section=SECTION,
+        flags=("--dirty-threads",),
+        metavar="INT",
+        value_type="int",
+        default=1,
+        validator=v.int_range(1, 2**16),
+        doc="Calls one dirty worker runs at once (its threads).",
+    ),
+    Setting(
+        name="dirty_graceful_timeout",
+        section=SECTION,
+        flags=("--dirty-graceful-timeout",),
+        metavar="INT",
+        value_type="int",
+        default=30,
+        validator=v.positive_int,
+        doc="Seconds dirty workers get to finish on a graceful stop, before SIGKILL.",
+    ),
+    Setting(
+        name="dirty_queue_size",
+        section=SECTION,
+        flags=("--dirty-queue-size",),
+        metavar="INT",
+        value_type="int",
+        default=1024,
+        validator=v.positive_int,
+        doc="Calls that may wait for a free dirty worker slot, per app; past it a call "
+        "fails at once with DirtyBusyError.",
+    ),
+    Setting(
+        name="dirty_max_message_size",
+        section=SECTION,
+        flags=("--dirty-max-message-size",),
+        metavar="INT",
+        value_type="int",
+        default=64 * 1024 * 1024,
+        validator=v.int_range(1024, 2**32 - 1),
+        doc="The largest frame on the dirty wire, in bytes; a larger one is refused.",
+    ),
+    Setting(
+        name="dirty_codec",
+        section=SECTION,
+        flags=("--dirty-codec",),
+        metavar="STRING",
+        default="default",
+        validator=v.choice("default", "pickle"),
+        doc="How dirty call values are encoded: `default` (never runs peer code) or "
+        "`pickle` (trusted deployments only).",
+    ),
+)

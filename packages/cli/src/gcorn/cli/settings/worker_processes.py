@@ -1,0 +1,111 @@
+"""Settings of the section "Worker Processes": how many workers, of which kind, for how long."""
+
+from __future__ import annotations
+
+import os
+
+from . import validators as v
+from .base import Setting
+
+SECTION = "Worker Processes"
+
+
+def _default_workers() -> str | int:
+    return os.environ.get("WEB_CONCURRENCY") or 1
+
+
+SETTINGS = (
+    Setting(
+        name="workers",
+        section=SECTION,
+        flags=("-w", "--workers"),
+        metavar="INT",
+        value_type="int",
+        default=1,
+        default_factory=_default_workers,
+        default_doc="1, or $WEB_CONCURRENCY when set",
+        validator=v.positive_int,
+        doc="The number of HTTP worker processes.",
+    ),
+    Setting(
+        name="worker_class",
+        section=SECTION,
+        flags=("-k", "--worker-class"),
+        metavar="STRING",
+        default="sync",
+        validator=v.class_spec,
+        doc="The worker type: `sync`, `gthread`, `asgi`, or the dotted path of a "
+        "subclass of `gcorn.arbiter.Worker`. `sync` with `threads` > 1 runs gthread.",
+    ),
+    Setting(
+        name="threads",
+        section=SECTION,
+        flags=("--threads",),
+        metavar="INT",
+        value_type="int",
+        default=1,
+        validator=v.positive_int,
+        doc="Threads per worker serving requests (gthread).",
+    ),
+    Setting(
+        name="worker_connections",
+        section=SECTION,
+        flags=("--worker-connections",),
+        metavar="INT",
+        value_type="int",
+        default=1000,
+        validator=v.positive_int,
+        doc="The most simultaneous clients one worker holds (gthread, asgi).",
+    ),
+    Setting(
+        name="max_requests",
+        section=SECTION,
+        flags=("--max-requests",),
+        metavar="INT",
+        value_type="int",
+        default=0,
+        validator=v.positive_int,
+        doc="Restart a worker after it has served this many requests; 0 never restarts.",
+    ),
+    Setting(
+        name="max_requests_jitter",
+        section=SECTION,
+        flags=("--max-requests-jitter",),
+        metavar="INT",
+        value_type="int",
+        default=0,
+        validator=v.positive_int,
+        doc="Add a random 0..N to `max_requests` per worker, so workers do not all restart at once.",
+    ),
+    Setting(
+        name="timeout",
+        section=SECTION,
+        flags=("-t", "--timeout"),
+        metavar="INT",
+        value_type="int",
+        default=30,
+        validator=v.positive_int,
+        doc="A worker whose heartbeat is older than this many seconds is killed "
+        "(SIGABRT, then SIGKILL) and replaced; 0 disables the check.",
+    ),
+    Setting(
+        name="graceful_timeout",
+        section=SECTION,
+        flags=("--graceful-timeout",),
+        metavar="INT",
+        value_type="int",
+        default=30,
+        validator=v.positive_int,
+        doc="Seconds workers get to finish their requests after a graceful stop, before SIGKILL.",
+    ),
+    Setting(
+        name="keepalive",
+        section=SECTION,
+        flags=("--keep-alive",),
+        metavar="INT",
+        value_type="int",
+        default=2,
+        validator=v.positive_int,
+        doc="Seconds to wait for the next request on a keep-alive connection (not sync).",
+    ),
+)
