@@ -1,1 +1,36 @@
-"""gcorn.arbiter."""
+"""gcorn.arbiter: the pre-fork supervisor (listeners, signals, workers, side processes).
+
+Knows nothing of HTTP: workers are forked from `cfg.worker_class`, a subclass
+of `Worker`, and the master learns about them only from signals, exit codes
+and heartbeats.
+"""
+
+from gcorn.arbiter.arbiter import Arbiter
+from gcorn.arbiter.errors import (
+    APP_LOAD_ERROR,
+    WORKER_BOOT_ERROR,
+    ArbiterError,
+    BindError,
+    CrashLoopError,
+    ExitCode,
+    HaltServer,
+    PidfileError,
+)
+from gcorn.arbiter.listeners import Listener
+from gcorn.arbiter.side import SideProcess
+from gcorn.arbiter.worker import Worker
+
+__all__ = [
+    "APP_LOAD_ERROR",
+    "WORKER_BOOT_ERROR",
+    "Arbiter",
+    "ArbiterError",
+    "BindError",
+    "CrashLoopError",
+    "ExitCode",
+    "HaltServer",
+    "Listener",
+    "PidfileError",
+    "SideProcess",
+    "Worker",
+]

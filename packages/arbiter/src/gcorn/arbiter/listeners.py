@@ -1,0 +1,235 @@
+"""Listening sockets: created once by the master and inherited by every worker.
+
+Sources, in order: fds passed by a re-executing master (GCORN_FD), systemd
+socket activation (LISTEN_FDS/LISTEN_PID), then the `bind` list, where each
+entry may itself be `fd://N`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gcorn.arbiter.addresses import BindAddress, parse_bind
+from gcorn.arbiter.errors import BindError
+
+SD_LISTEN_FDS_START = 3
+
+
+class Listener:
+    """A listening socket plus how to describe it and how to clean it up."""
+
+    def __init__(self, sock: socket.socket, owns_path: bool = True, spec: str = "") -> None:
+        self.sock = sock
+        self.spec = spec  # the bind string it came from ('' when inherited)
+        # False when systemd or another master owns the Unix socket path
+        self.owns_path = owns_path
+
+    @property
+    def family(self) -> int:
+        """AF_INET, AF_INET6 or AF_UNIX."""
+        return int(self.sock.family)
+
+    @property
+    def kind(self) -> str:
+        """'tcp', 'tcp6' or 'unix' (as gunicorn's control socket reports it)."""
+        return {socket.AF_INET6: "tcp6", socket.AF_UNIX: "unix"}.get(self.family, "tcp")
+
+    @property
+    def path(self) -> str:
+        """The Unix socket path ('' for TCP or abstract sockets)."""
+        if self.family != socket.AF_UNIX:
+            return ""
+        name = self.sock.getsockname()
+        return name if isinstance(name, str) else ""
+
+    def fileno(self) -> int:
+        """The socket's file descriptor."""
+        return self.sock.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        # gunicorn's listener objects proxy the socket; hooks rely on that
+        return getattr(self.sock, name)
+
+    def __str__(self) -> str:
+        if self.family == socket.AF_UNIX:
+            return f"unix:{self.path or self.sock.getsockname()!r}"
+        host, port = self.sock.getsockname()[:2]
+        if self.family == socket.AF_INET6:
+            return f"http://[{host}]:{port}"
+        return f"http://{host}:{port}"
+
+    def close(self, unlink: bool = True) -> None:
+        """Close the socket; remove its Unix path when this master owns it."""
+        path = self.path if self.sock.fileno() >= 0 else ""
+        self.sock.close()
+        if unlink and self.owns_path and path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _setting(cfg: Any, name: str, default: Any) -> Any:
+    value = getattr(cfg, name, default)
+    return default if value is None else value
+
+
+def _prepare(sock: socket.socket, cfg: Any) -> None:
+    """Options every listener gets, whatever its origin."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # every process shares the O_NONBLOCK flag of a listening socket: workers
+    # must leave it as it is (they all use select/poll/asyncio)
+    sock.setblocking(False)
+
+
+def socket_from_fd(fd: int) -> socket.socket:
+    """Wrap an inherited listening fd, checking that it is a stream socket."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        raise BindError(f"fd://{fd}: not an open file descriptor ({exc.strerror})") from exc
+    if not stat.S_ISSOCK(mode):
+        raise BindError(f"fd://{fd}: not a socket")
+    sock = socket.socket(fileno=fd)
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise BindError(f"fd://{fd}: not a stream socket")
+    return sock
+
+
+def _bind_tcp(addr: BindAddress, cfg: Any) -> socket.socket:
+    sock = socket.socket(addr.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if _setting(cfg, "reuse_port", False) and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if addr.family == socket.AF_INET6:
+            # let '0.0.0.0:P' and '[::]:P' be bound side by side, as two binds
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr.sockaddr)
+        sock.listen(int(_setting(cfg, "backlog", 2048)))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise BindError(f"unix:{path}: exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # nobody listens: a leftover of a dead server
+        return
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise BindError(f"unix:{path}: another process is listening on it")
+
+
+def _bind_unix(addr: BindAddress, cfg: Any) -> socket.socket:
+    _remove_stale_unix_socket(addr.path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # the umask is how a Unix socket's mode is chosen (chmod is not portable)
+    old_umask = os.umask(int(_setting(cfg, "umask", 0)))
+    try:
+        sock.bind(addr.path)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    try:
+        uid = getattr(cfg, "uid", None)
+        gid = getattr(cfg, "gid", None)
+        if (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid()):
+            os.chown(addr.path, -1 if uid is None else uid, -1 if gid is None else gid)
+        sock.listen(int(_setting(cfg, "backlog", 2048)))
+    except BaseException:
+        sock.close()
+        os.unlink(addr.path)
+        raise
+    return sock
+
+
+def bind_one(
+    addr: BindAddress,
+    cfg: Any,
+    log: Any,
+    retries: int = 5,
+    delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Listener:
+    """Create one listener, retrying a busy address `retries` times `delay` apart."""
+    if addr.family == 0:
+        sock = socket_from_fd(addr.fd)
+        _prepare(sock, cfg)
+        return Listener(sock, owns_path=False)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            sock = _bind_unix(addr, cfg) if addr.family == socket.AF_UNIX else _bind_tcp(addr, cfg)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and attempt < retries:
+                log.error("Connection in use: %s, retrying in %s s", addr.spec, delay)
+                sleep(delay)
+                continue
+            if exc.errno == errno.EADDRINUSE:
+                raise BindError(f"cannot bind {addr.spec}: address already in use") from exc
+            raise BindError(f"cannot bind {addr.spec}: {exc.strerror or exc}") from exc
+        _prepare(sock, cfg)
+        return Listener(sock)
+
+
+def create_listeners(
+    binds: Iterable[str], cfg: Any, log: Any, retries: int = 5, delay: float = 1.0
+) -> list[Listener]:
+    """Bind every address in `binds`; close what was opened if one fails."""
+    listeners: list[Listener] = []
+    try:
+        for spec in binds:
+            listeners.append(bind_one(parse_bind(spec), cfg, log, retries, delay))
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
+def adopt_fds(fds: Iterable[int], cfg: Any, owns_path: bool) -> list[Listener]:
+    """Listeners from fds inherited from a re-executing master or from systemd."""
+    listeners = []
+    for fd in fds:
+        sock = socket_from_fd(fd)
+        _prepare(sock, cfg)
+        listeners.append(Listener(sock, owns_path=owns_path))
+    return listeners
+
+
+def systemd_fds(environ: dict[str, str] | os._Environ[str]) -> list[int]:
+    """The fds systemd passed to this very process (LISTEN_PID/LISTEN_FDS), then unset."""
+    try:
+        pid = int(environ.get("LISTEN_PID", ""))
+        count = int(environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return []
+    if pid != os.getpid() or count <= 0:
+        return []
+    for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        environ.pop(key, None)
+    return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))

@@ -1,0 +1,88 @@
+"""The master's signal intake: handlers only record the signal; the main loop acts.
+
+A handler appends the signal number to a queue and writes one byte to a
+self-pipe, so a main loop sleeping in `wait()` wakes at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+from types import FrameType
+
+MASTER_SIGNALS: tuple[signal.Signals, ...] = (
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGCHLD,
+)
+
+
+class SignalQueue:
+    """Signals received by the master, in order, with a self-pipe to wake the loop."""
+
+    def __init__(self) -> None:
+        self._pending: collections.deque[int] = collections.deque()
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def install(self) -> None:
+        """Route every master signal to record()."""
+        for sig in MASTER_SIGNALS:
+            signal.signal(sig, self.record)
+
+    def record(self, signum: int, frame: FrameType | None = None) -> None:
+        """Signal handler: queue the signal and wake the loop; nothing else."""
+        self._pending.append(signum)
+        self.wake()
+
+    def wake(self) -> None:
+        """Make the next (or current) wait() return at once."""
+        try:
+            os.write(self._write_fd, b"!")
+        except BlockingIOError:
+            # the pipe is full, so a wake-up is already pending: nothing is lost
+            return
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a signal arrives or `timeout` seconds pass."""
+        if self._pending:
+            timeout = 0
+        ready, _, _ = select.select([self._read_fd], [], [], max(0.0, timeout))
+        if ready:
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                if not os.read(self._read_fd, 4096):
+                    return
+            except BlockingIOError:
+                return
+
+    def pop(self) -> int | None:
+        """The oldest unhandled signal, or None."""
+        return self._pending.popleft() if self._pending else None
+
+    def close_in_child(self) -> None:
+        """In a forked child: restore default handlers and close the pipe."""
+        for sig in MASTER_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        self._pending.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Close the self-pipe (idempotent)."""
+        for fd in (self._read_fd, self._write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._read_fd = self._write_fd = -1

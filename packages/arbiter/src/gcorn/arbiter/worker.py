@@ -1,0 +1,165 @@
+"""`Worker`: the base class of every worker the arbiter forks.
+
+The arbiter knows a worker only through this interface (gunicorn's
+constructor signature and attributes); subclasses implement `run()`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from gcorn.arbiter.errors import APP_LOAD_ERROR, ExitCode
+from gcorn.arbiter.heartbeat import Heartbeat
+from gcorn.arbiter.privileges import drop_privileges
+from gcorn.arbiter.proctitle import set_process_title
+
+# signals whose master-side meaning must not leak into a worker
+_DEFAULT_IN_WORKER = (signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU)
+
+
+def _cfg(cfg: Any, name: str, default: Any) -> Any:
+    value = getattr(cfg, name, default)
+    return default if value is None else value
+
+
+class Worker:
+    """Base worker: signals, heartbeat, privileges, app loading; subclasses serve in run()."""
+
+    # gunicorn exposes the signals it handles on the class
+    SIGNALS = [
+        getattr(signal, f"SIG{name}")
+        for name in ("ABRT", "HUP", "QUIT", "INT", "TERM", "USR1", "USR2", "WINCH", "CHLD")
+    ]
+
+    def __init__(
+        self,
+        age: int,
+        ppid: int,
+        sockets: list[Any],
+        app: Any,
+        timeout: float,
+        cfg: Any,
+        log: Any,
+    ) -> None:
+        self.age = age
+        self.pid: int | str = "[booting]"
+        self.ppid = ppid
+        self.sockets = sockets
+        self.app = app
+        self.timeout = timeout
+        self.cfg = cfg
+        self.log = log
+        self.booted = False
+        self.aborted = False
+        self.alive = True
+        self.nr = 0
+        self.wsgi: Any = None
+        max_requests = int(_cfg(cfg, "max_requests", 0))
+        if max_requests > 0:
+            jitter = int(_cfg(cfg, "max_requests_jitter", 0))
+            self.max_requests = max_requests + (random.randint(0, jitter) if jitter > 0 else 0)
+        else:
+            self.max_requests = sys.maxsize
+        # beat often enough for the master, but not a syscall per request
+        min_interval = min(1.0, timeout / 10.0) if timeout > 0 else 1.0
+        self.tmp = Heartbeat(
+            tmp_dir=getattr(cfg, "worker_tmp_dir", None),
+            uid=getattr(cfg, "uid", None),
+            gid=getattr(cfg, "gid", None),
+            umask=int(_cfg(cfg, "umask", 0)),
+            min_interval=min_interval,
+        )
+
+    def __str__(self) -> str:
+        return f"<Worker {self.pid}>"
+
+    # -- the heartbeat ---------------------------------------------------
+
+    def notify(self) -> None:
+        """Tell the master this worker is alive; call at least every timeout / 2 seconds."""
+        self.tmp.notify()
+
+    def is_parent_alive(self) -> bool:
+        """False once the master that forked this worker is gone."""
+        return os.getppid() == self.ppid
+
+    # -- boot --------------------------------------------------------------
+
+    def init_process(self) -> None:
+        """Set up the child (env, title, privileges, signals, app) and call run()."""
+        for key, value in (_cfg(self.cfg, "env", {}) or {}).items():
+            os.environ[key] = value
+        name = _cfg(self.cfg, "proc_name", None) or "gcorn"
+        set_process_title(f"worker [{name}]")
+        drop_privileges(
+            getattr(self.cfg, "uid", None),
+            getattr(self.cfg, "gid", None),
+            bool(_cfg(self.cfg, "initgroups", False)),
+        )
+        # a forked child inherits the parent's random state: reseed
+        random.seed()
+        self.init_signals()
+        self.load_app()
+        self.cfg.post_worker_init(self)
+        self.booted = True
+        self.tmp.mark_booted()
+        self.notify()
+        self.run()
+
+    def init_signals(self) -> None:
+        """Install the worker's signal handlers (TERM, INT/QUIT, ABRT, USR1, WINCH)."""
+        for sig in _DEFAULT_IN_WORKER:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, self.handle_exit)
+        signal.signal(signal.SIGINT, self.handle_quit)
+        signal.signal(signal.SIGQUIT, self.handle_quit)
+        signal.signal(signal.SIGABRT, self.handle_abort)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.signal(signal.SIGWINCH, self.handle_winch)
+
+    def load_app(self) -> None:
+        """Load the app into self.wsgi; exit with APP_LOAD_ERROR (4) when that fails."""
+        try:
+            self.wsgi = self.app.load()
+        except Exception:
+            self.log.exception("Exception while loading the application")
+            sys.exit(int(APP_LOAD_ERROR))
+
+    def run(self) -> None:
+        """Serve until self.alive is false or the parent is gone (subclasses implement)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    # -- signal handlers (run in the worker) -------------------------------
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """TERM: stop accepting, finish what is in flight, then return from run()."""
+        self.alive = False
+
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+        """INT/QUIT: run the worker_int hook and exit at once."""
+        self.alive = False
+        self.cfg.worker_int(self)
+        time.sleep(0.1)
+        sys.exit(int(ExitCode.OK))
+
+    def handle_abort(self, sig: int, frame: FrameType | None) -> None:
+        """ABRT (heartbeat timeout): run the worker_abort hook and exit 1."""
+        self.alive = False
+        self.aborted = True
+        self.cfg.worker_abort(self)
+        sys.exit(int(ExitCode.ABORTED))
+
+    def handle_usr1(self, sig: int, frame: FrameType | None) -> None:
+        """USR1: reopen log files."""
+        if hasattr(self.log, "reopen_files"):
+            self.log.reopen_files()
+
+    def handle_winch(self, sig: int, frame: FrameType | None) -> None:
+        """WINCH is the master's business: ignore it here."""
+        self.log.debug("worker: SIGWINCH ignored")
