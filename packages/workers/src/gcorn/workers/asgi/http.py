@@ -1,0 +1,346 @@
+"""The HTTP/1.1 connection of the ASGI worker: an asyncio.Protocol fed by gcorn.http's parser.
+
+Requests of one connection are answered in order: while an app runs, the
+next pipelined request waits (and the socket stops being read). The app of
+every request runs in its own task; the connection object is the only thing
+that reads the socket and writes the responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, RequestParser
+from gcorn.workers.asgi.cycle import RequestCycle
+from gcorn.workers.asgi.hooks import HookRequest, call_hook
+from gcorn.workers.asgi.response import error_response
+from gcorn.workers.asgi.scope import address, decode_path, method_str
+from gcorn.workers.asgi.state import ServerState
+from gcorn.workers.asgi.websocket import start_websocket
+from gcorn.workers.errors import WorkerError
+
+__all__ = ["HttpProtocol"]
+
+_HTTP_VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection speaking HTTP/1.x (and, after an upgrade, WebSocket)."""
+
+    __slots__ = (
+        "client", "closed", "cycle", "idle_since", "loop", "parser", "peer", "pending",
+        "read_paused", "scheme", "server", "state", "transport", "write_paused",
+        "write_waiters", "ws",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = RequestParser(backend=state.parser_backend, **state.parser_limits)
+        self.cycle: RequestCycle | None = None
+        self.pending: deque[Any] = deque()
+        self.read_paused = 0  # bit 1: body high water, bit 2: pipelined request waiting
+        self.write_paused = False
+        self.write_waiters: list[asyncio.Future[None]] = []
+        self.ws: Any = None
+        self.closed = False
+        self.idle_since = time.monotonic()
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.peer: Any = None
+        self.scheme = "http"
+
+    # -- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        self.client = address(self.peer)
+        self.server = address(transport.get_extra_info("sockname"))
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.state.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        state = self.state
+        state.connections.discard(self)
+        if state.accept_paused:
+            state.resume_accepting()
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.lose_client()
+            task = cycle.task
+            if task is not None and not task.done():
+                self.loop.call_later(self.state.disconnect_grace, _cancel_if_running, task)
+        if self.ws is not None:
+            self.ws.connection_lost()
+        for waiter in self.write_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.write_waiters.clear()
+
+    def eof_received(self) -> bool | None:
+        if self.ws is not None:
+            return self.ws.eof_received()
+        try:
+            self.parser.feed_eof()
+        except ParseError:
+            pass  # a request cut short by the client: nothing to answer to
+        if self.cycle is None:
+            return None  # close now
+        return True  # half-close: finish the response in flight, then close
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.data_received(data)
+            return
+        try:
+            events = self.parser.feed(data)
+        except ParseError as exc:
+            self._refuse(exc.status, str(exc))
+            return
+        if self.pending:
+            self.pending.extend(events)
+        else:
+            self._dispatch(events)
+        if self.parser.paused:
+            self._after_upgrade_request()
+
+    def _after_upgrade_request(self) -> None:
+        # the parser stops after a request that asks for a protocol switch
+        if self.ws is not None:
+            early = self.parser.take_unparsed()
+            if early:
+                self.ws.data_received(early)
+            return
+        try:
+            events = self.parser.resume()  # switch declined: go on with HTTP/1.1
+        except ParseError as exc:
+            self._refuse(exc.status, str(exc))
+            return
+        if events:
+            if self.pending:
+                self.pending.extend(events)
+            else:
+                self._dispatch(events)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for waiter in self.write_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.write_waiters.clear()
+
+    # -- events from the parser ---------------------------------------------------
+
+    def _dispatch(self, events: list[Any]) -> None:
+        for index, event in enumerate(events):
+            kind = type(event)
+            if kind is Body:
+                if self.cycle is not None:
+                    self.cycle.feed_body(event.data)
+            elif kind is EndOfMessage:
+                if self.cycle is not None:
+                    self.cycle.end_body()
+            elif kind is RequestHead:
+                if self.cycle is not None:
+                    self.pending.extend(events[index:])
+                    self._pause_reading(2)
+                    return
+                self._start(event)
+                if self.ws is not None:
+                    return
+
+    def _run_pending(self) -> None:
+        pending = self.pending
+        while pending and self.cycle is None and not self.closed and self.ws is None:
+            event = pending.popleft()
+            if type(event) is RequestHead:
+                self._start(event)
+                # the new request's own body pieces follow it in the queue
+                while pending and type(pending[0]) is not RequestHead and self.cycle is not None:
+                    event = pending.popleft()
+                    if type(event) is Body:
+                        self.cycle.feed_body(event.data)
+                    else:
+                        self.cycle.end_body()
+        if not pending:
+            self._resume_reading(2)
+
+    # -- a new request ------------------------------------------------------------------
+
+    def _start(self, head: RequestHead) -> None:
+        state = self.state
+        minor = head.version[1]
+        try:
+            scheme, headers = state.policy.filter_headers(head.headers, self.peer, self.scheme)
+        except WorkerError as exc:
+            self._refuse(exc.status, exc.client_message)
+            return
+        if head.upgrade is not None and head.upgrade.lower() == b"websocket":
+            self._start_websocket(head, scheme, headers)
+            return
+        raw_path = head.path
+        root_path = state.root_path
+        method = method_str(head.method)
+        scope = {
+            "type": "http",
+            "asgi": state.asgi,
+            "http_version": _HTTP_VERSIONS.get(head.version) or head.http_version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": root_path + decode_path(raw_path) if root_path else decode_path(raw_path),
+            "raw_path": raw_path,
+            "query_string": head.query,
+            "headers": headers,
+            "state": state.lifespan_state.copy(),
+        }
+        keep_alive = head.keep_alive and state.keepalive > 0 and not state.shutting_down
+        cycle = RequestCycle(self, scope, minor, keep_alive, head.expects_continue,
+                             method == "HEAD")
+        self.cycle = cycle
+        cycle.start_time = time.monotonic()
+        if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
+            cycle.keep_alive = False
+            cycle.status = 503
+            cycle.response_started = cycle.response_complete = True
+            self.write(error_response(503, "Service Unavailable", state.date_server, minor))
+            self.response_done(cycle)
+            return
+        if state.pre_request is not None:
+            cycle.hook_req = HookRequest(
+                method, head.target.decode("latin-1"), scope["path"],
+                head.query.decode("latin-1"), head.version, headers, scheme)
+            call_hook(state.pre_request, state.log, "pre_request", state.worker, cycle.hook_req)
+        state.in_flight += 1
+        task = self.loop.create_task(cycle.run(state.app))
+        cycle.task = task
+        state.tasks.add(task)
+
+    def _start_websocket(self, head: RequestHead, scheme: str,
+                         headers: list[tuple[bytes, bytes]]) -> None:
+        self.ws = start_websocket(self, head, scheme, headers)
+
+    # -- called by the request cycle ------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write to the client unless the connection is already gone."""
+        if not self.closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        if self.write_paused and not self.closed:
+            waiter = self.loop.create_future()
+            self.write_waiters.append(waiter)
+            await waiter
+
+    def abort(self) -> None:
+        """Close the connection at once (a broken response cannot be finished)."""
+        if not self.closed and self.transport is not None:
+            self.transport.close()
+
+    def response_done(self, cycle: RequestCycle) -> None:
+        """The response of `cycle` is complete: log it, then close or serve the next request."""
+        state = self.state
+        state.count_request()
+        if state.access_enabled:
+            self._log_access(cycle)
+        if cycle is not self.cycle:
+            return
+        self.cycle = None
+        if not cycle.keep_alive or not cycle.body_complete or state.shutting_down:
+            # an unread request body cannot be skipped safely: close instead
+            if not self.closed:
+                self.transport.close()  # type: ignore[union-attr]
+            return
+        if self.read_paused & 1:
+            self._resume_reading(1)
+        if self.pending:
+            self._run_pending()
+        if self.cycle is None:
+            self.idle_since = time.monotonic()
+
+    def _log_access(self, cycle: RequestCycle) -> None:
+        peer = self.client[0] if self.client else str(self.peer or "")
+        try:
+            self.state.log.access(cycle.access_info(peer, time.monotonic() - cycle.start_time))
+        except Exception:
+            self.state.log.exception("Failed to write the access log line")
+
+    def pause_reading_for_body(self) -> None:
+        """Too much unread request body: stop reading the socket."""
+        self._pause_reading(1)
+
+    def resume_reading_for_body(self) -> None:
+        """The app took the buffered body: read the socket again."""
+        if self.read_paused & 1:
+            self._resume_reading(1)
+
+    def _pause_reading(self, reason: int) -> None:
+        if not self.read_paused and not self.closed:
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self.read_paused |= reason
+
+    def _resume_reading(self, reason: int) -> None:
+        was = self.read_paused
+        self.read_paused &= ~reason
+        if was and not self.read_paused and not self.closed:
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    # -- errors and shutdown ----------------------------------------------------------
+
+    def _refuse(self, status: int, message: str) -> None:
+        state = self.state
+        peer = self.client[0] if self.client else "-"
+        state.log.debug("Invalid request from ip=%s: %s", peer, message)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # the request in flight still gets its answer; nothing after it
+            self.pending.clear()
+            self.cycle.keep_alive = False
+            self._pause_reading(2)
+            return
+        self.write(error_response(status, message, state.date_server))
+        self.closed_after_error()
+
+    def closed_after_error(self) -> None:
+        """Close after an error answer has been written."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+        self.pending.clear()
+
+    def is_idle(self) -> bool:
+        """No request in flight and nothing queued: safe to close."""
+        return self.cycle is None and not self.pending and self.ws is None
+
+    def close_if_idle_for(self, now: float, limit: float) -> None:
+        """Keep-alive sweep: close a connection idle for longer than `limit` seconds."""
+        if self.is_idle() and now - self.idle_since > limit and self.transport is not None:
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close if idle, else close after the response in flight."""
+        if self.ws is not None:
+            self.ws.shutdown()
+        elif self.cycle is None:
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            self.cycle.keep_alive = False
+            self.pending.clear()
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

@@ -1,0 +1,37 @@
+"""Small conversions used while building ASGI scopes from gcorn.http request heads."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+__all__ = ["address", "decode_path", "method_str"]
+
+_METHODS: dict[bytes, str] = {}
+
+
+def method_str(method: bytes) -> str:
+    """The method as str (cached: methods repeat)."""
+    name = _METHODS.get(method)
+    if name is None:
+        name = method.decode("ascii")
+        if len(_METHODS) < 64:
+            _METHODS[method] = name
+    return name
+
+
+def decode_path(raw: bytes) -> str:
+    """ASGI `path`: the raw path percent-decoded, as UTF-8."""
+    if b"%" in raw:
+        return unquote_to_bytes(raw).decode("utf-8", "replace")
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def address(value: Any) -> tuple[str, int] | None:
+    """A socket address as ASGI's (host, port), or None for a Unix socket."""
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None

@@ -1,0 +1,86 @@
+"""What every connection of one ASGI worker shares: settings read once, counters, live sets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from gcorn.workers.asgi.response import date_and_server
+from gcorn.workers.proxy import ForwardedPolicy
+
+__all__ = ["ASGI_VERSION", "ServerState"]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+_PARSER_BACKENDS = {"auto": "auto", "python": "python", "fast": "httptools",
+                    "httptools": "httptools"}
+
+
+def _nothing() -> None:
+    return None
+
+
+def _setting(cfg: Any, name: str, default: Any) -> Any:
+    value = getattr(cfg, name, default)
+    return default if value is None else value
+
+
+class ServerState:
+    """Settings, counters and the live connections of one worker's event loop."""
+
+    def __init__(self, worker: Any, app: Any, loop: asyncio.AbstractEventLoop,
+                 lifespan_state: dict[str, Any]) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.cfg = cfg
+        self.log = worker.log
+        self.app = app
+        self.loop = loop
+        self.lifespan_state = lifespan_state
+        self.asgi = dict(ASGI_VERSION)
+        self.root_path: str = _setting(cfg, "root_path", "") or ""
+        self.keepalive: float = float(_setting(cfg, "keepalive", 2))
+        self.limit_concurrency: int = int(_setting(cfg, "limit_concurrency", 0))
+        self.disconnect_grace: float = float(_setting(cfg, "asgi_disconnect_grace_period", 3))
+        self.ws_max_size: int = int(_setting(cfg, "websocket_max_message_size", 16 * 1024 * 1024))
+        self.ws_ping_interval: float = float(_setting(cfg, "websocket_ping_interval", 20.0))
+        self.ws_ping_timeout: float = float(_setting(cfg, "websocket_ping_timeout", 20.0))
+        self.ws_per_message_deflate: bool = bool(_setting(cfg, "websocket_per_message_deflate",
+                                                          True))
+        backend = str(_setting(cfg, "http_parser", "auto"))
+        self.parser_backend = _PARSER_BACKENDS.get(backend, backend)
+        self.parser_limits = {
+            "limit_request_line": int(_setting(cfg, "limit_request_line", 4094)),
+            "limit_request_fields": int(_setting(cfg, "limit_request_fields", 100)),
+            "limit_request_field_size": int(_setting(cfg, "limit_request_field_size", 8190)),
+        }
+        if getattr(cfg, "permit_obsolete_folding", False):
+            self.parser_limits["permit_obsolete_folding"] = True
+        self.policy = ForwardedPolicy(cfg)
+        self.pre_request = getattr(cfg, "pre_request", None)
+        self.post_request = getattr(cfg, "post_request", None)
+        self.access_enabled = hasattr(self.log, "access") and bool(
+            getattr(cfg, "accesslog", None) or getattr(cfg, "logconfig", None)
+            or getattr(cfg, "logconfig_dict", None) or getattr(cfg, "statsd_host", None)
+            or getattr(cfg, "syslog", False))
+        self.date_server = date_and_server()
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+        self.shutting_down = False
+        self.accept_paused = False
+        self.resume_accepting: Callable[[], None] = _nothing
+        self.max_requests: int = int(getattr(worker, "max_requests", 0) or 0)
+
+    def refresh_date(self) -> None:
+        """Recompute the cached `date` header (called by the worker's tick)."""
+        self.date_server = date_and_server()
+
+    def count_request(self) -> None:
+        """Count one served request; past `max_requests` the worker stops gracefully."""
+        worker = self.worker
+        worker.nr += 1
+        if self.max_requests and worker.nr >= self.max_requests and worker.alive:
+            self.log.info("Autorestarting worker after current request.")
+            worker.alive = False

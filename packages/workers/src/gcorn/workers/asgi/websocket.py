@@ -1,0 +1,428 @@
+"""ASGI WebSocket sessions over the sans-I/O `websockets.server.ServerProtocol`.
+
+The `websockets` library owns the wire (handshake checks, frame codec,
+masking, permessage-deflate, close codes for invalid frames); this module
+owns the ASGI side: the scope, `websocket.connect/receive/disconnect`,
+`accept/send/close`, the denial-response extension, keepalive pings, and
+the 1012 close of a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from gcorn.http import RequestHead
+from gcorn.workers.asgi.cycle import ClientDisconnected
+from gcorn.workers.asgi.errors import AppProtocolError
+from gcorn.workers.asgi.response import Framing, build_head, error_response
+from gcorn.workers.asgi.scope import decode_path
+
+if TYPE_CHECKING:
+    from gcorn.workers.asgi.http import HttpProtocol
+
+try:
+    from websockets.datastructures import Headers
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+    from websockets.frames import Opcode
+    from websockets.http11 import Request
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+except ImportError:  # the `websockets` extra is not installed
+    HAVE_WEBSOCKETS = False
+else:
+    HAVE_WEBSOCKETS = True
+
+__all__ = ["HAVE_WEBSOCKETS", "WebSocketSession", "start_websocket"]
+
+Message = dict[str, Any]
+
+INSTALL_HINT = "pip install 'gcorn-workers[websockets]'"
+# queued incoming messages before the socket stops being read
+_INBOX_HIGH_WATER = 64
+# seconds a peer gets to answer our close frame before the socket is dropped
+_CLOSE_TIMEOUT = 5.0
+_wire_logger = logging.getLogger("gcorn.workers.asgi.websocket.wire")
+_wire_logger.setLevel(logging.WARNING)
+
+
+def start_websocket(conn: HttpProtocol, head: RequestHead, scheme: str,
+                    headers: list[tuple[bytes, bytes]]) -> WebSocketSession | None:
+    """Take over `conn` for a WebSocket upgrade, or refuse it (501) without the library."""
+    state = conn.state
+    if not HAVE_WEBSOCKETS:
+        state.log.error("WebSocket upgrade refused: the websockets library is not installed"
+                        " (%s)", INSTALL_HINT)
+        conn.write(error_response(501, "WebSocket support is not installed on this server",
+                                  state.date_server))
+        conn.closed_after_error()
+        return None
+    if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
+        conn.write(error_response(503, "Service Unavailable", state.date_server))
+        conn.closed_after_error()
+        return None
+    return WebSocketSession(conn, head, scheme, headers)
+
+
+def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    offered: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            offered.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
+    return offered
+
+
+class WebSocketSession:
+    """One upgraded connection: the app task on one side, the `websockets` protocol on the other."""
+
+    def __init__(self, conn: HttpProtocol, head: RequestHead, scheme: str,
+                 headers: list[tuple[bytes, bytes]]) -> None:
+        state = conn.state
+        self.conn = conn
+        self.state = state
+        self.loop = conn.loop
+        root_path = state.root_path
+        self.scope: Message = {
+            "type": "websocket",
+            "asgi": state.asgi,
+            "http_version": head.http_version,
+            "scheme": "wss" if scheme == "https" else "ws",
+            "server": conn.server,
+            "client": conn.client,
+            "root_path": root_path,
+            "path": root_path + decode_path(head.path),
+            "raw_path": head.path,
+            "query_string": head.query,
+            "headers": headers,
+            "subprotocols": _subprotocols(headers),
+            "state": state.lifespan_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self.request = Request(
+            path=head.target.decode("latin-1"),
+            headers=Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]))
+        self.protocol: Any = None
+        self.inbox: deque[Message] = deque([{"type": "websocket.connect"}])
+        self.waiter: asyncio.Future[None] | None = None
+        self.early = bytearray()  # bytes that arrived before the app accepted
+        self.phase = "handshake"  # handshake -> open -> closed; or denied
+        self.disconnect_sent = False
+        self.fragments: list[bytes] = []
+        self.fragment_opcode: Any = None
+        self.ping_handle: asyncio.TimerHandle | None = None
+        self.ping_payload: bytes | None = None
+        self.close_handle: asyncio.TimerHandle | None = None
+        self.denial: tuple[int, Any] | None = None
+        self.denial_body: list[bytes] = []
+        self.status = 0
+        state.in_flight += 1
+        self.task = self.loop.create_task(self._run(state.app))
+        state.tasks.add(self.task)
+
+    # -- bytes from the connection ----------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Feed client bytes to the protocol and deliver what they complete."""
+        if self.phase == "handshake":
+            self.early += data
+            return
+        if self.protocol is None:
+            return
+        self.protocol.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed: let the protocol decide, the socket then closes."""
+        if self.protocol is not None and self.phase == "open":
+            self.protocol.receive_eof()
+            self._process()
+        return None
+
+    def connection_lost(self) -> None:
+        """The TCP connection is gone: the app gets `websocket.disconnect` (1006 if unclean)."""
+        self._cancel_timers()
+        code = 1006
+        if self.protocol is not None and self.protocol.close_rcvd is not None:
+            code = self.protocol.close_rcvd.code
+        self._disconnect(code, "")
+        self.phase = "closed"
+        task = self.task
+        if not task.done():
+            self.loop.call_later(self.state.disconnect_grace, _cancel_if_running, task)
+
+    def _process(self) -> None:
+        protocol = self.protocol
+        for frame in protocol.events_received():
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if frame.fin:
+                    self._deliver(opcode, frame.data)
+                else:
+                    self.fragment_opcode = opcode
+                    self.fragments = [frame.data]
+            elif opcode is Opcode.CONT:
+                self.fragments.append(frame.data)
+                if frame.fin:
+                    data = b"".join(self.fragments)
+                    self.fragments = []
+                    self._deliver(self.fragment_opcode, data)
+            elif opcode is Opcode.PONG:
+                if self.ping_payload is not None and frame.data == self.ping_payload:
+                    self.ping_payload = None
+                    self._schedule_ping()
+            elif opcode is Opcode.CLOSE:
+                close = protocol.close_rcvd
+                self._disconnect(close.code if close is not None else 1005,
+                                 close.reason if close is not None else "")
+        if protocol.parser_exc is not None and protocol.close_sent is not None:
+            # an invalid frame: the library chose the RFC's close code
+            self._disconnect(protocol.close_sent.code, protocol.close_sent.reason)
+        self._flush()
+        if len(self.inbox) > _INBOX_HIGH_WATER:
+            self.conn._pause_reading(1)
+
+    def _deliver(self, opcode: Any, data: bytes) -> None:
+        if opcode is Opcode.TEXT:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self.protocol.fail(1007, "invalid UTF-8 in a text message")
+                self._disconnect(1007, "")
+                return
+            self._push({"type": "websocket.receive", "text": text})
+        else:
+            self._push({"type": "websocket.receive", "bytes": data})
+
+    def _disconnect(self, code: int, reason: str) -> None:
+        if not self.disconnect_sent:
+            self.disconnect_sent = True
+            self._push({"type": "websocket.disconnect", "code": code, "reason": reason})
+
+    def _push(self, message: Message) -> None:
+        self.inbox.append(message)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _flush(self) -> None:
+        if self.protocol is None:
+            return
+        out = self.protocol.data_to_send()
+        if not out:
+            return
+        close_after = out[-1] == b""
+        data = b"".join(out)
+        if data:
+            self.conn.write(data)
+        if close_after:
+            self._cancel_timers()
+            self.conn.abort()
+
+    # -- keepalive pings ----------------------------------------------------------------
+
+    def _schedule_ping(self) -> None:
+        interval = self.state.ws_ping_interval
+        if interval > 0 and self.phase == "open":
+            self.ping_handle = self.loop.call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        if self.phase != "open" or self.protocol.state is not State.OPEN:
+            return
+        self.ping_payload = os.urandom(4)
+        self.protocol.send_ping(self.ping_payload)
+        self._flush()
+        timeout = self.state.ws_ping_timeout
+        if timeout > 0:
+            self.ping_handle = self.loop.call_later(timeout, self._ping_timeout,
+                                                    self.ping_payload)
+
+    def _ping_timeout(self, payload: bytes) -> None:
+        if self.ping_payload == payload and self.phase == "open":
+            self.state.log.info("WebSocket keepalive ping timed out; closing")
+            self.protocol.fail(1011, "keepalive ping timeout")
+            self._disconnect(1011, "keepalive ping timeout")
+            self._flush()
+
+    def _cancel_timers(self) -> None:
+        for handle in (self.ping_handle, self.close_handle):
+            if handle is not None:
+                handle.cancel()
+        self.ping_handle = self.close_handle = None
+
+    # -- the app's side ---------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """ASGI `receive` for the websocket scope."""
+        while not self.inbox:
+            if self.phase == "closed" or self.disconnect_sent:
+                return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+            self.waiter = self.loop.create_future()
+            await self.waiter
+        message = self.inbox.popleft()
+        if self.conn.read_paused & 1 and len(self.inbox) <= _INBOX_HIGH_WATER // 2:
+            self.conn._resume_reading(1)
+        return message
+
+    async def send(self, message: Message) -> None:
+        """ASGI `send` for the websocket scope."""
+        kind = message["type"]
+        if self.phase == "handshake":
+            if kind == "websocket.accept":
+                self._accept(message)
+            elif kind == "websocket.close":
+                self._deny(403, "Forbidden")
+            elif kind == "websocket.http.response.start":
+                self.phase = "denied"
+                self.denial = (message["status"], message.get("headers", ()))
+            else:
+                raise AppProtocolError(f"{kind!r} sent before websocket.accept")
+            return
+        if self.phase == "denied":
+            if kind != "websocket.http.response.body" or self.denial is None:
+                raise AppProtocolError(f"{kind!r} sent during a denial response")
+            self.denial_body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                self._send_denial()
+            return
+        if self.phase == "closed" or self.disconnect_sent or self.conn.closed:
+            raise ClientDisconnected("the WebSocket is closed")
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            raise ClientDisconnected("the WebSocket is closing")
+        if kind == "websocket.send":
+            data = message.get("bytes")
+            if data is not None:
+                protocol.send_binary(data)
+            else:
+                text = message.get("text")
+                if text is None:
+                    raise AppProtocolError("websocket.send needs 'bytes' or 'text'")
+                protocol.send_text(text.encode("utf-8"))
+            self._flush()
+            if self.conn.write_paused:
+                await self.conn.drain()
+        elif kind == "websocket.close":
+            protocol.send_close(message.get("code") or 1000, message.get("reason") or "")
+            self._flush()
+            self._arm_close_timeout()
+        else:
+            raise AppProtocolError(f"unexpected ASGI message {kind!r} on an open WebSocket")
+
+    def _accept(self, message: Message) -> None:
+        state = self.state
+        chosen = message.get("subprotocol")
+        protocol = ServerProtocol(
+            extensions=[ServerPerMessageDeflateFactory()] if state.ws_per_message_deflate else None,
+            subprotocols=[chosen] if chosen else None,
+            select_subprotocol=(lambda _protocol, _offered: chosen) if chosen else None,
+            max_size=state.ws_max_size or None,
+            logger=_wire_logger,
+        )
+        response = protocol.accept(self.request)
+        self.protocol = protocol
+        if response.status_code != 101:
+            # the handshake itself is invalid (bad key, version...): the library's answer
+            self.status = response.status_code
+            protocol.send_response(response)
+            self.phase = "closed"
+            self._disconnect(1006, "")
+            self._flush()
+            return
+        for name, value in message.get("headers", ()):
+            key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            if key.lower() in ("sec-websocket-protocol", "upgrade", "connection",
+                               "sec-websocket-accept", "sec-websocket-extensions"):
+                continue
+            response.headers[key] = value.decode("latin-1") if isinstance(value, bytes) else value
+        protocol.send_response(response)
+        self.status = 101
+        self.phase = "open"
+        self._flush()
+        if self.early:
+            early, self.early = bytes(self.early), bytearray()
+            protocol.receive_data(early)
+            self._process()
+        self._schedule_ping()
+
+    def _deny(self, status: int, text: str) -> None:
+        self.status = status
+        self.phase = "closed"
+        self.conn.write(error_response(status, text, self.state.date_server))
+        self.conn.abort()
+        self._disconnect(1006, "")
+
+    def _send_denial(self) -> None:
+        assert self.denial is not None
+        status, headers = self.denial
+        body = b"".join(self.denial_body)
+        head = build_head(status, headers, minor=1, keep_alive=False, is_head=False,
+                          body_length=len(body), date_server=self.state.date_server)
+        self.status = status
+        self.phase = "closed"
+        self.conn.write(head.data + body if head.framing != Framing.NONE else head.data)
+        self.conn.abort()
+        self._disconnect(1006, "")
+
+    def _arm_close_timeout(self) -> None:
+        if self.close_handle is None:
+            self.close_handle = self.loop.call_later(_CLOSE_TIMEOUT, self.conn.abort)
+
+    # -- the app task ---------------------------------------------------------------
+
+    async def _run(self, app: Any) -> None:
+        state = self.state
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            state.log.debug("WebSocket client went away")
+        except asyncio.CancelledError:
+            self._abort_from_server()
+            raise
+        except Exception:
+            state.log.exception("Exception in ASGI application (websocket)")
+            self._abort_from_server(error=True)
+        else:
+            if self.phase == "handshake":
+                state.log.error("ASGI callable returned without accepting the WebSocket")
+                self._deny(500, "Internal Server Error")
+            elif self.phase == "denied":
+                state.log.error("ASGI callable returned without finishing the denial response")
+                self.conn.abort()
+            elif self.phase == "open" and self.protocol.state is State.OPEN:
+                self.protocol.send_close(1000, "")
+                self._flush()
+                self._arm_close_timeout()
+        finally:
+            state.in_flight -= 1
+            state.tasks.discard(self.task)
+            state.count_request()
+
+    def _abort_from_server(self, error: bool = False) -> None:
+        if self.phase in ("handshake", "denied"):
+            if self.phase == "handshake":
+                self._deny(500, "Internal Server Error")
+            else:
+                self.conn.abort()
+        elif self.phase == "open" and self.protocol.state is State.OPEN:
+            self.protocol.send_close(1011 if error else 1012, "")
+            self._flush()
+            self._arm_close_timeout()
+
+    def shutdown(self) -> None:
+        """Graceful stop: tell the client the server is restarting (close 1012)."""
+        if self.phase == "open" and self.protocol.state is State.OPEN:
+            self.protocol.send_close(1012, "server restarting")
+            self._flush()
+            self._arm_close_timeout()
+        elif self.phase == "handshake" and self.task.done():
+            self.conn.abort()
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

@@ -1,0 +1,224 @@
+"""`AsgiWorker`: one event loop per worker process serving an ASGI app on the inherited listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import time
+from typing import Any
+
+from gcorn.arbiter import Worker
+from gcorn.workers.asgi.errors import WORKER_BOOT_ERROR, AsgiSetupError, LifespanFailure
+from gcorn.workers.asgi.http import HttpProtocol
+from gcorn.workers.asgi.lifespan import LIFESPAN_CHOICES, Lifespan
+from gcorn.workers.asgi.loop import new_event_loop
+from gcorn.workers.asgi.state import ASGI_VERSION, ServerState
+from gcorn.workers.errors import TLSSetupError
+from gcorn.workers.tls import build_context
+
+__all__ = ["AsgiWorker"]
+
+# connections accepted per readiness event before other work gets a turn
+_ACCEPT_BATCH = 64
+# seconds between ticks: heartbeat, Date header, keep-alive sweep, alive checks
+_TICK = 0.5
+
+
+class Acceptor:
+    """Accepts connections from one inherited listening socket; pausable for `worker_connections`."""
+
+    def __init__(self, listener: Any, state: ServerState, ssl_context: ssl.SSLContext | None,
+                 limit: int) -> None:
+        sock = getattr(listener, "sock", listener)
+        if not isinstance(sock, socket.socket):
+            sock = socket.socket(fileno=os.dup(listener.fileno()))
+        sock.setblocking(False)
+        self.sock = sock
+        self.state = state
+        self.loop = state.loop
+        self.ssl_context = ssl_context
+        self.limit = limit
+        self.connecting = 0
+        self.reading = False
+        self.is_tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+
+    def start(self) -> None:
+        """Watch the listener for new connections."""
+        if not self.reading:
+            self.loop.add_reader(self.sock.fileno(), self._accept)
+            self.reading = True
+
+    def stop(self) -> None:
+        """Stop accepting (the socket stays open: it belongs to the arbiter)."""
+        if self.reading:
+            self.loop.remove_reader(self.sock.fileno())
+            self.reading = False
+
+    def _full(self) -> bool:
+        return len(self.state.connections) + self.connecting >= self.limit
+
+    def _accept(self) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            if self._full():
+                # over worker_connections: leave the rest in the kernel backlog
+                self.stop()
+                self.state.accept_paused = True
+                return
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE, ENFILE, ECONNABORTED...: try again later
+                self.state.log.warning("accept() failed: %s", exc)
+                return
+            conn.setblocking(False)
+            if self.is_tcp:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connecting += 1
+            self.loop.create_task(self._connect(conn))
+
+    async def _connect(self, conn: socket.socket) -> None:
+        state = self.state
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: HttpProtocol(state), conn, ssl=self.ssl_context)
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            state.log.debug("connection setup failed: %s", exc)
+            conn.close()
+        finally:
+            self.connecting -= 1
+
+
+class AsgiWorker(Worker):
+    """The `asgi` worker class: asyncio (uvloop when installed), HTTP/1.1, WebSocket, lifespan."""
+
+    def run(self) -> None:
+        """Serve until told to stop; a failed boot step exits with code 3."""
+        cfg = self.cfg
+        if getattr(self, "nr", None) is None:
+            self.nr = 0
+        if int(getattr(cfg, "threads", 1) or 1) > 1:
+            self.log.warning("the asgi worker ignores threads = %s", cfg.threads)
+        try:
+            loop, loop_name = new_event_loop(str(getattr(cfg, "asgi_loop", "auto") or "auto"))
+        except AsgiSetupError as exc:
+            self.log.error("%s", exc)
+            raise SystemExit(WORKER_BOOT_ERROR) from exc
+        self.log.debug("asgi worker running on %s", loop_name)
+        asyncio.set_event_loop(loop)
+        try:
+            code = loop.run_until_complete(self._serve(loop))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+        if code:
+            raise SystemExit(code)
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop) -> int:
+        cfg = self.cfg
+        mode = str(getattr(cfg, "asgi_lifespan", "auto") or "auto")
+        if mode not in LIFESPAN_CHOICES:
+            self.log.error("asgi_lifespan must be one of %s", ", ".join(LIFESPAN_CHOICES))
+            return WORKER_BOOT_ERROR
+        lifespan_state: dict[str, Any] = {}
+        lifespan = Lifespan(self.wsgi, mode, self.log, lifespan_state, dict(ASGI_VERSION))
+        try:
+            await lifespan.startup()
+        except LifespanFailure as exc:
+            self.log.error("Application startup failed: %s", exc)
+            return WORKER_BOOT_ERROR
+        try:
+            ssl_context = build_context(cfg)
+        except TLSSetupError as exc:
+            self.log.error("%s", exc)
+            await lifespan.shutdown(1.0)
+            return WORKER_BOOT_ERROR
+        state = ServerState(self, self.wsgi, loop, lifespan_state)
+        stop = asyncio.Event()
+        self._install_signals(loop, stop)
+        limit = max(1, int(getattr(cfg, "worker_connections", 1000) or 1000))
+        acceptors = [Acceptor(listener, state, ssl_context, limit) for listener in self.sockets]
+
+        def resume_accepting() -> None:
+            state.accept_paused = False
+            for acceptor in acceptors:
+                acceptor.start()
+
+        state.resume_accepting = resume_accepting
+        for acceptor in acceptors:
+            acceptor.start()
+        try:
+            await self._tick_until_stopped(state, stop)
+        finally:
+            for acceptor in acceptors:
+                acceptor.stop()
+            await self._drain(state)
+            await lifespan.shutdown(float(getattr(cfg, "graceful_timeout", 30) or 30))
+        return 0
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+        def graceful() -> None:
+            self.alive = False
+            stop.set()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, graceful)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread: the tick still notices `alive`
+
+    async def _tick_until_stopped(self, state: ServerState, stop: asyncio.Event) -> None:
+        timeout = float(getattr(self, "timeout", 0) or getattr(self.cfg, "timeout", 30) or 30)
+        tick = min(_TICK, max(timeout / 4, 0.05))
+        keepalive = state.keepalive
+        self.notify()
+        while self.alive:
+            if not self._parent_alive():
+                self.log.info("Parent changed, shutting down: %s", self)
+                break
+            self.notify()
+            state.refresh_date()
+            now = time.monotonic()
+            for conn in list(state.connections):
+                conn.close_if_idle_for(now, keepalive)
+            if state.accept_paused:
+                state.resume_accepting()
+            try:
+                await asyncio.wait_for(stop.wait(), tick)
+            except TimeoutError:
+                pass
+        self.alive = False
+
+    def _parent_alive(self) -> bool:
+        check = getattr(self, "is_parent_alive", None)
+        if callable(check):
+            return bool(check())
+        return os.getppid() == self.ppid
+
+    async def _drain(self, state: ServerState) -> None:
+        """Graceful stop: close idle connections, 1012 to websockets, wait for requests."""
+        state.shutting_down = True
+        for conn in list(state.connections):
+            conn.shutdown()
+        graceful = float(getattr(self.cfg, "graceful_timeout", 30) or 30)
+        deadline = time.monotonic() + graceful
+        while (state.tasks or state.connections) and time.monotonic() < deadline:
+            self.notify()
+            if state.tasks:
+                await asyncio.wait(list(state.tasks), timeout=min(0.5, graceful))
+            else:
+                await asyncio.sleep(0.05)
+            for conn in list(state.connections):
+                if conn.is_idle():
+                    conn.shutdown()
+        for task in list(state.tasks):
+            task.cancel()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=1.0)
+        for conn in list(state.connections):
+            conn.abort()
