@@ -72,3 +72,10 @@ class TLSSetupError(WorkerError):
 
     status = 500
     reason = "Internal Server Error"
+
+
+class ClientDisconnected(WorkerError, ConnectionError):
+    """The peer closed, reset or stopped talking mid-request; nothing more can be sent."""
+
+    status = 400
+    reason = "Bad Request"

@@ -1,0 +1,90 @@
+"""What the sync and gthread workers share: parser factory, TLS, PROXY protocol, accept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+from typing import Any
+
+from gcorn.http import ParseError
+from gcorn.workers import proxy_protocol
+from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.parsing import parser_factory
+from gcorn.workers.tls import build_context, wrap_connection
+from gcorn.workers.wsgi.connection import Connection
+from gcorn.workers.wsgi.handler import RequestHandler
+
+__all__ = ["WsgiServing", "raw_socket", "signal_wakeup_fd"]
+
+
+def signal_wakeup_fd() -> int:
+    """A pipe's read end that becomes readable when a signal arrives (main thread only).
+
+    Waiting on it as well as on the sockets lets TERM end a poll at once
+    instead of at the end of its timeout.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    return read_fd
+
+
+def drain_wakeup_fd(fd: int) -> None:
+    """Empty the wakeup pipe after a poll returned for it."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        return
+
+
+def raw_socket(listener: Any) -> socket.socket:
+    """The socket object behind an arbiter `Listener` (or the socket itself)."""
+    return getattr(listener, "sock", listener)
+
+
+class WsgiServing:
+    """The per-worker serving state of a WSGI worker (built in `run()`, after fork)."""
+
+    def __init__(self, worker: Any, multithread: bool) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.cfg = cfg
+        self.log = worker.log
+        self.make_parser = parser_factory(cfg)
+        self.ssl_context = build_context(cfg)
+        self.handler = RequestHandler(worker, multithread)
+        timeout = float(getattr(cfg, "timeout", 30) or 0)
+        # I/O on one client never waits longer than the worker timeout
+        self.io_timeout: float | None = timeout if timeout > 0 else None
+        self.proxy = proxy_protocol.ProxyProtocol(cfg, self.handler.policy.proxy_allow)
+
+    def open(self, client: socket.socket, addr: Any, listener: Any) -> Connection | None:
+        """Wrap an accepted socket (TLS handshake included); None if it failed."""
+        if self.ssl_context is not None:
+            try:
+                tls = wrap_connection(self.ssl_context, client, self.cfg)
+                tls.settimeout(self.io_timeout)
+                tls.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                self.log.debug("TLS handshake with %s failed: %s", addr, exc)
+                client.close()
+                return None
+            client = tls
+        elif client.family != socket.AF_UNIX:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return Connection(client, addr, listener, self.make_parser(), self.io_timeout)
+
+    def first_request(self, conn: Connection) -> Any:
+        """The first request head of a connection (PROXY header read first when enabled)."""
+        if self.proxy.enabled:
+            self.proxy.read(conn)
+        return conn.next_event()
+
+    def refuse(self, conn: Connection, exc: Exception) -> None:
+        """Answer a parse/policy error (its status) before closing."""
+        if isinstance(exc, (ParseError, WorkerError)) and not isinstance(exc, ClientDisconnected):
+            self.handler.refuse(conn, exc)

@@ -1,0 +1,250 @@
+"""`gthread`: `threads` serving threads per process, with keep-alive.
+
+Design: one epoll set holds the listeners and the idle keep-alive
+connections, each registered EPOLLONESHOT, and every serving thread waits on
+it. The thread that wakes up for a connection serves it directly, and keeps
+serving it while requests are already there (pipelined, or arrived while it
+answered); then it re-arms the connection and goes back to waiting. So a
+request never hops between a selector thread and a pool thread, and the
+requests of one connection are served in order by one thread at a time.
+The main thread only beats the heartbeat, closes connections idle for more
+than `keepalive` seconds, and runs the graceful stop.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from typing import Any
+
+from gcorn.arbiter import Worker
+from gcorn.http import ParseError
+from gcorn.workers.base import WsgiServing, drain_wakeup_fd, raw_socket, signal_wakeup_fd
+from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.wsgi.connection import Connection
+
+__all__ = ["ThreadWorker"]
+
+_ARM = select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP
+_WAIT = 0.5  # seconds a serving thread sleeps in epoll before checking for stop
+
+
+class ThreadWorker(Worker):
+    """The gunicorn-compatible threaded WSGI worker (gthread)."""
+
+    def run(self) -> None:
+        """Start the serving threads, beat, reap idle connections, stop gracefully."""
+        self.serving = WsgiServing(self, multithread=True)
+        cfg = self.cfg
+        self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
+        self.max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
+        nthreads = max(int(getattr(cfg, "threads", 1) or 1), 1)
+        self.epoll = select.epoll()
+        self.listeners: dict[int, Any] = {}
+        for listener in self.sockets:
+            sock = raw_socket(listener)
+            sock.setblocking(False)
+            self.listeners[sock.fileno()] = (sock, listener)
+            self.epoll.register(sock.fileno(), _ARM)
+        # level-triggered: once written, it wakes every thread waiting in epoll
+        self.stop_r, self.stop_w = os.pipe()
+        self.epoll.register(self.stop_r, select.EPOLLIN)
+        self.parked: dict[int, Connection] = {}
+        self.nconns = 0
+        self.lock = threading.Lock()
+        self.accepting = True
+        self.running = True
+        threads = [threading.Thread(target=self.serve_forever, name=f"gthread-{i}", daemon=True)
+                   for i in range(nthreads)]
+        for thread in threads:
+            thread.start()
+        try:
+            self.main_loop()
+        finally:
+            self.stop(threads)
+
+    # -- main thread ---------------------------------------------------------
+
+    def main_loop(self) -> None:
+        """Heartbeat and keep-alive reaping until the worker must stop."""
+        tick = min(max(self.timeout / 4.0, 0.05), 1.0) if self.timeout > 0 else 1.0
+        tick = min(tick, max(self.keepalive / 2.0, 0.05)) if self.keepalive > 0 else tick
+        wakeup = signal_wakeup_fd()
+        poller = select.poll()
+        poller.register(wakeup, select.POLLIN)
+        while self.alive:
+            self.notify()
+            if not self.is_parent_alive():
+                self.log.info("Parent changed, shutting down: %s", self)
+                self.alive = False
+                break
+            self.reap_idle(time.monotonic() - self.keepalive)
+            if poller.poll(int(tick * 1000)):
+                drain_wakeup_fd(wakeup)
+
+    def reap_idle(self, older_than: float) -> None:
+        """Close parked connections whose last activity is before `older_than`."""
+        for fd, conn in list(self.parked.items()):
+            if conn.last_active >= older_than:
+                continue
+            if self.parked.get(fd) is conn and self.parked.pop(fd, None) is conn:
+                self.close(conn)
+
+    def stop(self, threads: list[threading.Thread]) -> None:
+        """Graceful stop: no more accepts, idle connections closed, busy ones finish."""
+        self.accepting = False
+        for fd in list(self.listeners):
+            try:
+                self.epoll.unregister(fd)
+            except OSError:
+                pass  # already gone with its socket
+        self.reap_idle(float("inf"))
+        deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
+        while self.nconns > len(self.parked) and time.monotonic() < deadline:
+            self.notify()
+            time.sleep(0.05)
+            self.reap_idle(float("inf"))
+        self.running = False
+        os.write(self.stop_w, b"x")
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.1))
+        self.reap_idle(float("inf"))
+        self.epoll.close()
+        os.close(self.stop_r)
+        os.close(self.stop_w)
+
+    # -- serving threads -------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """One serving thread: wait for a ready socket, serve it, repeat."""
+        poll = self.epoll.poll
+        listeners = self.listeners
+        parked = self.parked
+        while self.running:
+            try:
+                events = poll(_WAIT, 1)
+            except (OSError, ValueError):
+                if not self.running:
+                    return
+                raise
+            for fd, _ in events:
+                if fd == self.stop_r:
+                    return
+                entry = listeners.get(fd)
+                if entry is not None:
+                    self.accept(fd, entry)
+                    continue
+                conn = parked.pop(fd, None)
+                if conn is not None:  # None: the reaper took it first
+                    try:
+                        self.serve(conn)
+                    except Exception:
+                        self.log.exception("unexpected error serving a connection")
+                        self.close(conn)
+
+    def accept(self, fd: int, entry: tuple[Any, Any]) -> None:
+        """Accept one client, re-arm the listener, then serve the client."""
+        sock, listener = entry
+        try:
+            client, addr = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            client = None
+        except OSError as exc:
+            self.log.error("accept() failed on %s: %s", listener, exc)
+            client = None
+        if client is not None:
+            with self.lock:
+                self.nconns += 1
+        self.rearm_listener(fd)
+        if client is None:
+            return
+        conn = self.serving.open(client, addr, sock)
+        if conn is None:
+            self.forget()
+            return
+        try:
+            self.serve(conn, first=True)
+        except Exception:
+            self.log.exception("unexpected error serving a connection")
+            self.close(conn)
+
+    def rearm_listener(self, fd: int) -> None:
+        """Let the listener wake a thread again, unless stopping or full."""
+        if not self.accepting or self.nconns >= self.max_conns:
+            return
+        try:
+            self.epoll.modify(fd, _ARM)
+        except (OSError, ValueError):
+            pass  # stopped meanwhile: the listener was unregistered
+
+    def forget(self) -> None:
+        """Count one connection less, and accept again if the limit had stopped it."""
+        with self.lock:
+            self.nconns -= 1
+            was_full = self.nconns == self.max_conns - 1
+        if was_full:
+            for fd in self.listeners:
+                self.rearm_listener(fd)
+
+    def serve(self, conn: Connection, first: bool = False) -> None:
+        """Serve the requests of `conn` that are there; park it when it has none."""
+        serving = self.serving
+        try:
+            if first and serving.proxy.enabled:
+                serving.proxy.read(conn)
+            while True:
+                if not conn.events:
+                    data = conn.recv_ready()
+                    if data is None:
+                        self.park(conn)
+                        return
+                    conn.feed(data)
+                    if not data:
+                        self.close(conn)
+                        return
+                    if not conn.events:
+                        continue
+                head = conn.events.popleft()
+                keep = serving.handler.serve(conn, head, closing=not self.alive)
+                conn.requests += 1
+                if self.nr >= self.max_requests and self.alive:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.alive = False
+                if not keep or not self.alive or self.keepalive <= 0:
+                    self.close(conn, linger=conn.unread_body)
+                    return
+        except ClientDisconnected as exc:
+            self.log.debug("client %s went away: %s", conn.peer, exc)
+            self.close(conn)
+        except (ParseError, WorkerError) as exc:
+            serving.refuse(conn, exc)
+            self.close(conn, linger=True)
+
+    def park(self, conn: Connection) -> None:
+        """Hand an idle connection back to epoll until its next bytes arrive."""
+        conn.last_active = time.monotonic()
+        fd = conn.fd
+        self.parked[fd] = conn
+        try:
+            if conn.registered:
+                self.epoll.modify(fd, _ARM)
+            else:
+                self.epoll.register(fd, _ARM)
+                conn.registered = True
+        except (OSError, ValueError) as exc:
+            if self.parked.pop(fd, None) is conn:
+                self.log.debug("cannot park %s: %s", conn.peer, exc)
+                self.close(conn)
+
+    def close(self, conn: Connection, linger: bool = False) -> None:
+        """Forget and close a connection."""
+        if conn.registered:
+            conn.registered = False
+            try:
+                self.epoll.unregister(conn.fd)
+            except (OSError, ValueError):
+                pass  # the epoll set is already closed (worker stopping)
+        conn.close(linger=linger)
+        self.forget()

@@ -1,0 +1,51 @@
+"""Build `gcorn.http.RequestParser`s from the worker's settings (limits, compat switches)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from gcorn.http import RequestParser
+
+__all__ = ["parser_factory", "parser_options"]
+
+_BACKENDS = {"auto": "auto", "python": "python", "fast": "httptools", "httptools": "httptools"}
+_OPTIONS = {
+    "limit_request_line": 4094,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+    "permit_obsolete_folding": False,
+    "permit_unconventional_http_method": False,
+    "permit_unconventional_http_version": False,
+    "casefold_http_method": False,
+    "strip_header_spaces": False,
+}
+
+
+def parser_options(cfg: Any) -> dict[str, Any]:
+    """The parser keyword arguments the settings give (only those the parser knows)."""
+    try:
+        accepted = set(inspect.signature(RequestParser).parameters)
+    except (TypeError, ValueError):
+        accepted = set(_OPTIONS) | {"backend"}
+    options: dict[str, Any] = {}
+    for name, default in _OPTIONS.items():
+        value = getattr(cfg, name, default)
+        if name in accepted and value is not None:
+            options[name] = value
+    backend = str(getattr(cfg, "http_parser", "auto") or "auto")
+    if "backend" in accepted:
+        options["backend"] = _BACKENDS.get(backend, backend)
+    return options
+
+
+def parser_factory(cfg: Any) -> Callable[[], Any]:
+    """A zero-argument callable returning a fresh parser configured from `cfg`."""
+    options = parser_options(cfg)
+    RequestParser(**options)  # fail at boot, not on the first request, on a bad option
+
+    def make() -> Any:
+        return RequestParser(**options)
+
+    return make

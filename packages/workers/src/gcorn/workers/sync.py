@@ -1,0 +1,80 @@
+"""`sync`: one request at a time per process, the connection closed after each response.
+
+That is gunicorn's sync worker behaviour (no keep-alive): with several
+workers the kernel spreads the accepts between them.
+"""
+
+from __future__ import annotations
+
+import select
+from typing import Any
+
+from gcorn.arbiter import Worker
+from gcorn.http import ParseError
+from gcorn.workers.base import WsgiServing, drain_wakeup_fd, raw_socket, signal_wakeup_fd
+from gcorn.workers.errors import ClientDisconnected, WorkerError
+
+__all__ = ["SyncWorker"]
+
+
+class SyncWorker(Worker):
+    """The gunicorn-compatible synchronous WSGI worker."""
+
+    def run(self) -> None:
+        """Accept and serve until told to stop or orphaned."""
+        serving = WsgiServing(self, multithread=False)
+        listeners = [raw_socket(s) for s in self.sockets]
+        for sock in listeners:
+            sock.setblocking(False)
+        poller = select.poll()
+        for sock in listeners:
+            poller.register(sock.fileno(), select.POLLIN)
+        wakeup = signal_wakeup_fd()
+        poller.register(wakeup, select.POLLIN)
+        wait_ms = int(min(self.timeout / 2.0, 1.0) * 1000) if self.timeout > 0 else 1000
+        while self.alive:
+            self.notify()
+            accepted = False
+            for index, sock in enumerate(listeners):
+                try:
+                    client, addr = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    self.log.error("accept() failed on %s: %s", self.sockets[index], exc)
+                    continue
+                accepted = True
+                self.serve_client(serving, client, addr, self.sockets[index])
+                if self.nr >= self.max_requests:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.alive = False
+                    break
+                if not self.alive:
+                    break
+            if accepted:
+                continue  # more clients may be waiting: accept again before polling
+            if not self.is_parent_alive():
+                self.log.info("Parent changed, shutting down: %s", self)
+                return
+            if poller.poll(wait_ms):
+                drain_wakeup_fd(wakeup)
+
+    def serve_client(self, serving: WsgiServing, client: Any, addr: Any, listener: Any) -> None:
+        """Serve the one request of a connection, then close it."""
+        conn = serving.open(client, addr, raw_socket(listener))
+        if conn is None:
+            return
+        linger = False
+        try:
+            head = serving.first_request(conn)
+            if head is None:
+                return
+            serving.handler.serve(conn, head, closing=True)
+            linger = conn.unread_body
+        except ClientDisconnected as exc:
+            self.log.debug("client %s went away: %s", addr, exc)
+        except (ParseError, WorkerError) as exc:
+            serving.refuse(conn, exc)
+            linger = True
+        finally:
+            conn.close(linger=linger)

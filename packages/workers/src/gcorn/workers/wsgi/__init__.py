@@ -1,0 +1,1 @@
+"""The WSGI side of the workers: environ, input stream, response writer, file wrapper."""

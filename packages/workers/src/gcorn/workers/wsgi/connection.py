@@ -1,0 +1,208 @@
+"""One client connection: its socket, its parser and the events not yet consumed.
+
+Plain TCP/Unix sockets are kept non-blocking and waited on with `poll` only
+when a call would block, so that the common case costs one system call.
+TLS sockets use the socket timeout (the ssl module needs blocking semantics).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+from collections import deque
+from typing import Any
+
+from gcorn.http import ParseError
+from gcorn.workers.errors import ClientDisconnected
+
+__all__ = ["ClientGone", "Connection"]
+
+ClientGone = ClientDisconnected
+
+_RECV_SIZE = 65536
+_POLLIN = select.POLLIN | select.POLLPRI
+_POLLOUT = select.POLLOUT
+_ERRNO_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+
+class Connection:
+    """A client socket with its request parser and a queue of parsed events."""
+
+    __slots__ = ("events", "fd", "is_tls", "last_active", "listener", "parser", "peer",
+                 "proxy_info", "registered", "requests", "sock", "timeout", "unread_body")
+
+    def __init__(self, sock: socket.socket, peer: Any, listener: Any, parser: Any,
+                 timeout: float | None) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.listener = listener
+        self.parser = parser
+        self.timeout = timeout
+        self.events: deque[Any] = deque()
+        self.is_tls = isinstance(sock, ssl.SSLSocket)
+        self.fd = sock.fileno()
+        self.requests = 0
+        self.last_active = time.monotonic()
+        self.proxy_info: dict[str, str] | None = None
+        # set when a request body was left unread: closing must then drain first
+        self.unread_body = False
+        self.registered = False  # in the gthread worker's epoll set
+        if self.is_tls:
+            sock.settimeout(timeout)
+        else:
+            sock.setblocking(False)
+
+    # -- reading ------------------------------------------------------------
+
+    def _wait(self, events: int) -> None:
+        poller = select.poll()
+        poller.register(self.fd, events)
+        wait_ms = None if self.timeout is None else int(self.timeout * 1000)
+        if not poller.poll(wait_ms):
+            raise ClientGone("client timed out")
+
+    def recv(self) -> bytes:
+        """Bytes from the peer, waiting up to `timeout`; b'' at end of stream."""
+        sock = self.sock
+        if self.is_tls:
+            try:
+                return sock.recv(_RECV_SIZE)
+            except (TimeoutError, ssl.SSLError, *_ERRNO_GONE) as exc:
+                raise ClientGone(str(exc)) from exc
+        while True:
+            try:
+                return sock.recv(_RECV_SIZE)
+            except BlockingIOError:
+                self._wait(_POLLIN)
+            except _ERRNO_GONE as exc:
+                raise ClientGone(str(exc)) from exc
+
+    def recv_ready(self) -> bytes | None:
+        """Bytes that are already there, b'' at end of stream, None if nothing yet."""
+        sock = self.sock
+        if self.is_tls:
+            if not sock.pending():  # type: ignore[attr-defined]
+                return None
+            return self.recv()
+        try:
+            return sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            return None
+        except _ERRNO_GONE as exc:
+            raise ClientGone(str(exc)) from exc
+
+    def feed(self, data: bytes) -> None:
+        """Give received bytes to the parser (b'' is the end of the stream)."""
+        if data:
+            self.events.extend(self.parser.feed(data))
+        else:
+            more = self.parser.feed_eof()
+            if more:
+                self.events.extend(more)
+
+    def next_event(self) -> Any:
+        """The next parsed event, reading as needed; None at a clean end of stream.
+
+        Raises `ParseError` for a bad request and `ClientGone` when the peer
+        vanishes in the middle of one.
+        """
+        events = self.events
+        while not events:
+            data = self.recv()
+            if not data:
+                try:
+                    self.feed(b"")
+                except ParseError as exc:
+                    raise ClientGone("client closed mid-request") from exc
+                if not events:
+                    return None
+                break
+            self.feed(data)
+        return events.popleft()
+
+    def has_buffered_request(self) -> bool:
+        """Whether a parsed event is waiting (a pipelined request)."""
+        return bool(self.events)
+
+    # -- writing ------------------------------------------------------------
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        """Send every byte or raise `ClientGone`."""
+        sock = self.sock
+        if self.is_tls:
+            try:
+                sock.sendall(data)
+            except (TimeoutError, ssl.SSLError, *_ERRNO_GONE) as exc:
+                raise ClientGone(str(exc)) from exc
+            return
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except _ERRNO_GONE as exc:
+            raise ClientGone(str(exc)) from exc
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        while view:
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                self._wait(_POLLOUT)
+                continue
+            except _ERRNO_GONE as exc:
+                raise ClientGone(str(exc)) from exc
+            view = view[sent:]
+
+    def sendfile(self, fileobj: Any, offset: int, count: int | None) -> int:
+        """Send a file with `os.sendfile` (plain sockets only); returns bytes sent."""
+        import os
+
+        fd = fileobj.fileno()
+        if count is None:
+            count = os.fstat(fd).st_size - offset
+        total = 0
+        while total < count:
+            try:
+                n = os.sendfile(self.fd, fd, offset + total, min(count - total, 1 << 30))
+            except BlockingIOError:
+                self._wait(_POLLOUT)
+                continue
+            except _ERRNO_GONE as exc:
+                raise ClientGone(str(exc)) from exc
+            if n == 0:
+                break  # the file is shorter than announced
+            total += n
+        return total
+
+    # -- closing ------------------------------------------------------------
+
+    def close(self, linger: bool = False) -> None:
+        """Close the socket; with `linger`, half-close and drain first (RFC 9112 §9.6)."""
+        sock = self.sock
+        try:
+            if linger and not self.is_tls:
+                # unread request bytes at close() make the kernel send a RST,
+                # which can destroy the response still in flight to the client
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + 0.5
+                drained = 0
+                while drained < (1 << 20) and time.monotonic() < deadline:
+                    try:
+                        chunk = sock.recv(_RECV_SIZE)
+                    except BlockingIOError:
+                        poller = select.poll()
+                        poller.register(self.fd, _POLLIN)
+                        if not poller.poll(100):
+                            break
+                        continue
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+        except OSError:
+            pass  # the peer is already gone: nothing left to protect
+        finally:
+            sock.close()

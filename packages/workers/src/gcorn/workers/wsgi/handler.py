@@ -1,0 +1,210 @@
+"""Serve one WSGI request on a connection: environ, hooks, app call, response, access log.
+
+Shared by the sync and gthread workers. `RequestHandler.serve` returns
+whether the connection may carry another request.
+"""
+
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+from typing import Any
+
+from gcorn.http import ParseError
+from gcorn.workers.access import AccessInfo
+from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.proxy import ForwardedPolicy
+from gcorn.workers.wsgi.environ import EnvironBuilder
+from gcorn.workers.wsgi.file_wrapper import FileWrapper
+from gcorn.workers.wsgi.input import InputStream
+from gcorn.workers.wsgi.request import HookRequest
+from gcorn.workers.wsgi.response import Response, http_date, server_header
+
+__all__ = ["RequestHandler"]
+
+# an unread request body is discarded up to this size to keep the connection
+_DRAIN_LIMIT = 1 << 20
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class RequestHandler:
+    """Per-worker request server: everything computed once is kept here."""
+
+    def __init__(self, worker: Any, multithread: bool) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.cfg = cfg
+        self.log = worker.log
+        self.app = worker.wsgi
+        self.environ = EnvironBuilder(cfg, multithread)
+        self.server_header = server_header("gcorn")
+        self.policy = ForwardedPolicy(cfg)
+        self.tls = False
+        self.sendfile = bool(getattr(cfg, "sendfile", True) is not False)
+        self.pre_request = getattr(cfg, "pre_request", None)
+        self.post_request = getattr(cfg, "post_request", None)
+        access = getattr(worker.log, "access", None)
+        self.access = access if callable(access) else None
+
+    # -- errors before the app ran --------------------------------------------
+
+    def send_error(self, conn: Any, status: int, message: str) -> None:
+        """Answer a request the worker refuses, and let the caller close."""
+        body = f"{message}\n".encode("latin-1", "replace")
+        head = b"".join((
+            f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1"),
+            self.server_header, http_date(),
+            b"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Length: %d\r\n\r\n" % len(body)))
+        try:
+            conn.sendall(head + body)
+        except (ClientDisconnected, OSError) as exc:
+            self.log.debug("could not send the %d answer: %s", status, exc)
+
+    def refuse(self, conn: Any, exc: Exception) -> None:
+        """Log and answer a bad request (parser or policy error)."""
+        status = getattr(exc, "status", 400)
+        peer = conn.peer[0] if isinstance(conn.peer, tuple) else conn.peer
+        self.log.debug("Invalid request from ip=%s: %s", peer, exc)
+        message = getattr(exc, "message", None) or str(exc) or _reason(status)
+        self.send_error(conn, status, message)
+
+    # -- one request ---------------------------------------------------------
+
+    def serve(self, conn: Any, head: Any, closing: bool) -> bool:
+        """Run the app for `head`; True when the connection can be kept open."""
+        started = time.monotonic()
+        peer = conn.peer
+        try:
+            scheme, headers = self.policy.filter_headers(
+                head.headers, peer, "https" if conn.is_tls else "http")
+        except WorkerError as exc:
+            self.refuse(conn, exc)
+            return False
+        method = head.method.decode("latin-1")
+        target = head.target.decode("latin-1")
+        query = head.query.decode("latin-1")
+        version = head.version
+        http11 = version >= (1, 1)
+        protocol = "HTTP/1.1" if version == (1, 1) else f"HTTP/{version[0]}.{version[1]}"
+        # the parser always ends a request with EndOfMessage, even with no body:
+        # the stream consumes it, so the next event is the next request's head
+        body = InputStream(conn, False, head.expects_continue)
+        try:
+            environ = self.environ.build(method, target, head.path, query, protocol, headers,
+                                         scheme, peer, conn.listener, conn.sock, body)
+        except WorkerError as exc:
+            self.log.error("%s", exc)
+            self.send_error(conn, exc.status, _reason(exc.status))
+            return False
+        if conn.proxy_info:
+            environ.update(conn.proxy_info)
+        # an Upgrade or CONNECT request that the app answered as plain HTTP: close after
+        closing = closing or head.upgrade is not None or method == "CONNECT"
+        resp = Response(conn, method == "HEAD", http11, head.keep_alive and not closing,
+                        self.server_header, self.log)
+        req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
+                          scheme, peer, body)
+        worker = self.worker
+        worker.nr += 1
+        keep = False
+        try:
+            if self.pre_request is not None:
+                self.pre_request(worker, req)
+            keep = self._run_app(conn, environ, resp, body)
+        finally:
+            try:
+                if self.post_request is not None:
+                    self.post_request(worker, req, environ, resp)
+            except Exception:
+                self.log.exception("the post_request hook failed")
+            if self.access is not None and resp.status is not None:
+                self._log_access(environ, resp, headers, time.monotonic() - started)
+        if not keep or not resp.keep_alive or resp.must_close:
+            conn.unread_body = not body.done
+            return False
+        if not body.done:
+            try:
+                drained = body.drain(_DRAIN_LIMIT)
+            except (ParseError, ClientDisconnected):
+                return False
+            conn.unread_body = not drained
+            return drained
+        return True
+
+    def _run_app(self, conn: Any, environ: dict[str, Any], resp: Response,
+                 body: InputStream) -> bool:
+        result: Any = None
+        try:
+            result = self.app(environ, resp.start_response)
+            rtype = type(result)
+            if rtype is list or rtype is tuple:
+                resp.write_all(result)
+            elif rtype is FileWrapper and self._sendfile_fd(conn, result) is not None:
+                resp.send_file(result, self._sendfile_fd(conn, result))  # type: ignore[arg-type]
+            else:
+                for chunk in result:
+                    resp.write(chunk)
+            resp.finish()
+        except ClientDisconnected as exc:
+            self.log.debug("client went away: %s", exc)
+            return False
+        except ParseError as exc:
+            # raised by wsgi.input: the body itself was malformed
+            if not resp.headers_sent:
+                self.refuse(conn, exc)
+            return False
+        except Exception as exc:
+            self._app_failed(conn, resp, body, exc)
+            return False
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    self.log.exception("the response iterable's close() failed")
+        return True
+
+    def _sendfile_fd(self, conn: Any, wrapper: FileWrapper) -> int | None:
+        if not self.sendfile or conn.is_tls:
+            return None
+        return wrapper.fileno()
+
+    def _app_failed(self, conn: Any, resp: Response, body: InputStream, exc: Exception) -> None:
+        if body.error is not None and not resp.headers_sent:
+            self.refuse(conn, body.error)
+            return
+        self.log.exception("Error handling request %s", resp.status or "")
+        if not resp.headers_sent:
+            resp.status, resp.status_code = "500 Internal Server Error", 500
+            self.send_error(conn, 500, "Internal Server Error")
+            resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
+            resp.must_close = True
+
+    def _log_access(self, environ: dict[str, Any], resp: Response, headers: Any,
+                    elapsed: float) -> None:
+        try:
+            info = AccessInfo(
+                remote_addr=environ.get("REMOTE_ADDR", "-"),
+                method=environ["REQUEST_METHOD"],
+                raw_uri=environ["RAW_URI"],
+                path=environ["PATH_INFO"],
+                query=environ["QUERY_STRING"],
+                protocol=environ["SERVER_PROTOCOL"],
+                status=resp.status_code,
+                bytes_sent=resp.sent,
+                request_time=elapsed,
+                request_headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers],
+                response_headers=resp.headers,
+                environ=environ,
+            )
+            self.access(info)  # type: ignore[misc]
+        except Exception:
+            self.log.exception("writing the access log failed")
