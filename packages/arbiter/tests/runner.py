@@ -153,7 +153,8 @@ def hooks(events: str, opts: dict[str, Any]) -> dict[str, Any]:
         record(events, "on_reload")
 
     def when_ready(server: Arbiter) -> None:
-        record(events, "when_ready", json.dumps([str(lst) for lst in server.LISTENERS]))
+        names = [lst.sock.getsockname() for lst in server.LISTENERS]
+        record(events, "when_ready", json.dumps(names))
 
     def pre_fork(server: Arbiter, worker: Worker) -> None:
         record(events, "pre_fork", str(worker.age))
@@ -171,6 +172,8 @@ def hooks(events: str, opts: dict[str, Any]) -> dict[str, Any]:
 
     def worker_abort(worker: Worker) -> None:
         record(events, "worker_abort")
+        if opts.get("abort_hangs"):
+            time.sleep(60)
 
     def pre_exec(server: Arbiter) -> None:
         record(events, "pre_exec")

@@ -1,0 +1,151 @@
+"""Start, serve, stop: hook order, graceful and quick stops, dead and hung workers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+
+def test_hooks_run_in_gunicorn_order_and_workers_serve(server_factory):
+    server = server_factory(cfg={"workers": 2}).start()
+    answers = {int(server.request("pid")) for _ in range(20)}
+    assert answers <= server.worker_pids() and answers
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    names = [e.name for e in server.events()]
+    assert names[:3] == ["on_starting", "nworkers_changed", "when_ready"]
+    assert names.index("when_ready") < names.index("pre_fork") < names.index("post_fork")
+    assert names.count("post_worker_init") == 2
+    assert names[-2:] == ["on_exit", "master_exit"]
+    assert names.count("child_exit") == 2 and names.count("worker_exit") == 2
+    master = server.master_pid
+    # master-side hooks run in the master, worker-side ones in the workers
+    assert all(e.pid == master for e in server.events("pre_fork") + server.events("child_exit"))
+    assert all(e.pid != master for e in server.events("post_fork") + server.events("worker_exit"))
+    assert server.events("nworkers_changed")[0].detail == "2 None"
+
+
+def test_term_lets_an_inflight_job_finish(server_factory):
+    server = server_factory(cfg={"graceful_timeout": 10}).start()
+    result: dict[str, str] = {}
+    thread = threading.Thread(target=lambda: result.update(r=server.request("slow 1.0")))
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    thread.join(5)
+    assert result["r"].startswith("done ")
+    assert time.monotonic() - started >= 0.5  # the master waited for the job
+    assert not server.events("worker_int")
+
+
+def test_int_and_quit_stop_quickly(server_factory):
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        server = server_factory(cfg={"graceful_timeout": 20}).start()
+        thread = threading.Thread(target=lambda s=server: _swallow(s.request, "slow 10"))
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.kill(sig)
+        assert server.wait_exit() == 0
+        assert time.monotonic() - started < 3
+        assert server.events("worker_int"), server.log_tail()
+        thread.join(5)
+
+
+def test_int_during_graceful_stop_makes_it_quick(server_factory):
+    server = server_factory(cfg={"graceful_timeout": 20}).start()
+    thread = threading.Thread(target=lambda: _swallow(server.request, "slow 10"))
+    thread.start()
+    time.sleep(0.3)
+    server.kill(signal.SIGTERM)
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.kill(signal.SIGINT)
+    assert server.wait_exit() == 0
+    assert time.monotonic() - started < 3
+    thread.join(5)
+
+
+def test_graceful_timeout_kills_a_worker_that_does_not_finish(server_factory):
+    server = server_factory(cfg={"graceful_timeout": 0.5}).start()
+    thread = threading.Thread(target=lambda: _swallow(server.request, "slow 10"))
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    assert 0.4 < time.monotonic() - started < 4
+    thread.join(5)
+
+
+def test_a_killed_worker_is_replaced(server_factory, wait_until):
+    server = server_factory(cfg={"workers": 2}).start()
+    victim = next(iter(server.worker_pids()))
+    server.kill(signal.SIGKILL, victim)
+    server.wait_booted(3)
+    pids = wait_until(lambda: len(server.worker_pids()) == 2 and server.worker_pids(), what="2 workers")
+    assert victim not in pids
+    assert "was sent SIGKILL" in server.log_tail()
+    assert server.request("pid")
+
+
+def test_hung_worker_is_aborted_then_replaced(server_factory):
+    server = server_factory(cfg={"timeout": 1}).start()
+    first = server.request("pid")
+    assert server.request("hang") == "hanging"
+    server.wait_event("worker_abort", timeout=6)
+    server.wait_booted(2, timeout=6)
+    assert "WORKER TIMEOUT" in server.log_tail()
+    abort = server.events("worker_abort")[0]
+    assert abort.pid == int(first)  # the hook ran in the hung worker itself
+    assert server.request("pid") != first and server.request("pid")
+
+
+def test_a_worker_stuck_after_sigabrt_gets_sigkill(server_factory, wait_until):
+    # worker_abort hangs: the master follows up with SIGKILL
+    server = server_factory(cfg={"timeout": 1}, abort_hangs=True).start()
+    first = int(server.request("pid"))
+    started = time.monotonic()
+    server.request("hang")
+    server.wait_event("worker_abort", timeout=6)
+    wait_until(lambda: any(int(e.detail) == first for e in server.events("child_exit")),
+               timeout=8, what="the stuck worker to be reaped")
+    assert time.monotonic() - started >= 1.5  # timeout, then the abort grace
+    assert f"Worker (pid:{first}) exited with signal SIGKILL" in server.log_tail(20000)
+    server.wait_booted(2, timeout=6)
+    assert int(server.request("pid")) != first
+
+
+def test_pidfile_written_and_removed(server_factory, tmp_path):
+    pidfile = tmp_path / "gcorn.pid"
+    server = server_factory(cfg={"pidfile": str(pidfile)}).start()
+    assert int(pidfile.read_text()) == server.master_pid
+    assert oct(pidfile.stat().st_mode & 0o777) == "0o644"
+    second = server_factory(cfg={"pidfile": str(pidfile)}).start(wait=False)
+    assert second.wait_exit() == 1
+    assert "names a running process" in second.log_tail()
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    assert not pidfile.exists()
+
+
+def test_stale_pidfile_is_replaced(server_factory, tmp_path):
+    pidfile = tmp_path / "gcorn.pid"
+    pidfile.write_text("999999999\n")
+    server = server_factory(cfg={"pidfile": str(pidfile)}).start()
+    assert int(pidfile.read_text()) == server.master_pid
+
+
+def test_env_and_max_requests_jitter_reach_the_worker(server_factory):
+    server = server_factory(cfg={"env": {"GCORN_TEST_VALUE": "forty-two"}}).start()
+    assert server.request("env GCORN_TEST_VALUE") == "forty-two"
+
+
+def _swallow(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass  # the connection is cut by the quick stop: expected here
