@@ -1,1 +1,44 @@
-"""gcorn.dirty."""
+"""gcorn.dirty: a supervised pool of stateful worker processes, and its clients.
+
+    from gcorn.dirty import DirtyApp, connect, get_dirty_client, stash
+"""
+
+from . import stash
+from .app import DirtyApp
+from .client import (
+    DirtyClient,
+    close_dirty_client,
+    close_dirty_client_async,
+    connect,
+    get_dirty_client,
+    get_dirty_client_async,
+    set_dirty_socket_path,
+)
+from .config import DirtyConfig, Hooks
+from .errors import (
+    DirtyAppError,
+    DirtyAppNotFoundError,
+    DirtyBusyError,
+    DirtyConfigError,
+    DirtyConnectionError,
+    DirtyError,
+    DirtyMessageTooLargeError,
+    DirtyNoWorkersAvailableError,
+    DirtyProtocolError,
+    DirtyTimeoutError,
+    DirtyWorkerError,
+    DirtyWorkerLostError,
+    StashError,
+    StashKeyNotFoundError,
+    StashTableNotFoundError,
+)
+
+__all__ = [
+    "DirtyApp", "DirtyAppError", "DirtyAppNotFoundError", "DirtyBusyError", "DirtyClient",
+    "DirtyConfig", "DirtyConfigError", "DirtyConnectionError", "DirtyError",
+    "DirtyMessageTooLargeError", "DirtyNoWorkersAvailableError", "DirtyProtocolError",
+    "DirtyTimeoutError", "DirtyWorkerError", "DirtyWorkerLostError", "Hooks", "StashError",
+    "StashKeyNotFoundError", "StashTableNotFoundError", "close_dirty_client",
+    "close_dirty_client_async", "connect", "get_dirty_client", "get_dirty_client_async",
+    "set_dirty_socket_path", "stash",
+]

@@ -1,0 +1,131 @@
+"""An asyncio connection to one dirty worker, multiplexed by request id."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError
+from .protocol import FrameParser, MsgType, Oversize, frame_buffers
+
+FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
+
+
+class StreamInbox:
+    """Frames of one streamed call, waiting to be consumed."""
+
+    __slots__ = ("frames", "waiter", "done")
+
+    def __init__(self) -> None:
+        self.frames: collections.deque[tuple[int, Any]] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.done = False
+
+    def push(self, item: tuple[int, Any], final: bool) -> None:
+        self.frames.append(item)
+        if final:
+            self.done = True
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class AsyncConn(asyncio.Protocol):
+    """Protocol for one worker socket; futures and inboxes keyed by request id."""
+
+    def __init__(self, path: str, max_size: int) -> None:
+        self.path = path
+        self.parser = FrameParser(max_size)
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[int, Any] = {}  # rid -> Future (execute) or StreamInbox (stream)
+        self.alive = True
+        self.lost: DirtyError | None = None
+        self._drain: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def open(cls, path: str, max_size: int) -> AsyncConn:
+        """Connect to a worker socket."""
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await loop.create_unix_connection(lambda: cls(path, max_size), path)
+        except OSError as exc:
+            raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
+                                       socket_path=path) from exc
+        return proto
+
+    def load(self) -> int:
+        """Calls in flight on this connection."""
+        return len(self.pending)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.parser.feed(data)
+        except DirtyError as exc:
+            self._fail(exc)
+            return
+        pending = self.pending
+        for mtype, rid, payload in frames:
+            target = pending.get(rid)
+            if target is None:
+                continue
+            final = mtype in FINAL or isinstance(payload, Oversize)
+            if final:
+                del pending[rid]
+            if isinstance(target, StreamInbox):
+                target.push((mtype, payload), final)
+            elif not target.done():
+                target.set_result((mtype, payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(DirtyWorkerLostError(
+            "dirty worker died or closed the connection before answering", {"socket_path": self.path}))
+
+    def pause_writing(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        d, self._drain = self._drain, None
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    def _fail(self, error: DirtyError) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self.lost = error
+        pending, self.pending = self.pending, {}
+        for target in pending.values():
+            if isinstance(target, StreamInbox):
+                target.push((-1, error), True)
+            elif not target.done():
+                target.set_exception(error)
+        self.resume_writing()
+        if self.transport is not None:
+            self.transport.close()
+
+    async def send(self, rid: int, bufs: list[Any], target: Any) -> None:
+        """Register ``target`` for ``rid`` and write the frame (waiting when the socket is full)."""
+        if not self.alive or self.transport is None:
+            raise self.lost or DirtyWorkerLostError("dirty worker connection closed")
+        self.pending[rid] = target
+        if len(bufs) == 1:
+            self.transport.write(bufs[0])
+        else:
+            self.transport.writelines(bufs)
+        if self._drain is not None:
+            await self._drain
+
+    def forget(self, rid: int, cancel: bool) -> None:
+        """Stop waiting for ``rid``; send CANCEL when asked."""
+        self.pending.pop(rid, None)
+        if cancel and self.alive and self.transport is not None:
+            self.transport.write(frame_buffers(MsgType.CANCEL, rid, [])[0])
+
+    def close(self) -> None:
+        """Close the transport."""
+        self._fail(DirtyConnectionError("dirty client closed"))

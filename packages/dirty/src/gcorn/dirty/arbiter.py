@@ -1,0 +1,440 @@
+"""The dirty arbiter: supervises the dirty workers, serves the directory and the stash.
+
+It never carries a call: clients read the directory (which worker holds which
+app, on which socket) from the arbiter's socket once, then talk to workers
+directly and pick the least-busy one from the shared scoreboard. The arbiter
+forks, reaps, replaces and recycles workers, and bumps the scoreboard epoch
+whenever the set of workers changes.
+
+Embedding: ``run(DirtyConfig(...), hooks) -> int`` runs a pool in the current
+process (the target of a side process forked by the gcorn arbiter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from typing import Any
+
+from . import scoreboard as sb
+from .app import AppSpec, declared_stashes, resolve_specs
+from .codec import get_codec
+from .config import DirtyConfig, Hooks
+from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError
+from .pidfile import claim_pidfile, release_pidfile
+from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, MsgType, frame_buffers
+from .seats import Seat, SeatPlan
+from .stash_store import StashStore
+from .worker import DirtyWorker, reopen_log_files
+
+log = logging.getLogger("gcorn.dirty.arbiter")
+
+SOCKET_ENV = "GCORN_DIRTY_SOCKET"
+# Old workers stay reachable this long after a replacement is announced.
+HANDOVER_DELAY = 0.05
+MAX_BACKOFF = 10.0
+QUICK_STOP_LIMIT = 2.0
+
+
+def make_socket_path() -> str:
+    """A fresh socket path in a new private (0700) directory, for callers that pick it first."""
+    return os.path.join(tempfile.mkdtemp(prefix="gcorn-dirty-"), "arbiter.sock")
+
+
+def run(config: DirtyConfig, hooks: Hooks | None = None) -> int:
+    """Run a dirty arbiter in this process until it is stopped; return the exit code."""
+    try:
+        arbiter = DirtyArbiter(config, hooks or Hooks())
+    except DirtyConfigError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    return asyncio.run(arbiter.main())
+
+
+class DirtyArbiter:
+    """Supervisor of one dirty pool (the object hooks receive as ``arbiter``)."""
+
+    def __init__(self, cfg: DirtyConfig, hooks: Hooks) -> None:
+        self.cfg = cfg.validate()
+        self.hooks = hooks
+        self.log = log
+        self.pid = os.getpid()
+        self.ppid = os.getppid()
+        self.specs: list[AppSpec] = resolve_specs(cfg.dirty_apps)
+        self.plan = SeatPlan(self.specs)
+        if cfg.dirty_workers < self.plan.minimum():
+            log.warning("dirty_workers=%d is below the %d workers the apps' N require; using %d",
+                        cfg.dirty_workers, self.plan.minimum(), self.plan.minimum())
+        self.num_workers = max(cfg.dirty_workers, self.plan.minimum())
+        self.stash = StashStore(declared_stashes(self.specs))
+        self.codec = get_codec("safe")  # the arbiter channel always uses the safe codec
+        self.workers: dict[int, DirtyWorker] = {}  # pid -> worker, every live child
+        self.socket_path = cfg.dirty_socket or make_socket_path()
+        self.runtime_dir = tempfile.mkdtemp(prefix="gcorn-dirty-w-")
+        self.board = sb.Scoreboard.create(os.path.join(self.runtime_dir, "scoreboard"))
+        self._free_slots = list(range(sb.MAX_SLOTS - 1, -1, -1))
+        self._age = 0
+        self._stopping = ""
+        self._fds_to_close_in_child: set[int] = set()
+
+    # ------------------------------------------------------------------ main
+    async def main(self) -> int:
+        """Serve until stopped; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        claim_pidfile(self.cfg.dirty_pidfile)
+        try:
+            server = await self._listen()
+        except DirtyError as exc:
+            log.error("%s", exc)
+            release_pidfile(self.cfg.dirty_pidfile)
+            return exc.exit_code
+        os.environ[SOCKET_ENV] = self.socket_path
+        self.hooks.on_dirty_starting(self)
+        for sig, handler in ((signal.SIGTERM, self._graceful), (signal.SIGINT, self._graceful),
+                             (signal.SIGQUIT, self._quick), (signal.SIGHUP, self.reload),
+                             (signal.SIGUSR1, self._reopen), (signal.SIGTTIN, self.add_worker),
+                             (signal.SIGTTOU, self.remove_worker), (signal.SIGCHLD, self._reap)):
+            loop.add_signal_handler(sig, handler)
+        for _ in range(self.num_workers):
+            self.plan.add_seat()
+        log.info("dirty arbiter %s serving %s on %s with %d workers x %d threads", self.pid,
+                 [s.path for s in self.specs], self.socket_path, self.num_workers, self.cfg.dirty_threads)
+        try:
+            await self._supervise()
+        finally:
+            server.close()
+            await self._stop_workers()
+            self._cleanup()
+        return 0
+
+    async def _listen(self) -> asyncio.AbstractServer:
+        path = self.socket_path
+        remove_stale_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(1024)
+        self._fds_to_close_in_child.add(sock.fileno())
+        return await asyncio.start_unix_server(self._serve_client, sock=sock)
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            self._reap()
+            now = time.monotonic()
+            self._check_workers(now)
+            for seat in self.plan.seats:
+                if seat.worker is None and seat.pending is None and now >= seat.next_spawn_at:
+                    self._spawn(seat)
+            if self.cfg.exit_with_parent and os.getppid() != self.ppid:
+                log.warning("dirty arbiter: parent %s is gone, stopping", self.ppid)
+                self._stopping = "graceful"
+                break
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    # ------------------------------------------------------------ spawning
+    def _spawn(self, seat: Seat, replacing: bool = False) -> DirtyWorker | None:
+        if not self._free_slots:
+            log.error("dirty arbiter: scoreboard full (%d workers)", sb.MAX_SLOTS)
+            return None
+        self._age += 1
+        slot = self._free_slots.pop()
+        path = os.path.join(self.runtime_dir, f"w{self._age}.sock")
+        worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board)
+        worker.seat = seat
+        self.board.claim(slot, self._age, self.cfg.dirty_threads)
+        pid = os.fork()
+        if pid == 0:  # child: never returns into the arbiter's event loop
+            code = 1
+            try:
+                for fd in self._fds_to_close_in_child:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                code = worker.run(self)
+            except BaseException:  # the child must reach os._exit whatever happens
+                log.exception("dirty worker crashed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        worker.pid = pid
+        self.board.set_i64(slot, sb.PID, pid)
+        self.workers[pid] = worker
+        if replacing:
+            seat.pending = worker
+        else:
+            seat.worker = worker
+        self.board.bump_epoch()
+        log.debug("spawned dirty worker %s (age %d) for %s", pid, self._age, list(seat.apps))
+        return worker
+
+    def _check_workers(self, now: float) -> None:
+        timeout = self.cfg.dirty_timeout
+        for worker in list(self.workers.values()):
+            state = self.board.state(worker.slot)
+            seat = worker.seat
+            if not worker.booted and state == sb.SlotState.READY:
+                worker.booted = True
+                seat.failures = 0
+                if seat.pending is worker:
+                    self._hand_over(seat)
+            if worker.kill_at is not None and now >= worker.kill_at:
+                log.warning("dirty worker %s did not stop in time: SIGKILL", worker.pid)
+                self._kill(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + 5.0
+                continue
+            if timeout:
+                last = self.board.heartbeat(worker.slot) if worker.booted else worker.spawned_at
+                if now - max(last, worker.spawned_at) > timeout:
+                    log.critical("DIRTY WORKER TIMEOUT (pid:%s): no heartbeat for %.1f s",
+                                 worker.pid, now - last)
+                    self._kill(worker.pid, signal.SIGKILL)
+                    worker.kill_at = now + 5.0
+                    continue
+            if (worker.booted and seat.worker is worker and seat.pending is None
+                    and worker.kill_at is None and self.board.get_i64(worker.slot, sb.OVERDUE) > 0):
+                log.warning("dirty worker %s runs a call past its deadline: recycling it", worker.pid)
+                self._spawn(seat, replacing=True)
+
+    def _hand_over(self, seat: Seat) -> None:
+        """The seat's replacement is ready: route to it, retire the old worker."""
+        old, seat.worker, seat.pending = seat.worker, seat.pending, None
+        if old is not None and old.pid in self.workers:
+            self._retire(old)
+        self.board.bump_epoch()
+
+    def _retire(self, worker: DirtyWorker, delay: float = HANDOVER_DELAY) -> None:
+        self.board.set_state(worker.slot, sb.SlotState.DRAINING)
+        self.board.bump_epoch()
+        worker.kill_at = time.monotonic() + delay + self.cfg.dirty_graceful_timeout
+        self._loop.call_later(delay, self._kill, worker.pid, signal.SIGTERM)
+
+    def _kill(self, pid: int, sig: int) -> None:
+        if pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            self.board.release(worker.slot)
+            self._free_slots.append(worker.slot)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(worker.socket_path)
+            seat = worker.seat
+            if seat.worker is worker:
+                seat.worker = None
+                if not worker.booted:
+                    seat.failures += 1
+                    backoff = min(MAX_BACKOFF, 0.1 * 2 ** (seat.failures - 1))
+                    seat.next_spawn_at = time.monotonic() + backoff
+                    log.error("dirty worker %s exited with %s before booting (%d in a row); "
+                              "next try in %.1f s", pid, code, seat.failures, backoff)
+                elif not self._stopping and worker.kill_at is None:
+                    log.warning("dirty worker %s exited unexpectedly with %s; replacing it", pid, code)
+            elif seat.pending is worker:
+                seat.pending = None
+                log.error("replacement dirty worker %s exited with %s before booting; "
+                          "keeping the old one", pid, code)
+            self.board.bump_epoch()
+            try:
+                self.hooks.dirty_worker_exit(self, worker)
+            except Exception:  # a failing hook must not stop supervision
+                log.exception("dirty_worker_exit hook failed")
+            self._wake.set()
+
+    # ------------------------------------------------------------- signals
+    def _graceful(self) -> None:
+        if not self._stopping:
+            self._stopping = "graceful"
+        self._wake.set()
+
+    def _quick(self) -> None:
+        self._stopping = "quick"
+        self._wake.set()
+
+    def _reopen(self) -> None:
+        reopen_log_files()
+        for pid in list(self.workers):
+            self._kill(pid, signal.SIGUSR1)
+
+    def reload(self) -> None:
+        """HUP: replace every worker by a new one, handing over once each new one is ready."""
+        log.info("dirty arbiter: reloading, replacing %d workers", len(self.plan.seats))
+        for seat in self.plan.seats:
+            if seat.pending is None:
+                if seat.worker is None:
+                    self._spawn(seat)
+                else:
+                    self._spawn(seat, replacing=True)
+
+    def add_worker(self) -> int:
+        """TTIN: one worker more."""
+        seat = self.plan.add_seat()
+        self.num_workers = len(self.plan.seats)
+        self._spawn(seat)
+        log.info("dirty arbiter: %d workers (TTIN)", self.num_workers)
+        return 1
+
+    def remove_worker(self) -> int:
+        """TTOU: one worker less, never below what the apps' N require."""
+        seat = self.plan.removable_seat()
+        if seat is None:
+            log.warning("dirty arbiter: cannot remove a worker: %d is the minimum the apps require",
+                        len(self.plan.seats))
+            return 0
+        self.plan.seats.remove(seat)
+        self.num_workers = len(self.plan.seats)
+        for worker in (seat.worker, seat.pending):
+            if worker is not None:
+                self._retire(worker)
+        log.info("dirty arbiter: %d workers (TTOU)", self.num_workers)
+        return 1
+
+    # -------------------------------------------------------------- stopping
+    async def _stop_workers(self) -> None:
+        quick = self._stopping == "quick"
+        limit = QUICK_STOP_LIMIT if quick else self.cfg.dirty_graceful_timeout
+        for pid in list(self.workers):
+            self._kill(pid, signal.SIGQUIT if quick else signal.SIGTERM)
+        deadline = time.monotonic() + limit
+        while self.workers and time.monotonic() < deadline:
+            self._reap()
+            if self._stopping == "quick" and not quick:
+                quick = True  # QUIT during a graceful stop: hurry up
+                deadline = min(deadline, time.monotonic() + QUICK_STOP_LIMIT)
+                for pid in list(self.workers):
+                    self._kill(pid, signal.SIGQUIT)
+            await asyncio.sleep(0.02)
+        for pid in list(self.workers):
+            log.warning("dirty worker %s still running at shutdown: SIGKILL", pid)
+            self._kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while self.workers and time.monotonic() < deadline:
+            self._reap()
+            await asyncio.sleep(0.02)
+
+    def _cleanup(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        if not self.cfg.dirty_socket:
+            shutil.rmtree(os.path.dirname(self.socket_path), ignore_errors=True)
+        self.board.close()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        release_pidfile(self.cfg.dirty_pidfile)
+        log.info("dirty arbiter %s stopped", self.pid)
+
+    # ------------------------------------------------------- client requests
+    def directory(self) -> dict[str, Any]:
+        """What clients need to call workers directly."""
+        seats = []
+        for seat in self.plan.seats:
+            w = seat.worker
+            seats.append({"apps": list(seat.apps), "slot": w.slot if w else -1,
+                          "generation": w.age if w else 0, "socket": w.socket_path if w else ""})
+        return {"pid": self.pid, "epoch": self.board.epoch(), "scoreboard": self.board.path,
+                "codec": self.cfg.dirty_codec, "max_message_size": self.cfg.dirty_max_message_size,
+                "timeout": float(self.cfg.dirty_timeout), "threads": self.cfg.dirty_threads,
+                "queue_size": self.cfg.dirty_queue_size, "apps": [s.path for s in self.specs],
+                "seats": seats}
+
+    def status(self) -> dict[str, Any]:
+        """Pool status (pids, apps, state of every worker)."""
+        return {"arbiter_pid": self.pid, "worker_count": len(self.plan.seats),
+                "apps": [s.path for s in self.specs],
+                "workers": [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths), "booted": w.booted,
+                             "state": self.board.state(w.slot).name,
+                             "inflight": self.board.get_i64(w.slot, sb.INFLIGHT)}
+                            for w in self.workers.values()]}
+
+    def _handle(self, mtype: int, request: Any) -> Any:
+        if mtype == MsgType.DIRECTORY:
+            return self.directory()
+        if mtype == MsgType.STASH:
+            return self.stash.handle(request)
+        if mtype == MsgType.STATUS:
+            return self.status()
+        if mtype == MsgType.MANAGE:
+            op, count = request
+            fn = self.add_worker if op == "add" else self.remove_worker if op == "remove" else None
+            if fn is None or not isinstance(count, int) or count < 1:
+                raise DirtyError(f"bad manage request {request!r:.100}")
+            done = sum(fn() for _ in range(count))
+            return {"changed": done, "total_workers": len(self.plan.seats)}
+        raise DirtyError(f"unexpected frame type {mtype} sent to the dirty arbiter")
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        limit = self.cfg.dirty_max_message_size
+        try:
+            while True:
+                head = await reader.readexactly(HEADER_SIZE)
+                magic, version, mtype, length, rid = HEADER.unpack(head)
+                if magic != MAGIC or version != VERSION:
+                    log.warning("dirty arbiter: closing a connection that sent a bad frame header")
+                    return
+                if length > limit:
+                    while length:  # read and drop, so the connection stays usable
+                        length -= len(await reader.read(min(length, 1 << 20)))
+                    err: DirtyError = DirtyMessageTooLargeError(size=HEADER.unpack(head)[3], limit=limit)
+                    writer.writelines(frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire())))
+                    continue
+                payload = await reader.readexactly(length)
+                try:
+                    result = self._handle(mtype, self.codec.decode(payload) if length else None)
+                    bufs = frame_buffers(MsgType.RESULT, rid, self.codec.encode(result))
+                except (DirtyError, TypeError, ValueError) as exc:
+                    err = exc if isinstance(exc, DirtyError) else DirtyError(f"{type(exc).__name__}: {exc}")
+                    bufs = frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
+                writer.writelines(bufs)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+
+def remove_stale_socket(path: str) -> None:
+    """Unlink a socket left by a dead predecessor; refuse if a live pool answers on it."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return
+    import stat
+
+    if not stat.S_ISSOCK(os.stat(path).st_mode):
+        raise DirtyConfigError(f"{path} exists and is not a socket; refusing to remove it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("removing stale dirty socket %s", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except OSError as exc:
+        raise DirtyConfigError(f"cannot probe existing socket {path}: {exc}") from exc
+    finally:
+        probe.close()
+    raise DirtyConfigError(f"another dirty pool is already serving on {path}")

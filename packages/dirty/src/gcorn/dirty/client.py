@@ -1,0 +1,490 @@
+"""DirtyClient: call a dirty pool from threads or from asyncio.
+
+The client asks the arbiter for the directory once (and again only when the
+scoreboard's epoch changes), then sends each call straight to the least-busy
+worker that holds the app: one hop per call. A client is safe to share
+between threads and between tasks; concurrent calls are multiplexed on one
+connection per worker and run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from .aioconn import AsyncConn, StreamInbox
+from .codec import get_codec
+from .directory import Directory
+from .errors import (
+    DirtyConnectionError,
+    DirtyError,
+    DirtyMessageTooLargeError,
+    DirtyNoWorkersAvailableError,
+    DirtyProtocolError,
+    DirtyTimeoutError,
+    error_from_wire,
+)
+from .protocol import HEADER, HEADER_SIZE, MAGIC, MsgType, frame_buffers, payload_size, send_buffers
+from .scoreboard import Scoreboard
+from .syncconn import SyncConn
+
+SOCKET_ENV = "GCORN_DIRTY_SOCKET"
+_SAFE = get_codec("safe")
+_ids = itertools.count(1)
+# While the only workers for an app are (re)booting, poll the scoreboard this often.
+_BOOT_POLL = 0.005
+
+
+class DirtyClient:
+    """A client bound to one pool's socket; ``timeout=None`` uses the pool's dirty_timeout."""
+
+    def __init__(self, socket_path: str, timeout: float | None = None) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._arb: socket.socket | None = None
+        self._arb_lock = threading.Lock()
+        self._dir: Directory | None = None
+        self._board: Scoreboard | None = None
+        self._conns: dict[int, SyncConn] = {}
+        self._aconns: weakref.WeakKeyDictionary[Any, dict[int, AsyncConn]] = weakref.WeakKeyDictionary()
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"<DirtyClient {self.socket_path}>"
+
+    # --------------------------------------------------------- arbiter channel
+    def _arbiter_request(self, mtype: int, value: Any) -> Any:
+        self._check_fork()
+        bufs = frame_buffers(mtype, 0, _SAFE.encode(value))
+        with self._arb_lock:
+            for attempt in (0, 1):
+                sock = self._arb
+                try:
+                    if sock is None:
+                        sock = self._arb = _connect_unix(self.socket_path, 10.0)
+                    sock.settimeout(30.0)
+                    send_buffers(sock, bufs)
+                    head = _recv_exact(sock, HEADER_SIZE)
+                    magic, _v, rtype, length, _rid = HEADER.unpack(head)
+                    if magic != MAGIC:
+                        raise DirtyProtocolError("the dirty arbiter sent a bad frame header")
+                    payload = _recv_exact(sock, length)
+                    break
+                except OSError as exc:
+                    self._arb = None
+                    if sock is not None:
+                        sock.close()
+                    if attempt:
+                        raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: "
+                                                   f"{exc}", socket_path=self.socket_path) from exc
+        value = _SAFE.decode(payload)
+        if rtype == MsgType.ERROR:
+            raise error_from_wire(value)
+        return value
+
+    def _install_directory(self, data: dict[str, Any]) -> Directory:
+        board = self._board
+        if board is None or board.path != data["scoreboard"]:
+            board = self._board = Scoreboard.open_readonly(data["scoreboard"])
+        new = Directory(data, board)
+        with self._lock:
+            self._dir = new
+            for gen in [g for g in self._conns if g not in new.generations]:
+                conn = self._conns[gen]
+                if not conn.load():
+                    del self._conns[gen]
+                    conn.close()
+        return new
+
+    def _directory(self) -> Directory:
+        d = self._dir
+        if d is None or d.stale() or self._pid != os.getpid():
+            self._check_fork()
+            d = self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
+        return d
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():  # inherited across fork: never share sockets with the parent
+            self._pid = os.getpid()
+            self._arb = None
+            self._conns = {}
+            self._aconns = weakref.WeakKeyDictionary()
+            self._dir = None
+
+    def _timeout(self, d: Directory, override: float | None) -> float | None:
+        t = override if override is not None else self.timeout
+        if t is None:
+            t = d.timeout
+        return t if t and t > 0 else None
+
+    def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any], timeout: float | None) -> list[Any]:
+        bufs = frame_buffers(MsgType.CALL, rid, d.codec.encode([app, action, args, kwargs, timeout]))
+        size = payload_size(bufs)
+        if size > d.max_size:
+            raise DirtyMessageTooLargeError(
+                f"call {app}.{action} is {size} bytes, over dirty_max_message_size of {d.max_size} bytes",
+                size=size, limit=d.max_size)
+        return bufs
+
+    # ------------------------------------------------------------- sync calls
+    def _sync_target(self, app: str, deadline: float | None) -> tuple[Directory, SyncConn]:
+        while True:
+            d = self._directory()
+            load = {g: c.load() for g, c in self._conns.items()}
+            target = d.choose(app, load)
+            if target is None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DirtyNoWorkersAvailableError(
+                        f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                time.sleep(_BOOT_POLL)
+                continue
+            slot, gen, path = target
+            conn = self._conns.get(gen)
+            if conn is None or not conn.alive:
+                try:
+                    conn = SyncConn(path, d.max_size)
+                except DirtyConnectionError:
+                    # The worker went away after the directory was read: look again.
+                    self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    time.sleep(_BOOT_POLL)
+                    continue
+                with self._lock:
+                    old = self._conns.get(gen)
+                    if old is not None and old.alive:
+                        conn.close()
+                        conn = old
+                    else:
+                        self._conns[gen] = conn
+            return d, conn
+
+    def execute(self, app_path: str, action: str, *args: Any, _timeout: float | None = None,
+                **kwargs: Any) -> Any:
+        """Run ``action`` of ``app_path`` in the pool and return its result."""
+        d = self._directory()
+        timeout = self._timeout(d, _timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        rid = next(_ids)
+        bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
+        d, conn = self._sync_target(app_path, deadline)
+        waiter = conn.start(rid, bufs)
+        try:
+            conn.wait(waiter, deadline)
+        except DirtyTimeoutError:
+            conn.forget(rid, cancel=True)
+            raise DirtyTimeoutError(f"dirty call {app_path}.{action} timed out after {timeout} s",
+                                    timeout=timeout) from None
+        mtype, payload = waiter.frames.popleft()
+        return _result(d, mtype, payload)
+
+    def stream(self, app_path: str, action: str, *args: Any, _timeout: float | None = None,
+               **kwargs: Any) -> Iterator[Any]:
+        """Iterate over the items a generator action yields; the timeout bounds each gap."""
+        d = self._directory()
+        timeout = self._timeout(d, _timeout)
+        rid = next(_ids)
+        bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
+        d, conn = self._sync_target(app_path, None if timeout is None else time.monotonic() + timeout)
+        waiter = conn.start(rid, bufs)
+        finished = False
+        decode = d.codec.decode
+        frames = waiter.frames
+        try:
+            while True:
+                try:
+                    conn.wait(waiter, None if timeout is None else time.monotonic() + timeout)
+                except DirtyTimeoutError:
+                    raise DirtyTimeoutError(f"dirty stream {app_path}.{action}: no item for {timeout} s",
+                                            timeout=timeout) from None
+                while frames:
+                    mtype, payload = frames.popleft()
+                    if mtype == MsgType.CHUNK and isinstance(payload, (bytes, bytearray)):
+                        yield decode(payload)
+                        continue
+                    finished = True
+                    if mtype == MsgType.END:
+                        return
+                    _result(d, mtype, payload)
+                    return
+        finally:
+            if not finished:
+                conn.forget(rid, cancel=True)
+
+    # ------------------------------------------------------------ async calls
+    async def _async_target(self, app: str, deadline: float | None) -> tuple[Directory, AsyncConn]:
+        loop = asyncio.get_running_loop()
+        conns = self._aconns.get(loop)
+        if conns is None:
+            conns = self._aconns[loop] = {}
+        while True:
+            d = self._dir
+            if d is None or d.stale() or self._pid != os.getpid():
+                self._check_fork()
+                d = self._install_directory(await self._arbiter_request_async(MsgType.DIRECTORY, None))
+                for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
+                    conns.pop(gen).close()
+            target = d.choose(app, {g: c.load() for g, c in conns.items()})
+            if target is None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DirtyNoWorkersAvailableError(
+                        f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                await asyncio.sleep(_BOOT_POLL)
+                continue
+            slot, gen, path = target
+            conn = conns.get(gen)
+            if conn is None or not conn.alive:
+                try:
+                    conn = await AsyncConn.open(path, d.max_size)
+                except DirtyConnectionError:
+                    self._dir = None
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(_BOOT_POLL)
+                    continue
+                old = conns.get(gen)
+                if old is not None and old.alive:
+                    conn.close()
+                    conn = old
+                else:
+                    conns[gen] = conn
+            return d, conn
+
+    async def _arbiter_request_async(self, mtype: int, value: Any) -> Any:
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path)
+        except OSError as exc:
+            raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: {exc}",
+                                       socket_path=self.socket_path) from exc
+        try:
+            writer.writelines(frame_buffers(mtype, 0, _SAFE.encode(value)))
+            head = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), 30.0)
+            _m, _v, rtype, length, _rid = HEADER.unpack(head)
+            payload = await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            raise DirtyConnectionError(f"dirty arbiter connection failed: {exc}",
+                                       socket_path=self.socket_path) from exc
+        finally:
+            writer.close()
+        result = _SAFE.decode(payload)
+        if rtype == MsgType.ERROR:
+            raise error_from_wire(result)
+        return result
+
+    async def execute_async(self, app_path: str, action: str, *args: Any,
+                            _timeout: float | None = None, **kwargs: Any) -> Any:
+        """``await``-able :meth:`execute`."""
+        d = self._dir if self._dir is not None and not self._dir.stale() else None
+        if d is None:
+            d, _ = await self._async_target(app_path, None)
+        timeout = self._timeout(d, _timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        rid = next(_ids)
+        bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
+        d, conn = await self._async_target(app_path, deadline)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
+        await conn.send(rid, bufs, fut)
+        handle = None
+        if timeout is not None:
+            handle = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, fut,  # type: ignore[operator]
+                                     DirtyTimeoutError(f"dirty call {app_path}.{action} timed out after "
+                                                       f"{timeout} s", timeout=timeout))
+        try:
+            mtype, payload = await fut
+        except DirtyTimeoutError:
+            conn.forget(rid, cancel=True)
+            raise
+        except asyncio.CancelledError:
+            conn.forget(rid, cancel=True)
+            raise
+        finally:
+            if handle is not None:
+                handle.cancel()
+        return _result(d, mtype, payload)
+
+    async def stream_async(self, app_path: str, action: str, *args: Any,
+                           _timeout: float | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        """``async for`` over the items of a generator action; the timeout bounds each gap."""
+        d, _ = await self._async_target(app_path, None)
+        timeout = self._timeout(d, _timeout)
+        rid = next(_ids)
+        bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
+        d, conn = await self._async_target(app_path, None if timeout is None else time.monotonic() + timeout)
+        inbox = StreamInbox()
+        await conn.send(rid, bufs, inbox)
+        loop = asyncio.get_running_loop()
+        decode = d.codec.decode
+        finished = False
+        try:
+            while True:
+                while inbox.frames:
+                    mtype, payload = inbox.frames.popleft()
+                    if mtype == MsgType.CHUNK and isinstance(payload, (bytes, bytearray)):
+                        yield decode(payload)
+                        continue
+                    finished = True
+                    if mtype == -1:
+                        raise payload
+                    if mtype != MsgType.END:
+                        _result(d, mtype, payload)
+                    return
+                inbox.waiter = loop.create_future()
+                try:
+                    await asyncio.wait_for(inbox.waiter, timeout)
+                except TimeoutError:
+                    raise DirtyTimeoutError(f"dirty stream {app_path}.{action}: no item for {timeout} s",
+                                            timeout=timeout) from None
+                finally:
+                    inbox.waiter = None
+        finally:
+            if not finished:
+                conn.forget(rid, cancel=True)
+
+    # ------------------------------------------------------ pool management
+    def status(self) -> dict[str, Any]:
+        """Pool status from the arbiter."""
+        return self._arbiter_request(MsgType.STATUS, None)  # type: ignore[no-any-return]
+
+    def manage(self, op: str, count: int = 1) -> dict[str, Any]:
+        """Add (``"add"``) or remove (``"remove"``) workers."""
+        return self._arbiter_request(MsgType.MANAGE, [op, count])  # type: ignore[no-any-return]
+
+    def stash_request(self, op: str, table: Any = None, key: Any = None, value: Any = None,
+                      extra: Any = None) -> Any:
+        """One stash operation (see gcorn.dirty.stash)."""
+        return self._arbiter_request(MsgType.STASH, [op, table, key, value, extra])
+
+    # ---------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Close every connection of this client (sync and those of the current loop)."""
+        with self._lock:
+            conns, self._conns = self._conns, {}
+        for conn in conns.values():
+            conn.close()
+        with self._arb_lock:
+            if self._arb is not None:
+                self._arb.close()
+                self._arb = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for aconn in self._aconns.pop(loop, {}).values():
+            aconn.close()
+
+    async def close_async(self) -> None:
+        """Close the client from async code."""
+        self.close()
+
+    def __enter__(self) -> DirtyClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> DirtyClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _expire(fut: asyncio.Future[Any], error: DirtyError) -> None:
+    if not fut.done():
+        fut.set_exception(error)
+
+
+def _result(d: Directory, mtype: int, payload: Any) -> Any:
+    from .protocol import Oversize
+
+    if isinstance(payload, Oversize):
+        raise DirtyMessageTooLargeError(
+            f"reply of {payload.size} bytes exceeds this client's dirty_max_message_size of "
+            f"{payload.limit} bytes", size=payload.size, limit=payload.limit)
+    if mtype == MsgType.RESULT:
+        return d.codec.decode(payload)
+    if mtype == MsgType.ERROR:
+        raise error_from_wire(d.codec.decode(payload))
+    raise DirtyProtocolError(f"unexpected frame type {mtype} in reply")
+
+
+def _connect_unix(path: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if not k:
+            raise ConnectionResetError("connection closed by the dirty arbiter")
+        got += k
+    return bytes(buf)
+
+
+def connect(path: str, timeout: float | None = None) -> DirtyClient:
+    """A client for the pool listening on ``path`` (connections open on first use)."""
+    return DirtyClient(path, timeout=timeout)
+
+
+_shared: DirtyClient | None = None
+_shared_lock = threading.Lock()
+
+
+def _shared_client(timeout: float | None) -> DirtyClient:
+    global _shared
+    path = os.environ.get(SOCKET_ENV)
+    if not path:
+        raise DirtyError(f"no dirty pool socket known: {SOCKET_ENV} is not set")
+    with _shared_lock:
+        if _shared is None or _shared.socket_path != path or _shared._pid != os.getpid():
+            _shared = DirtyClient(path, timeout=timeout)
+        return _shared
+
+
+def get_dirty_client(timeout: float | None = None) -> DirtyClient:
+    """The process-wide client of the pool named by ``GCORN_DIRTY_SOCKET`` (thread-safe)."""
+    return _shared_client(timeout)
+
+
+async def get_dirty_client_async(timeout: float | None = None) -> DirtyClient:
+    """The process-wide client, for asyncio code (the same object works in any loop)."""
+    return _shared_client(timeout)
+
+
+def close_dirty_client() -> None:
+    """Close the process-wide client."""
+    global _shared
+    with _shared_lock:
+        client, _shared = _shared, None
+    if client is not None:
+        client.close()
+
+
+async def close_dirty_client_async() -> None:
+    """Close the process-wide client from async code."""
+    close_dirty_client()
+
+
+def set_dirty_socket_path(path: str) -> None:
+    """Point ``get_dirty_client()`` at ``path`` (sets ``GCORN_DIRTY_SOCKET``)."""
+    os.environ[SOCKET_ENV] = path

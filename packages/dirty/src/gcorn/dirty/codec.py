@@ -1,0 +1,248 @@
+"""Value codecs for dirty-pool frames.
+
+The default ``safe`` codec is a small tagged binary format (see PROTOCOL.md):
+it can only ever build None, bool, int, float, str, bytes, list, tuple, dict
+(and numpy arrays when numpy is importable), so decoding a peer's bytes never
+runs code. ``pickle`` is opt-in for trusted deployments.
+
+Encoders return a list of buffers: large bytes-like values are appended as
+memoryviews of the caller's object, so they reach ``socket.sendmsg`` without
+being copied into an intermediate buffer.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+from .errors import DirtyProtocolError
+
+NONE, TRUE, FALSE, INT64, BIGINT, FLOAT, STR, BYTES, LIST, TUPLE, DICT, NDARRAY = range(12)
+
+MAX_DEPTH = 64
+# Bytes-like values at least this big travel as their own buffer (no copy).
+ZERO_COPY_MIN = 16 * 1024
+
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+_U32 = struct.Struct(">I")
+_TAG_U32 = struct.Struct(">BI")
+_TAG_I64 = struct.Struct(">Bq")
+_TAG_F64 = struct.Struct(">Bd")
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class SafeCodec:
+    """The default codec: tagged binary values, never executes peer code."""
+
+    name = "safe"
+
+    def encode(self, value: Any) -> list[Any]:
+        """Encode one value into a list of buffers (bytes, bytearray or memoryview)."""
+        parts: list[Any] = []
+        buf = bytearray()
+        buf = _encode(value, buf, parts, 0)
+        if buf:
+            parts.append(buf)
+        return parts
+
+    def decode(self, data: Any) -> Any:
+        """Decode one value from a bytes-like object; trailing bytes are an error."""
+        mv = memoryview(data)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        try:
+            value, end = _decode(mv, 0, 0)
+        except (IndexError, struct.error, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise DirtyProtocolError(f"malformed value: {exc}") from None
+        if end != len(mv):
+            raise DirtyProtocolError(f"{len(mv) - end} trailing bytes after value")
+        return value
+
+
+class PickleCodec:
+    """Opt-in codec for trusted peers: any picklable value, protocol 5 out-of-band buffers."""
+
+    name = "pickle"
+
+    def encode(self, value: Any) -> list[Any]:
+        """Pickle one value into a single buffer."""
+        return [pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)]
+
+    def decode(self, data: Any) -> Any:
+        """Unpickle one value (runs code from the peer: trusted deployments only)."""
+        try:
+            return pickle.loads(data)
+        except Exception as exc:  # any unpickling failure is a protocol error
+            raise DirtyProtocolError(f"cannot unpickle value: {exc!r}") from None
+
+
+CODECS: dict[str, Any] = {"safe": SafeCodec(), "pickle": PickleCodec()}
+
+
+def get_codec(name: str) -> Any:
+    """Return the codec named ``name`` (``safe`` or ``pickle``)."""
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown dirty codec {name!r}; choose one of {sorted(CODECS)}") from None
+
+
+def _add_blob(tag: int, data: Any, buf: bytearray, parts: list[Any]) -> bytearray:
+    mv = data if isinstance(data, memoryview) else memoryview(data)
+    if not mv.c_contiguous:
+        mv = memoryview(mv.tobytes())
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    n = mv.nbytes
+    buf += _TAG_U32.pack(tag, n)
+    if n < ZERO_COPY_MIN:
+        buf += mv
+        return buf
+    parts.append(buf)
+    parts.append(mv)
+    return bytearray()
+
+
+def _encode(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytearray:
+    if depth > MAX_DEPTH:
+        raise DirtyProtocolError(f"value nested deeper than {MAX_DEPTH} levels")
+    t = type(v)
+    if t is str:
+        b = v.encode("utf-8", "surrogatepass")
+        buf += _TAG_U32.pack(STR, len(b))
+        buf += b
+    elif t is int:
+        if _I64_MIN <= v <= _I64_MAX:
+            buf += _TAG_I64.pack(INT64, v)
+        else:
+            b = v.to_bytes((v.bit_length() + 8) // 8, "big", signed=True)
+            buf += _TAG_U32.pack(BIGINT, len(b))
+            buf += b
+    elif v is None:
+        buf.append(NONE)
+    elif t is bool:
+        buf.append(TRUE if v else FALSE)
+    elif t is float:
+        buf += _TAG_F64.pack(FLOAT, v)
+    elif t is bytes or t is bytearray or t is memoryview:
+        buf = _add_blob(BYTES, v, buf, parts)
+    elif t is list or t is tuple:
+        buf += _TAG_U32.pack(LIST if t is list else TUPLE, len(v))
+        for item in v:
+            buf = _encode(item, buf, parts, depth + 1)
+    elif t is dict:
+        buf += _TAG_U32.pack(DICT, len(v))
+        for key, item in v.items():
+            buf = _encode(key, buf, parts, depth + 1)
+            buf = _encode(item, buf, parts, depth + 1)
+    else:
+        buf = _encode_other(v, buf, parts, depth)
+    return buf
+
+
+def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytearray:
+    """Subclasses of the base types, and numpy values when numpy is in use."""
+    module = type(v).__module__
+    if module == "numpy" and hasattr(v, "__array_interface__") and hasattr(v, "shape"):
+        if getattr(v, "ndim", 0) == 0:
+            return _encode(v.item(), buf, parts, depth)
+        if v.dtype.hasobject:
+            raise TypeError("numpy arrays of Python objects cannot be sent by the safe codec")
+        buf += _TAG_U32.pack(NDARRAY, 0)
+        buf = _encode(v.dtype.str, buf, parts, depth + 1)
+        buf = _encode(tuple(int(n) for n in v.shape), buf, parts, depth + 1)
+        import numpy
+
+        return _add_blob(BYTES, memoryview(numpy.ascontiguousarray(v)).cast("B"), buf, parts)
+    for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
+        if isinstance(v, base):
+            return _encode(base(v), buf, parts, depth)
+    if isinstance(v, memoryview):
+        return _add_blob(BYTES, v, buf, parts)
+    raise TypeError(f"the safe dirty codec cannot encode {type(v).__module__}.{type(v).__qualname__}"
+                    " (use None, bool, int, float, str, bytes, list, tuple, dict;"
+                    " or dirty_codec='pickle' between trusted peers)")
+
+
+def _decode(mv: memoryview, o: int, depth: int) -> tuple[Any, int]:
+    if depth > MAX_DEPTH:
+        raise DirtyProtocolError(f"value nested deeper than {MAX_DEPTH} levels")
+    tag = mv[o]
+    o += 1
+    if tag == STR:
+        (n,) = _U32.unpack_from(mv, o)
+        o += 4
+        end = o + n
+        if end > len(mv):
+            raise ValueError("str runs past the end of the frame")
+        return str(mv[o:end], "utf-8", "surrogatepass"), end
+    if tag == INT64:
+        return _I64.unpack_from(mv, o)[0], o + 8
+    if tag == NONE:
+        return None, o
+    if tag == TRUE:
+        return True, o
+    if tag == FALSE:
+        return False, o
+    if tag == FLOAT:
+        return _F64.unpack_from(mv, o)[0], o + 8
+    if tag == BYTES:
+        (n,) = _U32.unpack_from(mv, o)
+        o += 4
+        end = o + n
+        if end > len(mv):
+            raise ValueError("bytes run past the end of the frame")
+        return mv[o:end].tobytes(), end
+    if tag == LIST or tag == TUPLE:
+        (n,) = _U32.unpack_from(mv, o)
+        o += 4
+        if n > len(mv) - o:
+            raise ValueError("sequence count larger than the frame")
+        items = []
+        for _ in range(n):
+            item, o = _decode(mv, o, depth + 1)
+            items.append(item)
+        return (items if tag == LIST else tuple(items)), o
+    if tag == DICT:
+        (n,) = _U32.unpack_from(mv, o)
+        o += 4
+        if n > len(mv) - o:
+            raise ValueError("dict count larger than the frame")
+        out = {}
+        for _ in range(n):
+            key, o = _decode(mv, o, depth + 1)
+            item, o = _decode(mv, o, depth + 1)
+            out[key] = item
+        return out, o
+    if tag == BIGINT:
+        (n,) = _U32.unpack_from(mv, o)
+        o += 4
+        end = o + n
+        if end > len(mv):
+            raise ValueError("int runs past the end of the frame")
+        return int.from_bytes(mv[o:end], "big", signed=True), end
+    if tag == NDARRAY:
+        return _decode_ndarray(mv, o + 4, depth)
+    raise ValueError(f"unknown value tag {tag:#x}")
+
+
+def _decode_ndarray(mv: memoryview, o: int, depth: int) -> tuple[Any, int]:
+    dtype, o = _decode(mv, o, depth + 1)
+    shape, o = _decode(mv, o, depth + 1)
+    if mv[o] != BYTES:
+        raise ValueError("ndarray data must be bytes")
+    (n,) = _U32.unpack_from(mv, o + 1)
+    start = o + 5
+    end = start + n
+    if end > len(mv):
+        raise ValueError("ndarray data runs past the end of the frame")
+    try:
+        import numpy
+    except ImportError:
+        raise DirtyProtocolError("received a numpy array but numpy is not installed here") from None
+    if not isinstance(dtype, str) or numpy.dtype(dtype).hasobject:
+        raise ValueError(f"refusing ndarray dtype {dtype!r}")
+    arr = numpy.frombuffer(mv[start:end].tobytes(), dtype=numpy.dtype(dtype)).reshape(shape)
+    return arr, end

@@ -1,0 +1,105 @@
+"""DirtyConfig (gunicorn's setting names) and the dirty hooks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import runpy
+from collections.abc import Callable
+from typing import Any
+
+from .codec import CODECS
+from .errors import DirtyConfigError
+from .protocol import DEFAULT_MAX_MESSAGE_SIZE, MAX_FRAME_LIMIT
+
+
+def _noop(*_args: Any) -> None:
+    return None
+
+
+@dataclasses.dataclass
+class Hooks:
+    """The dirty hooks, with gunicorn's names and signatures."""
+
+    on_dirty_starting: Callable[[Any], None] = _noop  # (arbiter), in the dirty arbiter
+    dirty_post_fork: Callable[[Any, Any], None] = _noop  # (arbiter, worker), in the new worker
+    dirty_worker_init: Callable[[Any], None] = _noop  # (worker), after every app's init()
+    dirty_worker_exit: Callable[[Any, Any], None] = _noop  # (arbiter, worker), after reaping
+
+
+HOOK_NAMES = tuple(f.name for f in dataclasses.fields(Hooks))
+
+
+@dataclasses.dataclass
+class DirtyConfig:
+    """Settings of one dirty pool; field names are gunicorn's setting names."""
+
+    dirty_apps: list[str] = dataclasses.field(default_factory=list)
+    dirty_workers: int = 1
+    dirty_timeout: float = 300.0  # per-call default deadline and heartbeat limit; 0 = off
+    dirty_threads: int = 1
+    dirty_graceful_timeout: float = 30.0
+    dirty_queue_size: int = 1024  # calls waiting per app once every slot is busy
+    dirty_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    dirty_codec: str = "safe"
+    dirty_socket: str | None = None  # None: a fresh private directory
+    dirty_pidfile: str | None = None
+    proc_name: str = "gcorn-dirty"
+    exit_with_parent: bool = True  # stop when the process that started us dies
+
+    def validate(self) -> DirtyConfig:
+        """Check every value; raise DirtyConfigError naming the bad one."""
+        if not self.dirty_apps:
+            raise DirtyConfigError("no dirty apps configured (dirty_apps is empty)")
+        for name in ("dirty_workers", "dirty_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DirtyConfigError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(self.dirty_queue_size, int) or self.dirty_queue_size < 0:
+            raise DirtyConfigError(f"dirty_queue_size must be an int >= 0, got {self.dirty_queue_size!r}")
+        for name in ("dirty_timeout", "dirty_graceful_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise DirtyConfigError(f"{name} must be a number >= 0, got {value!r}")
+        size = self.dirty_max_message_size
+        if not isinstance(size, int) or not 1024 <= size <= MAX_FRAME_LIMIT:
+            raise DirtyConfigError(
+                f"dirty_max_message_size must be an int in [1024, {MAX_FRAME_LIMIT}], got {size!r}")
+        if self.dirty_codec not in CODECS:
+            raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
+        return self
+
+    @classmethod
+    def from_cfg(cls, cfg: Any, **overrides: Any) -> DirtyConfig:
+        """Build from any object with gunicorn-named attributes (gcorn's ``cfg``)."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if hasattr(cfg, f.name):
+                values[f.name] = getattr(cfg, f.name)
+        values.update(overrides)
+        return cls(**values)
+
+
+def hooks_from(source: Any) -> Hooks:
+    """Collect the dirty hooks from an object or mapping (a gunicorn ``cfg`` or a config module)."""
+    hooks = Hooks()
+    for name in HOOK_NAMES:
+        fn = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+        if fn is not None:
+            if not callable(fn):
+                raise DirtyConfigError(f"hook {name} must be callable, got {fn!r}")
+            setattr(hooks, name, fn)
+    return hooks
+
+
+def load_config_file(path: str) -> tuple[dict[str, Any], Hooks]:
+    """Run a gunicorn-style Python config file; return its dirty settings and hooks."""
+    if not os.path.exists(path):
+        raise DirtyConfigError(f"config file {path!r} does not exist")
+    try:
+        namespace = runpy.run_path(path)
+    except Exception as exc:  # a broken config file must stop the start with its cause
+        raise DirtyConfigError(f"error in config file {path!r}: {exc!r}") from exc
+    names = {f.name for f in dataclasses.fields(DirtyConfig)}
+    settings = {k: v for k, v in namespace.items() if k in names}
+    return settings, hooks_from(namespace)

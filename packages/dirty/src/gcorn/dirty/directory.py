@@ -1,0 +1,85 @@
+"""The client's view of a pool: the directory from the arbiter plus the live scoreboard.
+
+Routing happens here, in the caller's process: among the workers that hold
+the app and are READY, pick the one with the fewest calls in flight (ties
+rotate), and refuse with DirtyBusyError when every slot is taken and the
+app's queue is full.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from .codec import get_codec
+from .errors import DirtyAppNotFoundError, DirtyBusyError, DirtyNoWorkersAvailableError
+from .scoreboard import Scoreboard
+
+Target = tuple[int, int, str]  # (slot, generation, socket path)
+
+
+class Directory:
+    """One snapshot of the arbiter's directory, bound to the mapped scoreboard."""
+
+    def __init__(self, data: dict[str, Any], board: Scoreboard) -> None:
+        self.board = board
+        self.epoch: int = data["epoch"]
+        self.arbiter_pid: int = data["pid"]
+        self.codec = get_codec(data["codec"])
+        self.max_size: int = data["max_message_size"]
+        self.timeout: float | None = data["timeout"] or None
+        self.threads: int = data["threads"]
+        self.queue_size: int = data["queue_size"]
+        self.apps = frozenset(data["apps"])
+        self.by_app: dict[str, list[Target]] = {}
+        self.waiting_apps: set[str] = set()  # apps with a seat whose worker is being (re)spawned
+        for seat in data["seats"]:
+            for app in seat["apps"]:
+                if seat["slot"] >= 0:
+                    self.by_app.setdefault(app, []).append(
+                        (seat["slot"], seat["generation"], seat["socket"]))
+                else:
+                    self.waiting_apps.add(app)
+        self.generations = {t[1] for ts in self.by_app.values() for t in ts}
+        self._rotation = itertools.count()
+
+    def stale(self) -> bool:
+        """True when the pool's worker set changed since this snapshot."""
+        return self.board.epoch() != self.epoch
+
+    def choose(self, app: str, local_load: dict[int, int]) -> Target | None:
+        """The least-busy READY worker holding ``app``; None when one is still booting."""
+        targets = self.by_app.get(app)
+        if not targets:
+            if app not in self.apps:
+                raise DirtyAppNotFoundError(f"dirty app {app!r} is not configured in this pool "
+                                            f"(apps: {sorted(self.apps)})", {"app_path": app})
+            if app in self.waiting_apps:
+                return None
+            raise DirtyNoWorkersAvailableError(f"no dirty worker holds app {app!r}", app_path=app)
+        board = self.board
+        threads = self.threads
+        n = len(targets)
+        start = next(self._rotation) % n if n > 1 else 0
+        best: Target | None = None
+        best_load = 1 << 62
+        waiting = 0
+        for i in range(n):
+            target = targets[(start + i) % n]
+            load = board.load(target[0], target[1])
+            if load is None:
+                continue
+            mine = local_load.get(target[1], 0)
+            if mine > load:
+                load = mine
+            if load < best_load:
+                best, best_load = target, load
+            if load > threads:
+                waiting += load - threads
+        if best is None:
+            return None
+        if best_load >= threads and waiting >= self.queue_size:
+            raise DirtyBusyError(f"dirty app {app!r} is busy: every slot is taken and "
+                                 f"{waiting} calls are queued (dirty_queue_size={self.queue_size})",
+                                 {"app_path": app})
+        return best

@@ -1,0 +1,190 @@
+"""A blocking, multiplexed connection to one dirty worker, shared by many threads.
+
+Calls from several threads go out on the same socket with their own request
+ids. No thread owns the socket for reading: whichever waiting thread finds no
+reader becomes the reader ("leader"), reads frames for everybody and hands
+each to its waiter, then passes the role on. One thread alone therefore
+sends and receives with no thread switch at all.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import threading
+import time
+from typing import Any
+
+from .errors import DirtyConnectionError, DirtyError, DirtyTimeoutError, DirtyWorkerLostError
+from .protocol import FrameParser, MsgType, Oversize, frame_buffers, send_buffers
+
+_RECV = 256 * 1024
+FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
+
+
+class Waiter:
+    """Frames received for one request, and the event its thread sleeps on."""
+
+    __slots__ = ("frames", "event", "done")
+
+    def __init__(self) -> None:
+        self.frames: collections.deque[tuple[int, Any]] = collections.deque()
+        self.event = threading.Event()
+        self.done = False
+
+
+class SyncConn:
+    """One socket to one worker, safe for concurrent use by many threads."""
+
+    def __init__(self, path: str, max_size: int, connect_timeout: float = 5.0) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(connect_timeout)
+            sock.connect(path)
+        except OSError as exc:
+            sock.close()
+            raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
+                                       socket_path=path) from exc
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        self.sock = sock
+        self.path = path
+        self.parser = FrameParser(max_size)
+        self.write_lock = threading.Lock()
+        self.state_lock = threading.Lock()
+        self.reading = False
+        self.waiters: dict[int, Waiter] = {}
+        self.sleepers: set[Waiter] = set()
+        self.alive = True
+        self.lost: DirtyError | None = None
+
+    def load(self) -> int:
+        """Calls this connection has in flight."""
+        return len(self.waiters)
+
+    def start(self, rid: int, bufs: list[Any]) -> Waiter:
+        """Register a request and send its frame."""
+        waiter = Waiter()
+        with self.state_lock:
+            if not self.alive:
+                raise self.lost or DirtyWorkerLostError("connection to the dirty worker is closed")
+            self.waiters[rid] = waiter
+        try:
+            with self.write_lock:
+                send_buffers(self.sock, bufs)
+        except OSError as exc:
+            self._fail(DirtyWorkerLostError(f"dirty worker connection lost while sending: {exc}",
+                                            {"socket_path": self.path}))
+            raise self.lost from exc  # type: ignore[misc]
+        return waiter
+
+    def forget(self, rid: int, cancel: bool) -> None:
+        """Stop waiting for ``rid`` (timed out or abandoned); tell the worker when asked."""
+        with self.state_lock:
+            self.waiters.pop(rid, None)
+        if cancel and self.alive:
+            try:
+                with self.write_lock:
+                    self.sock.sendall(frame_buffers(MsgType.CANCEL, rid, [])[0])
+            except OSError as exc:
+                self._fail(DirtyWorkerLostError(f"dirty worker connection lost: {exc}"))
+
+    def wait(self, waiter: Waiter, deadline: float | None) -> None:
+        """Block until ``waiter`` has at least one frame (or raise)."""
+        while True:
+            with self.state_lock:
+                if waiter.frames:
+                    return
+                if not self.alive:
+                    raise self.lost or DirtyWorkerLostError("dirty worker connection closed")
+                lead = not self.reading
+                if lead:
+                    self.reading = True
+                else:
+                    waiter.event.clear()
+                    self.sleepers.add(waiter)
+            if lead:
+                try:
+                    self._read_until(waiter, deadline)
+                finally:
+                    with self.state_lock:
+                        self.reading = False
+                        if self.sleepers:
+                            self.sleepers.pop().event.set()
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                with self.state_lock:
+                    self.sleepers.discard(waiter)
+                raise DirtyTimeoutError("dirty call timed out", timeout=None)
+            waiter.event.wait(remaining)
+            with self.state_lock:
+                self.sleepers.discard(waiter)
+
+    def _read_until(self, waiter: Waiter, deadline: float | None) -> None:
+        sock = self.sock
+        parser = self.parser
+        while not waiter.frames:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DirtyTimeoutError("dirty call timed out", timeout=None)
+                sock.settimeout(remaining)
+            else:
+                sock.settimeout(None)
+            try:
+                target = parser.body_target()
+                if target is not None:
+                    n = sock.recv_into(target)
+                    frames = parser.body_advanced(n) if n else None
+                else:
+                    data = sock.recv(_RECV)
+                    n = len(data)
+                    frames = parser.feed(data) if n else None
+            except TimeoutError:
+                raise DirtyTimeoutError("dirty call timed out", timeout=None) from None
+            except OSError as exc:
+                self._fail(DirtyWorkerLostError(f"dirty worker connection lost: {exc}",
+                                                {"socket_path": self.path}))
+                return
+            except DirtyError as exc:  # garbage on the wire: nothing more can be trusted
+                self._fail(exc)
+                return
+            if not n:
+                self._fail(DirtyWorkerLostError(
+                    "dirty worker died or closed the connection before answering",
+                    {"socket_path": self.path}))
+                return
+            if frames:
+                self._dispatch(frames)
+
+    def _dispatch(self, frames: list[tuple[int, int, Any]]) -> None:
+        waiters = self.waiters
+        with self.state_lock:
+            for mtype, rid, payload in frames:
+                w = waiters.get(rid)
+                if w is None:
+                    continue  # the caller gave up on this request
+                w.frames.append((mtype, payload))
+                if mtype in FINAL or isinstance(payload, Oversize):
+                    del waiters[rid]
+                    w.done = True
+                if w in self.sleepers:
+                    w.event.set()
+
+    def _fail(self, error: DirtyError) -> None:
+        with self.state_lock:
+            if not self.alive:
+                return
+            self.alive = False
+            self.lost = error
+            for w in self.waiters.values():
+                w.event.set()
+            self.waiters.clear()
+        try:
+            self.sock.close()
+        except OSError:
+            pass  # already closed
+
+    def close(self) -> None:
+        """Close the socket; pending calls fail with DirtyConnectionError."""
+        self._fail(DirtyConnectionError("dirty client closed"))

@@ -1,0 +1,445 @@
+"""A dirty worker process: loads its apps once, serves calls on its own socket.
+
+Threads inside one worker:
+
+- the main thread runs the I/O loop (a selector over the listening socket,
+  the client connections and the signal wakeup pipe): it parses frames and
+  hands calls to the slot threads through one queue;
+- ``dirty_threads`` slot threads run calls and write their replies;
+- a heartbeat thread stamps the scoreboard, watches the parent, and flags
+  calls that run past their deadline so the arbiter can recycle the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import logging
+import os
+import queue
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from . import scoreboard as sb
+from .app import load_app_class
+from .codec import get_codec
+from .config import DirtyConfig, Hooks
+from .errors import (
+    DirtyAppError,
+    DirtyAppNotFoundError,
+    DirtyBusyError,
+    DirtyError,
+    DirtyMessageTooLargeError,
+    DirtyTimeoutError,
+)
+from .protocol import FrameParser, MsgType, Oversize, frame_buffers, payload_size, send_buffers
+
+log = logging.getLogger("gcorn.dirty.worker")
+
+APP_LOAD_ERROR = 4
+# A call still running this long past its deadline marks the worker for recycling.
+OVERDUE_GRACE = 1.0
+# After TERM, keep answering stale clients at least this long before exiting.
+DRAIN_LINGER = 0.1
+_RECV = 256 * 1024
+
+
+class WorkerConn:
+    """One client connection as seen by a worker."""
+
+    __slots__ = ("sock", "parser", "write_lock", "alive", "cancelled", "fd")
+
+    def __init__(self, sock: socket.socket, max_size: int) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.parser = FrameParser(max_size)
+        self.write_lock = threading.Lock()
+        self.alive = True
+        self.cancelled: set[int] = set()
+
+    def send(self, bufs: list[Any]) -> bool:
+        """Write one frame; False when the client has gone."""
+        if not self.alive:
+            return False
+        try:
+            with self.write_lock:
+                send_buffers(self.sock, bufs)
+            return True
+        except OSError as exc:
+            self.alive = False
+            log.debug("client connection lost while replying: %s", exc)
+            return False
+
+
+class DirtyWorker:
+    """A dirty worker: the handle hooks receive, and the process main loop."""
+
+    def __init__(self, cfg: DirtyConfig, hooks: Hooks, age: int, slot: int, app_paths: tuple[str, ...],
+                 socket_path: str, board: sb.Scoreboard | None) -> None:
+        self.cfg = cfg
+        self.hooks = hooks
+        self.age = age
+        self.slot = slot
+        self.app_paths = app_paths
+        self.socket_path = socket_path
+        self.board = board
+        self.pid = 0
+        self.ppid = os.getpid()
+        self.apps: dict[str, Any] = {}
+        self.booted = False
+        self.alive = True
+        self.log = log
+        self.spawned_at = time.monotonic()
+        self.seat: Any = None  # arbiter side: the seat this worker fills
+        self.kill_at: float | None = None  # arbiter side: SIGKILL deadline while stopping
+
+    def __repr__(self) -> str:
+        return f"<DirtyWorker age={self.age} pid={self.pid} apps={list(self.app_paths)}>"
+
+    # ---------------------------------------------------------------- child side
+    def run(self, arbiter: Any) -> int:
+        """Body of the forked process; returns the exit code."""
+        self.pid = os.getpid()
+        self.codec = get_codec(self.cfg.dirty_codec)
+        self.max_size = self.cfg.dirty_max_message_size
+        self.threads = self.cfg.dirty_threads
+        self._stop = ""  # "", "graceful" or "fast"
+        self._stop_at = 0.0
+        self._inflight = 0
+        self._count_lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._running: dict[int, float] = {}
+        self._conns: dict[int, WorkerConn] = {}
+        self._install_signals()
+        self.hooks.dirty_post_fork(arbiter, self)
+        listener = self._listen()
+        try:
+            for path in self.app_paths:
+                app = load_app_class(path)()
+                app.init()
+                self.apps[path] = app
+        except Exception:  # any failure of user code at boot: report it, exit APP_LOAD_ERROR
+            log.exception("dirty worker %s failed to load its apps", self.pid)
+            return APP_LOAD_ERROR
+        self.hooks.dirty_worker_init(self)
+        slots = [threading.Thread(target=self._slot_loop, name=f"dirty-slot-{i}", daemon=True)
+                 for i in range(self.threads)]
+        for t in slots:
+            t.start()
+        threading.Thread(target=self._heartbeat_loop, name="dirty-heartbeat", daemon=True).start()
+        self.booted = True
+        if self.board is not None:
+            self.board.beat(self.slot, time.monotonic())
+            self.board.set_state(self.slot, sb.SlotState.READY)
+        log.debug("dirty worker %s ready with %s", self.pid, list(self.app_paths))
+        self._io_loop(listener)
+        if self._stop == "graceful":
+            for _ in slots:
+                self._jobs.put(None)
+            deadline = self._stop_at + max(0.0, self.cfg.dirty_graceful_timeout)
+            for t in slots:
+                t.join(max(0.0, deadline - time.monotonic()))
+            for app in self.apps.values():
+                try:
+                    app.close()
+                except Exception:  # close() of user code must not stop the others
+                    log.exception("close() of a dirty app failed")
+        for conn in list(self._conns.values()):
+            conn.sock.close()
+        return 0
+
+    def _install_signals(self) -> None:
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)
+        self._wake_r, self._wake_w = rfd, wfd
+        signal.set_wakeup_fd(wfd)
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("graceful"))
+        signal.signal(signal.SIGINT, lambda *_: self._request_stop("fast"))
+        signal.signal(signal.SIGQUIT, lambda *_: self._request_stop("fast"))
+        signal.signal(signal.SIGUSR1, lambda *_: reopen_log_files())
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def _request_stop(self, how: str) -> None:
+        if how == "fast" or not self._stop:
+            if not self._stop:
+                self._stop_at = time.monotonic()
+            self._stop = how
+            self.alive = False
+        try:
+            os.write(self._wake_w, b"s")
+        except OSError:
+            pass  # pipe full: the loop is waking up anyway
+
+    def _listen(self) -> socket.socket:
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(self.socket_path)
+        finally:
+            os.umask(old)
+        sock.listen(1024)
+        sock.setblocking(False)
+        return sock
+
+    def _io_loop(self, listener: socket.socket) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ, None)
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        listening = True
+        while True:
+            if self._stop == "fast":
+                return
+            if self._stop == "graceful":
+                if listening:
+                    listening = False
+                    sel.unregister(listener)
+                    listener.close()
+                    if self.board is not None:
+                        self.board.set_state(self.slot, sb.SlotState.DRAINING)
+                now = time.monotonic()
+                if self._inflight == 0 and now - self._stop_at >= DRAIN_LINGER:
+                    return
+                timeout: float | None = 0.05
+            else:
+                timeout = None
+            for key, _ in sel.select(timeout):
+                data = key.data
+                if data is None:
+                    self._accept(listener, sel)
+                elif data == "wake":
+                    try:
+                        os.read(self._wake_r, 512)
+                    except OSError:
+                        pass  # nothing to drain
+                else:
+                    self._readable(data, sel)
+
+    def _accept(self, listener: socket.socket, sel: selectors.BaseSelector) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    log.error("dirty worker cannot accept: %s", exc)
+                    return
+                raise
+            sock.setblocking(True)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            conn = WorkerConn(sock, self.max_size)
+            self._conns[conn.fd] = conn
+            sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _readable(self, conn: WorkerConn, sel: selectors.BaseSelector) -> None:
+        parser = conn.parser
+        try:
+            target = parser.body_target()
+            if target is not None:
+                n = conn.sock.recv_into(target)
+                frames = parser.body_advanced(n) if n else None
+            else:
+                data = conn.sock.recv(_RECV)
+                n = len(data)
+                frames = parser.feed(data) if n else None
+        except (OSError, DirtyError) as exc:
+            log.debug("dropping client connection: %s", exc)
+            n, frames = 0, None
+        if not n:
+            sel.unregister(conn.sock)
+            conn.alive = False
+            conn.sock.close()
+            del self._conns[conn.fd]
+            return
+        for mtype, rid, payload in frames or ():
+            if mtype == MsgType.CALL:
+                self._enqueue(conn, rid, payload)
+            elif mtype == MsgType.CANCEL:
+                conn.cancelled.add(rid)
+            else:
+                self._reply_error(conn, rid, DirtyError(f"unexpected frame type {mtype} sent to a worker"))
+
+    def _enqueue(self, conn: WorkerConn, rid: int, payload: Any) -> None:
+        if isinstance(payload, Oversize):
+            self._reply_error(conn, rid, DirtyMessageTooLargeError(
+                f"request of {payload.size} bytes exceeds dirty_max_message_size of {payload.limit} bytes",
+                size=payload.size, limit=payload.limit))
+            return
+        with self._count_lock:
+            waiting = self._inflight - self.threads
+            if waiting >= self.cfg.dirty_queue_size:
+                busy = True
+            else:
+                busy = False
+                self._inflight += 1
+                if self.board is not None:
+                    self.board.set_i64(self.slot, sb.INFLIGHT, self._inflight)
+        if busy:
+            self._reply_error(conn, rid, DirtyBusyError(
+                f"dirty worker {self.pid} is busy: {self.threads} slots and "
+                f"{self.cfg.dirty_queue_size} queued calls"))
+            return
+        self._jobs.put((conn, rid, payload, time.monotonic()))
+
+    def _reply_error(self, conn: WorkerConn, rid: int, err: DirtyError) -> None:
+        conn.send(frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire())))
+
+    def _slot_loop(self) -> None:
+        ident = threading.get_ident()
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            conn, rid, payload, received = job
+            try:
+                self._run_call(conn, rid, payload, received, ident)
+            except Exception:  # a bug here must not kill the slot thread
+                log.exception("dirty worker failed to run call %s", rid)
+            finally:
+                self._running.pop(ident, None)
+                conn.cancelled.discard(rid)
+                with self._count_lock:
+                    self._inflight -= 1
+                    if self.board is not None:
+                        self.board.set_i64(self.slot, sb.INFLIGHT, self._inflight)
+
+    def _run_call(self, conn: WorkerConn, rid: int, payload: Any, received: float, ident: int) -> None:
+        try:
+            app_path, action, args, kwargs, timeout = self.codec.decode(payload)
+        except (DirtyError, ValueError, TypeError) as exc:
+            self._reply_error(conn, rid, DirtyError(f"malformed call: {exc}"))
+            return
+        if not timeout or timeout <= 0:
+            timeout = self.cfg.dirty_timeout or None
+        deadline = received + timeout if timeout else float("inf")
+        if rid in conn.cancelled or not conn.alive:
+            return
+        if time.monotonic() > deadline:
+            # The caller has given up already: do not start work nobody waits for.
+            self._reply_error(conn, rid, DirtyTimeoutError(
+                f"call to {app_path}.{action} expired after {timeout} s before it could start",
+                timeout=timeout))
+            return
+        app = self.apps.get(app_path)
+        if app is None:
+            self._reply_error(conn, rid, DirtyAppNotFoundError(
+                f"dirty app {app_path!r} is not loaded in worker {self.pid}",
+                {"app_path": app_path, "action": action}))
+            return
+        self._running[ident] = deadline
+        try:
+            result = app(action, *args, **(kwargs or {}))
+            if inspect.iscoroutine(result):
+                result = _thread_loop().run_until_complete(result)
+            if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                self._stream(conn, rid, result, timeout, ident)
+                return
+        except Exception as exc:  # the app's error goes back to the caller, with its traceback
+            self._reply_error(conn, rid, app_error(app_path, action, exc))
+            return
+        self._send_value(conn, rid, MsgType.RESULT, result, app_path, action)
+
+    def _send_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
+                    app_path: str, action: str) -> bool:
+        try:
+            bufs = frame_buffers(mtype, rid, self.codec.encode(value))
+        except (TypeError, ValueError, DirtyError) as exc:
+            self._reply_error(conn, rid, app_error(app_path, action, exc))
+            return False
+        size = payload_size(bufs)
+        if size > self.max_size:
+            self._reply_error(conn, rid, DirtyMessageTooLargeError(
+                f"reply of {size} bytes from {app_path}.{action} exceeds dirty_max_message_size "
+                f"of {self.max_size} bytes", size=size, limit=self.max_size))
+            return False
+        return conn.send(bufs)
+
+    def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int) -> None:
+        is_async = inspect.isasyncgen(gen)
+        loop = _thread_loop() if is_async else None
+        try:
+            while True:
+                if rid in conn.cancelled or not conn.alive:
+                    break
+                try:
+                    item = loop.run_until_complete(gen.__anext__()) if loop else next(gen)
+                except (StopIteration, StopAsyncIteration):
+                    conn.send(frame_buffers(MsgType.END, rid, []))
+                    return
+                except Exception as exc:  # raised midway: error after the chunks already sent
+                    self._reply_error(conn, rid, app_error("", "", exc))
+                    return
+                if not self._send_value(conn, rid, MsgType.CHUNK, item, "", "stream"):
+                    break
+                if timeout:
+                    self._running[ident] = time.monotonic() + timeout
+        finally:
+            if loop:
+                loop.run_until_complete(gen.aclose())
+            else:
+                gen.close()
+
+    def _heartbeat_loop(self) -> None:
+        timeout = self.cfg.dirty_timeout
+        interval = min(1.0, max(0.05, timeout / 4)) if timeout else 1.0
+        interval = min(interval, 0.5)
+        while True:
+            now = time.monotonic()
+            if self.board is not None:
+                self.board.beat(self.slot, now)
+                overdue = sum(1 for d in list(self._running.values()) if now > d + OVERDUE_GRACE)
+                self.board.set_i64(self.slot, sb.OVERDUE, overdue)
+            if os.getppid() != self.ppid:
+                log.warning("dirty worker %s: arbiter %s is gone, stopping", self.pid, self.ppid)
+                self._request_stop("graceful")
+                threading.Timer(max(0.1, self.cfg.dirty_graceful_timeout), os._exit, (1,)).start()
+                return
+            time.sleep(interval)
+
+
+def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:
+    """Wrap an exception raised by app code as a DirtyAppError with its traceback text."""
+    if isinstance(exc, DirtyError):
+        return exc
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    where = f" in {app_path}.{action}" if app_path else ""
+    return DirtyAppError(f"{type(exc).__name__}{where}: {exc}", {
+        "app_path": app_path, "action": action, "remote_type": type(exc).__name__,
+        "remote_message": str(exc), "traceback": tb})
+
+
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop = getattr(_local, "loop", None)
+    if loop is None:
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
+
+
+def reopen_log_files() -> None:
+    """USR1: close file handlers so they reopen on the next record (log rotation)."""
+    for logger in [logging.getLogger()] + [logging.getLogger(n) for n in logging.root.manager.loggerDict]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    handler.close()
+                finally:
+                    handler.release()
+    sys.stderr.flush()

@@ -1,0 +1,96 @@
+"""Apps used by the gcorn-dirty tests (imported by the dirty workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from gcorn.dirty import DirtyApp, stash
+
+
+class EchoApp(DirtyApp):
+    """Cheap actions for routing, payload and streaming tests."""
+
+    stashes = ["declared"]
+
+    def init(self) -> None:
+        self.pid = os.getpid()
+        self.calls = 0
+
+    def noop(self, x=None):
+        return x
+
+    def pid_of(self):
+        return os.getpid()
+
+    def echo(self, data):
+        return data
+
+    def make(self, n):
+        return b"x" * n
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return os.getpid()
+
+    def sleep_report(self, seconds, path):
+        with open(path + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(path + ".tmp", path)
+        time.sleep(seconds)
+        return os.getpid()
+
+    def count(self, n, size=8):
+        for i in range(n):
+            yield f"{i:0{size}d}"
+
+    def fail_after(self, n):
+        for i in range(n):
+            yield i
+        raise ValueError(f"broke after {n}")
+
+    async def acount(self, n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    async def aadd(self, a, b):
+        await asyncio.sleep(0.001)
+        return a + b
+
+    def boom(self, msg):
+        raise RuntimeError(msg)
+
+    def kwargs(self, *args, **kwargs):
+        return [list(args), kwargs]
+
+    def unencodable(self):
+        return object()
+
+    def stop_self(self):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return "unreachable"
+
+    def stash_roundtrip(self, key, value):
+        stash.put("fromworker", key, value)
+        return stash.get("fromworker", key)
+
+
+class HeavyApp(DirtyApp):
+    """An app loaded on one worker only (class attribute)."""
+
+    workers = 1
+
+    def init(self) -> None:
+        self.loaded = True
+
+    def pid_of(self):
+        return os.getpid()
+
+
+class BrokenInitApp(DirtyApp):
+    def init(self) -> None:
+        raise RuntimeError("cannot load model")
