@@ -115,7 +115,15 @@ class ProbeWorker(Worker):
         elif cmd == "env":
             reply = os.environ.get(arg, "")
         elif cmd == "info":
-            reply = json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "age": self.age})
+            reply = json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "ppid": os.getppid(),
+                    "age": self.age,
+                    "blocking": [sock.getblocking() for sock in self.sockets],
+                    "max_requests": self.max_requests,
+                }
+            )
         else:
             reply = str(os.getpid())
         conn.sendall(reply.encode() + b"\n")
@@ -233,9 +241,15 @@ def main() -> int:
     cfg, log, app = build(opts)
 
     def reload() -> tuple[Any, Any, Any]:
-        return build(load_opts())
+        fresh = load_opts()
+        if fresh.get("reload_fail"):
+            raise ValueError("bad config on purpose")
+        return build(fresh)
 
     arbiter = Arbiter(cfg, log, app, reload=reload)
+    if "bind_retries" in opts:
+        arbiter.BIND_RETRIES = int(opts["bind_retries"])
+        arbiter.BIND_RETRY_DELAY = 0.1
     if opts.get("side"):
         arbiter.add_side_process(
             SideProcess(

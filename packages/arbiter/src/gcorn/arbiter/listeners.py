@@ -59,7 +59,8 @@ class Listener:
 
     def __str__(self) -> str:
         if self.family == socket.AF_UNIX:
-            return f"unix:{self.path or self.sock.getsockname()!r}"
+            name = self.sock.getsockname()
+            return f"unix:{name if isinstance(name, str) else name!r}"
         host, port = self.sock.getsockname()[:2]
         if self.family == socket.AF_INET6:
             return f"http://[{host}]:{port}"

@@ -1,0 +1,69 @@
+"""USR2: a new master on the same sockets; the old one runs until told to stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+
+
+def _hammer(server, address, stop, failures, answers):
+    while not stop.is_set():
+        try:
+            answers.append(int(server.request("pid", address)))
+        except (OSError, ValueError) as exc:
+            failures.append(repr(exc))
+        time.sleep(0.01)
+
+
+def test_usr2_reexec_keeps_sockets_and_promotes_after_the_old_master_stops(server_factory, wait_until):
+    short = tempfile.mkdtemp(prefix="gca-")
+    unix_path = os.path.join(short, "s.sock")
+    server = server_factory(cfg={"bind": ["127.0.0.1:0", f"unix:{unix_path}"], "pidfile": "app.pid"})
+    server.start()
+    pidfile = server.tmp / "app.pid"
+    old_master = server.master_pid
+    old_workers = server.worker_pids()
+    tcp = server.addresses()[0]
+    stop, failures, answers = threading.Event(), [], []
+    hammer = threading.Thread(target=_hammer, args=(server, tcp, stop, failures, answers))
+    hammer.start()
+    try:
+        server.kill(signal.SIGUSR2)
+        starts = server.wait_event("on_starting", 2)
+        new_master = starts[1].pid
+        assert new_master != old_master
+        server.wait_booted(2)
+        # pre_exec ran in the forked child, which then became the new master
+        assert server.events("pre_exec")[0].pid == new_master
+        assert server.addresses(1) == server.addresses(0)  # same sockets, inherited
+        assert wait_until(lambda: (server.tmp / "app.pid.2").exists(), what="app.pid.2")
+        assert int((server.tmp / "app.pid.2").read_text()) == new_master
+        assert int(pidfile.read_text()) == old_master
+        # the old master keeps running (and serving) until told to stop
+        time.sleep(0.3)
+        assert server.proc.poll() is None
+        server.kill(signal.SIGUSR2, new_master)  # a not-yet-promoted child ignores USR2
+        server.kill(signal.SIGTERM, old_master)
+        assert server.wait_exit() == 0
+        wait_until(lambda: pidfile.exists() and int(pidfile.read_text()) == new_master,
+                   what="promotion of the new master's pidfile")
+        assert not (server.tmp / "app.pid.2").exists()
+        assert os.path.exists(unix_path)  # the old master did not unlink the shared path
+        new_workers = server.worker_pids() - old_workers
+        assert int(server.request("pid", unix_path)) in new_workers
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        hammer.join(5)
+    assert not failures, failures[:3]
+    assert set(answers) & old_workers and set(answers) & new_workers
+    assert len(server.events("on_starting")) == 2  # the ignored USR2 started nobody
+    server.kill(signal.SIGTERM, new_master)
+    wait_until(lambda: len(server.events("master_exit")) == 2, what="the new master to exit")
+    assert not pidfile.exists()
+    assert not os.path.exists(unix_path)
+    shutil.rmtree(short, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""HUP (reload and replace workers), TTIN/TTOU, USR1."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+
+def test_hup_replaces_every_worker_and_calls_on_reload(server_factory, wait_until):
+    server = server_factory(cfg={"workers": 2, "graceful_timeout": 10}).start()
+    old = server.worker_pids()
+    result: dict[str, str] = {}
+    slow = threading.Thread(target=lambda: result.update(r=server.request("slow 1.0")))
+    slow.start()
+    time.sleep(0.2)
+    server.write_opts(cfg={"workers": 3})
+    server.kill(signal.SIGHUP)
+    server.wait_event("on_reload")
+    server.wait_booted(5)
+    wait_until(lambda: server.worker_pids().isdisjoint(old), what="old workers to exit")
+    new = server.worker_pids()
+    assert len(new) == 3
+    answers = {int(server.request("pid")) for _ in range(30)}
+    assert answers <= new
+    slow.join(5)
+    assert result["r"].startswith("done ")  # the old worker finished its job
+    assert int(result["r"].split()[1]) in old
+    # on_reload runs in the master, after the new config was read
+    assert server.events("on_reload")[0].pid == server.master_pid
+    assert server.events("nworkers_changed")[-1].detail == "3 2"
+
+
+def test_hup_with_a_broken_config_keeps_serving(server_factory):
+    server = server_factory().start()
+    before = server.worker_pids()
+    server.write_opts(reload_fail=True)
+    server.kill(signal.SIGHUP)
+    time.sleep(0.5)
+    assert "Reload failed" in server.log_tail()
+    assert server.worker_pids() == before
+    assert int(server.request("pid")) in before
+    assert not server.events("on_reload")
+
+
+def test_hup_rebinds_when_bind_changes(server_factory, wait_until):
+    server = server_factory().start()
+    old_addr = server.addresses()[0]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        new_port = probe.getsockname()[1]
+    server.write_opts(cfg={"bind": [f"127.0.0.1:{new_port}"]})
+    server.kill(signal.SIGHUP)
+    server.wait_booted(2)
+    wait_until(lambda: len(server.worker_pids()) == 1, what="old worker to exit")
+    assert int(server.request("pid", ("127.0.0.1", new_port))) in server.worker_pids()
+    with pytest.raises(ConnectionRefusedError):
+        server.request("pid", old_addr)
+
+
+def test_ttin_and_ttou_change_the_worker_count(server_factory, wait_until):
+    server = server_factory().start()
+    server.kill(signal.SIGTTIN)
+    server.wait_booted(2)
+    server.kill(signal.SIGTTIN)
+    server.wait_booted(3)
+    assert len(server.worker_pids()) == 3
+    server.kill(signal.SIGTTOU)
+    wait_until(lambda: len(server.worker_pids()) == 2, what="one worker less")
+    server.kill(signal.SIGTTOU)
+    server.kill(signal.SIGTTOU)  # never below one
+    wait_until(lambda: len(server.worker_pids()) == 1, what="one worker left")
+    time.sleep(0.3)
+    assert len(server.worker_pids()) == 1
+    changes = [e.detail for e in server.events("nworkers_changed")]
+    assert changes == ["1 None", "2 1", "3 2", "2 3", "1 2"]
+    # the oldest workers are the ones retired
+    first = server.events("post_worker_init")[0].pid
+    assert first not in server.worker_pids()
+
+
+def test_usr1_reopens_logs_in_master_and_workers(server_factory, wait_until):
+    server = server_factory(cfg={"workers": 2}).start()
+    server.kill(signal.SIGUSR1)
+    expected = server.worker_pids() | {server.master_pid}
+    wait_until(lambda: {e.pid for e in server.events("reopen")} == expected, what="reopen everywhere")
+    assert server.worker_pids() == expected - {server.master_pid}  # nobody was restarted
