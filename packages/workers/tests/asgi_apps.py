@@ -56,7 +56,7 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
         await websocket_app(scope, receive, send)
         return
-    path = scope["path"]
+    path = scope["path"][len(scope["root_path"]):]
     if path == "/scope":
         view = {k: v for k, v in scope.items() if k not in ("headers", "raw_path",
                                                             "query_string", "state")}
@@ -79,16 +79,20 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
                 break
         await _text(send, 200, str(total).encode())
     elif path == "/slow-reader":
-        # reads one piece, waits, then reports what the server had to buffer
+        # reads one piece, waits, then reports the total and the largest piece
+        # the server handed over: with flow control the socket was not read
+        # while the app slept, so no piece holds the whole rest of the body
         first = await receive()
         await asyncio.sleep(float(scope["query_string"] or b"0.5"))
-        total = len(first.get("body", b""))
+        total = largest = len(first.get("body", b""))
         more = first.get("more_body", False)
         while more:
             message = await receive()
-            total += len(message.get("body", b""))
+            size = len(message.get("body", b""))
+            total += size
+            largest = max(largest, size)
             more = message.get("more_body", False)
-        await _text(send, 200, str(total).encode())
+        await _text(send, 200, f"{total} {largest}".encode())
     elif path == "/no-read":
         await _text(send, 200, b"did not read the body")
     elif path == "/chunked":

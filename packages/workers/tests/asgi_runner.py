@@ -81,6 +81,10 @@ def _hook(events: str | None, name: str):  # type: ignore[no-untyped-def]
     return hook
 
 
+def _no_hook(*args: Any) -> None:
+    return None
+
+
 def build_cfg(opts: dict[str, Any]) -> types.SimpleNamespace:
     """A settings namespace holding gunicorn's defaults plus the overrides in `opts`."""
     events = opts.get("events")
@@ -105,9 +109,9 @@ def build_cfg(opts: dict[str, Any]) -> types.SimpleNamespace:
     for name in ("on_starting", "on_reload", "pre_fork", "post_fork", "post_worker_init",
                  "worker_int", "worker_abort", "pre_exec", "child_exit", "worker_exit",
                  "nworkers_changed", "on_exit", "pre_request", "post_request"):
-        setattr(cfg, name, _hook(events, name))
+        setattr(cfg, name, _hook(events, name) if opts.get("hooks", True) else _no_hook)
     for key, value in opts.items():
-        if key not in ("app", "port_file", "access_file"):
+        if key not in ("app", "port_file", "access_file", "hooks"):
             setattr(cfg, key, value)
     if opts.get("access_file"):
         cfg.accesslog = opts["access_file"]

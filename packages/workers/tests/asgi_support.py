@@ -32,7 +32,7 @@ class AsgiServer:
         env = dict(os.environ)
         env["ASGI_TEST_EVENTS"] = str(self.events)
         env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
-        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([sys.executable, str(RUNNER), str(opts_path)],
                                      stdout=subprocess.DEVNULL, stderr=self._stderr, env=env)
         self.host = "127.0.0.1"
@@ -125,33 +125,43 @@ def raw_request(port: int, data: bytes, timeout: float = 5.0, read_until_close: 
         return b"".join(chunks)
 
 
+_LEFTOVER: dict[int, bytes] = {}
+
+
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bytes]:
-    """Read one Content-Length or chunked response from `sock`: (head, body)."""
+    """Read one Content-Length or chunked response from `sock`: (head, body).
+
+    Bytes past that response are kept for the next call on the same socket
+    (pipelined responses often arrive in one segment).
+    """
     sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
+    buf = _LEFTOVER.pop(sock.fileno(), b"")
+
+    def more() -> bytes:
         chunk = sock.recv(65536)
         if not chunk:
-            raise ConnectionError(f"closed before a full head: {buf!r}")
-        buf += chunk
+            raise ConnectionError(f"closed early: {buf[:200]!r}")
+        return chunk
+
+    while b"\r\n\r\n" not in buf:
+        buf += more()
     head, _, rest = buf.partition(b"\r\n\r\n")
     lower = head.lower()
     if b"content-length:" in lower:
         length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
         while len(rest) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed inside the body")
-            rest += chunk
-        return head, rest[:length]
-    if b"transfer-encoding: chunked" in lower:
-        while not rest.endswith(b"0\r\n\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed inside a chunked body")
-            rest += chunk
-        return head, rest
-    return head, rest
+            rest += more()
+        body, extra = rest[:length], rest[length:]
+    elif b"transfer-encoding: chunked" in lower:
+        while b"0\r\n\r\n" not in rest:
+            rest += more()
+        end = rest.index(b"0\r\n\r\n") + 5
+        body, extra = rest[:end], rest[end:]
+    else:
+        body, extra = rest, b""
+    if extra:
+        _LEFTOVER[sock.fileno()] = extra
+    return head, body
 
 
 def free_port() -> int:

@@ -192,11 +192,11 @@ class RequestCycle:
     def _make_head(self, body_length: int | None) -> bytes:
         assert self.head_pending is not None
         status, headers = self.head_pending
-        self.head_pending = None
         conn = self.conn
         head = build_head(status, headers, minor=self.minor, keep_alive=self.keep_alive,
                           is_head=self.is_head, body_length=body_length,
                           date_server=conn.state.date_server)
+        self.head_pending = None
         self.status = status
         self.framing = head.framing
         self.keep_alive = head.keep_alive
@@ -209,7 +209,7 @@ class RequestCycle:
                 self.conn.write(self._make_head(None))
             except AppProtocolError as exc:
                 self.conn.state.log.error("Invalid ASGI response: %s", exc)
-                self.conn.abort()
+                self._fail_response()
 
     # -- the app task -----------------------------------------------------------------
 

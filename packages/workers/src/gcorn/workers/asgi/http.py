@@ -87,13 +87,9 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.ws is not None:
             return self.ws.eof_received()
-        try:
-            self.parser.feed_eof()
-        except ParseError:
-            pass  # a request cut short by the client: nothing to answer to
-        if self.cycle is None:
-            return None  # close now
-        return True  # half-close: finish the response in flight, then close
+        # A client that shuts down its sending side cannot be told apart from one
+        # that went away: treat both as a disconnect (the app gets http.disconnect).
+        return None
 
     def data_received(self, data: bytes) -> None:
         if self.ws is not None:

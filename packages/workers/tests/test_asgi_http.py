@@ -1,0 +1,298 @@
+"""The asgi worker over real sockets: scope, framing, keep-alive, pipelining, flow control, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from asgi_support import AsgiServer, raw_request, read_response
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiServer]:
+    tmp = tmp_path_factory.mktemp("asgi-http")
+    srv = AsgiServer(tmp, "asgi_apps:app", keepalive=5,
+                     access_file=str(tmp / "access.log")).wait_ready()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _poll(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_scope_has_every_asgi_key(server: AsgiServer) -> None:
+    reply = httpx.get(server.url + "/scope?x=1&y=%20", headers={"X-Test": "yes"}, timeout=5)
+    assert reply.status_code == 200
+    scope = reply.json()
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/scope"
+    assert scope["raw_path"] == "/scope"
+    assert scope["query_string"] == "x=1&y=%20"
+    assert scope["root_path"] == ""
+    assert scope["server"] == ["127.0.0.1", server.port]
+    assert scope["client"][0] == "127.0.0.1"
+    assert ["x-test", "yes"] in scope["headers"]
+    assert scope["state"] == {"started": "yes"}  # from lifespan startup
+    assert reply.headers["server"] == "gcorn"
+    assert "date" in reply.headers
+
+
+def test_percent_encoded_path_is_decoded_but_raw_path_kept(server: AsgiServer) -> None:
+    reply = raw_request(server.port, b"GET /sc%6fpe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    scope = json.loads(reply.partition(b"\r\n\r\n")[2])
+    assert scope["path"] == "/scope"
+    assert scope["raw_path"] == "/sc%6fpe"
+
+
+def test_keep_alive_reuses_the_connection(server: AsgiServer) -> None:
+    with httpx.Client(timeout=5) as client:
+        first = client.get(server.url + "/scope").json()
+        second = client.get(server.url + "/scope").json()
+    assert first["client"] == second["client"]
+
+
+def test_http10_closes_unless_keep_alive_asked(server: AsgiServer) -> None:
+    reply = raw_request(server.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"connection: close" in reply.lower()
+    assert reply.endswith(b"Hello, World!")
+
+
+def test_post_body_echo_and_chunked_request(server: AsgiServer) -> None:
+    reply = httpx.post(server.url + "/echo", content=b"x" * 100_000, timeout=5)
+    assert reply.content == b"x" * 100_000
+
+    def chunks() -> Iterator[bytes]:
+        yield b"hello "
+        yield b"chunked"
+
+    reply = httpx.post(server.url + "/echo", content=chunks(), timeout=5)
+    assert reply.content == b"hello chunked"
+
+
+def test_chunked_response_when_app_gives_no_length(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, body = read_response(sock)
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body == b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n"
+
+
+def test_http10_streamed_response_is_close_delimited(server: AsgiServer) -> None:
+    reply = raw_request(server.port, b"GET /chunked HTTP/1.0\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"one two three"
+
+
+def test_head_has_headers_but_no_body(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)
+        data = sock.recv(65536)
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert b"content-length: 13" in first.lower()
+    # the next response starts right after the HEAD head: no body bytes in between
+    assert rest.startswith(b"HTTP/1.1 200 OK")
+    assert rest.endswith(b"Hello, World!")
+
+
+def test_pipelined_requests_are_answered_in_order(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /sleep?0.3 HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        bodies = [read_response(sock)[1] for _ in range(3)]
+    assert bodies == [b"slept", b"second", b"Hello, World!"]
+
+
+def test_expect_100_continue_only_when_the_app_reads(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        interim = sock.recv(1024)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        head, body = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b"hello"
+    # an app that never reads: no 100, a final answer, and the unread body is not parsed
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == b"did not read the body"
+        assert sock.recv(1024) == b""  # closed: the body was never sent
+
+
+def test_flow_control_stops_reading_while_the_app_does_not(server: AsgiServer) -> None:
+    size = 8 * 1024 * 1024
+    reply = httpx.post(server.url + "/slow-reader?0.5", content=b"z" * size, timeout=10)
+    total, largest = map(int, reply.text.split())
+    assert total == size
+    # without flow control the whole rest of the body would sit in one piece
+    assert largest < 2 * 1024 * 1024
+
+
+def test_client_disconnect_reaches_the_app(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /wait-disconnect HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.2)
+    assert _poll(lambda: "disconnected /wait-disconnect" in server.events_text())
+
+
+def test_error_before_response_start_gives_500(server: AsgiServer) -> None:
+    reply = httpx.get(server.url + "/error-before", timeout=5)
+    assert reply.status_code == 500
+    assert "boom" not in reply.text
+    assert _poll(lambda: "boom before start" in server.stderr())
+    assert _poll(lambda: '"GET /error-before HTTP/1.1" 500' in
+                 (server.tmp_path / "access.log").read_text())
+
+
+def test_error_after_response_start_closes_the_connection(server: AsgiServer) -> None:
+    reply = raw_request(server.port, b"GET /error-after HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert b"partial" in reply
+    assert not reply.endswith(b"0\r\n\r\n")  # never a clean end for a broken body
+
+
+def test_app_returning_without_response_gives_500(server: AsgiServer) -> None:
+    reply = httpx.get(server.url + "/no-response", timeout=5)
+    assert reply.status_code == 500
+
+
+def test_unfinished_response_does_not_hang(server: AsgiServer) -> None:
+    started = time.monotonic()
+    reply = raw_request(server.port, b"GET /unfinished HTTP/1.1\r\nHost: t\r\n\r\n", timeout=5)
+    assert time.monotonic() - started < 3
+    assert reply.endswith(b"12345")
+
+
+def test_header_injection_is_refused(server: AsgiServer) -> None:
+    reply = raw_request(server.port, b"GET /bad-header HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 500")
+    assert b"pwned" not in reply
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GARBAGE\r\n\r\n", b"400"),
+    (b"GET / HTTP/2.7\r\nHost: t\r\n\r\n", b"505"),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+     b"400"),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", b"414"),
+])
+def test_bad_requests_get_the_parser_status(server: AsgiServer, request_bytes: bytes,
+                                            status: bytes) -> None:
+    reply = raw_request(server.port, request_bytes)
+    assert reply.startswith(b"HTTP/1.1 " + status)
+    assert b"Traceback" not in reply
+
+
+def test_forwarded_proto_from_trusted_peer_and_underscore_headers_dropped(
+        server: AsgiServer) -> None:
+    reply = httpx.get(server.url + "/scope", timeout=5,
+                      headers={"X-Forwarded-Proto": "https", "X_Sneaky": "1"})
+    scope = reply.json()
+    assert scope["scheme"] == "https"
+    assert not any(name == "x_sneaky" for name, _ in scope["headers"])
+
+
+def test_access_log_and_request_hooks(server: AsgiServer) -> None:
+    httpx.get(server.url + "/pid", headers={"User-Agent": "hook-test"}, timeout=5)
+    access = server.tmp_path / "access.log"
+    assert _poll(lambda: '"GET /pid HTTP/1.1" 200 ' in access.read_text()
+                 and "hook-test" in access.read_text())
+    assert _poll(lambda: "pre_request" in server.events_text()
+                 and "post_request" in server.events_text())
+    events = server.events_text()
+    assert "pre_request" in events and "GET /pid" in events
+    assert any(line.startswith("post_request") and line.endswith("GET /pid 200")
+               for line in events.splitlines())
+
+
+def test_connection_close_from_the_app(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, body = read_response(sock)
+        assert b"connection: close" in head.lower()
+        assert sock.recv(1024) == b""
+
+
+def test_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app", keepalive=1, root_path="/api").wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            # a proxy stripped the mount prefix: the app sees it back in path
+            sock.sendall(b"GET /scope HTTP/1.1\r\nHost: t\r\n\r\n")
+            _, body = read_response(sock)
+            scope = json.loads(body)
+            assert scope["root_path"] == "/api"
+            assert scope["path"] == "/api/scope"
+            started = time.monotonic()
+            assert sock.recv(1024) == b""
+            assert time.monotonic() - started < 3
+    finally:
+        srv.stop()
+
+
+def test_too_many_requests_in_flight_get_503(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app", limit_concurrency=1).wait_ready()
+    try:
+        slow: list[int] = []
+        thread = threading.Thread(target=lambda: slow.append(
+            httpx.get(srv.url + "/sleep?1", timeout=5).status_code))
+        thread.start()
+        time.sleep(0.3)
+        assert httpx.get(srv.url + "/", timeout=5).status_code == 503
+        thread.join(5)
+        assert slow == [200]
+        assert httpx.get(srv.url + "/", timeout=5).status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_worker_connections_leaves_extra_clients_in_the_backlog(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app", worker_connections=2, keepalive=10).wait_ready()
+    time.sleep(0.1)  # the readiness probe's connection is closed by now
+    try:
+        first = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        second = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        for sock in (first, second):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(sock)[1] == b"Hello, World!"
+        third = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        third.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        third.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            third.recv(1024)
+        first.close()
+        assert read_response(third, timeout=5)[1] == b"Hello, World!"
+        second.close()
+        third.close()
+    finally:
+        srv.stop()
