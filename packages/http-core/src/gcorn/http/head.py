@@ -1,0 +1,219 @@
+"""From a request line and its fields to a RequestHead: the RFC 9112 rules on
+methods, targets, versions, framing (no smuggling), keep-alive, Expect and Upgrade.
+
+Both parser backends end here, so they accept and reject the same heads.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    DuplicateHeader,
+    ExpectationFailed,
+    InvalidFraming,
+    InvalidLineEnding,
+    InvalidMethod,
+    InvalidRequestLine,
+    InvalidTarget,
+    RequestLineTooLong,
+    UnsupportedTransferCoding,
+    UnsupportedVersion,
+)
+from .events import Header, RequestHead
+from .fields import parse_fields
+from .grammar import ABSOLUTE_FORM, AUTHORITY_FORM, HTTP_VERSION, REQUEST_LINE, TOKEN
+from .options import ParserOptions
+
+# Methods that pass every method rule, to skip the checks in the common case.
+_USUAL_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE", b"CONNECT")
+)
+_VERSIONS = {b"1.1": (1, 1), b"1.0": (1, 0)}
+# Transfer codings a server may meet before "chunked"; the body is passed on
+# still coded, and the connection closes after it (as gunicorn does).
+_CONTENT_CODINGS = frozenset((b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"))
+# Fields that change how the message is framed or handled.
+_SPECIAL = frozenset(
+    (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade",
+     b"content-type")
+)
+# Fields that may not appear in a trailer section (they would change framing,
+# routing or authentication after the head was acted on).
+FORBIDDEN_TRAILERS = frozenset(
+    (b"content-length", b"transfer-encoding", b"host", b"trailer", b"te", b"authorization",
+     b"content-type", b"connection", b"expect", b"upgrade")
+)
+_MAX_LENGTH_DIGITS = 18  # below 2**63: a longer Content-Length is surely an attack
+
+
+def parse_request_line(
+    buf: bytes, start: int, end: int, options: ParserOptions
+) -> tuple[bytes, bytes, tuple[int, int]]:
+    """Split and check the request line buf[start:end] (without its CRLF)."""
+    if end - start > options.request_line_limit:
+        raise RequestLineTooLong()
+    match = REQUEST_LINE.fullmatch(buf, start, end)
+    if match is None:
+        _diagnose_request_line(buf[start:end])
+    method, target, version_text = match.groups()  # type: ignore[union-attr]
+    version = _VERSIONS.get(version_text)
+    if version is None:
+        version = (version_text[0] - 48, version_text[2] - 48)
+        if not options.permit_unconventional_http_version:
+            raise UnsupportedVersion()
+    return method, target, version
+
+
+def _diagnose_request_line(line: bytes) -> None:
+    """Raise the error that says what is wrong with a request line that did not match."""
+    if b"\n" in line or b"\r" in line:
+        raise InvalidLineEnding()
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise InvalidRequestLine()
+    method, target, version = parts
+    if TOKEN.fullmatch(method) is None:
+        raise InvalidMethod()
+    if not target or any(c < 0x21 or c > 0x7E for c in target):
+        raise InvalidTarget()
+    if HTTP_VERSION.fullmatch(version) is None:
+        raise InvalidRequestLine("invalid HTTP version")
+    raise InvalidRequestLine()
+
+
+def check_method(method: bytes, options: ParserOptions) -> bytes:
+    """Apply the method rules (token, and gunicorn's conventional-method rule)."""
+    if method in _USUAL_METHODS:
+        return method
+    if options.casefold_http_method:
+        method = method.upper()
+        if method in _USUAL_METHODS:
+            return method
+    if TOKEN.fullmatch(method) is None:
+        raise InvalidMethod()
+    if not options.permit_unconventional_http_method and (
+        not 3 <= len(method) <= 20 or method.upper() != method or b"#" in method
+    ):
+        raise InvalidMethod("unconventional request method")
+    return method
+
+
+def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes]:
+    """Check the form of the request target for this method; return (path, query)."""
+    if b"#" in target:
+        raise InvalidTarget("a fragment is not allowed in a request target")
+    first = target[:1]
+    if method == b"CONNECT":
+        if first == b"/" or AUTHORITY_FORM.fullmatch(target) is None:
+            raise InvalidTarget("CONNECT needs an authority-form target")
+        return b"", b""
+    if first == b"/":
+        path, _, query = target.partition(b"?")
+        return path, query
+    if target == b"*":
+        if method != b"OPTIONS":
+            raise InvalidTarget("asterisk-form is only for OPTIONS")
+        return b"*", b""
+    absolute = ABSOLUTE_FORM.fullmatch(target)
+    if absolute is None:
+        raise InvalidTarget()
+    path, _, query = absolute.group(3).partition(b"?")
+    return path or b"/", query
+
+
+def build_head(
+    method: bytes,
+    target: bytes,
+    version: tuple[int, int],
+    headers: list[Header],
+    options: ParserOptions,
+) -> RequestHead:
+    """Apply the RFC 9112 message rules to a parsed head and return the RequestHead."""
+    if method not in _USUAL_METHODS:
+        method = check_method(method, options)
+    if target[:1] == b"/" and method != b"CONNECT" and b"#" not in target:
+        path, _, query = target.partition(b"?")  # origin-form, the common case
+    else:
+        path, query = split_target(method, target)
+    content_length: int | None = None
+    codings: list[bytes] | None = None
+    connection: list[bytes] = []
+    upgrade: bytes | None = None
+    expect: bytes | None = None
+    seen: set[bytes] | None = None
+    for name, value in headers:
+        if name not in _SPECIAL:
+            continue
+        if name == b"content-length":
+            if content_length is not None:
+                raise DuplicateHeader("more than one Content-Length")
+            if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                raise InvalidFraming("invalid Content-Length")
+            content_length = int(value)
+        elif name == b"transfer-encoding":
+            if codings is None:
+                codings = []
+            codings.extend(part.strip(b" \t").lower() for part in value.split(b","))
+        elif name == b"connection":
+            lowered = value.lower()
+            if lowered == b"keep-alive" or lowered == b"close":
+                connection.append(lowered)
+            else:
+                connection.extend(part.strip(b" \t") for part in lowered.split(b","))
+        elif name == b"upgrade":
+            upgrade = value.lower() if upgrade is None else upgrade + b", " + value.lower()
+        elif name == b"expect":
+            expect = value.lower() if expect is None else expect + b"," + value.lower()
+        elif seen is None:  # host, content-type: singletons
+            seen = {name}
+        elif name in seen:
+            raise DuplicateHeader()
+        else:
+            seen.add(name)
+    http11 = version >= (1, 1)
+    if not connection:
+        keep_alive = http11
+    elif http11:
+        keep_alive = b"close" not in connection
+    else:
+        keep_alive = b"keep-alive" in connection and b"close" not in connection
+    chunked = False
+    if codings is not None:
+        keep_alive = _check_codings(codings, content_length, http11) and keep_alive
+        chunked = True
+    expects_continue = False
+    if expect is not None and http11:
+        if expect != b"100-continue":
+            raise ExpectationFailed()
+        expects_continue = True
+    # RFC 9110 7.8: an Upgrade sent without "Connection: upgrade", or in HTTP/1.0, is ignored.
+    if upgrade is not None and not (http11 and b"upgrade" in connection):
+        upgrade = None
+    return RequestHead(
+        method, target, path, query, version, headers, keep_alive, expects_continue, upgrade,
+        content_length, chunked,
+    )
+
+
+def _check_codings(codings: list[bytes], content_length: int | None, http11: bool) -> bool:
+    """Validate a Transfer-Encoding list; return whether the connection may stay open."""
+    codings = [c for c in codings if c]  # empty list elements are allowed (RFC 9110 5.6.1)
+    if content_length is not None:
+        raise InvalidFraming("both Content-Length and Transfer-Encoding")
+    if not http11:
+        raise InvalidFraming("Transfer-Encoding in an HTTP/1.0 request")
+    if not codings:
+        raise InvalidFraming("empty Transfer-Encoding")
+    for coding in codings:
+        if coding != b"chunked" and coding not in _CONTENT_CODINGS:
+            raise UnsupportedTransferCoding()
+    if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+        raise InvalidFraming("chunked must be the final transfer coding, once")
+    return len(codings) == 1
+
+
+def parse_head(head: bytes, options: ParserOptions) -> RequestHead:
+    """Parse a whole request head: request line and fields, each line ending in CRLF
+    (without the empty line that ends the head)."""
+    line_end = head.find(b"\r\n")
+    method, target, version = parse_request_line(head, 0, line_end, options)
+    return build_head(method, target, version, parse_fields(head[line_end + 2 :], options), options)

@@ -1,0 +1,281 @@
+"""The pure-Python backend: a byte-buffer state machine, no dependency.
+
+Speed comes from doing the per-request work in a few C-level calls: one
+``find`` for the end of the head, one regex to validate the whole field block
+and one ``findall`` to extract it; body bytes are passed on without copies
+whenever a piece of input is all body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    HeaderFieldTooLarge,
+    IncompleteMessage,
+    InvalidChunk,
+    InvalidLineEnding,
+    InvalidTrailer,
+    ParseError,
+    RequestLineTooLong,
+)
+from .events import Body, EndOfMessage, Event, Header, RequestHead
+from .fields import parse_fields
+from .grammar import BARE_LINE_ENDING, CHUNK_HEADER
+from .head import FORBIDDEN_TRAILERS, build_head, parse_request_line
+from .parser import RequestParser
+
+# States of the machine.
+HEAD = 0  # waiting for (the rest of) a request head
+LENGTH = 1  # reading a Content-Length body; _remaining bytes to go
+CHUNK_HEADER_LINE = 2  # waiting for a chunk-size line
+CHUNK_DATA = 3  # inside a chunk; _remaining bytes to go
+CHUNK_END = 4  # waiting for the CRLF after a chunk's data
+TRAILERS = 5  # after the last chunk: trailer fields, then the empty line
+PAUSED = 6  # after an Upgrade / CONNECT request: bytes are held for take_unparsed
+CLOSED = 7  # after a request that does not keep the connection open
+FAILED = 8  # a ParseError was raised; it is raised again
+
+# A chunk-size line with extensions longer than this is refused (no hanging on
+# an endless extension).
+MAX_CHUNK_HEADER = 4096
+# A chunk size must fit in 64 bits (leading zeros do not count).
+MAX_CHUNK_SIZE_DIGITS = 16
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
+class PythonParser(RequestParser):
+    """RequestParser backend written in pure Python (always available)."""
+
+    backend = "python"
+    __slots__ = ("_state", "_buf", "_scanned", "_remaining", "_head", "_error")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        RequestParser.__init__(self, *args, **kwargs)
+        self._state = HEAD
+        self._buf = b""  # bytes received and not parsed yet
+        self._scanned = 0  # how much of _buf was already searched for the end of the head
+        self._remaining = 0
+        self._head: RequestHead | None = None
+        self._error: ParseError | None = None
+
+    @property
+    def paused(self) -> bool:
+        """True after an Upgrade or CONNECT request ended: see take_unparsed/resume."""
+        return self._state == PAUSED
+
+    @property
+    def in_progress(self) -> bool:
+        """True when part of a request has been received but not its end."""
+        state = self._state
+        if state == HEAD:
+            return bool(self._buf.lstrip(b"\r\n"))
+        return state < PAUSED
+
+    def take_unparsed(self) -> bytes:
+        """While paused: hand over (and forget) the bytes received after the request."""
+        if self._state != PAUSED:
+            raise RuntimeError("take_unparsed() is only for a paused parser")
+        data, self._buf = self._buf, b""
+        self._state = CLOSED
+        return data
+
+    def resume(self) -> list[Event]:
+        """While paused: the protocol switch was declined; parse on as HTTP/1.1."""
+        if self._state != PAUSED:
+            raise RuntimeError("resume() is only for a paused parser")
+        self._state = HEAD if self._head is None or self._head.keep_alive else CLOSED
+        data, self._buf = self._buf, b""
+        return self.feed(data)
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Take bytes received from the peer; return the events they complete."""
+        state = self._state
+        if state >= PAUSED:
+            if state == PAUSED:
+                self._buf += data
+            elif state == FAILED:
+                assert self._error is not None
+                raise self._error
+            return []
+        buf = self._buf
+        if buf:
+            buf += data
+            if state == HEAD and buf.find(b"\r\n\r\n", self._scanned) < 0:
+                self._buf = buf
+                self._check_partial_head(buf)
+                return []
+        else:
+            buf = data
+        events: list[Event] = []
+        try:
+            pos = self._run(buf, events)
+        except ParseError as exc:
+            self._state = FAILED
+            self._error = exc
+            self._buf = b""
+            raise
+        self._buf = buf[pos:] if pos else buf
+        return events
+
+    def feed_eof(self) -> list[Event]:
+        """The peer closed its side: raise IncompleteMessage if a request was cut short."""
+        if self._state == FAILED:
+            assert self._error is not None
+            raise self._error
+        if self.in_progress:
+            self._state = FAILED
+            self._error = IncompleteMessage()
+            raise self._error
+        if self._state == HEAD:
+            self._state = CLOSED
+        return []
+
+    def _run(self, buf: bytes, events: list[Event]) -> int:
+        """Parse from the start of buf as far as it goes; return the position reached."""
+        pos = 0
+        end = len(buf)
+        options = self.options
+        while pos < end:
+            state = self._state
+            if state == HEAD:
+                while buf.startswith(b"\r\n", pos):  # RFC 9112 2.2: ignore empty lines
+                    pos += 2
+                head_end = buf.find(b"\r\n\r\n", pos)
+                if head_end < 0:
+                    self._check_partial_head(buf[pos:] if pos else buf)
+                    return pos
+                line_end = buf.find(b"\r\n", pos)
+                method, target, version = parse_request_line(buf, pos, line_end, options)
+                if line_end < head_end:
+                    fields = parse_fields(buf[line_end + 2 : head_end + 2], options)
+                else:
+                    fields = []
+                head = build_head(method, target, version, fields, options)
+                pos = head_end + 4
+                self._head = head
+                self._scanned = 0
+                events.append(head)
+                if head.chunked:
+                    self._state = CHUNK_HEADER_LINE
+                elif head.content_length:
+                    self._state = LENGTH
+                    self._remaining = head.content_length
+                else:
+                    self._end_message(events, [])
+            elif state == LENGTH or state == CHUNK_DATA:
+                remaining = self._remaining
+                available = end - pos
+                if available <= remaining:
+                    events.append(Body(buf[pos:] if pos else buf))
+                    self._remaining = remaining - available
+                    pos = end
+                    if available < remaining:
+                        return pos
+                else:
+                    pos += remaining
+                    events.append(Body(buf[pos - remaining : pos]))
+                    self._remaining = 0
+                if state == LENGTH:
+                    self._end_message(events, [])
+                else:
+                    self._state = CHUNK_END
+            elif state == CHUNK_HEADER_LINE:
+                match = CHUNK_HEADER.match(buf, pos)
+                if match is None:
+                    self._check_partial_line(buf, pos)
+                    return pos
+                size_text = match.group(1)
+                if len(size_text) > MAX_CHUNK_SIZE_DIGITS and (
+                    len(size_text.lstrip(b"0")) > MAX_CHUNK_SIZE_DIGITS
+                ):
+                    raise InvalidChunk("chunk size too large")
+                pos = match.end()
+                size = int(size_text, 16)
+                if size:
+                    self._state = CHUNK_DATA
+                    self._remaining = size
+                else:
+                    self._state = TRAILERS
+            elif state == CHUNK_END:
+                if buf.startswith(b"\r\n", pos):
+                    pos += 2
+                    self._state = CHUNK_HEADER_LINE
+                elif end - pos == 1 and buf[pos] == 13:
+                    return pos
+                else:
+                    raise InvalidChunk("chunk data not followed by CRLF")
+            else:  # TRAILERS
+                if buf.startswith(b"\r\n", pos):
+                    pos += 2
+                    self._end_message(events, [])
+                    continue
+                trailer_end = buf.find(b"\r\n\r\n", pos)
+                if trailer_end < 0:
+                    if end - pos > options.head_limit:
+                        raise HeaderFieldTooLarge()
+                    if BARE_LINE_ENDING.search(buf, pos) is not None:
+                        raise InvalidLineEnding()
+                    return pos
+                trailers = parse_fields(buf[pos : trailer_end + 2], options)
+                for name, _ in trailers:
+                    if name in FORBIDDEN_TRAILERS:
+                        raise InvalidTrailer("field not allowed in a trailer section")
+                pos = trailer_end + 4
+                self._end_message(events, trailers)
+            if self._state >= PAUSED:
+                break
+        return pos
+
+    def _end_message(self, events: list[Event], trailers: list[Header]) -> None:
+        """Emit EndOfMessage and pick the state for what follows the request."""
+        events.append(EndOfMessage(trailers))
+        head = self._head
+        assert head is not None
+        if head.upgrade is not None or head.method == b"CONNECT":
+            self._state = PAUSED
+        elif head.keep_alive:
+            self._state = HEAD
+        else:
+            self._state = CLOSED
+
+    def _check_partial_head(self, partial: bytes) -> None:
+        """Refuse an incomplete head as soon as it is sure to break a rule."""
+        options = self.options
+        self._scanned = max(0, len(partial) - 3)
+        partial = partial.lstrip(b"\r\n")
+        line_end = partial.find(b"\r\n")
+        if line_end < 0:
+            if len(partial) > options.request_line_limit + 1:
+                raise RequestLineTooLong()
+        elif line_end > options.request_line_limit:
+            raise RequestLineTooLong()
+        else:
+            last_line = len(partial) - partial.rfind(b"\r\n") - 2
+            if last_line > options.field_size_limit:
+                raise HeaderFieldTooLarge()
+            if len(partial) > options.head_limit + options.request_line_limit:
+                raise HeaderFieldTooLarge()
+        if BARE_LINE_ENDING.search(partial) is not None:
+            raise InvalidLineEnding()
+
+    def _check_partial_line(self, buf: bytes, pos: int) -> None:
+        """A chunk-size line did not match: raise unless it may still be completed."""
+        line = buf[pos:]
+        if b"\n" in line:
+            raise InvalidChunk("invalid chunk-size line")
+        if len(line) > MAX_CHUNK_HEADER:
+            raise InvalidChunk("chunk-size line too long")
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            return
+        rest = line.lstrip(_HEX_DIGITS)
+        digits = line[: len(line) - len(rest)]
+        if (
+            b"\r" in line
+            or not digits
+            or len(digits.lstrip(b"0")) > MAX_CHUNK_SIZE_DIGITS
+            or (rest and rest[:1] not in (b";", b" ", b"\t"))
+        ):
+            raise InvalidChunk("invalid chunk-size line")
