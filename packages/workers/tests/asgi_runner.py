@@ -21,6 +21,18 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+
+class _BlockWebsockets:
+    """Meta-path finder that makes `import websockets` fail, as if it were not installed."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "websockets" or name.startswith("websockets."):
+            raise ImportError(f"No module named {name!r} (blocked by the test)")
+
+
+if "--block-websockets" in sys.argv:
+    sys.meta_path.insert(0, _BlockWebsockets())
+
 from gcorn.arbiter import Arbiter  # noqa: E402
 from gcorn.workers.asgi import AsgiWorker  # noqa: E402
 
@@ -111,7 +123,7 @@ def build_cfg(opts: dict[str, Any]) -> types.SimpleNamespace:
                  "nworkers_changed", "on_exit", "pre_request", "post_request"):
         setattr(cfg, name, _hook(events, name) if opts.get("hooks", True) else _no_hook)
     for key, value in opts.items():
-        if key not in ("app", "port_file", "access_file", "hooks"):
+        if key not in ("app", "port_file", "access_file", "hooks", "block_websockets"):
             setattr(cfg, key, value)
     if opts.get("access_file"):
         cfg.accesslog = opts["access_file"]

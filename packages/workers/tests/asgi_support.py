@@ -33,7 +33,10 @@ class AsgiServer:
         env["ASGI_TEST_EVENTS"] = str(self.events)
         env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
         self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, str(RUNNER), str(opts_path)],
+        argv = [sys.executable, str(RUNNER), str(opts_path)]
+        if settings.get("block_websockets"):
+            argv.append("--block-websockets")
+        self.proc = subprocess.Popen(argv,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr, env=env)
         self.host = "127.0.0.1"
         self.port = 0

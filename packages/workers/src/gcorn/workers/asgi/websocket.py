@@ -340,6 +340,11 @@ class WebSocketSession:
                 continue
             response.headers[key] = value.decode("latin-1") if isinstance(value, bytes) else value
         protocol.send_response(response)
+        # gcorn.http parsed the handshake request, so the protocol's own parser
+        # is still waiting for one: restart it now that the state is OPEN, where
+        # it reads frames only
+        protocol.parser = protocol.parse()
+        next(protocol.parser)
         self.status = 101
         self.phase = "open"
         self._flush()
