@@ -55,7 +55,7 @@ class AsgiServer:
                                         b"Connection: close\r\n\r\n", timeout=2)
                 except OSError:
                     reply = b""
-                if reply.startswith(b"HTTP/1.1 200"):
+                if reply.startswith(b"HTTP/1.1 "):
                     return self
             time.sleep(0.05)
         raise TimeoutError(f"server not ready: {self.stderr()}")
