@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import ssl
+import sys
 from typing import Any
 
+from gcorn.arbiter import WORKER_BOOT_ERROR
 from gcorn.http import ParseError
 from gcorn.workers import proxy_protocol
 from gcorn.workers.errors import ClientDisconnected, WorkerError
@@ -16,7 +18,7 @@ from gcorn.workers.tls import build_context, wrap_connection
 from gcorn.workers.wsgi.connection import Connection
 from gcorn.workers.wsgi.handler import RequestHandler
 
-__all__ = ["WsgiServing", "raw_socket", "signal_wakeup_fd"]
+__all__ = ["WsgiServing", "boot_serving", "raw_socket", "signal_wakeup_fd"]
 
 
 def signal_wakeup_fd() -> int:
@@ -44,6 +46,15 @@ def drain_wakeup_fd(fd: int) -> None:
 def raw_socket(listener: Any) -> socket.socket:
     """The socket object behind an arbiter `Listener` (or the socket itself)."""
     return getattr(listener, "sock", listener)
+
+
+def boot_serving(worker: Any, multithread: bool) -> WsgiServing:
+    """Build the serving state; a bad setting exits with WORKER_BOOT_ERROR (3)."""
+    try:
+        return WsgiServing(worker, multithread)
+    except (ImportError, ValueError, TypeError, WorkerError) as exc:
+        worker.log.error("Worker failed to boot: %s", exc)
+        sys.exit(int(WORKER_BOOT_ERROR))
 
 
 class WsgiServing:

@@ -21,7 +21,12 @@ from typing import Any
 
 from gcorn.arbiter import Worker
 from gcorn.http import ParseError
-from gcorn.workers.base import WsgiServing, drain_wakeup_fd, raw_socket, signal_wakeup_fd
+from gcorn.workers.base import (
+    boot_serving,
+    drain_wakeup_fd,
+    raw_socket,
+    signal_wakeup_fd,
+)
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.wsgi.connection import Connection
 
@@ -36,7 +41,7 @@ class ThreadWorker(Worker):
 
     def run(self) -> None:
         """Start the serving threads, beat, reap idle connections, stop gracefully."""
-        self.serving = WsgiServing(self, multithread=True)
+        self.serving = boot_serving(self, multithread=True)
         cfg = self.cfg
         self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
         self.max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)

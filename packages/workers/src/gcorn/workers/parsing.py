@@ -26,7 +26,7 @@ _OPTIONS = {
 def parser_options(cfg: Any) -> dict[str, Any]:
     """The parser keyword arguments the settings give (only those the parser knows)."""
     try:
-        accepted = set(inspect.signature(RequestParser).parameters)
+        accepted = set(inspect.signature(RequestParser.__init__).parameters)
     except (TypeError, ValueError):
         accepted = set(_OPTIONS) | {"backend"}
     options: dict[str, Any] = {}

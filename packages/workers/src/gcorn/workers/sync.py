@@ -11,7 +11,13 @@ from typing import Any
 
 from gcorn.arbiter import Worker
 from gcorn.http import ParseError
-from gcorn.workers.base import WsgiServing, drain_wakeup_fd, raw_socket, signal_wakeup_fd
+from gcorn.workers.base import (
+    WsgiServing,
+    boot_serving,
+    drain_wakeup_fd,
+    raw_socket,
+    signal_wakeup_fd,
+)
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 
 __all__ = ["SyncWorker"]
@@ -22,7 +28,7 @@ class SyncWorker(Worker):
 
     def run(self) -> None:
         """Accept and serve until told to stop or orphaned."""
-        serving = WsgiServing(self, multithread=False)
+        serving = boot_serving(self, multithread=False)
         listeners = [raw_socket(s) for s in self.sockets]
         for sock in listeners:
             sock.setblocking(False)

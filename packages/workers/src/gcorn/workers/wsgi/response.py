@@ -49,14 +49,15 @@ def server_header(software: str) -> bytes:
 class Response:
     """One response on a connection: also the `resp` object given to hooks."""
 
-    __slots__ = ("chunked", "close_delimited", "conn", "content_length", "headers",
+    __slots__ = ("body", "chunked", "close_delimited", "conn", "content_length", "headers",
                  "headers_sent", "http11", "is_head", "keep_alive", "log", "must_close",
                  "omit_body", "sent", "server", "status", "status_code", "_status_line",
                  "_wire_headers")
 
     def __init__(self, conn: Any, is_head: bool, http11: bool, keep_alive: bool,
-                 server: bytes, log: Any) -> None:
+                 server: bytes, log: Any, body: Any = None) -> None:
         self.conn = conn
+        self.body = body
         self.is_head = is_head
         self.http11 = http11
         self.keep_alive = keep_alive
@@ -159,6 +160,10 @@ class Response:
                 self.must_close = True
 
     def _head_bytes(self) -> bytes:
+        if self.body is not None and self.body.continue_pending:
+            # the client still waits for 100 Continue before sending its body:
+            # it may never send it, so this connection cannot carry another request
+            self.must_close = True
         parts = [self._status_line, self.server, http_date()]
         parts.extend(b"%s: %s\r\n" % field for field in self._wire_headers)
         if self.chunked:
