@@ -57,6 +57,7 @@ class Server:
         self.opts_path = tmp_path / "opts.json"
         self.log_path = tmp_path / "master.log"
         self.opts = {"events": str(self.events_path), **opts}
+        self.events_path = Path(self.opts["events"])
         self.proc: subprocess.Popen[bytes] | None = None
         self.write_opts()
 

@@ -122,6 +122,11 @@ class ProbeWorker(Worker):
                     "age": self.age,
                     "blocking": [sock.getblocking() for sock in self.sockets],
                     "max_requests": self.max_requests,
+                    "uid": os.getuid(),
+                    "gid": os.getgid(),
+                    "groups": sorted(os.getgroups()),
+                    "cwd": os.getcwd(),
+                    "heartbeat": os.readlink(f"/proc/self/fd/{self.tmp.fileno()}"),
                 }
             )
         else:

@@ -139,13 +139,20 @@ def test_stale_pidfile_is_replaced(server_factory, tmp_path):
     assert int(pidfile.read_text()) == server.master_pid
 
 
-def test_env_and_max_requests_jitter_reach_the_worker(server_factory):
-    server = server_factory(cfg={"env": {"GCORN_TEST_VALUE": "forty-two"}}).start()
-    assert server.request("env GCORN_TEST_VALUE") == "forty-two"
-
-
 def _swallow(fn, *args):
     try:
         fn(*args)
     except OSError:
         pass  # the connection is cut by the quick stop: expected here
+
+
+def test_term_right_after_a_fork_is_not_lost(server_factory):
+    # a worker signalled between fork() and its own handlers must still stop
+    server = server_factory(load_delay=0.5, cfg={"graceful_timeout": 20}).start()
+    server.kill(signal.SIGTTIN)
+    server.kill(signal.SIGHUP)
+    server.wait_event("post_fork", 3)
+    started = time.monotonic()
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    assert time.monotonic() - started < 4

@@ -24,7 +24,7 @@ from gcorn.arbiter.pidfile import Pidfile
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.sdnotify import reloading_state, sd_notify
 from gcorn.arbiter.side import SideProcess
-from gcorn.arbiter.signals import SignalQueue
+from gcorn.arbiter.signals import SignalQueue, fork_with_signals_blocked, restore_signal_mask
 
 ReloadFn = Callable[[], tuple[Any, Any, Any]]
 
@@ -100,11 +100,6 @@ class Arbiter(ChildrenMixin):
         old = self._num_workers
         self._num_workers = value
         self._hook("nworkers_changed", self, value, old)
-
-    @property
-    def _worker_timeout(self) -> float:
-        # workers beat every timeout/2; with the check off they still wake up
-        return self.timeout if self.timeout > 0 else 1_000_000.0
 
     def _hook(self, name: str, *args: Any) -> None:
         fn = getattr(self.cfg, name, None)
@@ -383,13 +378,14 @@ class Arbiter(ChildrenMixin):
             self.log.warning("USR2 ignored: this master is itself a re-exec'd child")
             return
         self.log.info("Re-executing the master")
-        pid = os.fork()
+        pid, mask = fork_with_signals_blocked()
         if pid:
             self.reexec_pid = pid
             return
         code = 1
         try:
             self._signals.close_in_child()
+            restore_signal_mask(mask)
             self._hook("pre_exec", self)
             # the new master must start from the original environment
             self._env_saved, saved = {}, self._env_saved

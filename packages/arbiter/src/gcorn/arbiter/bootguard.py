@@ -39,7 +39,7 @@ class BootGuard:
         while self._failures and now - self._failures[0] > self.window:
             self._failures.popleft()
         self._streak += 1
-        delay = min(self.backoff_max, self.backoff_base * (2 ** (self._streak - 1)))
+        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (self._streak - 1))
         self.next_spawn_at = now + delay
         return self.limit > 0 and len(self._failures) >= self.limit
 

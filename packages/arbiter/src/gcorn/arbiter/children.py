@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, CrashLoopError, HaltServer
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.side import SideProcess
+from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
 
 if TYPE_CHECKING:
     from gcorn.arbiter.bootguard import BootGuard
@@ -79,7 +80,10 @@ class ChildrenMixin:
     def num_workers(self) -> int:  # overridden by Arbiter
         raise NotImplementedError
 
-    _worker_timeout: float
+    @property
+    def _worker_timeout(self) -> float:
+        # workers beat every timeout/2; with the check off they still wake up
+        return self.timeout if self.timeout > 0 else 1_000_000.0
 
     def _hook(self, name: str, *args: Any) -> None:  # overridden by Arbiter
         raise NotImplementedError
@@ -117,12 +121,12 @@ class ChildrenMixin:
             tmp_dir = getattr(self.cfg, "worker_tmp_dir", None) or "the temp dir"
             raise HaltServer(f"cannot create a worker heartbeat file in {tmp_dir}: {exc}") from exc
         self._hook("pre_fork", self, worker)
-        pid = os.fork()
+        pid, mask = fork_with_signals_blocked()
         if pid:
             worker.pid = pid
             self.WORKERS[pid] = worker
             return pid
-        self._run_worker_child(worker)
+        self._run_worker_child(worker, mask)
         raise AssertionError("unreachable: the worker child exits")
 
     def _close_in_child(self, keep: Any = None) -> None:
@@ -131,11 +135,16 @@ class ChildrenMixin:
             if other is not keep:
                 other.tmp.close()
 
-    def _run_worker_child(self, worker: Any) -> None:
+    def _run_worker_child(self, worker: Any, mask: set[signal.Signals | int]) -> None:
         code = 1
         try:
             worker.pid = os.getpid()
             self._close_in_child(keep=worker)
+            # until init_signals(), a stop request must still reach this worker
+            signal.signal(signal.SIGTERM, worker.handle_exit)
+            signal.signal(signal.SIGINT, worker.handle_quit)
+            signal.signal(signal.SIGQUIT, worker.handle_quit)
+            restore_signal_mask(mask)
             set_process_title(f"worker [{self.proc_name}]")
             self.cfg.post_fork(self, worker)
             worker.init_process()
@@ -290,7 +299,7 @@ class ChildrenMixin:
                 self._spawn_side(side)
 
     def _spawn_side(self, side: SideProcess) -> None:
-        pid = os.fork()
+        pid, mask = fork_with_signals_blocked()
         if pid:
             side.started(pid)
             self.log.info("Started side process %s (pid: %s)", side.name, pid)
@@ -298,6 +307,7 @@ class ChildrenMixin:
         code = 1
         try:
             self._close_in_child()
+            restore_signal_mask(mask)
             # a side process serves no HTTP: keep the ports free for other masters
             for listener in self.LISTENERS:
                 listener.sock.close()

@@ -39,7 +39,9 @@ class Listener:
     @property
     def kind(self) -> str:
         """'tcp', 'tcp6' or 'unix' (as gunicorn's control socket reports it)."""
-        return {socket.AF_INET6: "tcp6", socket.AF_UNIX: "unix"}.get(self.family, "tcp")
+        if self.family == socket.AF_INET6:
+            return "tcp6"
+        return "unix" if self.family == socket.AF_UNIX else "tcp"
 
     @property
     def path(self) -> str:

@@ -57,7 +57,7 @@ class SideProcess:
         self._streak += 1
         self.restarts += 1
         self.pid = 0
-        delay = min(self.backoff_max, self.backoff_base * (2 ** (self._streak - 1)))
+        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (self._streak - 1))
         self.next_start_at = now + delay
         return delay
 

@@ -26,6 +26,29 @@ MASTER_SIGNALS: tuple[signal.Signals, ...] = (
 )
 
 
+def fork_with_signals_blocked() -> tuple[int, set[signal.Signals | int]]:
+    """fork() with the master's signals blocked; returns (pid, mask to restore).
+
+    The parent's mask is restored here. The child must restore it itself once
+    it has replaced the master's handlers, so a signal aimed at the new child
+    (TERM right after it was forked) is neither lost nor taken for the master's.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid, old
+
+
+def restore_signal_mask(mask: set[signal.Signals | int]) -> None:
+    """In a forked child: deliver the signals held back during fork."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class SignalQueue:
     """Signals received by the master, in order, with a self-pipe to wake the loop."""
 
