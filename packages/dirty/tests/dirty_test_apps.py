@@ -46,8 +46,7 @@ class EchoApp(DirtyApp):
             yield f"{i:0{size}d}"
 
     def fail_after(self, n):
-        for i in range(n):
-            yield i
+        yield from range(n)
         raise ValueError(f"broke after {n}")
 
     async def acount(self, n):

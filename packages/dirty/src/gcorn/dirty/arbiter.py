@@ -128,7 +128,7 @@ class DirtyArbiter:
         os.chmod(path, 0o600)
         sock.listen(1024)
         self._fds_to_close_in_child.add(sock.fileno())
-        return await asyncio.start_unix_server(self._serve_client, sock=sock)
+        return await asyncio.start_unix_server(self._serve_client, sock=sock, backlog=1024)
 
     async def _supervise(self) -> None:
         while not self._stopping:

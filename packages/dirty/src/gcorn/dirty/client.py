@@ -55,6 +55,8 @@ class DirtyClient:
         self._board: Scoreboard | None = None
         self._conns: dict[int, SyncConn] = {}
         self._aconns: weakref.WeakKeyDictionary[Any, dict[int, AsyncConn]] = weakref.WeakKeyDictionary()
+        self._refreshing: weakref.WeakKeyDictionary[Any, asyncio.Future[Directory]] = \
+            weakref.WeakKeyDictionary()
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -227,12 +229,9 @@ class DirtyClient:
         if conns is None:
             conns = self._aconns[loop] = {}
         while True:
-            d = self._dir
-            if d is None or d.stale() or self._pid != os.getpid():
-                self._check_fork()
-                d = self._install_directory(await self._arbiter_request_async(MsgType.DIRECTORY, None))
-                for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
-                    conns.pop(gen).close()
+            d = await self._adirectory()
+            for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
+                conns.pop(gen).close()
             target = d.choose(app, {g: c.load() for g, c in conns.items()})
             if target is None:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -259,6 +258,29 @@ class DirtyClient:
                     conns[gen] = conn
             return d, conn
 
+    async def _adirectory(self) -> Directory:
+        d = self._dir
+        if d is not None and not d.stale() and self._pid == os.getpid():
+            return d
+        self._check_fork()
+        loop = asyncio.get_running_loop()
+        # One refresh at a time per loop: hundreds of tasks starting at once must not
+        # all dial the arbiter.
+        flight = self._refreshing.get(loop)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        flight = self._refreshing[loop] = loop.create_future()
+        try:
+            d = self._install_directory(await self._arbiter_request_async(MsgType.DIRECTORY, None))
+            flight.set_result(d)
+            return d
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: waiters, if any, get it too
+            raise
+        finally:
+            self._refreshing.pop(loop, None)
+
     async def _arbiter_request_async(self, mtype: int, value: Any) -> Any:
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path)
@@ -283,9 +305,7 @@ class DirtyClient:
     async def execute_async(self, app_path: str, action: str, *args: Any,
                             _timeout: float | None = None, **kwargs: Any) -> Any:
         """``await``-able :meth:`execute`."""
-        d = self._dir if self._dir is not None and not self._dir.stale() else None
-        if d is None:
-            d, _ = await self._async_target(app_path, None)
+        d = await self._adirectory()
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
@@ -315,7 +335,7 @@ class DirtyClient:
     async def stream_async(self, app_path: str, action: str, *args: Any,
                            _timeout: float | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         """``async for`` over the items of a generator action; the timeout bounds each gap."""
-        d, _ = await self._async_target(app_path, None)
+        d = await self._adirectory()
         timeout = self._timeout(d, _timeout)
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)

@@ -115,6 +115,8 @@ class SyncConn:
             if remaining is not None and remaining <= 0:
                 with self.state_lock:
                     self.sleepers.discard(waiter)
+                    if not self.reading and self.sleepers:
+                        self.sleepers.pop().event.set()  # we may have been chosen to read: pass it on
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
             waiter.event.wait(remaining)
             with self.state_lock:
@@ -169,6 +171,9 @@ class SyncConn:
                     del waiters[rid]
                     w.done = True
                 if w in self.sleepers:
+                    # Taken out now, so a leader passing its role on never picks a thread
+                    # that is about to return with its answer.
+                    self.sleepers.discard(w)
                     w.event.set()
 
     def _fail(self, error: DirtyError) -> None:

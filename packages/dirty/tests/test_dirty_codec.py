@@ -1,0 +1,128 @@
+"""The safe codec and the frame parser, without processes."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+
+import pytest
+
+from gcorn.dirty.codec import SafeCodec, get_codec
+from gcorn.dirty.errors import DirtyProtocolError
+from gcorn.dirty.protocol import HEADER, MAGIC, FrameParser, MsgType, Oversize, frame_buffers
+
+codec = SafeCodec()
+
+
+def roundtrip(value):
+    return codec.decode(b"".join(bytes(p) for p in codec.encode(value)))
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**200, -(2**300) + 7, 1.5, float("inf"),
+    "", "héllo \U0001f600", b"", b"\x00\xff" * 10, [1, [2, [3]]], (1, "a", b"b"), {"a": 1, 2: [3]},
+    {"nested": {"t": (1, 2), "l": [None, True]}}, ("x",) * 1000,
+])
+def test_roundtrip_keeps_type_and_value(value):
+    out = roundtrip(value)
+    assert out == value
+    assert type(out) is type(value)
+
+
+def test_tuple_and_list_stay_distinct():
+    assert roundtrip(([1], (2,))) == ([1], (2,))
+    assert type(roundtrip([(1,)])[0]) is tuple
+
+
+def test_bytes_like_arrive_as_bytes_and_large_ones_are_not_copied():
+    big = bytearray(b"z" * 100_000)
+    parts = codec.encode(["k", big])
+    # the large payload is a view of the caller's buffer, not a copy
+    assert any(isinstance(p, memoryview) and p.obj is big for p in parts)
+    assert roundtrip(memoryview(b"abc")) == b"abc"
+    assert roundtrip(big) == bytes(big)
+
+
+def test_nan_and_subclasses():
+    import enum
+    import math
+
+    class Color(enum.IntEnum):
+        RED = 3
+
+    assert math.isnan(roundtrip(float("nan")))
+    assert roundtrip(Color.RED) == 3 and type(roundtrip(Color.RED)) is int
+
+
+def test_refuses_arbitrary_objects_with_a_clear_error():
+    with pytest.raises(TypeError, match="safe dirty codec cannot encode"):
+        codec.encode({"x": object()})
+    with pytest.raises(TypeError):
+        codec.encode({1, 2})
+
+
+@pytest.mark.parametrize("data", [b"", b"\x63", b"\x06\x00\x00\x00\x09ab", b"\x08\xff\xff\xff\xff",
+                                  b"\x0a\x00\x00\x00\x01\x08\x00\x00\x00\x00\x00"])
+def test_malformed_input_is_a_protocol_error(data):
+    with pytest.raises(DirtyProtocolError):
+        codec.decode(data)
+
+
+def test_trailing_bytes_and_deep_nesting_are_refused():
+    with pytest.raises(DirtyProtocolError, match="trailing"):
+        codec.decode(b"\x00\x00")
+    deep = b"\x08\x00\x00\x00\x01" * 200 + b"\x00"
+    with pytest.raises(DirtyProtocolError, match="nested"):
+        codec.decode(deep)
+
+
+def test_pickle_bytes_are_not_accepted_by_the_safe_codec():
+    with pytest.raises(DirtyProtocolError):
+        codec.decode(pickle.dumps(object()))
+
+
+def test_pickle_codec_is_opt_in():
+    assert get_codec("pickle").decode(b"".join(get_codec("pickle").encode({1, 2}))) == {1, 2}
+    with pytest.raises(ValueError, match="unknown dirty codec"):
+        get_codec("json")
+
+
+def test_numpy_arrays_travel_with_dtype_and_shape():
+    np = pytest.importorskip("numpy")
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = roundtrip({"a": arr})["a"]
+    assert out.dtype == arr.dtype and out.shape == (3, 4) and (out == arr).all()
+
+
+def frames_of(value_parts, rid=7, mtype=MsgType.RESULT):
+    return b"".join(bytes(b) for b in frame_buffers(mtype, rid, value_parts))
+
+
+def test_parser_reassembles_frames_fed_byte_by_byte():
+    data = frames_of(codec.encode("one"), 1) + frames_of(codec.encode(b"x" * 300_000), 2)
+    parser = FrameParser()
+    got = []
+    step = 4093
+    for i in range(0, len(data), step):
+        got += parser.feed(data[i:i + step])
+    assert [(t, r) for t, r, _ in got] == [(MsgType.RESULT, 1), (MsgType.RESULT, 2)]
+    assert codec.decode(got[1][2]) == b"x" * 300_000
+
+
+def test_parser_skips_an_oversize_frame_and_stays_in_sync():
+    parser = FrameParser(max_size=1024)
+    data = frames_of(codec.encode(b"y" * 5000), 1) + frames_of(codec.encode("after"), 2)
+    got = []
+    for i in range(0, len(data), 1000):
+        got += parser.feed(data[i:i + 1000])
+    assert isinstance(got[0][2], Oversize) and got[0][2].size > 5000 and got[0][2].limit == 1024
+    assert codec.decode(got[1][2]) == "after"
+
+
+def test_parser_rejects_a_foreign_peer():
+    with pytest.raises(DirtyProtocolError, match="magic"):
+        FrameParser().feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = HEADER.pack(MAGIC, 9, 1, 0, 1)
+    with pytest.raises(DirtyProtocolError, match="version"):
+        FrameParser().feed(head)
+    assert struct.calcsize(">2sBBIQ") == 16
