@@ -54,3 +54,12 @@ def test_failures_outside_the_window_do_not_add_up(server_factory):
     assert server.proc.poll() is None, server.log_tail()
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
+
+
+def test_a_worker_too_slow_to_boot_counts_as_a_boot_failure(server_factory):
+    server = server_factory(load_delay=5, cfg={"timeout": 0.5, "boot_failure_limit": 2})
+    server.start(wait=False)
+    assert server.wait_exit(timeout=10) == 3
+    log = server.log_tail(20000)
+    assert "while booting: loading the app took longer than timeout=0.5s" in log
+    assert "Crash loop: 2 workers failed to boot" in log

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 
@@ -139,3 +140,17 @@ def test_listeners_are_non_blocking_in_workers(server_factory):
     info = json.loads(server.request("info"))
     assert info["blocking"] == [False, False]
     assert info["ppid"] == server.master_pid
+
+
+def test_backlog_and_reuse_port(server_factory):
+    server = server_factory(cfg={"backlog": 37, "reuse_port": True}).start()
+    host, port = server.addresses()[0][:2]
+    if shutil.which("ss"):
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+        ).stdout.split()
+        assert out[2] == "37"  # Send-Q of a listening socket is its backlog
+    # SO_REUSEPORT is set: another socket with it may bind the same port
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind((host, port))

@@ -88,3 +88,32 @@ def test_usr1_reopens_logs_in_master_and_workers(server_factory, wait_until):
     expected = server.worker_pids() | {server.master_pid}
     wait_until(lambda: {e.pid for e in server.events("reopen")} == expected, what="reopen everywhere")
     assert server.worker_pids() == expected - {server.master_pid}  # nobody was restarted
+
+
+def test_no_request_fails_while_hup_replaces_workers(server_factory):
+    server = server_factory(cfg={"workers": 2}, load_delay=0.2).start()
+    old = server.worker_pids()
+    stop = threading.Event()
+    failures: list[str] = []
+    answers: list[int] = []
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(int(server.request("pid")))
+            except (OSError, ValueError) as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(2):
+            server.kill(signal.SIGHUP)
+            time.sleep(0.8)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    assert not failures, failures[:3]
+    assert set(answers) & old and set(answers) - old  # both generations answered

@@ -54,3 +54,21 @@ def test_crashing_side_process_backs_off(server_factory):
     assert 2 <= crashes <= 6, crashes
     assert "exited with exit code 7; restarting in" in server.log_tail()
     assert int(server.request("pid")) in server.worker_pids()  # workers unaffected
+
+
+def test_nothing_is_left_behind_when_the_master_is_killed(server_factory, wait_until):
+    server = server_factory(side=True, cfg={"workers": 2}).start()
+    side = server.wait_event("side-start")[0].pid
+    children = server.worker_pids() | {side}
+    server.kill(signal.SIGKILL)
+    server.wait_exit()
+
+    def gone(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split(") ")[1].startswith("Z")  # a zombie is gone
+        except FileNotFoundError:
+            return True
+
+    wait_until(lambda: all(gone(pid) for pid in children), timeout=5, what="orphans to exit")
+    assert server.events("side-term")[0].pid == side  # the kernel's parent-death signal

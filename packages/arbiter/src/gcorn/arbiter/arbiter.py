@@ -154,6 +154,10 @@ class Arbiter(ChildrenMixin):
             self.log.error("%s", exc.message)
             self._close_after_failed_start()
             return exc.exit_code
+        except Exception:
+            self.log.exception("The arbiter failed to start")
+            self._close_after_failed_start()
+            return 1
         try:
             self._manage_workers()
             self._notify_systemd(f"READY=1\nSTATUS=gcorn master {self.pid} running")
@@ -208,7 +212,10 @@ class Arbiter(ChildrenMixin):
         self.pid = os.getpid()
         chdir = setting(self.cfg, "chdir", None)
         if chdir:
-            os.chdir(chdir)
+            try:
+                os.chdir(chdir)
+            except OSError as exc:
+                raise HaltServer(f"cannot chdir to {chdir}: {exc.strerror}") from exc
         if self.worker_class is None:
             raise HaltServer("cfg.worker_class is not set: nothing to fork")
         self._apply_env()

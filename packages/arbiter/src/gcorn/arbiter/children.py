@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, CrashLoopError, HaltServer
+from gcorn.arbiter.parentdeath import set_parent_death_signal
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.side import SideProcess
 from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
@@ -184,7 +185,15 @@ class ChildrenMixin:
                     self._kill(pid, signal.SIGKILL)
                     self._aborted_at[pid] = float("inf")
             elif self.timeout > 0 and now - last > self.timeout:
-                self.log.critical("WORKER TIMEOUT (pid:%s)", pid)
+                if pid in self._booted:
+                    self.log.critical("WORKER TIMEOUT (pid:%s)", pid)
+                else:
+                    self.log.critical(
+                        "WORKER TIMEOUT (pid:%s) while booting: loading the app took "
+                        "longer than timeout=%gs",
+                        pid,
+                        self.timeout,
+                    )
                 worker.aborted = True
                 self._aborted_at[pid] = now
                 self._kill(pid, signal.SIGABRT)
@@ -251,7 +260,8 @@ class ChildrenMixin:
             booted = pid in self._booted or worker.tmp.is_booted()
         except OSError:
             booted = pid in self._booted
-        by_master = pid in self._retiring or pid in self._aborted_at or self._stopping
+        aborted = pid in self._aborted_at
+        by_master = pid in self._retiring or aborted or self._stopping
         self._retiring.pop(pid, None)
         self._aborted_at.pop(pid, None)
         self._booted.discard(pid)
@@ -268,8 +278,10 @@ class ChildrenMixin:
             self.log.debug("Worker (pid:%s) exited with %s", pid, describe_exit(code))
         self._hook("child_exit", self, worker)
         worker.tmp.close()
+        # a worker that never booted failed to boot, even when it was aborted for
+        # taking longer than `timeout`; one retired by the master did not
         boot_failure = code in (int(WORKER_BOOT_ERROR), int(APP_LOAD_ERROR)) or (
-            not booted and code != 0 and not by_master
+            not booted and code != 0 and (aborted or not by_master)
         )
         if boot_failure and not self._stopping:
             self._boot_failed(code)
@@ -307,6 +319,10 @@ class ChildrenMixin:
         code = 1
         try:
             self._close_in_child()
+            if side.parent_death_signal is not None:
+                set_parent_death_signal(side.parent_death_signal)
+                if os.getppid() != self.pid:
+                    os._exit(0)  # the master died before the kernel could watch it
             restore_signal_mask(mask)
             # a side process serves no HTTP: keep the ports free for other masters
             for listener in self.LISTENERS:

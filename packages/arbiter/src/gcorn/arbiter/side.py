@@ -6,6 +6,7 @@ it dies, forwards TERM/HUP/USR1 to it, and stops it after the workers.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ class SideProcess:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         stable_after: float = 10.0,
+        parent_death_signal: int | None = signal.SIGTERM,
     ) -> None:
         if not name:
             raise ValueError("a side process needs a name")
@@ -35,6 +37,8 @@ class SideProcess:
         self.backoff_max = backoff_max
         # a run longer than this resets the backoff: the crash was not a loop
         self.stable_after = stable_after
+        # sent by the kernel if the master dies without stopping it (Linux; None: off)
+        self.parent_death_signal = parent_death_signal
         self.pid = 0
         self.started_at = 0.0
         self.restarts = 0
