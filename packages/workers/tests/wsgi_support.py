@@ -48,7 +48,8 @@ class Server:
             [str(HERE)] + [p for p in self.env.get("PYTHONPATH", "").split(os.pathsep) if p])
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_path: str = "/pid", timeout: float = 15.0) -> Server:
+    def start(self, ready_path: str = "/pid", timeout: float = 15.0,
+              probe: Any = None) -> Server:
         """Start and wait until a request is answered."""
         self._logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, str(RUNNER), json.dumps(self.spec)],
@@ -62,6 +63,11 @@ class Server:
             try:
                 if self.unix_path():
                     return self
+                if probe is not None:
+                    if probe(self):
+                        return self
+                    time.sleep(0.05)
+                    continue
                 status, _, _ = self.request("GET", ready_path, timeout=2)
                 if status < 500:
                     return self

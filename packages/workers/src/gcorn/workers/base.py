@@ -21,7 +21,7 @@ from gcorn.workers.wsgi.handler import RequestHandler
 __all__ = ["WsgiServing", "boot_serving", "raw_socket", "signal_wakeup_fd"]
 
 
-def signal_wakeup_fd() -> int:
+def signal_wakeup_fd() -> tuple[int, int]:
     """A pipe's read end that becomes readable when a signal arrives (main thread only).
 
     Waiting on it as well as on the sockets lets TERM end a poll at once
@@ -31,7 +31,7 @@ def signal_wakeup_fd() -> int:
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    return read_fd
+    return read_fd, write_fd
 
 
 def drain_wakeup_fd(fd: int) -> None:

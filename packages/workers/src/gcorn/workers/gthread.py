@@ -76,7 +76,7 @@ class ThreadWorker(Worker):
         """Heartbeat and keep-alive reaping until the worker must stop."""
         tick = min(max(self.timeout / 4.0, 0.05), 1.0) if self.timeout > 0 else 1.0
         tick = min(tick, max(self.keepalive / 2.0, 0.05)) if self.keepalive > 0 else tick
-        wakeup = signal_wakeup_fd()
+        wakeup, self.wake_w = signal_wakeup_fd()
         poller = select.poll()
         poller.register(wakeup, select.POLLIN)
         while self.alive:
@@ -97,14 +97,21 @@ class ThreadWorker(Worker):
             if self.parked.get(fd) is conn and self.parked.pop(fd, None) is conn:
                 self.close(conn)
 
-    def stop(self, threads: list[threading.Thread]) -> None:
-        """Graceful stop: no more accepts, idle connections closed, busy ones finish."""
-        self.accepting = False
+    def stop_accepting(self) -> None:
+        """Take the listeners out of the epoll set (idempotent)."""
+        with self.lock:
+            if not self.accepting:
+                return
+            self.accepting = False
         for fd in list(self.listeners):
             try:
                 self.epoll.unregister(fd)
-            except OSError:
-                pass  # already gone with its socket
+            except OSError as exc:
+                self.log.debug("listener %d already out of epoll: %s", fd, exc)
+
+    def stop(self, threads: list[threading.Thread]) -> None:
+        """Graceful stop: no more accepts, idle connections closed, busy ones finish."""
+        self.stop_accepting()
         self.reap_idle(float("inf"))
         deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
         while self.nconns > len(self.parked) and time.monotonic() < deadline:
@@ -217,6 +224,8 @@ class ThreadWorker(Worker):
                 if self.nr >= self.max_requests and self.alive:
                     self.log.info("Autorestarting worker after current request.")
                     self.alive = False
+                    self.stop_accepting()
+                    os.write(self.wake_w, b"m")  # wake the main thread now
                 if not keep or not self.alive or self.keepalive <= 0:
                     self.close(conn, linger=conn.unread_body)
                     return

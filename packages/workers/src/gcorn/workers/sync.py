@@ -35,7 +35,7 @@ class SyncWorker(Worker):
         poller = select.poll()
         for sock in listeners:
             poller.register(sock.fileno(), select.POLLIN)
-        wakeup = signal_wakeup_fd()
+        wakeup, _ = signal_wakeup_fd()
         poller.register(wakeup, select.POLLIN)
         wait_ms = int(min(self.timeout / 2.0, 1.0) * 1000) if self.timeout > 0 else 1000
         while self.alive:

@@ -84,9 +84,17 @@ class Connection:
         """Bytes that are already there, b'' at end of stream, None if nothing yet."""
         sock = self.sock
         if self.is_tls:
-            if not sock.pending():  # type: ignore[attr-defined]
+            # OpenSSL may already hold the bytes (read with the handshake or
+            # the previous record) where epoll cannot see them: try a read
+            sock.settimeout(0.0)
+            try:
+                return sock.recv(_RECV_SIZE)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 return None
-            return self.recv()
+            except (ssl.SSLError, *_ERRNO_GONE) as exc:
+                raise ClientGone(str(exc)) from exc
+            finally:
+                sock.settimeout(self.timeout)
         try:
             return sock.recv(_RECV_SIZE)
         except BlockingIOError:
