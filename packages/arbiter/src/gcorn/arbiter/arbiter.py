@@ -146,6 +146,20 @@ class Arbiter(ChildrenMixin):
             self._stop = (graceful, exit_code)
         self._signals.wake()
 
+    def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+        """Stop gracefully and make run() return `exit_status` (gunicorn's name)."""
+        if reason:
+            self.log.info("Halting: %s", reason)
+        self.stop(graceful=True, exit_code=exit_status)
+
+    def kill_worker(self, pid: int, sig: int) -> None:
+        """Send `sig` to one worker (ignored if it is already gone)."""
+        self._kill(pid, sig)
+
+    def kill_workers(self, sig: int) -> None:
+        """Send `sig` to every worker."""
+        self._kill_all(sig)
+
     def run(self) -> int:
         """Start, supervise until told to stop, stop; return the process exit code."""
         try:
