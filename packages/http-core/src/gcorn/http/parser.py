@@ -116,7 +116,7 @@ def _find_backend_class(backend: str) -> type[RequestParser]:
         backend = "httptools"
     if backend not in BACKENDS:
         raise ValueError(f"unknown parser backend {name!r}; use one of {', '.join(BACKENDS)}")
-    if backend == "httptools":  # "auto" picks it once the adapter lands
+    if backend == "httptools" or (backend == "auto" and httptools_available()):
         try:
             from .httptools_parser import HttptoolsParser
         except ImportError as exc:

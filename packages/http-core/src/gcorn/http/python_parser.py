@@ -147,10 +147,7 @@ class PythonParser(RequestParser):
                     return pos
                 line_end = buf.find(b"\r\n", pos)
                 method, target, version = parse_request_line(buf, pos, line_end, options)
-                if line_end < head_end:
-                    fields = parse_fields(buf[line_end + 2 : head_end + 2], options)
-                else:
-                    fields = []
+                fields = self._fields(buf, pos, line_end, head_end) if line_end < head_end else []
                 head = build_head(method, target, version, fields, options)
                 pos = head_end + 4
                 self._head = head
@@ -226,6 +223,10 @@ class PythonParser(RequestParser):
             if self._state >= PAUSED:
                 break
         return pos
+
+    def _fields(self, buf: bytes, start: int, line_end: int, head_end: int) -> list[Header]:
+        """The header fields of the head buf[start:head_end + 4] (a backend's hook)."""
+        return parse_fields(buf[line_end + 2 : head_end + 2], self.options)
 
     def _end_message(self, events: list[Event], trailers: list[Header]) -> None:
         """Emit EndOfMessage and pick the state for what follows the request."""

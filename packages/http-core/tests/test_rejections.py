@@ -1,0 +1,105 @@
+"""Every rule that refuses a request: the error class, its status, a safe message."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcorn.http import (
+    HTTPProtocolError,
+    IncompleteMessage,
+    InvalidMethod,
+    ParseError,
+    RequestParser,
+)
+
+from .conftest import load_corpus
+
+CORPUS = load_corpus()
+
+
+@pytest.mark.parametrize("case", CORPUS.INVALID, ids=lambda c: c.name)
+def test_invalid_request_is_refused_with_its_status(backend, case):
+    parser = RequestParser(backend)
+    with pytest.raises(case.error) as info:
+        parser.feed(case.data)
+        parser.feed_eof()
+    error = info.value
+    assert isinstance(error, ParseError) and isinstance(error, HTTPProtocolError)
+    assert error.status in (400, 414, 417, 431, 501, 505)
+    assert str(error) == error.message and error.message
+    # The message never echoes what the client sent.
+    assert not any(ord(c) < 32 or ord(c) > 126 for c in error.message)
+
+
+@pytest.mark.parametrize("case", CORPUS.VALID, ids=lambda c: c.name)
+def test_valid_request_is_accepted(parse, case):
+    events = parse(case.data)
+    assert type(events[-1]).__name__ == "EndOfMessage"
+
+
+def test_statuses_of_the_error_family():
+    from gcorn import http
+
+    expected = {
+        "UnsupportedVersion": 505, "UnsupportedTransferCoding": 501, "ExpectationFailed": 417,
+        "RequestLineTooLong": 414, "TooManyHeaders": 431, "HeaderFieldTooLarge": 431,
+        "InvalidResponse": 500,
+    }
+    for name in http.__all__:
+        cls = getattr(http, name)
+        if isinstance(cls, type) and issubclass(cls, HTTPProtocolError):
+            assert cls().status == expected.get(name, 400), name
+
+
+def test_an_error_is_final(backend):
+    parser = RequestParser(backend)
+    with pytest.raises(InvalidMethod):
+        parser.feed(b"get / HTTP/1.1\r\n\r\n")
+    with pytest.raises(InvalidMethod):
+        parser.feed(b"GET / HTTP/1.1\r\n\r\n")
+    with pytest.raises(InvalidMethod):
+        parser.feed_eof()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: a",
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n",
+    ],
+)
+def test_eof_inside_a_request(backend, data):
+    parser = RequestParser(backend)
+    parser.feed(data)
+    assert parser.in_progress
+    with pytest.raises(IncompleteMessage) as info:
+        parser.feed_eof()
+    assert info.value.status == 400
+
+
+def test_eof_between_requests_is_clean(backend):
+    parser = RequestParser(backend)
+    assert len(parser.feed(b"GET / HTTP/1.1\r\n\r\n\r\n")) == 2
+    assert parser.feed_eof() == []
+
+
+@pytest.mark.parametrize(
+    "prefix, error",
+    [
+        (b"GET / HTTP/1.1\nHost", "InvalidLineEnding"),
+        (b"GET /" + b"a" * 5000, "RequestLineTooLong"),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 9000, "HeaderFieldTooLarge"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz", "InvalidChunk"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12345678901234567", "InvalidChunk"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"a" * 5000, "InvalidChunk"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY", "InvalidChunk"),
+    ],
+)
+def test_incomplete_input_that_cannot_become_valid_is_refused_at_once(backend, prefix, error):
+    parser = RequestParser(backend)
+    with pytest.raises(ParseError) as info:
+        parser.feed(prefix)
+    assert type(info.value).__name__ == error
