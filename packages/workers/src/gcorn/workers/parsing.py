@@ -43,9 +43,11 @@ def parser_options(cfg: Any) -> dict[str, Any]:
 def parser_factory(cfg: Any) -> Callable[[], Any]:
     """A zero-argument callable returning a fresh parser configured from `cfg`."""
     options = parser_options(cfg)
-    RequestParser(**options)  # fail at boot, not on the first request, on a bad option
-
-    def make() -> Any:
-        return RequestParser(**options)
-
-    return make
+    # fail at boot, not on the first request, on a bad option or a missing backend
+    first = RequestParser(**options)
+    shared = getattr(first, "options", None)
+    if shared is None:
+        return lambda: RequestParser(**options)
+    backend_class = type(first)
+    # one validated ParserOptions for every connection of this worker
+    return lambda: backend_class(options=shared)

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from gcorn.workers.errors import WorkerError
 from gcorn.workers.proxy import AllowList
 
-__all__ = ["ProxyProtocol", "proxy_mode"]
+__all__ = ["ProxyProtocol", "ProxyProtocolUnavailable", "proxy_mode"]
+
+
+class ProxyProtocolUnavailable(WorkerError):
+    """`proxy_protocol` is on but no PROXY protocol reader is installed (boot error)."""
 
 
 def proxy_mode(value: Any) -> str:
@@ -34,7 +39,12 @@ class ProxyProtocol:
     def __init__(self, cfg: Any, allow: AllowList) -> None:
         self.mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
         self.allow = allow
-        self.enabled = False  # set once gcorn.http offers a PROXY protocol reader
+        self.enabled = False
+        if self.mode != "off":
+            # a proxy in front would send a header on every connection that we
+            # would answer with 400: refuse to boot, with the reason
+            raise ProxyProtocolUnavailable(
+                f"proxy_protocol = {self.mode!r} is not supported yet by this gcorn-http")
 
     def read(self, conn: Any) -> None:
         """Consume the PROXY header of `conn`, if any, into `conn.proxy_info`."""

@@ -24,6 +24,7 @@ __all__ = ["RequestHandler"]
 
 # an unread request body is discarded up to this size to keep the connection
 _DRAIN_LIMIT = 1 << 20
+_PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
 
 
 def _reason(status: int) -> str:
@@ -92,7 +93,7 @@ class RequestHandler:
         query = head.query.decode("latin-1")
         version = head.version
         http11 = version >= (1, 1)
-        protocol = "HTTP/1.1" if version == (1, 1) else f"HTTP/{version[0]}.{version[1]}"
+        protocol = _PROTOCOLS.get(version) or f"HTTP/{version[0]}.{version[1]}"
         # the parser always ends a request with EndOfMessage, even with no body:
         # the stream consumes it, so the next event is the next request's head
         body = InputStream(conn, False, head.expects_continue)

@@ -29,6 +29,9 @@ _DROPPED = frozenset({
 _NO_BODY_STATUS = frozenset({204, 304})
 
 _date_cache: list[Any] = [0, b""]
+# validated (name, value) -> bytes pair: apps send the same few headers again and again
+_checked: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_CHECKED_MAX = 4096
 
 
 def http_date() -> bytes:
@@ -105,10 +108,14 @@ class Response:
                 raise AppResponseError(f"invalid header {item!r}") from None
             if type(name) is not str or type(value) is not str:
                 raise AppResponseError(f"header name and value must be str: {item!r}")
-            try:
-                raw = check_header(name, value.strip(" \t"))
-            except HTTPProtocolError as exc:
-                raise AppResponseError(f"invalid header {item!r}: {exc}") from None
+            raw = _checked.get((name, value))
+            if raw is None:
+                try:
+                    raw = check_header(name, value.strip(" \t"))
+                except HTTPProtocolError as exc:
+                    raise AppResponseError(f"invalid header {item!r}: {exc}") from None
+                if len(_checked) < _CHECKED_MAX:
+                    _checked[(name, value)] = raw
             lname = name.lower()
             if lname in _DROPPED:
                 if lname == "connection" and "close" in value.lower():

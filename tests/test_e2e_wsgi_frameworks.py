@@ -1,0 +1,132 @@
+"""End to end through the `gcorn` command: a Flask app and a Django app on sync and gthread
+(a page, a form POST, a file download sent with wsgi.file_wrapper/sendfile)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or shutil.which("gcorn")
+
+FLASK_APP = '''
+import os
+from flask import Flask, request, send_file
+
+app = Flask(__name__)
+
+@app.get("/")
+def page():
+    return "<h1>flask page</h1>"
+
+@app.post("/form")
+def form():
+    return "hello " + request.form["name"] + " " + str(len(request.files["upload"].read()))
+
+@app.get("/download")
+def download():
+    return send_file(os.environ["E2E_FILE"], mimetype="application/octet-stream")
+'''
+
+DJANGO_APP = '''
+import os
+import django
+from django.conf import settings
+
+settings.configure(DEBUG=False, SECRET_KEY="e2e", ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"],
+                   MIDDLEWARE=[])
+django.setup()
+
+from django.core.wsgi import get_wsgi_application
+from django.http import FileResponse, HttpResponse
+from django.urls import path
+
+
+def page(request):
+    return HttpResponse("<h1>django page</h1>")
+
+
+def form(request):
+    upload = request.FILES["upload"].read()
+    return HttpResponse("hello " + request.POST["name"] + " " + str(len(upload)))
+
+
+def download(request):
+    return FileResponse(open(os.environ["E2E_FILE"], "rb"))
+
+
+urlpatterns = [path("", page), path("form", form), path("download", download)]
+application = get_wsgi_application()
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def files(tmp_path):
+    data = os.urandom(700_000)
+    (tmp_path / "payload.bin").write_bytes(data)
+    (tmp_path / "flask_e2e_app.py").write_text(textwrap.dedent(FLASK_APP))
+    (tmp_path / "django_e2e_app.py").write_text(textwrap.dedent(DJANGO_APP))
+    return tmp_path, data
+
+
+@pytest.mark.skipif(GCORN is None, reason="the gcorn command is not installed")
+@pytest.mark.parametrize("framework,worker", [
+    ("flask", "sync"), ("flask", "gthread"), ("django", "sync"), ("django", "gthread"),
+])
+def test_framework_app(files, framework, worker):
+    pytest.importorskip(framework)
+    tmp, data = files
+    port = free_port()
+    app = "flask_e2e_app:app" if framework == "flask" else "django_e2e_app:application"
+    log = open(tmp / "gcorn.log", "wb")
+    proc = subprocess.Popen(
+        [GCORN, "-k", worker, "--threads", "2", "-w", "1", "-b", f"127.0.0.1:{port}",
+         "--chdir", str(tmp), app],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(tmp),
+        env=dict(os.environ, E2E_FILE=str(tmp / "payload.bin")))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=5) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    r = client.get(base + "/")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, (tmp / "gcorn.log").read_text()
+                    assert time.monotonic() < deadline, (tmp / "gcorn.log").read_text()
+                    time.sleep(0.1)
+            assert r.status_code == 200
+            assert f"{framework} page" in r.text
+            r = client.post(base + "/form", data={"name": "ada"},
+                            files={"upload": ("u.bin", b"u" * 5000)})
+            assert r.status_code == 200, r.text
+            assert r.text == "hello ada 5000"
+            r = client.get(base + "/download")
+            assert r.status_code == 200
+            assert r.content == data
+            assert r.headers["content-length"] == str(len(data))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+    assert "Traceback" not in Path(tmp / "gcorn.log").read_text()

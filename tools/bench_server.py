@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""gcorn's WSGI workers against gunicorn 27.0.1, side by side, as ratios.
+
+Runs the shared harness (../shared/bench/bench.py: wrk, 1 thread, 50
+connections, one worker per server, runs interleaved, medians) with the
+gunicorn anchors and `gcorn -k sync` / `gcorn -k gthread --threads 4` added,
+then prints gcorn / gunicorn ratios per scenario (req/s, p99, RSS).
+
+    python3 tools/bench_server.py                      # hello, big64k, echo1k; 3 reps of 5 s
+    python3 tools/bench_server.py --scenarios hello --reps 1 --duration 3
+    python3 tools/bench_server.py --summarize /tmp/bench-results/run-X.jsonl
+
+Targets (issue 3): sync >= 1.3x gunicorn sync; gthread >= 2.5x gunicorn gthread;
+p99 no worse; memory no more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HARNESS = os.environ.get("GCORN_BENCH_HARNESS",
+                         os.path.join(os.path.dirname(ROOT), "shared", "bench", "bench.py"))
+PAIRS = [("gcorn-sync", "gunicorn-sync"), ("gcorn-gthread4", "gunicorn-gthread4")]
+
+
+def gcorn_command() -> str:
+    """The `gcorn` executable next to this Python, else on PATH."""
+    local = os.path.join(os.path.dirname(sys.executable), "gcorn")
+    return local if os.path.exists(local) else (shutil.which("gcorn") or "gcorn")
+
+
+def extras(gcorn: str) -> list[str]:
+    """The --extra lines that add gcorn's workers to the harness."""
+    common = "-w 1 -b {host}:{port} --log-level warning apps:{app}"
+    return [f"gcorn-sync|wsgi|{gcorn} -k sync {common}",
+            f"gcorn-gthread4|wsgi|{gcorn} -k gthread --threads 4 {common}"]
+
+
+def medians(records: list[dict], config: str, scenario: str) -> dict[str, float] | None:
+    """Median req/s, p99 ms and RSS MiB of the clean runs (all runs if none is clean)."""
+    ok = [r for r in records if r["config"] == config and r["scenario"] == scenario and r["ok"]]
+    clean = [r for r in ok if not r.get("contaminated")] or ok
+    if not clean:
+        return None
+    return {
+        "rps": statistics.median(r["rps"] for r in clean),
+        "p99": statistics.median(r["lat_p99_us"] / 1000 for r in clean),
+        "rss": statistics.median(r["server_rss_mib"] for r in clean),
+        "eff": statistics.median(r["rps"] * 100 / max(r["server_cpu_pct"], 1e-9) for r in clean),
+        "n": len(clean),
+    }
+
+
+def ratio_table(records: list[dict]) -> str:
+    """A markdown table of gcorn vs gunicorn for every scenario and worker pair."""
+    lines = ["| scenario | gcorn | gunicorn | req/s gcorn / gunicorn | ratio | "
+             "req per CPU-s ratio | p99 ms gcorn / gunicorn | RSS MiB gcorn / gunicorn |",
+             "|---|---|---|---|---|---|---|---|"]
+    for scenario in dict.fromkeys(r["scenario"] for r in records):
+        for ours, theirs in PAIRS:
+            a, b = medians(records, ours, scenario), medians(records, theirs, scenario)
+            if not a or not b:
+                continue
+            lines.append(
+                f"| {scenario} | {ours} | {theirs} | {a['rps']:,.0f} / {b['rps']:,.0f} "
+                f"| {a['rps'] / b['rps']:.2f}x | {a['eff'] / b['eff']:.2f}x "
+                f"| {a['p99']:.2f} / {b['p99']:.2f} | {a['rss']:.1f} / {b['rss']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenarios", default="hello,big64k,echo1k")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--duration", type=int, default=5)
+    p.add_argument("--out", default=os.path.join(
+        tempfile.gettempdir(), "bench-results", time.strftime("server-%Y%m%d-%H%M%S.jsonl")))
+    p.add_argument("--summarize", nargs="+", metavar="JSONL")
+    p.add_argument("harness_args", nargs="*", help="passed on to bench.py after --")
+    a = p.parse_args()
+    if not a.summarize:
+        cmd = [sys.executable, HARNESS, "--scenarios", a.scenarios, "--reps", str(a.reps),
+               "--duration", str(a.duration), "--out", a.out,
+               "--only", "gunicorn-sync", "--only", "gunicorn-gthread4", "--only", "gcorn"]
+        for line in extras(gcorn_command()):
+            cmd += ["--extra", line]
+        cmd += a.harness_args
+        print("$", " ".join(cmd), flush=True)
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            return rc
+        a.summarize = [a.out]
+    records: list[dict] = []
+    for path in a.summarize:
+        with open(path) as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    print("\n## gcorn vs gunicorn (medians)\n")
+    print(ratio_table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
