@@ -1,0 +1,146 @@
+"""The `gcorn` command: parse, configure, load, and hand everything to the Arbiter."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .apploader import AppLoader, prepare_paths
+from .config import Config
+from .errors import AppLoadError, CliError, ConfigError
+from .sources import build_config
+
+PROG = "gcorn"
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point of the `gcorn` command (and `python -m gcorn.cli`)."""
+    sys.exit(main(sys.argv[1:] if argv is None else argv))
+
+
+def main(argv: list[str]) -> int:
+    """Run gcorn with `argv` (without the program name); returns the exit code."""
+    try:
+        cfg, log, app = prepare(argv)
+    except CliError as exc:
+        report_error(exc)
+        return exc.exit_code
+    if cfg.check_config:
+        if cfg.print_config:
+            try:
+                print_config(cfg)
+            except BrokenPipeError:  # `gcorn --print-config | head` closed the pipe early
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    from gcorn.arbiter import Arbiter
+
+    arbiter = Arbiter(cfg, log, app, reload=make_reloader(argv, cfg, log, app))
+    return int(arbiter.run() or 0)
+
+
+def report_error(exc: CliError) -> None:
+    """Write the one-line error for `exc` to stderr."""
+    message = " ".join(str(exc).split())
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
+
+
+def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
+    """Build (cfg, log, app) from argv and the environment; CliError on any problem."""
+    cfg = build_config(argv)
+    spec = app_spec(cfg)
+    prepare_paths(cfg)
+    app = AppLoader(cfg, spec)
+    if cfg.proc_name == cfg.default_proc_name:
+        cfg.set("default_proc_name", spec, "app spec")
+    app.check_importable()
+    cfg.worker_class  # noqa: B018 - resolving it now turns a bad -k into a one-line error
+    log = cfg.logger_class(cfg)
+    if cfg.spew:
+        install_spew()
+    if cfg.check_config:
+        app.preload()
+    elif cfg.preload_app:
+        if cfg.reload:
+            log.warning("--reload has no effect with --preload: the app is imported once")
+        app.preload()
+    return cfg, log, app
+
+
+def app_spec(cfg: Config) -> str:
+    """The app spec from argv, else `wsgi_app` from the config file; ConfigError if neither."""
+    spec = cfg.app_uri or cfg.wsgi_app
+    if cfg.paste:
+        raise ConfigError(
+            "setting 'paste' (--paste): PasteDeploy apps are not supported; "
+            "name the app as MODULE:NAME instead"
+        )
+    if not spec:
+        raise AppLoadError(
+            "no application given: pass MODULE:NAME (e.g. gcorn myapp:app) "
+            "or set 'wsgi_app' in the config file"
+        )
+    return spec
+
+
+def make_reloader(
+    argv: list[str], cfg: Config, log: Any, app: AppLoader
+) -> Callable[[], tuple[Config, Any, AppLoader]]:
+    """The arbiter's HUP callback: re-read the config and return (cfg, log, app).
+
+    A broken new configuration is reported and the running one is kept, so
+    a typo in the config file never takes a live server down.
+    """
+    current = {"cfg": cfg, "log": log, "app": app}
+
+    def reload() -> tuple[Config, Any, AppLoader]:
+        old_cfg, old_log, old_app = current["cfg"], current["log"], current["app"]
+        try:
+            new_cfg = build_config(argv)
+            spec = app_spec(new_cfg)
+            prepare_paths(new_cfg)
+            if new_cfg.proc_name == new_cfg.default_proc_name:
+                new_cfg.set("default_proc_name", spec, "app spec")
+            new_cfg.worker_class  # noqa: B018 - fail here, not in every new worker
+            if isinstance(old_log, new_cfg.logger_class) and hasattr(old_log, "setup"):
+                old_log.setup(new_cfg)
+                new_log = old_log
+            else:
+                new_log = new_cfg.logger_class(new_cfg)
+            if old_cfg.preload_app:
+                # gunicorn keeps a preloaded app on HUP; USR2 picks up new code.
+                old_app.cfg = new_cfg
+                new_app = old_app
+            else:
+                new_app = AppLoader(new_cfg, spec)
+                new_app.check_importable()
+        except CliError as exc:
+            old_log.error("reload failed, keeping the current configuration: %s", exc)
+            return old_cfg, old_log, old_app
+        current.update(cfg=new_cfg, log=new_log, app=new_app)
+        return new_cfg, new_log, new_app
+
+    return reload
+
+
+def print_config(cfg: Config) -> None:
+    """Print every setting as `name = value`, sorted by name (`--print-config`)."""
+    values = cfg.values()
+    width = max(len(name) for name in values)
+    for name in sorted(values):
+        sys.stdout.write(f"{name:{width}} = {values[name]}\n")
+    sys.stdout.flush()
+
+
+def install_spew() -> None:
+    """Trace every line executed (`--spew`), as gunicorn does."""
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            code = frame.f_code
+            sys.stderr.write(f"{code.co_filename}:{frame.f_lineno} {code.co_name}\n")
+        return trace
+
+    sys.settrace(trace)
