@@ -1,0 +1,151 @@
+"""gunicorn's parsing settings: limits and the compatibility switches."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcorn.http import (
+    HeaderFieldTooLarge,
+    InvalidHeaderName,
+    InvalidMethod,
+    ObsoleteFolding,
+    ParserOptions,
+    RequestLineTooLong,
+    RequestParser,
+    TooManyHeaders,
+    UnsupportedVersion,
+)
+
+
+def fields(n: int) -> bytes:
+    return b"".join(b"X-%d: v\r\n" % i for i in range(n))
+
+
+def test_defaults_are_gunicorns():
+    options = RequestParser().options
+    assert options == ParserOptions()
+    assert (options.limit_request_line, options.limit_request_fields,
+            options.limit_request_field_size) == (4094, 100, 8190)
+    assert not any((options.permit_obsolete_folding, options.strip_header_spaces,
+                    options.permit_unconventional_http_method,
+                    options.permit_unconventional_http_version, options.casefold_http_method))
+
+
+@pytest.mark.parametrize("limit", [20, 4094])
+def test_limit_request_line_boundary(parse, limit):
+    line = b"GET /" + b"a" * (limit - 14) + b" HTTP/1.1"
+    assert len(line) == limit
+    assert parse(line + b"\r\n\r\n", limit_request_line=limit)[0].target.startswith(b"/a")
+    with pytest.raises(RequestLineTooLong) as info:
+        parse(b"GET /a" + line[5:] + b"\r\n\r\n", limit_request_line=limit)
+    assert info.value.status == 414
+
+
+def test_limit_request_line_zero_means_large(parse):
+    line = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n"
+    assert parse(line, limit_request_line=0)[0].path == b"/" + b"a" * 100_000
+
+
+@pytest.mark.parametrize("limit", [1, 5, 100])
+def test_limit_request_fields_boundary(parse, limit):
+    head = parse(b"GET / HTTP/1.1\r\n" + fields(limit) + b"\r\n", limit_request_fields=limit)[0]
+    assert len(head.headers) == limit
+    with pytest.raises(TooManyHeaders) as info:
+        parse(b"GET / HTTP/1.1\r\n" + fields(limit + 1) + b"\r\n", limit_request_fields=limit)
+    assert info.value.status == 431
+
+
+def test_limit_request_fields_zero_means_32768(parse):
+    head = parse(b"GET / HTTP/1.1\r\n" + fields(500) + b"\r\n", limit_request_fields=0)[0]
+    assert len(head.headers) == 500
+
+
+@pytest.mark.parametrize("limit", [30, 8190])
+def test_limit_request_field_size_counts_the_crlf(parse, limit):
+    line = b"X-Long: " + b"v" * (limit - 10)
+    assert len(line) + 2 == limit
+    head = parse(b"GET / HTTP/1.1\r\n" + line + b"\r\n\r\n", limit_request_field_size=limit)[0]
+    assert head.headers == [(b"x-long", b"v" * (limit - 10))]
+    with pytest.raises(HeaderFieldTooLarge) as info:
+        parse(b"GET / HTTP/1.1\r\n" + line + b"v\r\n\r\n", limit_request_field_size=limit)
+    assert info.value.status == 431
+
+
+def test_limits_apply_to_trailers(parse):
+    data = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + fields(3) + b"\r\n"
+    with pytest.raises(TooManyHeaders):
+        parse(data, limit_request_fields=2)
+
+
+def test_negative_limit_is_a_clear_error():
+    with pytest.raises(ValueError, match="limit_request_line"):
+        RequestParser(limit_request_line=-1)
+
+
+def test_permit_obsolete_folding(parse):
+    data = b"GET / HTTP/1.1\r\nX-Fold: a\r\n  b\r\n\tc\r\nHost: h\r\n\r\n"
+    with pytest.raises(ObsoleteFolding):
+        parse(data)
+    head = parse(data, permit_obsolete_folding=True)[0]
+    assert head.headers == [(b"x-fold", b"a b c"), (b"host", b"h")]
+
+
+def test_folded_lines_count_against_the_field_size(parse):
+    data = b"GET / HTTP/1.1\r\nX: aaaa\r\n bbbbbbbb\r\n cccccccc\r\n\r\n"
+    assert parse(data, permit_obsolete_folding=True, limit_request_field_size=40)
+    with pytest.raises(HeaderFieldTooLarge):
+        parse(data, permit_obsolete_folding=True, limit_request_field_size=30)
+
+
+def test_strip_header_spaces(parse):
+    data = b"GET / HTTP/1.1\r\nHost \t: h\r\n\r\n"
+    with pytest.raises(InvalidHeaderName):
+        parse(data)
+    assert parse(data, strip_header_spaces=True)[0].headers == [(b"host", b"h")]
+
+
+@pytest.mark.parametrize("method", [b"get", b"GO", b"G#T", b"A" * 21, b"Purge"])
+def test_permit_unconventional_http_method(parse, method):
+    data = method + b" / HTTP/1.1\r\n\r\n"
+    with pytest.raises(InvalidMethod):
+        parse(data)
+    assert parse(data, permit_unconventional_http_method=True)[0].method == method
+
+
+def test_a_method_must_be_a_token_even_when_permissive(parse):
+    with pytest.raises(InvalidMethod):
+        parse(b"G(T / HTTP/1.1\r\n\r\n", permit_unconventional_http_method=True)
+
+
+def test_casefold_http_method(parse):
+    assert parse(b"get / HTTP/1.1\r\n\r\n", casefold_http_method=True)[0].method == b"GET"
+    assert parse(b"Purge / HTTP/1.1\r\n\r\n", casefold_http_method=True)[0].method == b"PURGE"
+
+
+@pytest.mark.parametrize("version", [(1, 2), (2, 0), (0, 9), (3, 1)])
+def test_permit_unconventional_http_version(parse, version):
+    data = b"GET / HTTP/%d.%d\r\n\r\n" % version
+    with pytest.raises(UnsupportedVersion) as info:
+        parse(data)
+    assert info.value.status == 505
+    head = parse(data, permit_unconventional_http_version=True)[0]
+    assert head.version == version and head.keep_alive == (version >= (1, 1))
+
+
+def test_options_object_is_used_as_given():
+    options = ParserOptions(limit_request_fields=1)
+    parser = RequestParser(options=options)
+    assert parser.options is options
+    with pytest.raises(TooManyHeaders):
+        parser.feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n")
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown parser backend 'c'"):
+        RequestParser(backend="c")
+
+
+def test_fast_is_a_synonym_for_httptools():
+    pytest.importorskip("httptools")
+    assert RequestParser(backend="fast").backend == "httptools"
+    assert RequestParser().backend == "httptools"  # auto picks it when installed
