@@ -47,11 +47,12 @@ class Logger:
         self._drop_owned_handlers()
         self.error_log = logging.getLogger(ERROR_LOGGER)
         self.access_log = logging.getLogger(ACCESS_LOGGER)
-        if logsetup.apply_logging_config(cfg):
+        declared = logsetup.apply_logging_config(cfg)
+        if declared is not None:
             # The user's logging config owns the handlers; a gunicorn one names
             # its loggers gunicorn.error / gunicorn.access, so follow it there.
-            self.error_log = _configured(ERROR_LOGGER, "gunicorn.error")
-            self.access_log = _configured(ACCESS_LOGGER, "gunicorn.access")
+            self.error_log = _configured(declared, ERROR_LOGGER, "gunicorn.error")
+            self.access_log = _configured(declared, ACCESS_LOGGER, "gunicorn.access")
             self.access_enabled = True
         else:
             self._default_handlers(cfg)
@@ -228,10 +229,8 @@ class Logger:
             self.statsd = None
 
 
-def _configured(name: str, gunicorn_name: str) -> logging.Logger:
-    """The gcorn logger, or gunicorn's one when only that has handlers."""
-    ours = logging.getLogger(name)
-    if ours.handlers:
-        return ours
-    theirs = logging.getLogger(gunicorn_name)
-    return theirs if theirs.handlers else ours
+def _configured(declared: set[str], name: str, gunicorn_name: str) -> logging.Logger:
+    """The gcorn logger, or gunicorn's one when the config declares only that."""
+    if gunicorn_name in declared and name not in declared:
+        return logging.getLogger(gunicorn_name)
+    return logging.getLogger(name)

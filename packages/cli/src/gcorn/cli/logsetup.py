@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import logging
 import logging.config
@@ -58,14 +59,16 @@ def syslog_handler(cfg: Any, name: str) -> logging.Handler:
     return handler
 
 
-def apply_logging_config(cfg: Any) -> bool:
+def apply_logging_config(cfg: Any) -> set[str] | None:
     """Run logconfig_dict, logconfig_json or logconfig (in that order of preference).
 
-    Returns True when one of them was applied.
+    Returns the names of the loggers the config declares, or None when no
+    logging config is set.
     """
     if cfg.logconfig_dict:
-        _dict_config(dict(cfg.logconfig_dict), "logconfig_dict")
-        return True
+        data = dict(cfg.logconfig_dict)
+        _dict_config(data, "logconfig_dict")
+        return set(data.get("loggers", {}))
     if cfg.logconfig_json:
         try:
             with open(cfg.logconfig_json, encoding="utf-8") as stream:
@@ -75,17 +78,23 @@ def apply_logging_config(cfg: Any) -> bool:
                 f"invalid value for setting 'logconfig_json' (--log-config-json): {exc}"
             ) from None
         _dict_config(data, "logconfig_json")
-        return True
+        return set(data.get("loggers", {}))
     if cfg.logconfig:
         try:
             logging.config.fileConfig(cfg.logconfig, disable_existing_loggers=False)
+            parser = configparser.ConfigParser()
+            parser.read(cfg.logconfig, encoding="utf-8")
         except Exception as exc:  # fileConfig raises KeyError, RuntimeError...; all mean bad config
             message = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise ConfigError(
                 f"invalid value for setting 'logconfig' (--log-config): {message}"
             ) from None
-        return True
-    return False
+        return {
+            parser.get(section, "qualname", fallback=section[len("logger_") :])
+            for section in parser.sections()
+            if section.startswith("logger_")
+        }
+    return None
 
 
 def _dict_config(data: dict[str, Any], name: str) -> None:

@@ -17,7 +17,7 @@ SETTINGS = (
         default=5,
         validator=v.positive_int,
         doc="Worker exits before boot allowed within `boot_failure_window` seconds; past "
-        "it the master stops with an error (gcorn only; 0 stops at the first failure).",
+        "it the master stops with an error (gcorn only; 0 never stops, failed boots are still backed off).",
     ),
     Setting(
         name="boot_failure_window",
