@@ -175,3 +175,12 @@ def test_file_wrapper_without_sendfile(tmp_path):
         assert status == 200 and body == content
     finally:
         assert srv.stop() == 0
+
+
+def test_early_hints(server):
+    data = get(server, "/hints")
+    assert data.startswith(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; "
+                           b"as=style\r\n\r\nHTTP/1.1 200 ")
+    assert data.endswith(b"\r\n\r\nhints")
+    data10 = get(server, "/hints", version="1.0")
+    assert data10.startswith(b"HTTP/1.1 200 ")  # no 103 for HTTP/1.0 clients

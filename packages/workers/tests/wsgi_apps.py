@@ -216,7 +216,14 @@ def long(environ, start_response):
     return [b"abcdef"]
 
 
+def hints(environ, start_response):
+    environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
+    start_response("200 OK", [("Content-Length", "5")])
+    return [b"hints"]
+
+
 ROUTES = {
+    "/hints": hints,
     "/": hello, "/env": env, "/echo": echo, "/lines": lines, "/chunked": chunked,
     "/write": write_callable, "/error": error, "/error-after": error_after,
     "/exc-info": exc_info, "/twice": twice, "/bad-header": bad_header, "/hop": hop,

@@ -50,7 +50,15 @@ class Server:
 
     def start(self, ready_path: str = "/pid", timeout: float = 15.0,
               probe: Any = None) -> Server:
-        """Start and wait until a request is answered."""
+        """Start and wait until a request is answered (the process is killed on failure)."""
+        try:
+            return self._start(ready_path, timeout, probe)
+        except BaseException:
+            if self.proc is not None and self.proc.poll() is None:
+                self.stop(signal.SIGKILL)
+            raise
+
+    def _start(self, ready_path: str, timeout: float, probe: Any) -> Server:
         self._logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, str(RUNNER), json.dumps(self.spec)],
                                      stdout=self._logf, stderr=subprocess.STDOUT,

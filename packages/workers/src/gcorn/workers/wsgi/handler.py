@@ -110,6 +110,7 @@ class RequestHandler:
         closing = closing or head.upgrade is not None or method == "CONNECT"
         resp = Response(conn, method == "HEAD", http11, head.keep_alive and not closing,
                         self.server_header, self.log, body)
+        environ["wsgi.early_hints"] = resp.early_hints
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)
         worker = self.worker

@@ -135,6 +135,19 @@ class Response:
         self._wire_headers = wire
         return self.write
 
+    def early_hints(self, headers: list[tuple[str, str]]) -> None:
+        """`wsgi.early_hints`: send a 103 response now (HTTP/1.1 clients, before the head)."""
+        if self.headers_sent or not self.http11:
+            return
+        lines = [b"HTTP/1.1 103 Early Hints\r\n"]
+        for name, value in headers:
+            try:
+                lines.append(b"%s: %s\r\n" % check_header(name, value))
+            except HTTPProtocolError as exc:
+                raise AppResponseError(f"invalid early hint {name!r}: {exc}") from None
+        lines.append(b"\r\n")
+        self.conn.sendall(b"".join(lines))
+
     def write(self, data: bytes) -> None:
         """Send body bytes (the `write` callable and every item of the iterable)."""
         if type(data) is not bytes:
