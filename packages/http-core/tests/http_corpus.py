@@ -60,12 +60,10 @@ CRLF_ONLY = "lines end with CRLF; bare LF refused (RFC 9112 2.2 allows either)"
 NO_OBS_FOLD = "obsolete line folding refused unless permitted (RFC 9112 5.2)"
 SINGLETONS = "Host, Content-Type and Content-Length appear at most once"
 ONE_CONTENT_LENGTH = "Content-Length is one plain decimal number (no list form)"
-LENGTH_OVERFLOW = "Content-Length of more than 18 digits refused"
 EXPECT_417 = "Expect other than 100-continue is answered 417 (gunicorn)"
 MISSING_HOST_OK = "a missing Host on HTTP/1.1 is accepted (gunicorn)"
 CONTENT_CODINGS = "gzip/deflate/compress before chunked accepted, connection closed (gunicorn)"
 CHUNK_LINE = "no whitespace after a chunk size (RFC 9112 7.1 grammar)"
-CHUNK_SIZE_64 = "chunk size limited to 16 significant hex digits"
 TRAILER_FIELDS = "trailers may not carry framing, routing or auth fields"
 LIMIT_LINE = "limit_request_line 4094 (414)"
 LIMIT_FIELDS = "limit_request_fields 100 (431)"
@@ -73,6 +71,10 @@ LIMIT_FIELD_SIZE = "limit_request_field_size 8190 (431)"
 TE_HTTP10 = "Transfer-Encoding on HTTP/1.0 refused (RFC 9112 6.1)"
 EMPTY_EXTENSION = "chunk extension needs a name"
 VERSION_505 = "versions other than 1.0/1.1 answered 505"
+LEADING_EMPTY_LINES = "empty lines before a request line are skipped (RFC 9112 2.2)"
+NO_CTL_IN_VALUES = "no control character but HTAB in a field value (RFC 9110 5.5)"
+NO_CL_WITH_TE = "Content-Length with Transfer-Encoding refused, not ignored (no smuggling)"
+CHUNK_EXT_GRAMMAR = "chunk extensions follow the RFC 9112 7.1.1 grammar"
 
 VALID = [
     Case("simple GET", req(GET)),
@@ -133,7 +135,8 @@ VALID = [
     Case("100 fields", req(GET, *[b"X-F%d: %d" % (i, i) for i in range(99)])),
     Case("request line of 4094 bytes", req(b"GET /" + b"a" * 4080 + b" HTTP/1.1")),
     Case("field line of 8190 bytes", req(GET, b"X-Long: " + b"v" * 8180)),
-    Case("empty lines before the request line", b"\r\n\r\n" + req(GET)),
+    Case("empty lines before the request line", b"\r\n\r\n" + req(GET),
+         differs=LEADING_EMPTY_LINES),
     Case("percent-encoded path", req(b"GET /a%20b/%C3%A9?x=%2F HTTP/1.1")),
     Case("path with ; @ : characters", req(b"GET /a;b=c/@user:1/x HTTP/1.1")),
     Case("query holding / and ?", req(b"GET /p?next=/a/b?c HTTP/1.1")),
@@ -167,9 +170,9 @@ INVALID = [
     Case("space after the version", req(b"GET / HTTP/1.1 "), InvalidRequestLine),
     Case("lower-case protocol name", req(b"GET / http/1.1"), InvalidRequestLine),
     Case("one-digit version", req(b"GET / HTTP/1"), InvalidRequestLine),
-    Case("HTTP/2.0", req(b"GET / HTTP/2.0"), UnsupportedVersion),
+    Case("HTTP/2.0", req(b"GET / HTTP/2.0"), UnsupportedVersion, VERSION_505),
     Case("HTTP/1.2", req(b"GET / HTTP/1.2"), UnsupportedVersion, VERSION_505),
-    Case("HTTP/0.9", req(b"GET / HTTP/0.9"), UnsupportedVersion),
+    Case("HTTP/0.9", req(b"GET / HTTP/0.9"), UnsupportedVersion, VERSION_505),
     Case("empty target", req(b"GET  HTTP/1.1"), InvalidTarget),
     Case("control character in the target", req(b"GET /a\x01b HTTP/1.1"), InvalidTarget),
     Case("non-ASCII byte in the target", req(b"GET /caf\xe9 HTTP/1.1"), InvalidTarget),
@@ -193,15 +196,16 @@ INVALID = [
     Case("name not a token", req(GET, b"X(a): 1"), InvalidHeaderName),
     Case("obs-text in a name", req(GET, b"X\xe9: 1"), InvalidHeaderName),
     Case("field line without a colon", req(GET, b"NoColonHere"), InvalidHeaderName),
-    Case("control character in a value", req(GET, b"X: a\x01b"), InvalidHeaderValue),
+    Case("control character in a value", req(GET, b"X: a\x01b"), InvalidHeaderValue,
+         NO_CTL_IN_VALUES),
     Case("NUL in a value", req(GET, b"X: a\x00b"), InvalidHeaderValue),
-    Case("DEL in a value", req(GET, b"X: a\x7fb"), InvalidHeaderValue),
-    Case("ESC in a value", req(GET, b"X: \x1b[31m"), InvalidHeaderValue),
+    Case("DEL in a value", req(GET, b"X: a\x7fb"), InvalidHeaderValue, NO_CTL_IN_VALUES),
+    Case("ESC in a value", req(GET, b"X: \x1b[31m"), InvalidHeaderValue, NO_CTL_IN_VALUES),
     Case("obsolete line folding", req(GET, b"X-Fold: a", b" b"), ObsoleteFolding, NO_OBS_FOLD),
     Case("folding with HTAB", req(GET, b"X-Fold: a", b"\tb"), ObsoleteFolding, NO_OBS_FOLD),
     Case("continuation before any field", b"GET / HTTP/1.1\r\n x\r\nHost: a\r\n\r\n",
          ObsoleteFolding),
-    Case("two Host fields", req(GET, b"Host: other.example"), DuplicateHeader, SINGLETONS),
+    Case("two Host fields", req(GET, b"Host: other.example"), DuplicateHeader),
     Case("two Content-Type fields", req(GET, b"Content-Type: a/b", b"Content-Type: c/d"),
          DuplicateHeader, SINGLETONS),
     Case("two equal Content-Length fields", req(POST, b"Content-Length: 1",
@@ -222,10 +226,11 @@ INVALID = [
     Case("Content-Length with a space inside", req(POST, b"Content-Length: 1 2", body=b"x"),
          InvalidFraming),
     Case("Content-Length of 19 digits", req(POST, b"Content-Length: 1" + b"0" * 18),
-         InvalidFraming, LENGTH_OVERFLOW),
+         InvalidFraming),
     Case("Content-Length with Transfer-Encoding", req(POST, b"Content-Length: 3",
                                                       b"Transfer-Encoding: chunked",
-                                                      body=b"0\r\n\r\n"), InvalidFraming),
+                                                      body=b"0\r\n\r\n"), InvalidFraming,
+         NO_CL_WITH_TE),
     Case("Transfer-Encoding without chunked", req(POST, b"Transfer-Encoding: gzip"),
          InvalidFraming),
     Case("unknown transfer coding", req(POST, b"Transfer-Encoding: foo, chunked",
@@ -245,12 +250,12 @@ INVALID = [
     Case("chunk size with a sign", chunked(POST, b"+5\r\nhello\r\n0\r\n\r\n"), InvalidChunk),
     Case("empty chunk size", chunked(POST, b"\r\nhello\r\n0\r\n\r\n"), InvalidChunk),
     Case("chunk size of 17 digits", chunked(POST, b"10000000000000000\r\nx\r\n0\r\n\r\n"),
-         InvalidChunk, CHUNK_SIZE_64),
+         InvalidChunk),
     Case("chunk data not followed by CRLF", chunked(POST, b"3\r\nabcX\r\n0\r\n\r\n"),
          InvalidChunk),
     Case("chunk data followed by LF only", chunked(POST, b"3\r\nabc\n0\r\n\r\n"), InvalidChunk),
     Case("control character in a chunk extension", chunked(POST, b"3;\x01\r\nabc\r\n0\r\n\r\n"),
-         InvalidChunk),
+         InvalidChunk, CHUNK_EXT_GRAMMAR),
     Case("chunk extension without a name", chunked(POST, b"3;\r\nabc\r\n0\r\n\r\n"),
          InvalidChunk, EMPTY_EXTENSION),
     Case("space after the chunk size", chunked(POST, b"3 \r\nabc\r\n0\r\n\r\n"), InvalidChunk,
@@ -261,7 +266,7 @@ INVALID = [
     Case("Host in a trailer", chunked(POST, b"0\r\nHost: evil.example\r\n\r\n"), InvalidTrailer,
          TRAILER_FIELDS),
     Case("Transfer-Encoding in a trailer", chunked(POST, b"0\r\nTransfer-Encoding: gzip\r\n\r\n"),
-         InvalidTrailer, TRAILER_FIELDS),
+         InvalidTrailer),
     Case("malformed trailer", chunked(POST, b"0\r\nX Bad: 1\r\n\r\n"), InvalidHeaderName),
     Case("request line of 4095 bytes", req(b"GET /" + b"a" * 4081 + b" HTTP/1.1"),
          RequestLineTooLong, LIMIT_LINE),
