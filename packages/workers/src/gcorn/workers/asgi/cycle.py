@@ -31,12 +31,25 @@ class ClientDisconnected(OSError):
 class RequestCycle:
     """The state of one request: body received so far, response sent so far."""
 
-    __slots__ = (
-        "body", "body_complete", "body_size", "bytes_sent", "conn", "disconnected",
-        "expect_continue", "final_sent", "framing", "head", "head_pending", "hook_req", "is_head",
-        "keep_alive", "minor", "response_complete", "response_headers", "response_started",
-        "scope", "start_time", "status", "task", "waiter",
-    )
+    # Class-level defaults: a request only pays for the attributes it changes
+    # (most GETs never touch the body or waiter fields).
+    body: list[bytes] | tuple[()] = ()
+    body_size = 0
+    body_complete = False
+    final_sent = False
+    disconnected = False
+    waiter: asyncio.Future[None] | None = None
+    response_started = False
+    response_complete = False
+    head_pending: tuple[int, Any] | None = None
+    status = 0
+    framing = Framing.LENGTH
+    response_headers: list[tuple[bytes, bytes]] = []
+    bytes_sent = 0
+    remaining = 0  # Content-Length bytes still owed
+    start_time = 0.0
+    hook_req: HookRequest | None = None
+    task: asyncio.Task[None] | None = None
 
     def __init__(self, conn: HttpProtocol, scope: Message, minor: int, keep_alive: bool,
                  expect_continue: bool, is_head: bool) -> None:
@@ -46,23 +59,6 @@ class RequestCycle:
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.is_head = is_head
-        self.body: list[bytes] = []
-        self.body_size = 0
-        self.body_complete = False
-        self.final_sent = False
-        self.disconnected = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.response_started = False
-        self.response_complete = False
-        self.head_pending: tuple[int, Any] | None = None
-        self.head: Any = None
-        self.status = 0
-        self.framing = Framing.LENGTH
-        self.response_headers: list[tuple[bytes, bytes]] = []
-        self.bytes_sent = 0
-        self.start_time = 0.0
-        self.hook_req: HookRequest | None = None
-        self.task: asyncio.Task[None] | None = None
 
     # -- fed by the connection -------------------------------------------------
 
@@ -70,7 +66,10 @@ class RequestCycle:
         """Buffer a piece of the request body; too much unread pauses the socket."""
         if not data:
             return
-        self.body.append(data)
+        if self.body:
+            self.body.append(data)  # type: ignore[union-attr]
+        else:
+            self.body = [data]
         self.body_size += len(data)
         if self.body_size > BODY_HIGH_WATER:
             self.conn.pause_reading_for_body()
@@ -111,12 +110,9 @@ class RequestCycle:
         body = self.body
         if not body:
             data = b""
-        elif len(body) == 1:
-            data = body[0]
-            body.clear()
         else:
-            data = b"".join(body)
-            body.clear()
+            data = body[0] if len(body) == 1 else b"".join(body)
+            self.body = ()
         if self.body_size:
             self.body_size = 0
             self.conn.resume_reading_for_body()
@@ -137,79 +133,80 @@ class RequestCycle:
         kind = message["type"]
         if self.disconnected:
             raise ClientDisconnected("the client closed the connection")
-        if not self.response_started:
-            if kind != "http.response.start":
-                raise AppProtocolError(f"expected http.response.start, got {kind!r}")
+        if kind == "http.response.start" and not self.response_started:
             self.response_started = True
+            # ASGI: the server does not start the response before the first
+            # body message, so head and body can leave in one write
             self.head_pending = (message["status"], message.get("headers", ()))
-            # the head normally leaves with the first body piece, in one write;
-            # if the app pauses in between, the head goes out on its own
-            self.conn.loop.call_soon(self._flush_head)
             return
-        if self.response_complete:
-            raise AppProtocolError(f"{kind!r} sent after the response was complete")
-        if kind != "http.response.body":
-            raise AppProtocolError(f"expected http.response.body, got {kind!r}")
+        if kind != "http.response.body" or not self.response_started or self.response_complete:
+            self._refuse_message(kind)
         body = message.get("body", b"")
         more = message.get("more_body", False)
         conn = self.conn
         if self.head_pending is not None:
-            head = self._make_head(None if more else len(body))
-            if self.framing == Framing.NONE or not body:
-                out = head
-            elif self.framing == Framing.CHUNKED:
-                out = b"%s%x\r\n%s\r\n" % (head, len(body), body)
-            else:
-                out = head + body if len(body) < 65536 else None
-                if out is None:
-                    conn.write(head)
+            out = self._make_head(None if more else len(body))
+            framing = self.framing
+            if body and framing != Framing.NONE:
+                if framing == Framing.CHUNKED:
+                    out = b"%s%x\r\n%s\r\n" % (out, len(body), body)
+                elif len(body) < 65536:
+                    out += body
+                else:  # no copy of a big body: two writes
+                    conn.write(out)
                     out = body
-            self.bytes_sent += len(body) if self.framing != Framing.NONE else 0
-            if not more and self.framing == Framing.CHUNKED:
+                self._count(len(body), more)
+            if not more and framing == Framing.CHUNKED:
                 out += b"0\r\n\r\n"
             conn.write(out)
-        elif body and self.framing != Framing.NONE:
-            self.bytes_sent += len(body)
+        elif self.framing != Framing.NONE:
             if self.framing == Framing.CHUNKED:
-                conn.write(b"%x\r\n%s\r\n" % (len(body), body) if len(body) < 65536
-                           else b"%x\r\n" % len(body))
-                if len(body) >= 65536:
-                    conn.write(body)
-                    conn.write(b"\r\n")
-            else:
+                if body:
+                    conn.write(b"%x\r\n%s\r\n" % (len(body), body))
+                if not more:
+                    conn.write(b"0\r\n\r\n")
+            elif body:
                 conn.write(body)
-            if not more and self.framing == Framing.CHUNKED:
-                conn.write(b"0\r\n\r\n")
-        elif not more and self.framing == Framing.CHUNKED:
-            conn.write(b"0\r\n\r\n")
+            if body:
+                self._count(len(body), more)
         if not more:
+            if self.remaining:
+                # the app declared more than it sent: the peer would wait forever
+                self.keep_alive = False
+                conn.abort()
             self.response_complete = True
             self._wake()
             conn.response_done(self)
         elif conn.write_paused:
             await conn.drain()
 
+    def _count(self, size: int, more: bool) -> None:
+        self.bytes_sent += size
+        if self.framing == Framing.LENGTH:
+            self.remaining -= size
+            if self.remaining < 0:
+                # bytes past Content-Length would be read as the next response
+                self.keep_alive = False
+                self.conn.abort()
+                raise AppProtocolError("response body longer than its Content-Length")
+
+    def _refuse_message(self, kind: str) -> None:
+        if not self.response_started:
+            raise AppProtocolError(f"expected http.response.start, got {kind!r}")
+        if self.response_complete:
+            raise AppProtocolError(f"{kind!r} sent after the response was complete")
+        raise AppProtocolError(f"expected http.response.body, got {kind!r}")
+
     def _make_head(self, body_length: int | None) -> bytes:
         assert self.head_pending is not None
         status, headers = self.head_pending
-        conn = self.conn
-        head = build_head(status, headers, minor=self.minor, keep_alive=self.keep_alive,
-                          is_head=self.is_head, body_length=body_length,
-                          date_server=conn.state.date_server)
+        data, self.framing, self.keep_alive, self.remaining = build_head(
+            status, headers, self.minor, self.keep_alive, self.is_head, body_length,
+            self.conn.state.date_server)
         self.head_pending = None
         self.status = status
-        self.framing = head.framing
-        self.keep_alive = head.keep_alive
-        self.response_headers = head.headers
-        return head.data
-
-    def _flush_head(self) -> None:
-        if self.head_pending is not None and not self.disconnected:
-            try:
-                self.conn.write(self._make_head(None))
-            except AppProtocolError as exc:
-                self.conn.state.log.error("Invalid ASGI response: %s", exc)
-                self._fail_response()
+        self.response_headers = headers
+        return data
 
     # -- the app task -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, RequestParse
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
-from gcorn.workers.asgi.scope import address, decode_path, method_str
+from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.asgi.websocket import start_websocket
 from gcorn.workers.errors import WorkerError
@@ -48,7 +48,7 @@ class HttpProtocol(asyncio.Protocol):
         self.write_waiters: list[asyncio.Future[None]] = []
         self.ws: Any = None
         self.closed = False
-        self.idle_since = time.monotonic()
+        self.idle_since = state.clock
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.peer: Any = None
@@ -186,7 +186,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         raw_path = head.path
         root_path = state.root_path
-        method = method_str(head.method)
+        method = METHODS.get(head.method) or method_str(head.method)
+        path = PATHS.get(raw_path) or decode_path(raw_path)
         scope = {
             "type": "http",
             "asgi": state.asgi,
@@ -196,17 +197,17 @@ class HttpProtocol(asyncio.Protocol):
             "scheme": scheme,
             "method": method,
             "root_path": root_path,
-            "path": root_path + decode_path(raw_path) if root_path else decode_path(raw_path),
+            "path": root_path + path if root_path else path,
             "raw_path": raw_path,
             "query_string": head.query,
             "headers": headers,
             "state": state.lifespan_state.copy(),
         }
-        keep_alive = head.keep_alive and state.keepalive > 0 and not state.shutting_down
-        cycle = RequestCycle(self, scope, minor, keep_alive, head.expects_continue,
-                             method == "HEAD")
+        cycle = RequestCycle(self, scope, minor, head.keep_alive and state.keep_alive_ok,
+                             head.expects_continue, method == "HEAD")
         self.cycle = cycle
-        cycle.start_time = time.monotonic()
+        if state.access_enabled:
+            cycle.start_time = time.monotonic()
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
             cycle.keep_alive = False
             cycle.status = 503
@@ -250,7 +251,10 @@ class HttpProtocol(asyncio.Protocol):
     def response_done(self, cycle: RequestCycle) -> None:
         """The response of `cycle` is complete: log it, then close or serve the next request."""
         state = self.state
-        state.count_request()
+        worker = state.worker
+        worker.nr += 1
+        if worker.nr >= state.max_requests:
+            state.max_requests_reached()
         if state.access_enabled:
             self._log_access(cycle)
         if cycle is not self.cycle:
@@ -266,7 +270,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.pending:
             self._run_pending()
         if self.cycle is None:
-            self.idle_since = time.monotonic()
+            self.idle_since = state.clock
 
     def _log_access(self, cycle: RequestCycle) -> None:
         peer = self.client[0] if self.client else str(self.peer or "")

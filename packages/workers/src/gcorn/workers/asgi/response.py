@@ -18,7 +18,7 @@ from gcorn.http import InvalidResponse, check_header
 from gcorn.http import status_line as http_status_line
 from gcorn.workers.asgi.errors import AppProtocolError
 
-__all__ = ["Framing", "ResponseHead", "date_and_server", "error_response", "status_line"]
+__all__ = ["Framing", "build_head", "date_and_server", "error_response", "status_line"]
 
 # names the server owns: the app's values are read for framing, then dropped
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
@@ -74,45 +74,29 @@ class Framing:
     NONE = 3
 
 
-class ResponseHead:
-    """Serialized response head plus the framing and keep-alive decisions taken for it."""
-
-    __slots__ = ("data", "framing", "keep_alive", "content_length", "headers")
-
-    def __init__(self, data: bytes, framing: int, keep_alive: bool,
-                 content_length: int | None, headers: list[tuple[bytes, bytes]]) -> None:
-        self.data = data
-        self.framing = framing
-        self.keep_alive = keep_alive
-        self.content_length = content_length
-        self.headers = headers
-
-
-def build_head(status: int, app_headers: Iterable[tuple[bytes, bytes]], *, minor: int,
+def build_head(status: int, app_headers: Iterable[tuple[bytes, bytes]], minor: int,
                keep_alive: bool, is_head: bool, body_length: int | None,
-               date_server: bytes, upgrade: bool = False) -> ResponseHead:
-    """Serialize the head for the app's status and headers.
+               date_server: bytes) -> tuple[bytes, int, bool, int]:
+    """Serialize the head: (head bytes, framing, keep-alive, Content-Length or 0).
 
     `body_length` is the whole body size when the first body message is also
     the last (the server may then add Content-Length itself), else None.
     """
-    parts = [status_line(status, minor)]
+    line = _STATUS_LINES.get((status, minor))
+    parts = [line if line is not None else status_line(status, minor)]
     content_length: int | None = None
     chunked_asked = False
-    kept: list[tuple[bytes, bytes]] = []
+    cache = _FIELD_CACHE
     for pair in app_headers:
         name, value = pair[0], pair[1]
-        lowered, line = _checked_field(name, value)
+        hit = cache.get((name, value))
+        lowered, field = hit if hit is not None else _checked_field(name, value)
         if lowered in _HOP_BY_HOP:
             if lowered == b"connection":
                 if b"close" in value.lower():
                     keep_alive = False
-                elif upgrade and b"upgrade" in value.lower():
-                    parts.append(b"connection: upgrade\r\n")
             elif lowered == b"transfer-encoding":
                 chunked_asked = b"chunked" in value.lower()
-            elif lowered == b"upgrade" and upgrade:
-                parts.append(b"upgrade: " + value + b"\r\n")
             continue
         if lowered == b"content-length":
             try:
@@ -121,16 +105,14 @@ def build_head(status: int, app_headers: Iterable[tuple[bytes, bytes]], *, minor
                 raise AppProtocolError(f"invalid content-length {value!r}") from None
             if content_length < 0:
                 raise AppProtocolError(f"invalid content-length {value!r}")
-        parts.append(line)
-        kept.append((name, value))
-    no_body = status < 200 or status in _NO_BODY_STATUS
-    if no_body or upgrade:
+        parts.append(field)
+    if status < 200 or status in _NO_BODY_STATUS:
         framing = Framing.NONE
     elif content_length is not None and not chunked_asked:
         framing = Framing.LENGTH
     elif body_length is not None and not chunked_asked:
-        content_length = body_length
         parts.append(b"content-length: %d\r\n" % body_length)
+        content_length = body_length
         framing = Framing.LENGTH
     elif minor >= 1:
         parts.append(b"transfer-encoding: chunked\r\n")
@@ -138,17 +120,17 @@ def build_head(status: int, app_headers: Iterable[tuple[bytes, bytes]], *, minor
     else:
         framing = Framing.CLOSE
         keep_alive = False
-    if is_head and framing != Framing.NONE:
+    if is_head or framing != Framing.LENGTH:
+        content_length = None
+    if is_head:
         framing = Framing.NONE
-    if not upgrade:
-        if not keep_alive:
-            parts.append(b"connection: close\r\n")
-        elif minor == 0:
-            parts.append(b"connection: keep-alive\r\n")
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    elif minor == 0:
+        parts.append(b"connection: keep-alive\r\n")
     parts.append(date_server)
     parts.append(b"\r\n")
-    data = b"".join(parts)
-    return ResponseHead(data, framing, keep_alive, content_length, kept)
+    return b"".join(parts), framing, keep_alive, content_length or 0
 
 
 def error_response(status: int, message: str, date_server: bytes, minor: int = 1) -> bytes:

@@ -5,23 +5,36 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["address", "decode_path", "method_str"]
+__all__ = ["METHODS", "PATHS", "address", "decode_path", "method_str"]
 
-_METHODS: dict[bytes, str] = {}
+METHODS: dict[bytes, str] = {}
 
 
 def method_str(method: bytes) -> str:
     """The method as str (cached: methods repeat)."""
-    name = _METHODS.get(method)
+    name = METHODS.get(method)
     if name is None:
         name = method.decode("ascii")
-        if len(_METHODS) < 64:
-            _METHODS[method] = name
+        if len(METHODS) < 64:
+            METHODS[method] = name
     return name
 
 
+# decoded paths of recent requests: most servers see the same few paths again and again
+PATHS: dict[bytes, str] = {}
+_PATHS_MAX = 1024
+
+
 def decode_path(raw: bytes) -> str:
-    """ASGI `path`: the raw path percent-decoded, as UTF-8."""
+    """ASGI `path`: the raw path percent-decoded, as UTF-8 (cached)."""
+    path = _decode(raw)
+    if len(PATHS) >= _PATHS_MAX:
+        PATHS.clear()
+    PATHS[raw] = path
+    return path
+
+
+def _decode(raw: bytes) -> str:
     if b"%" in raw:
         return unquote_to_bytes(raw).decode("utf-8", "replace")
     try:

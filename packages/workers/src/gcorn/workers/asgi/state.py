@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -71,16 +73,31 @@ class ServerState:
         self.shutting_down = False
         self.accept_paused = False
         self.resume_accepting: Callable[[], None] = _nothing
-        self.max_requests: int = int(getattr(worker, "max_requests", 0) or 0)
+        self.max_requests: int = int(getattr(worker, "max_requests", 0) or 0) or sys.maxsize
+        # keep-alive is offered while this holds; the graceful stop clears it
+        self.keep_alive_ok = self.keepalive > 0
+        # monotonic time of the last tick: idle timestamps need no clock call per request
+        self.clock = time.monotonic()
 
-    def refresh_date(self) -> None:
-        """Recompute the cached `date` header (called by the worker's tick)."""
+    def tick(self) -> None:
+        """Refresh the cached clock and `date` header (called by the worker's tick)."""
+        self.clock = time.monotonic()
         self.date_server = date_and_server()
+
+    def begin_shutdown(self) -> None:
+        """Graceful stop: no new keep-alive, finish what is in flight."""
+        self.shutting_down = True
+        self.keep_alive_ok = False
 
     def count_request(self) -> None:
         """Count one served request; past `max_requests` the worker stops gracefully."""
         worker = self.worker
         worker.nr += 1
-        if self.max_requests and worker.nr >= self.max_requests and worker.alive:
+        if worker.nr >= self.max_requests:
+            self.max_requests_reached()
+
+    def max_requests_reached(self) -> None:
+        """Stop the worker gracefully once `max_requests` requests were served."""
+        if self.worker.alive:
             self.log.info("Autorestarting worker after current request.")
-            worker.alive = False
+            self.worker.alive = False

@@ -365,11 +365,11 @@ class WebSocketSession:
         assert self.denial is not None
         status, headers = self.denial
         body = b"".join(self.denial_body)
-        head = build_head(status, headers, minor=1, keep_alive=False, is_head=False,
-                          body_length=len(body), date_server=self.state.date_server)
+        data, framing, _, _ = build_head(status, headers, 1, False, False, len(body),
+                                      self.state.date_server)
         self.status = status
         self.phase = "closed"
-        self.conn.write(head.data + body if head.framing != Framing.NONE else head.data)
+        self.conn.write(data + body if framing != Framing.NONE else data)
         self.conn.abort()
         self._disconnect(1006, "")
 

@@ -182,8 +182,8 @@ class AsgiWorker(Worker):
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
             self.notify()
-            state.refresh_date()
-            now = time.monotonic()
+            state.tick()
+            now = state.clock
             for conn in list(state.connections):
                 conn.close_if_idle_for(now, keepalive)
             if state.accept_paused:
@@ -202,7 +202,7 @@ class AsgiWorker(Worker):
 
     async def _drain(self, state: ServerState) -> None:
         """Graceful stop: close idle connections, 1012 to websockets, wait for requests."""
-        state.shutting_down = True
+        state.begin_shutdown()
         for conn in list(state.connections):
             conn.shutdown()
         graceful = float(getattr(self.cfg, "graceful_timeout", 30) or 30)
