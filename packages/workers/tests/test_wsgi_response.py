@@ -160,6 +160,12 @@ def test_file_wrapper(server, tmp_path, query, expected):
     assert b"content-length: %d" % len(content[expected]) in head.lower()
 
 
+def test_big_chunked_response(server):
+    status, headers, body = server.request("GET", "/bigchunks")
+    assert status == 200 and headers["Transfer-Encoding"] == "chunked"
+    assert body == b"".join(bytes([65 + i]) * 300_000 for i in range(5))
+
+
 def test_big_response(server):
     status, _, body = server.request("GET", "/big")
     assert status == 200 and body == b"x" * (1 << 20)

@@ -222,8 +222,13 @@ def hints(environ, start_response):
     return [b"hints"]
 
 
+def bigchunks(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return (bytes([65 + i]) * 300_000 for i in range(5))
+
+
 ROUTES = {
-    "/hints": hints,
+    "/hints": hints, "/bigchunks": bigchunks,
     "/": hello, "/env": env, "/echo": echo, "/lines": lines, "/chunked": chunked,
     "/write": write_callable, "/error": error, "/error-after": error_after,
     "/exc-info": exc_info, "/twice": twice, "/bad-header": bad_header, "/hop": hop,

@@ -165,6 +165,27 @@ class Connection:
                 raise ClientGone(str(exc)) from exc
             view = view[sent:]
 
+    def send_parts(self, *parts: bytes) -> None:
+        """Send several buffers in one system call when possible, without joining them."""
+        total = sum(map(len, parts))
+        if self.is_tls or total < 8192:
+            self.sendall(b"".join(parts))  # a small copy is cheaper than a scatter list
+            return
+        try:
+            sent = self.sock.sendmsg(parts)
+        except BlockingIOError:
+            sent = 0
+        except _ERRNO_GONE as exc:
+            raise ClientGone(str(exc)) from exc
+        if sent == total:
+            return
+        for part in parts:  # a partial write: finish buffer by buffer
+            if sent >= len(part):
+                sent -= len(part)
+                continue
+            self.sendall(memoryview(part)[sent:] if sent else part)
+            sent = 0
+
     def sendfile(self, fileobj: Any, offset: int, count: int | None) -> int:
         """Send a file with `os.sendfile` (plain sockets only); returns bytes sent."""
         import os

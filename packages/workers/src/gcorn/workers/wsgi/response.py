@@ -208,10 +208,9 @@ class Response:
             return
         body = self._clip(body)
         if self.chunked:
-            payload = b"%s%x\r\n%s\r\n" % (head, len(body), body)
+            self.conn.send_parts(b"%s%x\r\n" % (head, len(body)), body, b"\r\n")
         else:
-            payload = head + body
-        self.conn.sendall(payload)
+            self.conn.send_parts(head, body)
         self.sent += len(body)
 
     def _clip(self, data: bytes) -> bytes:
@@ -229,7 +228,7 @@ class Response:
         if not data:
             return
         if self.chunked:
-            self.conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            self.conn.send_parts(b"%x\r\n" % len(data), data, b"\r\n")
         else:
             self.conn.sendall(data)
         self.sent += len(data)
