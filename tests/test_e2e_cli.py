@@ -1,0 +1,253 @@
+"""The `gcorn` command end to end: config files with hooks, GCORN_CMD_ARGS, python: configs,
+the access log format, USR1 log reopening, statsd datagrams and --reload, with real
+processes, real sockets and real HTTP clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A `gcorn` subprocess on a free port, stopped (TERM, then KILL) when done."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / "server.out"
+        full_env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
+        full_env.update(env or {})
+        full_env["GCORN_CMD_ARGS"] = f"--bind 127.0.0.1:{self.port} " + full_env["GCORN_CMD_ARGS"]
+        self._out = open(self.log_path, "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [GCORN, *args], cwd=cwd, env=full_env, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gcorn exited {self.proc.returncode}: {self.output()}")
+            try:
+                if httpx.get(self.url + "/", timeout=1.0).status_code:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError(f"gcorn not ready after {timeout}s: {self.output()}")
+
+    def get(self, path: str = "/", **kwargs: object) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5.0, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._out.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
+    servers: list[Server] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None, ready: bool = True) -> Server:
+        server = Server(args, tmp_path, env)
+        servers.append(server)
+        if ready:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+HOOKS_CONFIG = '''
+# A gunicorn.conf.py, as gunicorn users write it.
+import os
+
+workers = 1
+worker_class = "sync"
+timeout = 20
+graceful_timeout = 5
+loglevel = "info"
+HOOK_LOG = os.path.join(os.path.dirname(__file__), "hooks.log")
+
+
+def _note(text):
+    with open(HOOK_LOG, "a") as stream:
+        stream.write(text + "\\n")
+
+
+def on_starting(server):
+    _note("on_starting")
+
+
+def when_ready(server):
+    _note("when_ready")
+
+
+def post_fork(server, worker):
+    _note("post_fork %d" % worker.pid)
+
+
+def pre_request(worker, req):
+    _note("pre_request %s %s" % (req.method, req.path))
+
+
+def post_request(worker, req, environ, resp):
+    _note("post_request %s %s" % (req.path, resp.status_code))
+
+
+def worker_exit(server, worker):
+    _note("worker_exit")
+
+
+def on_exit(server):
+    _note("on_exit")
+'''
+
+
+def test_gunicorn_config_with_hooks_runs_unchanged(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "gunicorn.conf.py").write_text(HOOKS_CONFIG)
+    server = serve(["-c", "gunicorn.conf.py", "hello:app"])
+    assert server.get("/greet").text == "Hello, World!\n"
+    assert server.stop() == 0
+    notes = (tmp_path / "hooks.log").read_text().splitlines()
+    kinds = [line.split()[0] for line in notes]
+    for hook in ("on_starting", "when_ready", "post_fork", "pre_request", "post_request",
+                 "worker_exit", "on_exit"):
+        assert hook in kinds, notes
+    assert kinds.index("on_starting") < kinds.index("when_ready") < kinds.index("on_exit")
+    assert "pre_request GET /greet" in notes and "post_request /greet 200" in notes
+
+
+def test_default_config_file_and_env_args(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "gcorn.conf.py").write_text("wsgi_app = 'hello:app'\naccesslog = 'access.log'\n")
+    server = serve([], env={"GCORN_CMD_ARGS": "--access-logformat 'env %(s)s %(U)s'"})
+    server.get("/from-env")
+    server.stop()
+    assert (tmp_path / "access.log").read_text().splitlines()[-1] == "env 200 /from-env"
+
+
+def test_python_module_config(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "site_gcorn_conf.py").write_text("wsgi_app = 'hello:app'\nworkers = 2\n")
+    server = serve(["-c", "python:site_gcorn_conf"], env={"PYTHONPATH": str(tmp_path)})
+    assert server.get().status_code == 200
+    assert wait_for(lambda: server.output().count("Booting worker") >= 2 or
+                    len(_children(server.proc.pid)) >= 2)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_access_log_format_atoms(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log_format = '%(h)s %(l)s "%(r)s" %(s)s %(b)s "%(a)s" %(m)s %(U)s %(q)s %(H)s %({x-req}i)s %({content-type}o)s %(p)s'
+    server = serve(["--access-logfile", "a.log", "--access-logformat", log_format, "hello:app"])
+    server.get("/path?x=1", headers={"User-Agent": "tester/1", "X-Req": "rid-7"})
+    pid = _children(server.proc.pid)[0]
+    server.stop()
+    line = (tmp_path / "a.log").read_text().splitlines()[-1]
+    assert line == (
+        f'127.0.0.1 - "GET /path?x=1 HTTP/1.1" 200 14 "tester/1" GET /path x=1 HTTP/1.1 rid-7 '
+        f"text/plain; charset=utf-8 <{pid}>"
+    )
+
+
+def test_default_access_log_to_stdout(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(["--access-logfile", "-", "hello:app"])
+    server.get("/std", headers={"Referer": "http://ref/"})
+    assert wait_for(lambda: '"GET /std HTTP/1.1" 200 14 "http://ref/"' in server.output())
+
+
+def test_usr1_reopens_log_files(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = serve(["--access-logfile", "a.log", "--access-logformat", "%(U)s", "hello:app"])
+    server.get("/one")
+    os.rename(tmp_path / "a.log", tmp_path / "a.log.1")
+    server.proc.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: (tmp_path / "a.log").exists())
+    # Workers reopen on the USR1 the master forwards; retry until the line lands.
+    assert wait_for(lambda: server.get("/two") and "/two" in (tmp_path / "a.log").read_text())
+    assert (tmp_path / "a.log.1").read_text().splitlines()[-1] == "/one"
+
+
+def test_statsd_metrics(serve) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(0.5)
+        port = receiver.getsockname()[1]
+        server = serve(["--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix", "app", "hello:app"])
+        server.get("/")
+        seen: set[str] = set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not {"requests", "status"} <= seen:
+            try:
+                data = receiver.recv(4096).decode()
+            except TimeoutError:
+                continue
+            if data.startswith("app.gunicorn.requests:1|c"):
+                seen.add("requests")
+            if data.startswith("app.gunicorn.request.status.200:1|c"):
+                seen.add("status")
+            if data.startswith("app.gunicorn.request.duration:"):
+                seen.add("duration")
+    assert {"requests", "status", "duration"} <= seen
+
+
+def test_reload_restarts_worker_on_change(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app_file = tmp_path / "live.py"
+    app_file.write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'one']\n"
+    )
+    server = serve(["--reload", "live:app"])
+    assert server.get().text == "one"
+    time.sleep(1.2)  # the reloader's first pass records the files
+    app_file.write_text(app_file.read_text().replace("b'one'", "b'two'"))
+
+    def serves_two() -> bool:
+        try:
+            return server.get().text == "two"
+        except httpx.HTTPError:
+            return False
+
+    assert wait_for(serves_two, timeout=8)
