@@ -21,7 +21,7 @@ def make_pool(tmp_path: Path) -> Iterator:
 
     def factory(apps: list[str] | None = None, **kw) -> Pool:
         sub = tmp_path / f"p{len(pools)}"
-        sub.mkdir()
+        sub.mkdir(exist_ok=True)
         pool = Pool(sub, apps or [ECHO], **kw)
         pools.append(pool)
         return pool

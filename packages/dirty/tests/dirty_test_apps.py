@@ -71,6 +71,7 @@ class EchoApp(DirtyApp):
         import signal
 
         os.kill(os.getpid(), signal.SIGSTOP)
+        time.sleep(30)  # the stop can land a moment after kill() returns
         return "unreachable"
 
     def stash_roundtrip(self, key, value):

@@ -296,7 +296,20 @@ class DirtyWorker:
         self._jobs.put((conn, rid, payload, time.monotonic()))
 
     def _reply_error(self, conn: WorkerConn, rid: int, err: DirtyError) -> None:
-        conn.send(frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire())))
+        bufs = frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
+        self._release_slot()
+        conn.send(bufs)
+
+    def _release_slot(self) -> None:
+        # Called just before a call's final frame goes out: a caller that sends its next
+        # call as soon as it has the answer must already see this worker as free.
+        if not getattr(_slot_state, "held", False):
+            return
+        _slot_state.held = False
+        with self._count_lock:
+            self._inflight -= 1
+            if self.board is not None:
+                self.board.set_i64(self.slot, sb.INFLIGHT, self._inflight)
 
     def _slot_loop(self) -> None:
         ident = threading.get_ident()
@@ -305,6 +318,7 @@ class DirtyWorker:
             if job is None:
                 return
             conn, rid, payload, received = job
+            _slot_state.held = True
             try:
                 self._run_call(conn, rid, payload, received, ident)
             except Exception:  # a bug here must not kill the slot thread
@@ -312,10 +326,7 @@ class DirtyWorker:
             finally:
                 self._running.pop(ident, None)
                 conn.cancelled.discard(rid)
-                with self._count_lock:
-                    self._inflight -= 1
-                    if self.board is not None:
-                        self.board.set_i64(self.slot, sb.INFLIGHT, self._inflight)
+                self._release_slot()
 
     def _run_call(self, conn: WorkerConn, rid: int, payload: Any, received: float, ident: int) -> None:
         try:
@@ -366,6 +377,8 @@ class DirtyWorker:
                 f"reply of {size} bytes from {app_path}.{action} exceeds dirty_max_message_size "
                 f"of {self.max_size} bytes", size=size, limit=self.max_size))
             return False
+        if mtype != MsgType.CHUNK:
+            self._release_slot()
         return conn.send(bufs)
 
     def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int) -> None:
@@ -378,6 +391,7 @@ class DirtyWorker:
                 try:
                     item = loop.run_until_complete(gen.__anext__()) if loop else next(gen)
                 except (StopIteration, StopAsyncIteration):
+                    self._release_slot()
                     conn.send(frame_buffers(MsgType.END, rid, []))
                     return
                 except Exception as exc:  # raised midway: error after the chunks already sent
@@ -423,6 +437,7 @@ def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:
 
 
 _local = threading.local()
+_slot_state = threading.local()  # .held: this slot thread still counts in the worker's inflight
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:

@@ -1,0 +1,94 @@
+"""Scheduling: free slots first, dirty_threads concurrency, bounded queues, deadlines."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from dirty_helpers import ECHO, wait_for
+
+from gcorn.dirty import DirtyBusyError, DirtyTimeoutError
+
+
+def test_no_head_of_line_blocking_behind_a_busy_worker(make_pool, tmp_path):
+    p = make_pool(workers=2)
+    busy_client, probe = p.client(), p.client()
+    busy_client.execute(ECHO, "noop", 0)
+    probe.execute(ECHO, "noop", 0)
+    worst = 0.0
+    for trial in range(3):
+        marker = str(tmp_path / f"busy{trial}")
+        th = threading.Thread(target=busy_client.execute, args=(ECHO, "sleep_report", 1.0, marker))
+        th.start()
+        assert wait_for(lambda m=marker: os.path.exists(m), 5)
+        for _ in range(4):
+            t0 = time.perf_counter()
+            assert probe.execute(ECHO, "noop", 1) == 1
+            worst = max(worst, time.perf_counter() - t0)
+        th.join(5)
+    assert worst < 0.05, f"no-op took {worst * 1e3:.1f} ms while one worker was busy"
+
+
+def test_dirty_threads_run_calls_at_once_on_one_worker(make_pool):
+    p = make_pool(workers=1, threads=4)
+    clients = [p.client() for _ in range(4)]
+    for c in clients:
+        c.execute(ECHO, "noop", 0)
+    pids: list[int] = []
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=lambda c=c: pids.append(c.execute(ECHO, "sleep", 0.5)))
+               for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    elapsed = time.monotonic() - t0
+    assert len(pids) == 4 and len(set(pids)) == 1
+    assert elapsed < 0.9, f"4 x 0.5 s on 4 threads took {elapsed:.2f} s"
+
+
+def test_full_queue_answers_busy_at_once(make_pool):
+    p = make_pool(workers=1, threads=1, extra=["--queue-size", "2"])
+    c = p.client()
+    c.execute(ECHO, "noop", 0)
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(c.execute(ECHO, "sleep", 0.6)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    assert wait_for(lambda: p.status()["workers"][0]["inflight"] == 3, 2)
+    t0 = time.monotonic()
+    with pytest.raises(DirtyBusyError, match="dirty_queue_size=2"):
+        c.execute(ECHO, "noop", 1)
+    assert time.monotonic() - t0 < 0.1
+    # a second client (no local knowledge) is refused as well
+    with pytest.raises(DirtyBusyError):
+        p.client().execute(ECHO, "noop", 1)
+    for t in threads:
+        t.join(5)
+    assert len(results) == 3
+    assert DirtyBusyError.status == 503 and DirtyBusyError.retry_after >= 1
+    assert c.execute(ECHO, "noop", 2) == 2
+
+
+def test_call_whose_caller_gave_up_is_dropped_before_it_runs(make_pool, tmp_path):
+    p = make_pool(workers=1, threads=1)
+    c = p.client()
+    blocker = threading.Thread(target=c.execute, args=(ECHO, "sleep", 0.8))
+    blocker.start()
+    time.sleep(0.1)
+    marker = str(tmp_path / "must-not-run")
+    with pytest.raises(DirtyTimeoutError):
+        c.execute(ECHO, "sleep_report", 0.01, marker, _timeout=0.2)
+    blocker.join(5)
+    assert c.execute(ECHO, "noop", 1) == 1
+    assert not os.path.exists(marker), "an expired call was run"
+
+
+def test_calls_spread_over_workers(pool):
+    c = pool.client()
+    pids = {c.execute(ECHO, "pid_of") for _ in range(10)}
+    assert len(pids) == 2
