@@ -31,6 +31,11 @@ class AccessAtoms(dict[str, Any]):
         return "-"
 
 
+def _text(value: str | bytes) -> str:
+    # the workers pass the parser's bytes through; decoding waits until a line is written
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 def _escape(value: Any) -> Any:
     # gunicorn escapes double quotes so that a header cannot break the quoted fields
     return value.replace('"', '\\"') if isinstance(value, str) else value
@@ -74,7 +79,8 @@ class AccessInfo:
     bytes_sent: int | None
     request_time: float
     """Seconds from the request head to the end of the response."""
-    request_headers: Iterable[tuple[str, str]] = ()
+    request_headers: Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]] = ()
+    """(name, value) pairs, as str or as the parser's latin-1 bytes."""
     response_headers: Iterable[tuple[str, str]] = ()
     environ: Mapping[str, Any] | None = None
     end_time: float = field(default_factory=time.time)
@@ -84,8 +90,8 @@ class AccessInfo:
         """The first request header called `name` (case-insensitive), or None."""
         lowered = name.lower()
         for key, value in self.request_headers:
-            if key.lower() == lowered:
-                return value
+            if _text(key).lower() == lowered:
+                return _text(value)
         return None
 
     def atoms(self) -> AccessAtoms:
@@ -118,7 +124,7 @@ class AccessInfo:
             "p": f"<{self.pid}>",
         })
         for key, value in self.request_headers:
-            atoms["{" + key.lower() + "}i"] = value
+            atoms["{" + _text(key).lower() + "}i"] = _text(value)
         for key, value in self.response_headers:
             atoms["{" + key.lower() + "}o"] = value
         if self.environ is not None:

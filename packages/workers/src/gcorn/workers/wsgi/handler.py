@@ -126,7 +126,7 @@ class RequestHandler:
                     self.post_request(worker, req, environ, resp)
             except Exception:
                 self.log.exception("the post_request hook failed")
-            if self.access is not None and resp.status is not None:
+            if self.access is not None and resp.status is not None and self._access_wanted():
                 self._log_access(environ, resp, headers, time.monotonic() - started)
         if not keep or not resp.keep_alive or resp.must_close:
             conn.unread_body = not body.done
@@ -190,6 +190,12 @@ class RequestHandler:
             resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
             resp.must_close = True
 
+    def _access_wanted(self) -> bool:
+        # gcorn.cli's Logger has access() even with no access log: skip building
+        # the AccessInfo unless it writes a line or feeds statsd
+        log = self.log
+        return bool(getattr(log, "access_enabled", True) or getattr(log, "statsd", None))
+
     def _log_access(self, environ: dict[str, Any], resp: Response, headers: Any,
                     elapsed: float) -> None:
         try:
@@ -203,7 +209,7 @@ class RequestHandler:
                 status=resp.status_code,
                 bytes_sent=resp.sent,
                 request_time=elapsed,
-                request_headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers],
+                request_headers=headers,
                 response_headers=resp.headers,
                 environ=environ,
             )
