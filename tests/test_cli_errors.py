@@ -46,6 +46,9 @@ CASES = [
     (["-k", "no.such.Worker", "hello:app"], "", "invalid value for setting 'worker_class'"),
     (["--check-config", "hello:nothing_here"], "", "has no attribute 'nothing_here'"),
     (["hello:app(os.system('x'))"], "", "factory arguments must be literals"),
+    (["--dirty-workers", "1", "--dirty-app", "nosuchdirty:App", "hello:app"], "",
+     "invalid value for setting 'dirty_apps' (--dirty-app): no module named 'nosuchdirty'"),
+    (["--dirty-codec", "json", "hello:app"], "", "invalid value for setting 'dirty_codec'"),
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .apploader import AppLoader, prepare_paths
 from .config import Config
+from .dirty_pool import check_dirty_apps, dirty_enabled, dirty_side_process
 from .errors import AppLoadError, CliError, ConfigError
 from .sources import build_config
 
@@ -37,6 +38,12 @@ def main(argv: list[str]) -> int:
     from gcorn.arbiter import Arbiter
 
     arbiter = Arbiter(cfg, log, app, reload=make_reloader(argv, cfg, log, app))
+    if dirty_enabled(cfg):
+        try:
+            arbiter.add_side_process(dirty_side_process(cfg))
+        except CliError as exc:
+            report_error(exc)
+            return exc.exit_code
     return int(arbiter.run() or 0)
 
 
@@ -57,6 +64,8 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
         cfg.set("default_proc_name", spec, "app spec")
     app.check_importable()
     cfg.worker_class  # noqa: B018 - resolving it now turns a bad -k into a one-line error
+    if dirty_enabled(cfg):
+        check_dirty_apps(cfg)
     log = cfg.logger_class(cfg)
     if cfg.spew:
         install_spew()

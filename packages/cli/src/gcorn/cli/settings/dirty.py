@@ -86,9 +86,9 @@ SETTINGS = (
         section=SECTION,
         flags=("--dirty-codec",),
         metavar="STRING",
-        default="default",
-        validator=v.choice("default", "pickle"),
-        doc="How dirty call values are encoded: `default` (never runs peer code) or "
+        default="safe",
+        validator=v.choice("safe", "pickle"),
+        doc="How dirty call values are encoded: `safe` (never runs peer code) or "
         "`pickle` (trusted deployments only).",
     ),
 )
