@@ -21,7 +21,7 @@ from .errors import (
 )
 from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .fields import parse_fields
-from .grammar import BARE_LINE_ENDING, CHUNK_HEADER
+from .grammar import BARE_LINE_ENDING, CHUNK_HEADER, REQUEST_LINE
 from .head import FORBIDDEN_TRAILERS, build_head, parse_request_line
 from .parser import RequestParser
 
@@ -35,6 +35,8 @@ TRAILERS = 5  # after the last chunk: trailer fields, then the empty line
 PAUSED = 6  # after an Upgrade / CONNECT request: bytes are held for take_unparsed
 CLOSED = 7  # after a request that does not keep the connection open
 FAILED = 8  # a ParseError was raised; it is raised again
+
+HTTP_11 = (1, 1)
 
 # A chunk-size line with extensions longer than this is refused (no hanging on
 # an endless extension).
@@ -146,7 +148,14 @@ class PythonParser(RequestParser):
                     self._check_partial_head(buf[pos:] if pos else buf)
                     return pos
                 line_end = buf.find(b"\r\n", pos)
-                method, target, version = parse_request_line(buf, pos, line_end, options)
+                match = REQUEST_LINE.fullmatch(buf, pos, line_end)
+                if match is not None and line_end - pos <= options.request_line_limit and (
+                    match.group(3) == b"1.1"
+                ):
+                    method, target, _ = match.groups()  # the common case, inline
+                    version = HTTP_11
+                else:
+                    method, target, version = parse_request_line(buf, pos, line_end, options)
                 fields = self._fields(buf, pos, line_end, head_end) if line_end < head_end else []
                 head = build_head(method, target, version, fields, options)
                 pos = head_end + 4
@@ -158,6 +167,8 @@ class PythonParser(RequestParser):
                 elif head.content_length:
                     self._state = LENGTH
                     self._remaining = head.content_length
+                elif head.keep_alive and head.upgrade is None and method != b"CONNECT":
+                    events.append(EndOfMessage([]))  # no body: the common case, inline
                 else:
                     self._end_message(events, [])
             elif state == LENGTH or state == CHUNK_DATA:
@@ -178,22 +189,30 @@ class PythonParser(RequestParser):
                 else:
                     self._state = CHUNK_END
             elif state == CHUNK_HEADER_LINE:
-                match = CHUNK_HEADER.match(buf, pos)
-                if match is None:
-                    self._check_partial_line(buf, pos)
-                    return pos
-                size_text = match.group(1)
-                if len(size_text) > MAX_CHUNK_SIZE_DIGITS and (
-                    len(size_text.lstrip(b"0")) > MAX_CHUNK_SIZE_DIGITS
-                ):
-                    raise InvalidChunk("chunk size too large")
-                pos = match.end()
-                size = int(size_text, 16)
-                if size:
-                    self._state = CHUNK_DATA
-                    self._remaining = size
-                else:
-                    self._state = TRAILERS
+                # One pass over every chunk that is wholly in buf (the common case).
+                while True:
+                    match = CHUNK_HEADER.match(buf, pos)
+                    if match is None:
+                        self._check_partial_line(buf, pos)
+                        return pos
+                    size_text = match.group(1)
+                    if len(size_text) > MAX_CHUNK_SIZE_DIGITS and (
+                        len(size_text.lstrip(b"0")) > MAX_CHUNK_SIZE_DIGITS
+                    ):
+                        raise InvalidChunk("chunk size too large")
+                    pos = match.end()
+                    size = int(size_text, 16)
+                    if not size:
+                        self._state = TRAILERS
+                        break
+                    data_end = pos + size
+                    if buf.startswith(b"\r\n", data_end):
+                        events.append(Body(buf[pos:data_end]))
+                        pos = data_end + 2
+                    else:  # the chunk goes on in a later piece, or lacks its CRLF
+                        self._state = CHUNK_DATA
+                        self._remaining = size
+                        break
             elif state == CHUNK_END:
                 if buf.startswith(b"\r\n", pos):
                     pos += 2
