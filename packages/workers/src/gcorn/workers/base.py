@@ -85,8 +85,7 @@ class WsgiServing:
                 client.close()
                 return None
             client = tls
-        elif client.family != socket.AF_UNIX:
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # TCP_NODELAY: accepted sockets inherit it from the arbiter's listeners
         return Connection(client, addr, listener, self.make_parser(), self.io_timeout)
 
     def first_request(self, conn: Connection) -> Any:

@@ -129,7 +129,7 @@ class RequestHandler:
             if self.access is not None and resp.status is not None and self._access_wanted():
                 self._log_access(environ, resp, headers, time.monotonic() - started)
         if not keep or not resp.keep_alive or resp.must_close:
-            conn.unread_body = not body.done
+            conn.unread_body = not body.settle()
             return False
         if not body.done:
             try:

@@ -133,6 +133,21 @@ class InputStream:
     def close(self) -> None:
         """No-op: the server owns the connection."""
 
+    def settle(self) -> bool:
+        """True when the body has ended, judged from already-parsed events only (no I/O)."""
+        if self.done:
+            return True
+        if self._buf:
+            return False
+        events = self._conn.events
+        while events and isinstance(events[0], Body) and not events[0].data:
+            events.popleft()
+        if events and isinstance(events[0], EndOfMessage):
+            event = events.popleft()
+            self.done = True
+            self.trailers = list(getattr(event, "trailers", None) or ())
+        return self.done
+
     def drain(self, max_bytes: int) -> bool:
         """Discard the unread body, up to `max_bytes`; True when the body ended."""
         if self._want_continue:
