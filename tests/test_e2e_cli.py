@@ -251,3 +251,47 @@ def test_reload_restarts_worker_on_change(serve, tmp_path: Path) -> None:  # typ
             return False
 
     assert wait_for(serves_two, timeout=8)
+
+
+def test_hup_rereads_the_config_file(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "live.conf.py"
+    conf.write_text("accesslog = 'a.log'\naccess_log_format = 'one %(U)s'\n")
+    server = serve(["-c", "live.conf.py", "hello:app"])
+    server.get("/before")
+    conf.write_text("accesslog = 'a.log'\naccess_log_format = 'two %(U)s'\n")
+    server.proc.send_signal(signal.SIGHUP)
+
+    def new_format_used() -> bool:
+        server.get("/after")
+        return "two /after" in (tmp_path / "a.log").read_text()
+
+    assert wait_for(new_format_used, timeout=8)
+    assert "one /before" in (tmp_path / "a.log").read_text()
+
+
+def test_hup_with_a_broken_config_keeps_serving(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "live.conf.py"
+    conf.write_text("workers = 1\n")
+    server = serve(["-c", "live.conf.py", "hello:app"])
+    conf.write_text("wokers = 2\n")
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload failed" in server.output(), timeout=8)
+    assert "did you mean 'workers'" in server.output()
+    assert server.get().status_code == 200
+    assert server.proc.poll() is None
+
+
+def test_capture_output_sends_prints_to_the_error_log(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "noisy.py").write_text(
+        "import sys\n"
+        "def app(environ, start_response):\n"
+        "    print('printed by the app', flush=True)\n"
+        "    sys.stderr.write('stderr of the app\\n'); sys.stderr.flush()\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    server = serve(["--capture-output", "--error-logfile", "err.log", "noisy:app"])
+    assert server.get().text == "ok"
+    text = (tmp_path / "err.log").read_text()
+    assert "printed by the app" in text and "stderr of the app" in text
+    assert "printed by the app" not in server.output()

@@ -150,3 +150,20 @@ def test_syslog_over_udp(logger_factory) -> None:  # type: ignore[no-untyped-def
         data = server.recv(4096).decode()
     # <priority>: local3 (19) * 8 + warning (4) = 156
     assert data.startswith("<156>gcorn.app: [error]") and "to syslog" in data
+
+
+def test_logconfig_ini_file(tmp_path: Path, logger_factory) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "ini.log"
+    ini = tmp_path / "logging.ini"
+    ini.write_text(
+        "[loggers]\nkeys=root,gcorn_error\n\n"
+        "[handlers]\nkeys=file\n\n"
+        "[formatters]\nkeys=plain\n\n"
+        "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
+        "[logger_gcorn_error]\nlevel=DEBUG\nhandlers=file\nqualname=gcorn.error\npropagate=0\n\n"
+        f"[handler_file]\nclass=FileHandler\nformatter=plain\nargs=({str(target)!r},)\n\n"
+        "[formatter_plain]\nformat=INI %(levelname)s %(message)s\n"
+    )
+    log = logger_factory(logconfig=str(ini))
+    log.debug("from ini")
+    assert target.read_text().strip() == "INI DEBUG from ini"

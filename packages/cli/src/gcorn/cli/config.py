@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import ConfigError
@@ -30,7 +30,7 @@ SSL_SETTINGS = (
 )
 
 
-def nearest(name: str, candidates: Iterator[str] | list[str] | tuple[str, ...]) -> str | None:
+def nearest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to `name` (difflib), or None when nothing is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None

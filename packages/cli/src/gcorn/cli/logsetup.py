@@ -30,7 +30,7 @@ def stream_or_file_handler(target: str, stream: Any) -> logging.Handler:
         raise ConfigError(f"cannot open log file '{target}': {exc.strerror}") from None
 
 
-def syslog_address(addr: str) -> tuple[Any, int]:
+def syslog_address(addr: str) -> tuple[Any, socket.SocketKind]:
     """(address, socktype) for SysLogHandler from `udp://H:P`, `tcp://H:P` or `unix://PATH#kind`."""
     parts = urlsplit(addr)
     if parts.scheme == "unix":

@@ -23,6 +23,7 @@ def run(argv: list[str] | None = None) -> None:
 
 def main(argv: list[str]) -> int:
     """Run gcorn with `argv` (without the program name); returns the exit code."""
+    start_dir = os.getcwd()  # before --chdir: relative paths in argv are relative to it
     try:
         cfg, log, app = prepare(argv)
     except CliError as exc:
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
         return 0
     from gcorn.arbiter import Arbiter
 
-    arbiter = Arbiter(cfg, log, app, reload=make_reloader(argv, cfg, log, app))
+    arbiter = Arbiter(cfg, log, app, reload=make_reloader(argv, start_dir, cfg, log, app))
     if dirty_enabled(cfg):
         try:
             arbiter.add_side_process(dirty_side_process(cfg))
@@ -91,11 +92,11 @@ def app_spec(cfg: Config) -> str:
             "no application given: pass MODULE:NAME (e.g. gcorn myapp:app) "
             "or set 'wsgi_app' in the config file"
         )
-    return spec
+    return str(spec)
 
 
 def make_reloader(
-    argv: list[str], cfg: Config, log: Any, app: AppLoader
+    argv: list[str], start_dir: str, cfg: Config, log: Any, app: AppLoader
 ) -> Callable[[], tuple[Config, Any, AppLoader]]:
     """The arbiter's HUP callback: re-read the config and return (cfg, log, app).
 
@@ -107,6 +108,8 @@ def make_reloader(
     def reload() -> tuple[Config, Any, AppLoader]:
         old_cfg, old_log, old_app = current["cfg"], current["log"], current["app"]
         try:
+            # Relative paths in argv (-c, --chdir) mean what they meant at start.
+            os.chdir(start_dir)
             new_cfg = build_config(argv)
             spec = app_spec(new_cfg)
             prepare_paths(new_cfg)
@@ -126,6 +129,7 @@ def make_reloader(
                 new_app = AppLoader(new_cfg, spec)
                 new_app.check_importable()
         except CliError as exc:
+            os.chdir(old_cfg.chdir)
             old_log.error("reload failed, keeping the current configuration: %s", exc)
             return old_cfg, old_log, old_app
         current.update(cfg=new_cfg, log=new_log, app=new_app)

@@ -287,7 +287,8 @@ def hook(*arities: int) -> Callable[[Any], Callable[..., Any]]:
         if not any(_accepts(value, count) for count in arities):
             wanted = " or ".join(str(count) for count in arities)
             raise ValueError(f"{_name(value)} must take {wanted} positional arguments")
-        return value
+        func: Callable[..., Any] = value
+        return func
 
     return check
 
