@@ -149,7 +149,7 @@ class Server:
     def worker_pids(self) -> set[int]:
         """Workers that booted and whose exit was not yet seen by the master."""
         booted = {e.pid for e in self.events("post_worker_init")}
-        gone = {int(e.detail) for e in self.events("child_exit")}
+        gone = {int(e.detail.split()[0]) for e in self.events("child_exit")}
         return booted - gone
 
     # -- acting ---------------------------------------------------------------

@@ -192,7 +192,7 @@ def hooks(events: str, opts: dict[str, Any]) -> dict[str, Any]:
         record(events, "pre_exec")
 
     def child_exit(server: Arbiter, worker: Worker) -> None:
-        record(events, "child_exit", str(worker.pid))
+        record(events, "child_exit", f"{worker.pid} booted={worker.booted}")
 
     def worker_exit(server: Arbiter, worker: Worker) -> None:
         record(events, "worker_exit")

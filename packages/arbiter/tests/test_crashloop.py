@@ -20,6 +20,7 @@ def test_app_that_cannot_load_stops_the_master_with_exit_4(server_factory):
     assert 3 <= forks <= 4, forks  # no hot loop: it stopped at the limit
     assert elapsed < 6
     assert server.events("on_exit")
+    assert all(e.detail.endswith("booted=False") for e in server.events("child_exit"))
 
 
 def test_worker_that_fails_before_loading_stops_the_master_with_exit_3(server_factory):

@@ -24,6 +24,8 @@ def test_hooks_run_in_gunicorn_order_and_workers_serve(server_factory):
     assert all(e.pid == master for e in server.events("pre_fork") + server.events("child_exit"))
     assert all(e.pid != master for e in server.events("post_fork") + server.events("worker_exit"))
     assert server.events("nworkers_changed")[0].detail == "2 None"
+    # the master sees the worker's own booted flag (gunicorn's always says no)
+    assert all(e.detail.endswith("booted=True") for e in server.events("child_exit"))
 
 
 def test_term_lets_an_inflight_job_finish(server_factory):
@@ -111,7 +113,7 @@ def test_a_worker_stuck_after_sigabrt_gets_sigkill(server_factory, wait_until):
     started = time.monotonic()
     server.request("hang")
     server.wait_event("worker_abort", timeout=6)
-    wait_until(lambda: any(int(e.detail) == first for e in server.events("child_exit")),
+    wait_until(lambda: any(e.detail.startswith(f"{first} ") for e in server.events("child_exit")),
                timeout=8, what="the stuck worker to be reaped")
     assert time.monotonic() - started >= 1.5  # timeout, then the abort grace
     assert f"Worker (pid:{first}) exited with signal SIGKILL" in server.log_tail(20000)

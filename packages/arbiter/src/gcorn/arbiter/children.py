@@ -18,6 +18,7 @@ from gcorn.arbiter.parentdeath import set_parent_death_signal
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.side import SideProcess
 from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
+from gcorn.arbiter.worker import Worker
 
 if TYPE_CHECKING:
     from gcorn.arbiter.bootguard import BootGuard
@@ -141,10 +142,9 @@ class ChildrenMixin:
         try:
             worker.pid = os.getpid()
             self._close_in_child(keep=worker)
-            # until init_signals(), a stop request must still reach this worker
-            signal.signal(signal.SIGTERM, worker.handle_exit)
-            signal.signal(signal.SIGINT, worker.handle_quit)
-            signal.signal(signal.SIGQUIT, worker.handle_quit)
+            # the base handlers, before any signal held back during fork is let
+            # in: a TERM or USR1 aimed at the new worker must not be lost or kill it
+            Worker.init_signals(worker)
             restore_signal_mask(mask)
             set_process_title(f"worker [{self.proc_name}]")
             self.cfg.post_fork(self, worker)
@@ -260,6 +260,7 @@ class ChildrenMixin:
             booted = pid in self._booted or worker.tmp.is_booted()
         except OSError:
             booted = pid in self._booted
+        worker._booted = booted  # hooks read worker.booted after tmp is closed
         aborted = pid in self._aborted_at
         by_master = pid in self._retiring or aborted or self._stopping
         self._retiring.pop(pid, None)

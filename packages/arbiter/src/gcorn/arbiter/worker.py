@@ -55,7 +55,7 @@ class Worker:
         self.timeout = timeout
         self.cfg = cfg
         self.log = log
-        self.booted = False
+        self._booted = False
         self.aborted = False
         self.alive = True
         self.nr = 0
@@ -68,13 +68,30 @@ class Worker:
             self.max_requests = sys.maxsize
         # beat often enough for the master, but not a syscall per request
         min_interval = min(1.0, timeout / 10.0) if timeout > 0 else 1.0
-        self.tmp = Heartbeat(
+        self.tmp: Heartbeat = Heartbeat(
             tmp_dir=getattr(cfg, "worker_tmp_dir", None),
             uid=getattr(cfg, "uid", None),
             gid=getattr(cfg, "gid", None),
             umask=int(_cfg(cfg, "umask", 0)),
             min_interval=min_interval,
         )
+
+    @property
+    def booted(self) -> bool:
+        """True once the app is loaded; setting it also tells the master (heartbeat flag)."""
+        if self._booted:
+            return True
+        # in the master, the worker's own flag is read from the shared heartbeat file
+        try:
+            return self.tmp.is_booted()
+        except OSError:
+            return False
+
+    @booted.setter
+    def booted(self, value: bool) -> None:
+        self._booted = value
+        if value:
+            self.tmp.mark_booted()
 
     def __str__(self) -> str:
         return f"<Worker {self.pid}>"
@@ -108,7 +125,6 @@ class Worker:
         self.load_app()
         self.cfg.post_worker_init(self)
         self.booted = True
-        self.tmp.mark_booted()
         self.notify()
         self.run()
 
