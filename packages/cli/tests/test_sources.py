@@ -71,8 +71,10 @@ def test_file_prefix_and_python_module(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_default_config_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(tmp_path / "gcorn.conf.py", "max_requests = 11\n")
     monkeypatch.chdir(tmp_path)
+    write(tmp_path / "gunicorn.conf.py", "max_requests = 12\n")
+    assert build_config([], {}).max_requests == 12  # gunicorn's default name, as a fallback
+    write(tmp_path / "gcorn.conf.py", "max_requests = 11\n")
     assert build_config([], {}).max_requests == 11
 
 

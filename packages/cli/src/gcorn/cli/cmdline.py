@@ -49,7 +49,9 @@ def build_parser(where: str = "argv", prog: str = "gcorn") -> argparse.ArgumentP
     parser.add_argument(
         "-v", "--version", action="version", version=f"%(prog)s (version {version()})"
     )
-    parser.add_argument("args", nargs="*", help="the app: MODULE:NAME or MODULE:FACTORY(ARGS)")
+    parser.add_argument(
+        "args", nargs="*", metavar="APP_MODULE", help="the app: MODULE:NAME or MODULE:FACTORY(ARGS)"
+    )
     for setting in SETTINGS.values():
         if not setting.flags:
             continue

@@ -21,6 +21,8 @@ from .settings import SETTINGS
 
 ENV_ARGS = "GCORN_CMD_ARGS"
 DEFAULT_CONFIG = "./gcorn.conf.py"
+#: Read when DEFAULT_CONFIG is absent, so a gunicorn deployment relying on it keeps working.
+GUNICORN_DEFAULT_CONFIG = "./gunicorn.conf.py"
 #: Settings that only mean something on the command line.
 CLI_ONLY = frozenset({"config"})
 
@@ -35,8 +37,11 @@ def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> C
     source = cli_values.get("config") or env_values.get("config")
     if source is not None:
         apply_config_file(cfg, source, required=True)
-    elif os.path.exists(DEFAULT_CONFIG):
-        apply_config_file(cfg, DEFAULT_CONFIG, required=False)
+    else:
+        for default in (DEFAULT_CONFIG, GUNICORN_DEFAULT_CONFIG):
+            if os.path.exists(default):
+                apply_config_file(cfg, default, required=False)
+                break
 
     for values, where in ((env_values, f"${ENV_ARGS}"), (cli_values, "argv")):
         for name, value in values.items():

@@ -17,7 +17,7 @@ SETTINGS = (
         validator=v.string,
         doc="The configuration source: PATH, `file:PATH` or `python:MODULE`. "
         "Only honoured from the command line or `GCORN_CMD_ARGS`; "
-        "`./gcorn.conf.py` is read when it exists and no `-c` is given.",
+        "with no `-c`, `./gcorn.conf.py` is read when it exists, else `./gunicorn.conf.py`.",
     ),
     Setting(
         name="wsgi_app",
