@@ -156,6 +156,15 @@ def side_main(events: str, crash_after: float) -> int:
     return 0
 
 
+def plain_side_main(events: str) -> int:
+    """A side process that installs no signal handlers at all."""
+    record(events, "plain-start")
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.05)
+    return 0
+
+
 def hooks(events: str, opts: dict[str, Any]) -> dict[str, Any]:
     """Every server hook, each recording its call."""
 
@@ -264,6 +273,8 @@ def main() -> int:
                 backoff_base=0.2,
             )
         )
+    if opts.get("plain_side"):
+        arbiter.add_side_process(SideProcess("plain-side", plain_side_main, args=(opts["events"],)))
     code = arbiter.run()
     record(opts["events"], "master_exit", str(code))
     return code

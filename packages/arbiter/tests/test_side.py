@@ -72,3 +72,17 @@ def test_nothing_is_left_behind_when_the_master_is_killed(server_factory, wait_u
 
     wait_until(lambda: all(gone(pid) for pid in children), timeout=5, what="orphans to exit")
     assert server.events("side-term")[0].pid == side  # the kernel's parent-death signal
+
+
+def test_forwarded_hup_and_usr1_do_not_kill_a_side_process_without_handlers(server_factory):
+    server = server_factory(plain_side=True).start()
+    for _ in range(3):
+        server.kill(signal.SIGHUP)
+        server.kill(signal.SIGUSR1)
+        time.sleep(0.05)
+    server.wait_booted(4)
+    time.sleep(0.3)
+    assert len(server.events("plain-start")) == 1, server.log_tail()
+    assert "Side process plain-side exited" not in server.log_tail(50000)
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0

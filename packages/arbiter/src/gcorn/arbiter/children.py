@@ -324,6 +324,10 @@ class ChildrenMixin:
                 set_parent_death_signal(side.parent_death_signal)
                 if os.getppid() != self.pid:
                     os._exit(0)  # the master died before the kernel could watch it
+            # HUP/USR1 are forwarded, and by default they would kill a side process
+            # that has not installed its own handlers yet
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
             restore_signal_mask(mask)
             # a side process serves no HTTP: keep the ports free for other masters
             for listener in self.LISTENERS:
