@@ -33,6 +33,7 @@ from .errors import (
 from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .options import ParserOptions
 from .parser import BACKENDS, RequestParser, httptools_available
+from .proxy_protocol import ProxyInfo, read_proxy_header
 from .response import (
     check_header,
     encode_chunk,
@@ -42,6 +43,7 @@ from .response import (
     serialize_response_head,
     status_line,
 )
+from .uwsgi import UwsgiParser, UwsgiRequest, encode_uwsgi_vars, parse_uwsgi_vars
 
 __all__ = [
     "BACKENDS",
@@ -69,16 +71,22 @@ __all__ = [
     "ObsoleteFolding",
     "ParseError",
     "ParserOptions",
+    "ProxyInfo",
     "RequestHead",
     "RequestLineTooLong",
     "RequestParser",
     "TooManyHeaders",
     "UnsupportedTransferCoding",
     "UnsupportedVersion",
+    "UwsgiParser",
+    "UwsgiRequest",
     "check_header",
     "encode_chunk",
     "encode_last_chunk",
+    "encode_uwsgi_vars",
     "httptools_available",
+    "parse_uwsgi_vars",
+    "read_proxy_header",
     "reason_phrase",
     "serialize_headers",
     "serialize_response_head",
