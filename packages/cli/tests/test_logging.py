@@ -167,3 +167,20 @@ def test_logconfig_ini_file(tmp_path: Path, logger_factory) -> None:  # type: ig
     log = logger_factory(logconfig=str(ini))
     log.debug("from ini")
     assert target.read_text().strip() == "INI DEBUG from ini"
+
+
+def test_statsd_over_a_unix_datagram_socket(tmp_path: Path, logger_factory) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "statsd.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.settimeout(2)
+        log = logger_factory(statsd_host=f"unix:{path}")
+        log.critical("down")
+        assert server.recv(1024) == b"gunicorn.log.critical:1|c|@1.0"
+
+
+def test_statsd_send_failure_is_logged_not_raised(tmp_path: Path, logger_factory) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "error.log"
+    log = logger_factory(statsd_host=f"unix:{tmp_path}/nobody.sock", errorlog=str(target))
+    log.access(info())
+    assert "statsd: cannot send" in target.read_text()

@@ -11,6 +11,7 @@ from .apploader import AppLoader, prepare_paths
 from .config import Config
 from .dirty_pool import check_dirty_apps, dirty_enabled, dirty_side_process
 from .errors import AppLoadError, CliError, ConfigError
+from .reloader import inotify_available
 from .sources import build_config
 
 PROG = "gcorn"
@@ -67,6 +68,11 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
     cfg.worker_class  # noqa: B018 - resolving it now turns a bad -k into a one-line error
     if dirty_enabled(cfg):
         check_dirty_apps(cfg)
+    if cfg.reload and cfg.reload_engine == "inotify" and not inotify_available():
+        raise ConfigError(
+            "invalid value for setting 'reload_engine' (--reload-engine): "
+            "inotify is not available on this platform; use auto or poll"
+        )
     log = cfg.logger_class(cfg)
     if cfg.spew:
         install_spew()

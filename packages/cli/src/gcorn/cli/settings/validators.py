@@ -212,7 +212,7 @@ def statsd_address(value: Any) -> str | None:
     if not text:
         return None
     if text.startswith("unix:"):
-        if not text[5:].lstrip("/") and not text[5:]:
+        if not text[5:].lstrip("/"):
             raise ValueError(f"{value!r} has no socket path")
         return text
     host, _, port = text.rpartition(":")
