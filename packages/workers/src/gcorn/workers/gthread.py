@@ -89,8 +89,9 @@ class ThreadWorker(Worker):
                 self.alive = False
                 break
             self.reap_idle(time.monotonic() - self.keepalive)
-            if poller.poll(int(tick * 1000)):
-                drain_wakeup_fd(wakeup)
+            for fd, _ in poller.poll(int(tick * 1000)):
+                if fd == wakeup:
+                    drain_wakeup_fd(wakeup)
 
     def reap_idle(self, older_than: float) -> None:
         """Close parked connections whose last activity is before `older_than`."""

@@ -7,6 +7,7 @@ workers the kernel spreads the accepts between them.
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
 from gcorn.arbiter import Worker
@@ -38,6 +39,7 @@ class SyncWorker(Worker):
         wakeup, _ = signal_wakeup_fd()
         poller.register(wakeup, select.POLLIN)
         wait_ms = int(min(self.timeout / 2.0, 1.0) * 1000) if self.timeout > 0 else 1000
+        next_parent_check = 0.0
         while self.alive:
             self.notify()
             accepted = False
@@ -59,11 +61,15 @@ class SyncWorker(Worker):
                     break
             if accepted:
                 continue  # more clients may be waiting: accept again before polling
-            if not self.is_parent_alive():
-                self.log.info("Parent changed, shutting down: %s", self)
-                return
-            if poller.poll(wait_ms):
-                drain_wakeup_fd(wakeup)
+            now = time.monotonic()
+            if now >= next_parent_check:
+                next_parent_check = now + 1.0
+                if not self.is_parent_alive():
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    return
+            for fd, _ in poller.poll(wait_ms):
+                if fd == wakeup:
+                    drain_wakeup_fd(wakeup)
 
     def serve_client(self, serving: WsgiServing, client: Any, addr: Any, listener: Any) -> None:
         """Serve the one request of a connection, then close it."""
