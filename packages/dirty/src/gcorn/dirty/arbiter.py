@@ -83,6 +83,7 @@ class DirtyArbiter:
         self._age = 0
         self._stopping = ""
         self._fds_to_close_in_child: set[int] = set()
+        self._client_writers: set[asyncio.StreamWriter] = set()
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -112,6 +113,9 @@ class DirtyArbiter:
             await self._supervise()
         finally:
             server.close()
+            for writer in list(self._client_writers):
+                writer.close()  # their handlers see EOF and return before the loop ends
+            await asyncio.sleep(0)
             await self._stop_workers()
             self._cleanup()
         return 0
@@ -387,6 +391,7 @@ class DirtyArbiter:
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limit = self.cfg.dirty_max_message_size
+        self._client_writers.add(writer)
         try:
             while True:
                 head = await reader.readexactly(HEADER_SIZE)
@@ -412,6 +417,7 @@ class DirtyArbiter:
         except (asyncio.IncompleteReadError, ConnectionError):
             return
         finally:
+            self._client_writers.discard(writer)
             writer.close()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -19,6 +20,9 @@ from .errors import DirtyConnectionError, DirtyError, DirtyTimeoutError, DirtyWo
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers, send_buffers
 
 _RECV = 256 * 1024
+# How often a thread blocked in recv() wakes up to check its deadline.
+TICK = 0.02
+_TICK_TIMEVAL = struct.pack("ll", 0, int(TICK * 1e6))
 FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
 
 
@@ -46,6 +50,10 @@ class SyncConn:
             raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
                                        socket_path=path) from exc
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        # Blocking mode with a kernel receive timeout: each send and recv is one system
+        # call (Python's own socket timeouts add a poll() and fcntl() calls to each).
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TICK_TIMEVAL)
         self.sock = sock
         self.path = path
         self.parser = FrameParser(max_size)
@@ -126,13 +134,8 @@ class SyncConn:
         sock = self.sock
         parser = self.parser
         while not waiter.frames:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DirtyTimeoutError("dirty call timed out", timeout=None)
-                sock.settimeout(remaining)
-            else:
-                sock.settimeout(None)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DirtyTimeoutError("dirty call timed out", timeout=None)
             try:
                 target = parser.body_target()
                 if target is not None:
@@ -142,8 +145,8 @@ class SyncConn:
                     data = sock.recv(_RECV)
                     n = len(data)
                     frames = parser.feed(data) if n else None
-            except TimeoutError:
-                raise DirtyTimeoutError("dirty call timed out", timeout=None) from None
+            except (BlockingIOError, TimeoutError):
+                continue  # a receive-timeout tick: look at the deadline again
             except OSError as exc:
                 self._fail(DirtyWorkerLostError(f"dirty worker connection lost: {exc}",
                                                 {"socket_path": self.path}))
