@@ -9,6 +9,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -154,3 +155,49 @@ def test_backlog_and_reuse_port(server_factory):
     with socket.socket() as other:
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         other.bind((host, port))
+
+
+def test_listen_fds_from_the_environment(server_factory):
+    # the same protocol as systemd: the fd at 3, LISTEN_PID naming the server's pid
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        fd = listener.fileno()
+        server = server_factory()
+        launcher = (
+            "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+            "os.execv(sys.argv[2], sys.argv[2:])"
+        )
+        argv = [sys.executable, "-c", launcher, str(fd), *server.command()]
+        server.start(argv=argv, pass_fds=(fd,))
+        assert server.addresses() == [listener.getsockname()]
+        assert int(server.request("pid", listener.getsockname())) in server.worker_pids()
+        assert server.request("env LISTEN_FDS") == ""  # consumed, not leaked to workers
+
+
+def test_listen_fds_for_another_pid_are_ignored(server_factory):
+    server = server_factory().start(env={"LISTEN_PID": "1", "LISTEN_FDS": "1"})
+    assert server.addresses()[0][0] == "127.0.0.1"  # bound from cfg.bind instead
+    assert int(server.request("pid")) in server.worker_pids()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-socket-activate"), reason="systemd-socket-activate missing")
+def test_usr2_under_systemd_passes_listen_fds_on(server_factory, short_dir, wait_until):
+    path = os.path.join(short_dir, "sd.sock")
+    server = server_factory()
+    argv = ["systemd-socket-activate", "-l", path, "-E", "PYTHONPATH", *server.command()]
+    server.start(argv=argv, wait=False)
+    wait_until(lambda: os.path.exists(path), what="the activation socket")
+    assert int(server.request("pid", path)) in server.worker_pids()  # execs the server
+    server.kill(signal.SIGUSR2)
+    new_master = server.wait_event("on_starting", 2)[1].pid
+    server.wait_booted(2)
+    assert server.addresses(1) == [path]
+    server.kill(signal.SIGTERM)  # the old master
+    assert server.wait_exit() == 0
+    wait_until(lambda: "takes over" in server.log_tail(), what="promotion")
+    assert int(server.request("pid", path)) in server.worker_pids()
+    server.kill(signal.SIGTERM, new_master)
+    server.wait_event("master_exit", 2)
+    assert os.path.exists(path)  # still systemd's

@@ -67,3 +67,27 @@ def test_usr2_reexec_keeps_sockets_and_promotes_after_the_old_master_stops(serve
     assert not pidfile.exists()
     assert not os.path.exists(unix_path)
     shutil.rmtree(short, ignore_errors=True)
+
+
+def test_rollback_stopping_the_new_master_keeps_the_old_one(server_factory, wait_until):
+    short = tempfile.mkdtemp(prefix="gca-")
+    unix_path = os.path.join(short, "s.sock")
+    server = server_factory(cfg={"bind": [f"unix:{unix_path}"], "pidfile": "app.pid"}).start()
+    old_master = server.master_pid
+    server.kill(signal.SIGUSR2)
+    new_master = server.wait_event("on_starting", 2)[1].pid
+    server.wait_booted(2)
+    server.kill(signal.SIGTERM, new_master)
+    wait_until(lambda: server.events("master_exit"), what="the new master to stop")
+    wait_until(lambda: "The re-exec'd master" in server.log_tail(), what="the old master to reap it")
+    # the unpromoted master left the shared path and the old master's pidfile alone
+    assert os.path.exists(unix_path)
+    assert int((server.tmp / "app.pid").read_text()) == old_master
+    assert not (server.tmp / "app.pid.2").exists()
+    old_workers = {e.pid for e in server.events("post_worker_init")[:1]}
+    assert int(server.request("pid", unix_path)) in old_workers
+    # and the old master can be upgraded again
+    server.kill(signal.SIGUSR2)
+    server.wait_event("on_starting", 3)
+    server.wait_booted(3)
+    shutil.rmtree(short, ignore_errors=True)
