@@ -28,7 +28,11 @@ CLI_ONLY = frozenset({"config"})
 
 
 def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> Config:
-    """The Config from defaults, the config file, $GCORN_CMD_ARGS and `argv` (without argv[0])."""
+    """The Config from defaults, the config file, $GCORN_CMD_ARGS and `argv` (without argv[0]).
+
+    `environ` is where GCORN_CMD_ARGS is looked up; the env-derived defaults
+    (PORT, WEB_CONCURRENCY, ...) always come from os.environ.
+    """
     environ = os.environ if environ is None else environ
     cli_values = cmdline.parse(list(argv), "argv")
     env_values = cmdline.parse(shlex.split(environ.get(ENV_ARGS, "")), f"${ENV_ARGS}")
