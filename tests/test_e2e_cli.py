@@ -295,3 +295,39 @@ def test_capture_output_sends_prints_to_the_error_log(serve, tmp_path: Path) -> 
     text = (tmp_path / "err.log").read_text()
     assert "printed by the app" in text and "stderr of the app" in text
     assert "printed by the app" not in server.output()
+
+
+def test_preload_imports_the_app_once_in_the_master(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "counted.py").write_text(
+        "import os\n"
+        "with open(os.path.join(os.path.dirname(__file__), 'imports.log'), 'a') as f:\n"
+        "    f.write(str(os.getpid()) + '\\n')\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    server = serve(["--preload", "-w", "2", "counted:app"])
+    assert server.get().text == "ok"
+    assert (tmp_path / "imports.log").read_text().split() == [str(server.proc.pid)]
+
+
+def test_app_that_raises_on_import(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("raise RuntimeError('db not configured')\n")
+    env = dict(os.environ, GCORN_CMD_ARGS="--bind 127.0.0.1:0")
+    preload = subprocess.run(
+        [GCORN, "--preload", "broken:app"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=20,
+    )
+    assert preload.returncode == 1
+    lines = preload.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1] == "gcorn: error: error importing 'broken': RuntimeError: db not configured"
+    # Without --preload the workers fail to load it: the crash-loop guard stops the master.
+    started = time.monotonic()
+    workers = subprocess.run(
+        [GCORN, "--boot-failure-limit", "2", "broken:app"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=30,
+    )
+    assert workers.returncode == 4
+    assert "db not configured" in workers.stderr
+    assert time.monotonic() - started < 15

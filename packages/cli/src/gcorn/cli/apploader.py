@@ -129,7 +129,7 @@ class AppLoader:
             module = importlib.import_module(spec.module)
         except ImportError as exc:
             if getattr(exc, "name", None) == spec.module:
-                raise AppLoadError(f"no module named {spec.module!r} (app {spec.text!r})") from exc
+                raise AppLoadError(f"no module named {spec.module!r} (app {spec.text!r})") from None
             raise AppLoadError(f"cannot import {spec.module!r}: {_one_line(exc)}") from exc
         except Exception as exc:
             raise AppLoadError(f"error importing {spec.module!r}: {_one_line(exc)}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,10 @@ def main(argv: list[str]) -> int:
 
 
 def report_error(exc: CliError) -> None:
-    """Write the one-line error for `exc` to stderr."""
+    """Write the one-line error for `exc` to stderr, after the app's traceback if it raised."""
+    if isinstance(exc, AppLoadError) and exc.__cause__ is not None:
+        # The app's own code failed (not a missing module): its traceback is the useful part.
+        traceback.print_exception(exc.__cause__, file=sys.stderr)
     message = " ".join(str(exc).split())
     sys.stderr.write(f"{PROG}: error: {message}\n")
     sys.stderr.flush()
