@@ -128,3 +128,24 @@ def test_heartbeat_notify_throttle_and_booted_flag(tmp_path):
     finally:
         beat.close()
         beat.close()
+
+
+def test_serves_matches_a_listener_to_a_bind_string(tmp_path):
+    from gcorn.arbiter.listeners import Listener, serves
+
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    port = tcp.getsockname()[1]
+    listener = Listener(tcp)
+    assert serves(listener, f"127.0.0.1:{port}")
+    assert serves(listener, f"localhost:{port}") or socket.gethostbyname("localhost") != "127.0.0.1"
+    assert not serves(listener, "127.0.0.1:0")  # port 0 always means a new socket
+    assert not serves(listener, f"127.0.0.2:{port}")
+    assert not serves(listener, f"[::1]:{port}")
+    assert serves(listener, f"fd://{tcp.fileno()}")
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(tmp_path / "u.sock"))
+    assert serves(Listener(unix), f"unix:{tmp_path / 'u.sock'}")
+    assert not serves(Listener(unix), f"unix:{tmp_path / 'v.sock'}")
+    tcp.close()
+    unix.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -91,3 +92,26 @@ def test_rollback_stopping_the_new_master_keeps_the_old_one(server_factory, wait
     server.wait_event("on_starting", 3)
     server.wait_booted(3)
     shutil.rmtree(short, ignore_errors=True)
+
+
+def test_a_reexecd_master_keeps_its_inherited_socket_on_hup(server_factory, wait_until):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = server_factory(cfg={"bind": [f"127.0.0.1:{port}"]}).start()
+    server.kill(signal.SIGUSR2)
+    new_master = server.wait_event("on_starting", 2)[1].pid
+    server.wait_booted(2)
+    server.kill(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        extra = probe.getsockname()[1]
+    server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{extra}"]})
+    server.kill(signal.SIGHUP, new_master)
+    server.wait_booted(3)
+    for p in (port, extra):
+        assert int(server.request("pid", ("127.0.0.1", p))) in server.worker_pids()
+    assert "Closing listener" not in server.log_tail(50000)
+    server.kill(signal.SIGTERM, new_master)
+    server.wait_event("master_exit", 2)

@@ -130,3 +130,30 @@ def test_usr1_right_after_a_fork_does_not_kill_the_new_worker(server_factory):
     # 3 workers, replaced 3 times; none died of a USR1 that came too early
     assert len(server.events("post_fork")) == 12, server.log_tail()
     assert "exited with signal SIGUSR1" not in server.log_tail(50000)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factory):
+    port = _free_port()
+    server = server_factory(cfg={"bind": [f"127.0.0.1:{port}"]}).start()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{busy}"]})
+        server.kill(signal.SIGHUP)
+        server.wait_booted(2)
+        assert "address already in use; keeping the current listeners" in server.log_tail()
+    assert int(server.request("pid", ("127.0.0.1", port))) in server.worker_pids()
+    extra = _free_port()
+    server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{extra}"]})
+    server.kill(signal.SIGHUP)
+    server.wait_booted(3)
+    for p in (port, extra):
+        assert int(server.request("pid", ("127.0.0.1", p))) in server.worker_pids()
+    assert "Closing listener" not in server.log_tail(50000)  # the first socket was kept

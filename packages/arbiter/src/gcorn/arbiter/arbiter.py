@@ -18,8 +18,8 @@ from gcorn.arbiter import reexec as _reexec
 from gcorn.arbiter.bootguard import BootGuard
 from gcorn.arbiter.children import ChildrenMixin
 from gcorn.arbiter.daemon import daemonize
-from gcorn.arbiter.errors import ArbiterError, HaltServer
-from gcorn.arbiter.listeners import Listener, adopt_fds, create_listeners, systemd_fds
+from gcorn.arbiter.errors import ArbiterError, BindError, HaltServer
+from gcorn.arbiter.listeners import Listener, adopt_fds, create_listeners, serves, systemd_fds
 from gcorn.arbiter.pidfile import Pidfile
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.sdnotify import reloading_state, sd_notify
@@ -359,7 +359,7 @@ class Arbiter(ChildrenMixin):
             self.log.reopen_files()
         new_binds = list(setting(self.cfg, "bind", []))
         if new_binds != old_binds and not self.systemd:
-            self._rebind(old_binds, new_binds)
+            self._rebind(new_binds)
         self._hook("on_reload", self)
         new_pidfile = setting(self.cfg, "pidfile", None)
         if new_pidfile != old_pidfile:
@@ -376,15 +376,27 @@ class Arbiter(ChildrenMixin):
         self._signal_side_processes(signal.SIGHUP)
         self._notify_systemd("READY=1")
 
-    def _rebind(self, old_binds: list[str], new_binds: list[str]) -> None:
-        keep = [lst for lst in self.LISTENERS if getattr(lst, "spec", None) in new_binds]
+    def _rebind(self, new_binds: list[str]) -> None:
+        """Keep the listeners still asked for, bind the new ones, close the rest."""
+        keep: list[Listener] = []
+        added: list[str] = []
+        for spec in new_binds:
+            match = next((lst for lst in self.LISTENERS if lst not in keep and serves(lst, spec)), None)
+            if match is None:
+                added.append(spec)
+            else:
+                match.spec = spec
+                keep.append(match)
+        try:
+            # no retries: a HUP must not stall the master for seconds
+            fresh = create_listeners(added, self.cfg, self.log, retries=1, delay=0.0)
+        except BindError as exc:
+            self.log.error("%s; keeping the current listeners", exc.message)
+            return
         for listener in self.LISTENERS:
             if listener not in keep:
                 self.log.info("Closing listener %s", listener)
                 listener.close()
-        have = {getattr(lst, "spec", None) for lst in keep}
-        added = [spec for spec in new_binds if spec not in have]
-        fresh = create_listeners(added, self.cfg, self.log, self.BIND_RETRIES, self.BIND_RETRY_DELAY)
         for spec, listener in zip(added, fresh, strict=True):
             listener.spec = spec
             self.log.info("Listening at: %s (%s)", listener, self.pid)

@@ -214,6 +214,30 @@ def create_listeners(
     return listeners
 
 
+def serves(listener: Listener, spec: str) -> bool:
+    """True when `listener` is the socket the bind string `spec` asks for."""
+    if listener.spec and listener.spec == spec:
+        return True
+    try:
+        addr = parse_bind(spec)
+    except BindError:
+        return False
+    if addr.family == 0:
+        return listener.fileno() == addr.fd
+    if addr.family != listener.family:
+        return False
+    if addr.family == socket.AF_UNIX:
+        return os.path.abspath(addr.path) == os.path.abspath(listener.path or "\0")
+    host, port = listener.sock.getsockname()[:2]
+    if addr.port == 0 or addr.port != port:
+        return False  # port 0 asks for a fresh port: never the same socket
+    try:
+        infos = socket.getaddrinfo(addr.host or None, port, addr.family, socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return any(info[4][0] == host for info in infos)
+
+
 def adopt_fds(fds: Iterable[int], cfg: Any, owns_path: bool) -> list[Listener]:
     """Listeners from fds inherited from a re-executing master or from systemd."""
     listeners = []
