@@ -2,23 +2,21 @@
 
 Threads inside one worker:
 
-- the main thread runs the I/O loop (a selector over the listening socket,
-  the client connections and the signal wakeup pipe): it parses frames and
-  hands calls to the slot threads through one queue;
-- ``dirty_threads`` slot threads run calls and write their replies;
+- ``dirty_threads + 1`` dispatch threads read calls and run them (see
+  dispatch.py), at most ``dirty_threads`` at once;
 - a heartbeat thread stamps the scoreboard, watches the parent, and flags
-  calls that run past their deadline so the arbiter can recycle the worker.
+  calls that run past their deadline so the arbiter can recycle the worker;
+- the main thread handles signals and drives a graceful stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import contextlib
 import inspect
 import logging
 import os
-import queue
-import selectors
+import select
 import signal
 import socket
 import sys
@@ -31,15 +29,15 @@ from . import scoreboard as sb
 from .app import load_app_class
 from .codec import get_codec
 from .config import DirtyConfig, Hooks
+from .dispatch import Dispatcher, WorkerConn
 from .errors import (
     DirtyAppError,
     DirtyAppNotFoundError,
-    DirtyBusyError,
     DirtyError,
     DirtyMessageTooLargeError,
     DirtyTimeoutError,
 )
-from .protocol import FrameParser, MsgType, Oversize, frame_buffers, payload_size, send_buffers
+from .protocol import MsgType, frame_buffers, payload_size
 
 log = logging.getLogger("gcorn.dirty.worker")
 
@@ -48,34 +46,6 @@ APP_LOAD_ERROR = 4
 OVERDUE_GRACE = 1.0
 # After TERM, keep answering stale clients at least this long before exiting.
 DRAIN_LINGER = 0.1
-_RECV = 256 * 1024
-
-
-class WorkerConn:
-    """One client connection as seen by a worker."""
-
-    __slots__ = ("sock", "parser", "write_lock", "alive", "cancelled", "fd")
-
-    def __init__(self, sock: socket.socket, max_size: int) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.parser = FrameParser(max_size)
-        self.write_lock = threading.Lock()
-        self.alive = True
-        self.cancelled: set[int] = set()
-
-    def send(self, bufs: list[Any]) -> bool:
-        """Write one frame; False when the client has gone."""
-        if not self.alive:
-            return False
-        try:
-            with self.write_lock:
-                send_buffers(self.sock, bufs)
-            return True
-        except OSError as exc:
-            self.alive = False
-            log.debug("client connection lost while replying: %s", exc)
-            return False
 
 
 class DirtyWorker:
@@ -112,11 +82,8 @@ class DirtyWorker:
         self.threads = self.cfg.dirty_threads
         self._stop = ""  # "", "graceful" or "fast"
         self._stop_at = 0.0
-        self._inflight = 0
-        self._count_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._running: dict[int, float] = {}
-        self._conns: dict[int, WorkerConn] = {}
+        self.dispatcher: Dispatcher | None = None
         self._install_signals()
         self.hooks.dirty_post_fork(arbiter, self)
         listener = self._listen()
@@ -129,31 +96,52 @@ class DirtyWorker:
             log.exception("dirty worker %s failed to load its apps", self.pid)
             return APP_LOAD_ERROR
         self.hooks.dirty_worker_init(self)
-        slots = [threading.Thread(target=self._slot_loop, name=f"dirty-slot-{i}", daemon=True)
-                 for i in range(self.threads)]
-        for t in slots:
-            t.start()
+        dispatcher = self.dispatcher = Dispatcher(
+            listener, self.threads, self.cfg.dirty_queue_size, self.max_size, self.codec,
+            self._run_call, self.board, self.slot)
+        dispatcher.start()
         threading.Thread(target=self._heartbeat_loop, name="dirty-heartbeat", daemon=True).start()
         self.booted = True
         if self.board is not None:
             self.board.beat(self.slot, time.monotonic())
             self.board.set_state(self.slot, sb.SlotState.READY)
         log.debug("dirty worker %s ready with %s", self.pid, list(self.app_paths))
-        self._io_loop(listener)
+        self._wait_for_stop(dispatcher)
         if self._stop == "graceful":
-            for _ in slots:
-                self._jobs.put(None)
-            deadline = self._stop_at + max(0.0, self.cfg.dirty_graceful_timeout)
-            for t in slots:
-                t.join(max(0.0, deadline - time.monotonic()))
+            remaining = self._stop_at + max(0.0, self.cfg.dirty_graceful_timeout) - time.monotonic()
+            dispatcher.exit(remaining)
             for app in self.apps.values():
                 try:
                     app.close()
                 except Exception:  # close() of user code must not stop the others
                     log.exception("close() of a dirty app failed")
-        for conn in list(self._conns.values()):
-            conn.sock.close()
+        dispatcher.close()
         return 0
+
+    def _wait_for_stop(self, dispatcher: Dispatcher) -> None:
+        """Main thread: handle signals; on a graceful stop, drain then return."""
+        while True:
+            if self._stop == "fast":
+                return
+            timeout: float | None = None
+            if self._stop == "graceful":
+                if dispatcher.accepting:
+                    dispatcher.stop_accepting()
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.socket_path)
+                    if self.board is not None:
+                        self.board.set_state(self.slot, sb.SlotState.DRAINING)
+                waited = time.monotonic() - self._stop_at
+                if dispatcher.inflight == 0 and waited >= DRAIN_LINGER:
+                    return
+                if waited >= self.cfg.dirty_graceful_timeout:
+                    log.warning("dirty worker %s: calls still running after dirty_graceful_timeout",
+                                self.pid)
+                    return
+                timeout = 0.02
+            select.select([self._wake_r], [], [], timeout)
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 512)
 
     def _install_signals(self) -> None:
         rfd, wfd = os.pipe()
@@ -195,140 +183,22 @@ class DirtyWorker:
         sock.setblocking(False)
         return sock
 
-    def _io_loop(self, listener: socket.socket) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(listener, selectors.EVENT_READ, None)
-        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        listening = True
-        while True:
-            if self._stop == "fast":
-                return
-            if self._stop == "graceful":
-                if listening:
-                    listening = False
-                    sel.unregister(listener)
-                    listener.close()
-                    if self.board is not None:
-                        self.board.set_state(self.slot, sb.SlotState.DRAINING)
-                now = time.monotonic()
-                if self._inflight == 0 and now - self._stop_at >= DRAIN_LINGER:
-                    return
-                timeout: float | None = 0.05
-            else:
-                timeout = None
-            for key, _ in sel.select(timeout):
-                data = key.data
-                if data is None:
-                    self._accept(listener, sel)
-                elif data == "wake":
-                    try:
-                        os.read(self._wake_r, 512)
-                    except OSError:
-                        pass  # nothing to drain
-                else:
-                    self._readable(data, sel)
-
-    def _accept(self, listener: socket.socket, sel: selectors.BaseSelector) -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    log.error("dirty worker cannot accept: %s", exc)
-                    return
-                raise
-            sock.setblocking(True)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-            conn = WorkerConn(sock, self.max_size)
-            self._conns[conn.fd] = conn
-            sel.register(sock, selectors.EVENT_READ, conn)
-
-    def _readable(self, conn: WorkerConn, sel: selectors.BaseSelector) -> None:
-        parser = conn.parser
-        try:
-            target = parser.body_target()
-            if target is not None:
-                n = conn.sock.recv_into(target)
-                frames = parser.body_advanced(n) if n else None
-            else:
-                data = conn.sock.recv(_RECV)
-                n = len(data)
-                frames = parser.feed(data) if n else None
-        except (OSError, DirtyError) as exc:
-            log.debug("dropping client connection: %s", exc)
-            n, frames = 0, None
-        if not n:
-            sel.unregister(conn.sock)
-            conn.alive = False
-            conn.sock.close()
-            del self._conns[conn.fd]
-            return
-        for mtype, rid, payload in frames or ():
-            if mtype == MsgType.CALL:
-                self._enqueue(conn, rid, payload)
-            elif mtype == MsgType.CANCEL:
-                conn.cancelled.add(rid)
-            else:
-                self._reply_error(conn, rid, DirtyError(f"unexpected frame type {mtype} sent to a worker"))
-
-    def _enqueue(self, conn: WorkerConn, rid: int, payload: Any) -> None:
-        if isinstance(payload, Oversize):
-            self._reply_error(conn, rid, DirtyMessageTooLargeError(
-                f"request of {payload.size} bytes exceeds dirty_max_message_size of {payload.limit} bytes",
-                size=payload.size, limit=payload.limit))
-            return
-        with self._count_lock:
-            waiting = self._inflight - self.threads
-            if waiting >= self.cfg.dirty_queue_size:
-                busy = True
-            else:
-                busy = False
-                self._inflight += 1
-                if self.board is not None:
-                    self.board.set_i64(self.slot, sb.INFLIGHT, self._inflight)
-        if busy:
-            self._reply_error(conn, rid, DirtyBusyError(
-                f"dirty worker {self.pid} is busy: {self.threads} slots and "
-                f"{self.cfg.dirty_queue_size} queued calls"))
-            return
-        self._jobs.put((conn, rid, payload, time.monotonic()))
-
     def _reply_error(self, conn: WorkerConn, rid: int, err: DirtyError) -> None:
-        bufs = frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
-        self._release_slot()
-        conn.send(bufs)
+        assert self.dispatcher is not None
+        self.dispatcher.reply_error(conn, rid, err)
 
     def _release_slot(self) -> None:
-        # Called just before a call's final frame goes out: a caller that sends its next
-        # call as soon as it has the answer must already see this worker as free.
-        if not getattr(_slot_state, "held", False):
-            return
-        _slot_state.held = False
-        with self._count_lock:
-            self._inflight -= 1
-            if self.board is not None:
-                self.board.set_i64(self.slot, sb.INFLIGHT, self._inflight)
+        assert self.dispatcher is not None
+        self.dispatcher.release()
 
-    def _slot_loop(self) -> None:
+    def _run_call(self, conn: WorkerConn, rid: int, payload: Any, received: float) -> None:
         ident = threading.get_ident()
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            conn, rid, payload, received = job
-            _slot_state.held = True
-            try:
-                self._run_call(conn, rid, payload, received, ident)
-            except Exception:  # a bug here must not kill the slot thread
-                log.exception("dirty worker failed to run call %s", rid)
-            finally:
-                self._running.pop(ident, None)
-                conn.cancelled.discard(rid)
-                self._release_slot()
+        try:
+            self._execute(conn, rid, payload, received, ident)
+        finally:
+            self._running.pop(ident, None)
 
-    def _run_call(self, conn: WorkerConn, rid: int, payload: Any, received: float, ident: int) -> None:
+    def _execute(self, conn: WorkerConn, rid: int, payload: Any, received: float, ident: int) -> None:
         try:
             app_path, action, args, kwargs, timeout = self.codec.decode(payload)
         except (DirtyError, ValueError, TypeError) as exc:
@@ -437,7 +307,6 @@ def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:
 
 
 _local = threading.local()
-_slot_state = threading.local()  # .held: this slot thread still counts in the worker's inflight
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
