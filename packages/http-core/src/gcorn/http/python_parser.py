@@ -50,13 +50,20 @@ class PythonParser(RequestParser):
     """RequestParser backend written in pure Python (always available)."""
 
     backend = "python"
-    __slots__ = ("_state", "_buf", "_scanned", "_remaining", "_head", "_error")
+    __slots__ = (
+        "_state", "_buf", "_scanned", "_line_end", "_last_line", "_remaining", "_head", "_error"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         RequestParser.__init__(self, *args, **kwargs)
         self._state = HEAD
-        self._buf = b""  # bytes received and not parsed yet
-        self._scanned = 0  # how much of _buf was already searched for the end of the head
+        # Bytes received and not parsed yet. While a head (or trailer section)
+        # is incomplete, these track what was already checked in _buf, so that
+        # each received byte is examined once, however small the pieces.
+        self._buf = bytearray()
+        self._scanned = 0  # _buf[:_scanned] holds no end of head
+        self._line_end = -1  # where the request line ends in _buf, once seen
+        self._last_line = 0  # where the last (unfinished) line starts in _buf
         self._remaining = 0
         self._head: RequestHead | None = None
         self._error: ParseError | None = None
@@ -78,7 +85,8 @@ class PythonParser(RequestParser):
         """While paused: hand over (and forget) the bytes received after the request."""
         if self._state != PAUSED:
             raise RuntimeError("take_unparsed() is only for a paused parser")
-        data, self._buf = self._buf, b""
+        data = bytes(self._buf)
+        self._buf.clear()
         self._state = CLOSED
         return data
 
@@ -87,7 +95,8 @@ class PythonParser(RequestParser):
         if self._state != PAUSED:
             raise RuntimeError("resume() is only for a paused parser")
         self._state = HEAD if self._head is None or self._head.keep_alive else CLOSED
-        data, self._buf = self._buf, b""
+        data = bytes(self._buf)
+        self._buf.clear()
         return self.feed(data)
 
     def feed(self, data: bytes) -> list[Event]:
@@ -100,24 +109,33 @@ class PythonParser(RequestParser):
                 assert self._error is not None
                 raise self._error
             return []
-        buf = self._buf
-        if buf:
-            buf += data
-            if state == HEAD and buf.find(b"\r\n\r\n", self._scanned) < 0:
-                self._buf = buf
-                self._check_partial_head(buf)
-                return []
-        else:
-            buf = data
-        events: list[Event] = []
+        pending = self._buf
         try:
+            if pending:
+                pending += data
+                if (state == HEAD or state == TRAILERS) and pending.find(
+                    b"\r\n\r\n", self._scanned
+                ) < 0 and not (state == TRAILERS and pending.startswith(b"\r\n")):
+                    self._check_partial(pending)
+                    return []
+                buf = bytes(pending)
+                pending.clear()
+            else:
+                buf = data
+            events: list[Event] = []
             pos = self._run(buf, events)
+            if pos < len(buf):
+                pending += memoryview(buf)[pos:]
+                self._scanned = 0
+                self._line_end = -1
+                self._last_line = 0
+                if self._state == HEAD or self._state == TRAILERS:
+                    self._check_partial(pending)
         except ParseError as exc:
             self._state = FAILED
             self._error = exc
-            self._buf = b""
+            pending.clear()
             raise
-        self._buf = buf[pos:] if pos else buf
         return events
 
     def feed_eof(self) -> list[Event]:
@@ -145,8 +163,7 @@ class PythonParser(RequestParser):
                     pos += 2
                 head_end = buf.find(b"\r\n\r\n", pos)
                 if head_end < 0:
-                    self._check_partial_head(buf[pos:] if pos else buf)
-                    return pos
+                    return pos  # feed() keeps and checks the partial head
                 line_end = buf.find(b"\r\n", pos)
                 match = REQUEST_LINE.fullmatch(buf, pos, line_end)
                 if match is not None and line_end - pos <= options.request_line_limit and (
@@ -228,11 +245,7 @@ class PythonParser(RequestParser):
                     continue
                 trailer_end = buf.find(b"\r\n\r\n", pos)
                 if trailer_end < 0:
-                    if end - pos > options.head_limit:
-                        raise HeaderFieldTooLarge()
-                    if BARE_LINE_ENDING.search(buf, pos) is not None:
-                        raise InvalidLineEnding()
-                    return pos
+                    return pos  # feed() keeps and checks the partial trailers
                 trailers = parse_fields(buf[pos : trailer_end + 2], options)
                 for name, _ in trailers:
                     if name in FORBIDDEN_TRAILERS:
@@ -259,25 +272,39 @@ class PythonParser(RequestParser):
         else:
             self._state = CLOSED
 
-    def _check_partial_head(self, partial: bytes) -> None:
-        """Refuse an incomplete head as soon as it is sure to break a rule."""
+    def _check_partial(self, pending: bytearray) -> None:
+        """Refuse an incomplete head or trailer section as soon as it must break a rule.
+
+        Only the bytes received since the last call are searched (plus a few
+        before them, for a CRLF split between two pieces).
+        """
         options = self.options
-        self._scanned = max(0, len(partial) - 3)
-        partial = partial.lstrip(b"\r\n")
-        line_end = partial.find(b"\r\n")
-        if line_end < 0:
-            if len(partial) > options.request_line_limit + 1:
-                raise RequestLineTooLong()
-        elif line_end > options.request_line_limit:
-            raise RequestLineTooLong()
-        else:
-            last_line = len(partial) - partial.rfind(b"\r\n") - 2
-            if last_line > options.field_size_limit:
+        size = len(pending)
+        since = max(0, self._scanned - 1)
+        limit = options.head_limit
+        in_fields = True
+        if self._state == HEAD:
+            limit += options.request_line_limit
+            start = 0
+            while pending.startswith(b"\r\n", start):  # empty lines before a request line
+                start += 2
+            if self._line_end < 0:
+                self._line_end = pending.find(b"\r\n", max(start, since))
+                if self._line_end < 0:
+                    in_fields = False
+                    if size - start > options.request_line_limit + 1:
+                        raise RequestLineTooLong()
+                elif self._line_end - start > options.request_line_limit:
+                    raise RequestLineTooLong()
+        if in_fields:
+            last = pending.rfind(b"\r\n", since)
+            if last >= 0:
+                self._last_line = last + 2
+            if size - self._last_line > options.field_size_limit or size > limit:
                 raise HeaderFieldTooLarge()
-            if len(partial) > options.head_limit + options.request_line_limit:
-                raise HeaderFieldTooLarge()
-        if BARE_LINE_ENDING.search(partial) is not None:
+        if BARE_LINE_ENDING.search(pending, since) is not None:
             raise InvalidLineEnding()
+        self._scanned = max(0, size - 3)
 
     def _check_partial_line(self, buf: bytes, pos: int) -> None:
         """A chunk-size line did not match: raise unless it may still be completed."""
