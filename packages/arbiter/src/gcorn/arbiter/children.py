@@ -173,13 +173,13 @@ class ChildrenMixin:
         now = time.monotonic()
         for pid, worker in list(self.WORKERS.items()):
             try:
-                if pid not in self._booted and worker.tmp.is_booted():
-                    self._booted.add(pid)
-                    self._guard.record_boot()
-                last = worker.tmp.last_update()
+                last, booted = worker.tmp.state()
             except OSError as exc:
                 self.log.warning("cannot read the heartbeat of worker %s: %s", pid, exc)
                 continue
+            if booted and pid not in self._booted:
+                self._booted.add(pid)
+                self._guard.record_boot()
             if pid in self._aborted_at:
                 if now - self._aborted_at[pid] >= ABORT_GRACE:
                     self._kill(pid, signal.SIGKILL)
@@ -253,6 +253,9 @@ class ChildrenMixin:
                 side = next((s for s in self.SIDE_PROCESSES if s.pid == pid), None)
                 if side is not None:
                     self._side_exited(side, code)
+                else:
+                    # e.g. a process a hook started without waiting for it
+                    self.log.debug("Reaped unknown child %s (%s)", pid, describe_exit(code))
 
     def _worker_exited(self, pid: int, code: int) -> None:
         worker = self.WORKERS.pop(pid)

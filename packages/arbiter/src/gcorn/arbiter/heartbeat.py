@@ -63,6 +63,11 @@ class Heartbeat:
         """The monotonic time of the last notify(), as seen by any process."""
         return os.fstat(self._fd).st_mtime
 
+    def state(self) -> tuple[float, bool]:
+        """(last_update(), is_booted()) from one fstat: what the master checks each loop."""
+        st = os.fstat(self._fd)
+        return st.st_mtime, bool(st.st_mode & _BOOTED_BIT)
+
     def mark_booted(self) -> None:
         """Record that the worker finished booting (loaded its app)."""
         os.fchmod(self._fd, 0o600 | _BOOTED_BIT)
