@@ -203,10 +203,13 @@ def test_usr1_reopens_log_files(serve, tmp_path: Path) -> None:  # type: ignore[
     server.get("/one")
     os.rename(tmp_path / "a.log", tmp_path / "a.log.1")
     server.proc.send_signal(signal.SIGUSR1)
-    assert wait_for(lambda: (tmp_path / "a.log").exists())
+    assert wait_for(lambda: (tmp_path / "a.log").exists(), timeout=10)
     # Workers reopen on the USR1 the master forwards; retry until the line lands.
-    assert wait_for(lambda: server.get("/two") and "/two" in (tmp_path / "a.log").read_text())
-    assert (tmp_path / "a.log.1").read_text().splitlines()[-1] == "/one"
+    assert wait_for(
+        lambda: server.get("/two") and "/two" in (tmp_path / "a.log").read_text(), timeout=10
+    )
+    # Requests served before a worker handled USR1 may land in the old file too.
+    assert "/one" in (tmp_path / "a.log.1").read_text().splitlines()
 
 
 def test_statsd_metrics(serve) -> None:  # type: ignore[no-untyped-def]
