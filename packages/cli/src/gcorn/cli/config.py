@@ -17,6 +17,17 @@ WORKER_CLASSES = {
     "gthread": "gcorn.workers.gthread.ThreadWorker",
     "asgi": "gcorn.workers.asgi.AsgiWorker",
 }
+#: gunicorn worker names gcorn has no equivalent of, and what to use instead.
+UNSUPPORTED_WORKERS = {
+    "gevent": "gthread",
+    "gevent_wsgi": "gthread",
+    "gevent_pywsgi": "gthread",
+    "eventlet": "gthread",
+    "tornado": "asgi",
+    "uvicorn.workers.UvicornWorker": "asgi",
+    "uvicorn.workers.UvicornH11Worker": "asgi",
+    "uvicorn_worker.UvicornWorker": "asgi",
+}
 
 SSL_SETTINGS = (
     "keyfile",
@@ -118,6 +129,11 @@ class Config:
         name = str(value)
         if name == "sync" and self._values["threads"] > 1:
             name = "gthread"
+        if name in UNSUPPORTED_WORKERS:
+            raise ConfigError(
+                f"invalid value for setting 'worker_class' (-k/--worker-class): gcorn has no "
+                f"{name!r} worker; use -k {UNSUPPORTED_WORKERS[name]}"
+            )
         path = WORKER_CLASSES.get(name, name)
         try:
             cls = v.import_dotted(path)

@@ -69,7 +69,7 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
     if cfg.proc_name == cfg.default_proc_name:
         cfg.set("default_proc_name", spec, "app spec")
     app.check_importable()
-    cfg.worker_class  # noqa: B018 - resolving it now turns a bad -k into a one-line error
+    check_worker_class(cfg)
     if dirty_enabled(cfg):
         check_dirty_apps(cfg)
     if cfg.reload and cfg.reload_engine == "inotify" and not inotify_available():
@@ -87,6 +87,18 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
             log.warning("--reload has no effect with --preload: the app is imported once")
         app.preload()
     return cfg, log, app
+
+
+def check_worker_class(cfg: Config) -> None:
+    """Resolve `worker_class` now, so that a bad -k is a one-line error before any fork."""
+    from gcorn.arbiter import Worker
+
+    cls = cfg.worker_class
+    if not issubclass(cls, Worker):
+        raise ConfigError(
+            f"invalid value for setting 'worker_class' (-k/--worker-class): "
+            f"{cfg.worker_class_str!r} is not a gcorn worker (a subclass of gcorn.arbiter.Worker)"
+        )
 
 
 def app_spec(cfg: Config) -> str:
@@ -125,7 +137,7 @@ def make_reloader(
             prepare_paths(new_cfg)
             if new_cfg.proc_name == new_cfg.default_proc_name:
                 new_cfg.set("default_proc_name", spec, "app spec")
-            new_cfg.worker_class  # noqa: B018 - fail here, not in every new worker
+            check_worker_class(new_cfg)  # fail here, not in every new worker
             if isinstance(old_log, new_cfg.logger_class) and hasattr(old_log, "setup"):
                 old_log.setup(new_cfg)
                 new_log = old_log
