@@ -31,7 +31,7 @@ from .errors import (
     DirtyTimeoutError,
     error_from_wire,
 )
-from .protocol import HEADER, HEADER_SIZE, MAGIC, MsgType, frame_buffers, payload_size, send_buffers
+from .protocol import HEADER, HEADER_SIZE, MAGIC, MsgType, Oversize, frame_buffers, send_buffers
 from .scoreboard import Scoreboard
 from .syncconn import SyncConn
 
@@ -129,8 +129,7 @@ class DirtyClient:
 
     def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], timeout: float | None) -> list[Any]:
-        bufs = frame_buffers(MsgType.CALL, rid, d.codec.encode([app, action, args, kwargs, timeout]))
-        size = payload_size(bufs)
+        bufs, size = d.codec.encode_frame(MsgType.CALL, rid, [app, action, args, kwargs, timeout])
         if size > d.max_size:
             raise DirtyMessageTooLargeError(
                 f"call {app}.{action} is {size} bytes, over dirty_max_message_size of {d.max_size} bytes",
@@ -138,11 +137,16 @@ class DirtyClient:
         return bufs
 
     # ------------------------------------------------------------- sync calls
-    def _sync_target(self, app: str, deadline: float | None) -> tuple[Directory, SyncConn]:
+    def _sync_target(self, app: str, deadline: float | None, d: Directory) -> tuple[Directory, SyncConn]:
         while True:
-            d = self._directory()
-            load = {g: c.load() for g, c in self._conns.items()}
-            target = d.choose(app, load)
+            if d.stale() or self._pid != os.getpid():
+                d = self._directory()
+            conns = self._conns
+            target = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+            if target is not None:
+                conn = conns.get(target[1])
+                if conn is not None and conn.alive:
+                    return d, conn
             if target is None:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise DirtyNoWorkersAvailableError(
@@ -150,24 +154,22 @@ class DirtyClient:
                 time.sleep(_BOOT_POLL)
                 continue
             slot, gen, path = target
-            conn = self._conns.get(gen)
-            if conn is None or not conn.alive:
-                try:
-                    conn = SyncConn(path, d.max_size)
-                except DirtyConnectionError:
-                    # The worker went away after the directory was read: look again.
-                    self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise
-                    time.sleep(_BOOT_POLL)
-                    continue
-                with self._lock:
-                    old = self._conns.get(gen)
-                    if old is not None and old.alive:
-                        conn.close()
-                        conn = old
-                    else:
-                        self._conns[gen] = conn
+            try:
+                conn = SyncConn(path, d.max_size)
+            except DirtyConnectionError:
+                # The worker went away after the directory was read: look again.
+                d = self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                time.sleep(_BOOT_POLL)
+                continue
+            with self._lock:
+                old = self._conns.get(gen)
+                if old is not None and old.alive:
+                    conn.close()
+                    conn = old
+                else:
+                    self._conns[gen] = conn
             return d, conn
 
     def execute(self, app_path: str, action: str, *args: Any, _timeout: float | None = None,
@@ -178,7 +180,7 @@ class DirtyClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = self._sync_target(app_path, deadline)
+        d, conn = self._sync_target(app_path, deadline, d)
         waiter = conn.start(rid, bufs)
         try:
             conn.wait(waiter, deadline)
@@ -196,7 +198,7 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = self._sync_target(app_path, None if timeout is None else time.monotonic() + timeout)
+        d, conn = self._sync_target(app_path, None if timeout is None else time.monotonic() + timeout, d)
         waiter = conn.start(rid, bufs)
         finished = False
         decode = d.codec.decode
@@ -425,8 +427,8 @@ def _expire(fut: asyncio.Future[Any], error: DirtyError) -> None:
 
 
 def _result(d: Directory, mtype: int, payload: Any) -> Any:
-    from .protocol import Oversize
-
+    if mtype == MsgType.RESULT and type(payload) is not Oversize:
+        return d.codec.decode(payload)
     if isinstance(payload, Oversize):
         raise DirtyMessageTooLargeError(
             f"reply of {payload.size} bytes exceeds this client's dirty_max_message_size of "

@@ -17,6 +17,7 @@ import struct
 from typing import Any
 
 from .errors import DirtyProtocolError
+from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, frame_buffers, payload_size
 
 NONE, TRUE, FALSE, INT64, BIGINT, FLOAT, STR, BYTES, LIST, TUPLE, DICT, NDARRAY = range(12)
 
@@ -47,17 +48,31 @@ class SafeCodec:
             parts.append(buf)
         return parts
 
+    def encode_frame(self, mtype: int, rid: int, value: Any) -> tuple[list[Any], int]:
+        """Encode one frame (header + value); return its buffers and payload size."""
+        head = bytearray(HEADER_SIZE)
+        parts: list[Any] = []
+        last = _encode(value, head, parts, 0)
+        if last is head or last:
+            parts.append(last)
+        if parts[0] is not head:
+            parts.insert(0, head)
+        size = -HEADER_SIZE
+        for p in parts:
+            size += p.nbytes if type(p) is memoryview else len(p)
+        HEADER.pack_into(head, 0, MAGIC, VERSION, mtype, size, rid)
+        return parts, size
+
     def decode(self, data: Any) -> Any:
         """Decode one value from a bytes-like object; trailing bytes are an error."""
-        mv = memoryview(data)
-        if mv.ndim != 1 or mv.itemsize != 1:
-            mv = mv.cast("B")
+        if type(data) is not bytes and type(data) is not bytearray:
+            data = memoryview(data).cast("B").tobytes()
         try:
-            value, end = _decode(mv, 0, 0)
+            value, end = _decode(data, 0, 0)
         except (IndexError, struct.error, UnicodeDecodeError, ValueError, TypeError) as exc:
             raise DirtyProtocolError(f"malformed value: {exc}") from None
-        if end != len(mv):
-            raise DirtyProtocolError(f"{len(mv) - end} trailing bytes after value")
+        if end != len(data):
+            raise DirtyProtocolError(f"{len(data) - end} trailing bytes after value")
         return value
 
 
@@ -69,6 +84,11 @@ class PickleCodec:
     def encode(self, value: Any) -> list[Any]:
         """Pickle one value into a single buffer."""
         return [pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)]
+
+    def encode_frame(self, mtype: int, rid: int, value: Any) -> tuple[list[Any], int]:
+        """Encode one frame (header + pickled value); return its buffers and payload size."""
+        bufs = frame_buffers(mtype, rid, self.encode(value))
+        return bufs, payload_size(bufs)
 
     def decode(self, data: Any) -> Any:
         """Unpickle one value (runs code from the peer: trusted deployments only)."""
@@ -166,77 +186,86 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
                     " or dirty_codec='pickle' between trusted peers)")
 
 
-def _decode(mv: memoryview, o: int, depth: int) -> tuple[Any, int]:
+def _decode(data: Any, o: int, depth: int) -> tuple[Any, int]:
+    # ``data`` is bytes or bytearray; struct reads straight from it, slices copy once.
     if depth > MAX_DEPTH:
         raise DirtyProtocolError(f"value nested deeper than {MAX_DEPTH} levels")
-    tag = mv[o]
+    tag = data[o]
     o += 1
     if tag == STR:
-        (n,) = _U32.unpack_from(mv, o)
+        n = _u32(data, o)[0]
         o += 4
         end = o + n
-        if end > len(mv):
+        if end > len(data):
             raise ValueError("str runs past the end of the frame")
-        return str(mv[o:end], "utf-8", "surrogatepass"), end
+        return data[o:end].decode("utf-8", "surrogatepass"), end
     if tag == INT64:
-        return _I64.unpack_from(mv, o)[0], o + 8
+        return _i64(data, o)[0], o + 8
+    if tag == LIST or tag == TUPLE:
+        n = _u32(data, o)[0]
+        o += 4
+        if n > len(data) - o:
+            raise ValueError("sequence count larger than the frame")
+        items = []
+        append = items.append
+        for _ in range(n):
+            item, o = _decode(data, o, depth + 1)
+            append(item)
+        return (items if tag == LIST else tuple(items)), o
+    if tag == BYTES:
+        n = _u32(data, o)[0]
+        o += 4
+        end = o + n
+        if end > len(data):
+            raise ValueError("bytes run past the end of the frame")
+        if type(data) is bytes:
+            return data[o:end], end
+        return memoryview(data)[o:end].tobytes(), end
     if tag == NONE:
         return None, o
     if tag == TRUE:
         return True, o
     if tag == FALSE:
         return False, o
-    if tag == FLOAT:
-        return _F64.unpack_from(mv, o)[0], o + 8
-    if tag == BYTES:
-        (n,) = _U32.unpack_from(mv, o)
-        o += 4
-        end = o + n
-        if end > len(mv):
-            raise ValueError("bytes run past the end of the frame")
-        return mv[o:end].tobytes(), end
-    if tag == LIST or tag == TUPLE:
-        (n,) = _U32.unpack_from(mv, o)
-        o += 4
-        if n > len(mv) - o:
-            raise ValueError("sequence count larger than the frame")
-        items = []
-        for _ in range(n):
-            item, o = _decode(mv, o, depth + 1)
-            items.append(item)
-        return (items if tag == LIST else tuple(items)), o
     if tag == DICT:
-        (n,) = _U32.unpack_from(mv, o)
+        n = _u32(data, o)[0]
         o += 4
-        if n > len(mv) - o:
+        if n > len(data) - o:
             raise ValueError("dict count larger than the frame")
         out = {}
         for _ in range(n):
-            key, o = _decode(mv, o, depth + 1)
-            item, o = _decode(mv, o, depth + 1)
+            key, o = _decode(data, o, depth + 1)
+            item, o = _decode(data, o, depth + 1)
             out[key] = item
         return out, o
+    if tag == FLOAT:
+        return _f64(data, o)[0], o + 8
     if tag == BIGINT:
-        (n,) = _U32.unpack_from(mv, o)
+        n = _u32(data, o)[0]
         o += 4
         end = o + n
-        if end > len(mv):
+        if end > len(data):
             raise ValueError("int runs past the end of the frame")
-        return int.from_bytes(mv[o:end], "big", signed=True), end
+        return int.from_bytes(data[o:end], "big", signed=True), end
     if tag == NDARRAY:
-        return _decode_ndarray(mv, o + 4, depth)
+        return _decode_ndarray(data, o + 4, depth)
     raise ValueError(f"unknown value tag {tag:#x}")
 
 
-def _decode_ndarray(mv: memoryview, o: int, depth: int) -> tuple[Any, int]:
-    dtype, o = _decode(mv, o, depth + 1)
-    shape, o = _decode(mv, o, depth + 1)
-    if mv[o] != BYTES:
+_u32 = _U32.unpack_from
+_i64 = _I64.unpack_from
+_f64 = _F64.unpack_from
+
+
+def _decode_ndarray(data: Any, o: int, depth: int) -> tuple[Any, int]:
+    dtype, o = _decode(data, o, depth + 1)
+    shape, o = _decode(data, o, depth + 1)
+    if data[o] != BYTES:
         raise ValueError("ndarray data must be bytes")
-    (n,) = _U32.unpack_from(mv, o + 1)
+    (n,) = _U32.unpack_from(data, o + 1)
     start = o + 5
     end = start + n
-    if end > len(mv):
+    if end > len(data):
         raise ValueError("ndarray data runs past the end of the frame")
     try:
         import numpy
@@ -244,5 +273,5 @@ def _decode_ndarray(mv: memoryview, o: int, depth: int) -> tuple[Any, int]:
         raise DirtyProtocolError("received a numpy array but numpy is not installed here") from None
     if not isinstance(dtype, str) or numpy.dtype(dtype).hasobject:
         raise ValueError(f"refusing ndarray dtype {dtype!r}")
-    arr = numpy.frombuffer(mv[start:end].tobytes(), dtype=numpy.dtype(dtype)).reshape(shape)
+    arr = numpy.frombuffer(memoryview(data)[start:end].tobytes(), dtype=numpy.dtype(dtype)).reshape(shape)
     return arr, end

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import scoreboard as sb
 from .errors import DirtyBusyError, DirtyError, DirtyMessageTooLargeError
-from .protocol import FrameParser, MsgType, Oversize, frame_buffers, send_buffers
+from .protocol import FrameParser, MsgType, Oversize, send_buffers
 
 log = logging.getLogger("gcorn.dirty.worker")
 
@@ -298,7 +298,7 @@ class Dispatcher:
 
     def reply_error(self, conn: WorkerConn, rid: int, err: DirtyError) -> None:
         """Send an ERROR frame (the call's final frame)."""
-        bufs = frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
+        bufs, _ = self.codec.encode_frame(MsgType.ERROR, rid, err.to_wire())
         self.release()
         conn.send(bufs)
 

@@ -33,7 +33,7 @@ class Waiter:
 
     def __init__(self) -> None:
         self.frames: collections.deque[tuple[int, Any]] = collections.deque()
-        self.event = threading.Event()
+        self.event: threading.Event | None = None  # made only if this thread ever sleeps
         self.done = False
 
 
@@ -108,7 +108,10 @@ class SyncConn:
                 if lead:
                     self.reading = True
                 else:
-                    waiter.event.clear()
+                    if waiter.event is None:
+                        waiter.event = threading.Event()
+                    else:
+                        waiter.event.clear()
                     self.sleepers.add(waiter)
             if lead:
                 try:
@@ -117,16 +120,16 @@ class SyncConn:
                     with self.state_lock:
                         self.reading = False
                         if self.sleepers:
-                            self.sleepers.pop().event.set()
+                            _wake(self.sleepers.pop())
                 continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 with self.state_lock:
                     self.sleepers.discard(waiter)
                     if not self.reading and self.sleepers:
-                        self.sleepers.pop().event.set()  # we may have been chosen to read: pass it on
+                        _wake(self.sleepers.pop())  # we may have been chosen to read: pass it on
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
-            waiter.event.wait(remaining)
+            waiter.event.wait(remaining)  # type: ignore[union-attr]
             with self.state_lock:
                 self.sleepers.discard(waiter)
 
@@ -177,7 +180,7 @@ class SyncConn:
                     # Taken out now, so a leader passing its role on never picks a thread
                     # that is about to return with its answer.
                     self.sleepers.discard(w)
-                    w.event.set()
+                    _wake(w)
 
     def _fail(self, error: DirtyError) -> None:
         with self.state_lock:
@@ -186,7 +189,7 @@ class SyncConn:
             self.alive = False
             self.lost = error
             for w in self.waiters.values():
-                w.event.set()
+                _wake(w)
             self.waiters.clear()
         try:
             self.sock.close()
@@ -196,3 +199,8 @@ class SyncConn:
     def close(self) -> None:
         """Close the socket; pending calls fail with DirtyConnectionError."""
         self._fail(DirtyConnectionError("dirty client closed"))
+
+
+def _wake(waiter: Waiter) -> None:
+    if waiter.event is not None:
+        waiter.event.set()

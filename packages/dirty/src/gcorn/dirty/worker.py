@@ -37,7 +37,7 @@ from .errors import (
     DirtyMessageTooLargeError,
     DirtyTimeoutError,
 )
-from .protocol import MsgType, frame_buffers, payload_size
+from .protocol import MsgType, frame_buffers
 
 log = logging.getLogger("gcorn.dirty.worker")
 
@@ -237,11 +237,10 @@ class DirtyWorker:
     def _send_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
                     app_path: str, action: str) -> bool:
         try:
-            bufs = frame_buffers(mtype, rid, self.codec.encode(value))
+            bufs, size = self.codec.encode_frame(mtype, rid, value)
         except (TypeError, ValueError, DirtyError) as exc:
             self._reply_error(conn, rid, app_error(app_path, action, exc))
             return False
-        size = payload_size(bufs)
         if size > self.max_size:
             self._reply_error(conn, rid, DirtyMessageTooLargeError(
                 f"reply of {size} bytes from {app_path}.{action} exceeds dirty_max_message_size "
