@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gcorn.http import Body, EndOfMessage, RequestHead, RequestParser
 
 
@@ -84,6 +86,18 @@ def test_nothing_is_parsed_after_a_closing_request(backend):
     assert [type(e) for e in events] == [RequestHead, EndOfMessage]
     assert parser.feed(b"GET /more HTTP/1.1\r\n\r\n") == []
     assert not parser.in_progress
+
+
+@pytest.mark.parametrize("split", [None, 1])
+def test_nothing_is_parsed_after_a_closing_chunked_request(backend, split):
+    data = (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n"
+            b"GET / HTTP/1.1\r\n\r\n")
+    parser = RequestParser(backend)
+    pieces = [data] if split is None else [data[i : i + 1] for i in range(len(data))]
+    events = [e for piece in pieces for e in parser.feed(piece)]
+    assert [type(e).__name__ for e in events if not isinstance(e, Body)] == [
+        "RequestHead", "EndOfMessage"]
+    assert parser.feed_eof() == []
 
 
 def test_expect_100_continue(parse_one):

@@ -158,6 +158,8 @@ class PythonParser(RequestParser):
         options = self.options
         while pos < end:
             state = self._state
+            if state >= PAUSED:  # paused or closed: the rest is not HTTP to parse here
+                break
             if state == HEAD:
                 while buf.startswith(b"\r\n", pos):  # RFC 9112 2.2: ignore empty lines
                     pos += 2
@@ -238,7 +240,7 @@ class PythonParser(RequestParser):
                     return pos
                 else:
                     raise InvalidChunk("chunk data not followed by CRLF")
-            else:  # TRAILERS
+            elif state == TRAILERS:
                 if buf.startswith(b"\r\n", pos):
                     pos += 2
                     self._end_message(events, [])
@@ -252,8 +254,6 @@ class PythonParser(RequestParser):
                         raise InvalidTrailer("field not allowed in a trailer section")
                 pos = trailer_end + 4
                 self._end_message(events, trailers)
-            if self._state >= PAUSED:
-                break
         return pos
 
     def _fields(self, buf: bytes, start: int, line_end: int, head_end: int) -> list[Header]:
