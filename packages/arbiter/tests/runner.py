@@ -112,6 +112,8 @@ class ProbeWorker(Worker):
             conn.sendall(b"hanging\n")
             time.sleep(60)  # no heartbeat: the master must abort this worker
             reply = "woke"
+        elif cmd == "crash":
+            raise RuntimeError("worker crashed on purpose")
         elif cmd == "env":
             reply = os.environ.get(arg, "")
         elif cmd == "info":

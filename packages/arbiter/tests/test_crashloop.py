@@ -64,3 +64,20 @@ def test_a_worker_too_slow_to_boot_counts_as_a_boot_failure(server_factory):
     log = server.log_tail(20000)
     assert "while booting: loading the app took longer than timeout=0.5s" in log
     assert "Crash loop: 2 workers failed to boot" in log
+
+
+def test_crashes_after_boot_are_not_boot_failures(server_factory):
+    server = server_factory(cfg={"boot_failure_limit": 2})
+    server.start()
+    for n in range(4):
+        try:
+            server.request("crash", timeout=2)
+        except OSError:
+            pass  # the worker died mid-connection: expected
+        server.wait_booted(n + 2)
+    assert server.proc.poll() is None
+    log = server.log_tail(50000)
+    assert log.count("RuntimeError: worker crashed on purpose") == 4
+    assert "exited with exit code 1" in log
+    assert "Crash loop" not in log and "failed to boot" not in log
+    assert int(server.request("pid")) in server.worker_pids()
