@@ -66,8 +66,7 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
     spec = app_spec(cfg)
     prepare_paths(cfg)
     app = AppLoader(cfg, spec)
-    if cfg.proc_name == cfg.default_proc_name:
-        cfg.set("default_proc_name", spec, "app spec")
+    name_after_app(cfg, spec)
     app.check_importable()
     check_worker_class(cfg)
     if dirty_enabled(cfg):
@@ -87,6 +86,12 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
             log.warning("--reload has no effect with --preload: the app is imported once")
         app.preload()
     return cfg, log, app
+
+
+def name_after_app(cfg: Config, spec: str) -> None:
+    """Use the app spec as the process-title base unless the config file set one (gunicorn's way)."""
+    if cfg.source_of("default_proc_name") == "default":
+        cfg.set("default_proc_name", spec, "app spec")
 
 
 def check_worker_class(cfg: Config) -> None:
@@ -135,21 +140,16 @@ def make_reloader(
             new_cfg = build_config(argv)
             spec = app_spec(new_cfg)
             prepare_paths(new_cfg)
-            if new_cfg.proc_name == new_cfg.default_proc_name:
-                new_cfg.set("default_proc_name", spec, "app spec")
+            name_after_app(new_cfg, spec)
             check_worker_class(new_cfg)  # fail here, not in every new worker
-            if isinstance(old_log, new_cfg.logger_class) and hasattr(old_log, "setup"):
-                old_log.setup(new_cfg)
-                new_log = old_log
-            else:
-                new_log = new_cfg.logger_class(new_cfg)
             if old_cfg.preload_app:
                 # gunicorn keeps a preloaded app on HUP; USR2 picks up new code.
-                old_app.cfg = new_cfg
                 new_app = old_app
             else:
                 new_app = AppLoader(new_cfg, spec)
                 new_app.check_importable()
+            new_log = _reconfigured_logger(old_log, old_cfg, new_cfg)
+            new_app.cfg = new_cfg
         except CliError as exc:
             os.chdir(old_cfg.chdir)
             old_log.error("reload failed, keeping the current configuration: %s", exc)
@@ -158,6 +158,22 @@ def make_reloader(
         return new_cfg, new_log, new_app
 
     return reload
+
+
+def _reconfigured_logger(log: Any, old_cfg: Config, new_cfg: Config) -> Any:
+    """The logger for `new_cfg`: the same object set up again, or a new one if the class changed.
+
+    If the new logging settings fail, the old ones are restored before the error
+    propagates, so the master never runs with a half-built logger.
+    """
+    if not (isinstance(log, new_cfg.logger_class) and hasattr(log, "setup")):
+        return new_cfg.logger_class(new_cfg)
+    try:
+        log.setup(new_cfg)
+    except CliError:
+        log.setup(old_cfg)
+        raise
+    return log
 
 
 def print_config(cfg: Config) -> None:
