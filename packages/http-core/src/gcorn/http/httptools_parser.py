@@ -48,8 +48,8 @@ class HttptoolsParser(PythonParser):
     backend = "httptools"
     __slots__ = ("_collector", "_llhttp", "_lenient_fields")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        PythonParser.__init__(self, *args, **kwargs)
+    def __init__(self, backend: str = "auto", **kwargs: Any) -> None:
+        PythonParser.__init__(self, backend, **kwargs)
         self._collector = _FieldCollector()
         self._llhttp: httptools.HttpRequestParser | None = None
         # llhttp has no obs-fold nor "space before colon" leniency: those

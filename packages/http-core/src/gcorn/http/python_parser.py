@@ -23,6 +23,7 @@ from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .fields import parse_fields
 from .grammar import BARE_LINE_ENDING, CHUNK_HEADER, REQUEST_LINE
 from .head import FORBIDDEN_TRAILERS, build_head, parse_request_line
+from .options import DEFAULT_OPTIONS
 from .parser import RequestParser
 
 # States of the machine.
@@ -54,8 +55,11 @@ class PythonParser(RequestParser):
         "_state", "_buf", "_scanned", "_line_end", "_last_line", "_remaining", "_head", "_error"
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        RequestParser.__init__(self, *args, **kwargs)
+    def __init__(self, backend: str = "auto", **kwargs: Any) -> None:
+        if kwargs:
+            RequestParser.__init__(self, backend, **kwargs)
+        else:  # one parser per connection: the default case must be cheap
+            self.options = DEFAULT_OPTIONS
         self._state = HEAD
         # Bytes received and not parsed yet. While a head (or trailer section)
         # is incomplete, these track what was already checked in _buf, so that
@@ -101,6 +105,8 @@ class PythonParser(RequestParser):
 
     def feed(self, data: bytes) -> list[Event]:
         """Take bytes received from the peer; return the events they complete."""
+        if type(data) is not bytes:  # a bytearray or memoryview must not leak into events
+            data = bytes(data)
         state = self._state
         if state >= PAUSED:
             if state == PAUSED:
