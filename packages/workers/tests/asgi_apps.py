@@ -120,6 +120,10 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"10")]})
         await send({"type": "http.response.body", "body": b"12345", "more_body": True})
+    elif path == "/too-long":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"5")]})
+        await send({"type": "http.response.body", "body": b"1234567890"})
     elif path == "/bad-header":
         await _text(send, 200, b"x", [(b"x-evil", b"a\r\nset-cookie: pwned=1")])
     elif path == "/close":

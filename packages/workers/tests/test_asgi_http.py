@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -294,5 +295,41 @@ def test_worker_connections_leaves_extra_clients_in_the_backlog(tmp_path: Path) 
         assert read_response(third, timeout=5)[1] == b"Hello, World!"
         second.close()
         third.close()
+    finally:
+        srv.stop()
+
+
+def test_body_longer_than_content_length_is_cut_and_closed(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app").wait_ready()
+    try:
+        reply = raw_request(srv.port, b"GET /too-long HTTP/1.1\r\nHost: t\r\n\r\n"
+                            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert b"content-length: 5" in head.lower()
+        assert body == b"12345"  # the extra bytes never reach the client, nor a next response
+    finally:
+        srv.stop()
+
+
+def test_tls_listener_serves_https(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    srv = AsgiServer(tmp_path, "asgi_apps:app", certfile=str(cert), keyfile=str(key),
+                     is_ssl=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not srv.port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        srv.port = int(srv.port_file.read_text().split()[1])
+        scope: dict = {}
+        while time.monotonic() < deadline and not scope:
+            try:
+                scope = httpx.get(f"https://127.0.0.1:{srv.port}/scope", verify=False,
+                                  timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert scope["scheme"] == "https"
     finally:
         srv.stop()

@@ -144,31 +144,32 @@ class RequestCycle:
         body = message.get("body", b"")
         more = message.get("more_body", False)
         conn = self.conn
-        if self.head_pending is not None:
-            out = self._make_head(None if more else len(body))
-            framing = self.framing
-            if body and framing != Framing.NONE:
-                if framing == Framing.CHUNKED:
-                    out = b"%s%x\r\n%s\r\n" % (out, len(body), body)
-                elif len(body) < 65536:
-                    out += body
-                else:  # no copy of a big body: two writes
-                    conn.write(out)
-                    out = body
-                self._count(len(body), more)
-            if not more and framing == Framing.CHUNKED:
-                out += b"0\r\n\r\n"
+        out = self._make_head(None if more else len(body)) if self.head_pending is not None else b""
+        framing = self.framing
+        overrun = False
+        if body and framing != Framing.NONE:
+            if framing == Framing.LENGTH:
+                if len(body) > self.remaining:
+                    # bytes past Content-Length would be read as the next response
+                    body, overrun = body[:self.remaining], True
+                self.remaining -= len(body)
+                if out and len(body) >= 65536:
+                    conn.write(out)  # no copy of a big body: two writes
+                    out = b""
+                out += body
+            elif framing == Framing.CHUNKED:
+                out += b"%x\r\n%s\r\n" % (len(body), body)
+            else:  # close-delimited (HTTP/1.0 without a length)
+                out += body
+            self.bytes_sent += len(body)
+        if not more and framing == Framing.CHUNKED:
+            out += b"0\r\n\r\n"
+        if out:
             conn.write(out)
-        elif self.framing != Framing.NONE:
-            if self.framing == Framing.CHUNKED:
-                if body:
-                    conn.write(b"%x\r\n%s\r\n" % (len(body), body))
-                if not more:
-                    conn.write(b"0\r\n\r\n")
-            elif body:
-                conn.write(body)
-            if body:
-                self._count(len(body), more)
+        if overrun:
+            self.keep_alive = False
+            conn.abort()
+            raise AppProtocolError("response body longer than its Content-Length")
         if not more:
             if self.remaining:
                 # the app declared more than it sent: the peer would wait forever
@@ -179,16 +180,6 @@ class RequestCycle:
             conn.response_done(self)
         elif conn.write_paused:
             await conn.drain()
-
-    def _count(self, size: int, more: bool) -> None:
-        self.bytes_sent += size
-        if self.framing == Framing.LENGTH:
-            self.remaining -= size
-            if self.remaining < 0:
-                # bytes past Content-Length would be read as the next response
-                self.keep_alive = False
-                self.conn.abort()
-                raise AppProtocolError("response body longer than its Content-Length")
 
     def _refuse_message(self, kind: str) -> None:
         if not self.response_started:

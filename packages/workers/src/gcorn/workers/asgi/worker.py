@@ -42,6 +42,7 @@ class Acceptor:
         self.ssl_context = ssl_context
         self.limit = limit
         self.connecting = 0
+        self.setups: set[asyncio.Task[None]] = set()  # connection set-ups in progress
         self.reading = False
         self.is_tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
 
@@ -56,6 +57,11 @@ class Acceptor:
         if self.reading:
             self.loop.remove_reader(self.sock.fileno())
             self.reading = False
+
+    def cancel_setups(self) -> None:
+        """Graceful stop: drop connections still in their TLS handshake."""
+        for task in list(self.setups):
+            task.cancel()
 
     def _full(self) -> bool:
         return len(self.state.connections) + self.connecting >= self.limit
@@ -78,7 +84,9 @@ class Acceptor:
             if self.is_tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connecting += 1
-            self.loop.create_task(self._connect(conn))
+            task = self.loop.create_task(self._connect(conn))
+            self.setups.add(task)
+            task.add_done_callback(self.setups.discard)
 
     async def _connect(self, conn: socket.socket) -> None:
         state = self.state
@@ -87,6 +95,9 @@ class Acceptor:
                 lambda: HttpProtocol(state), conn, ssl=self.ssl_context)
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             state.log.debug("connection setup failed: %s", exc)
+            conn.close()
+        except asyncio.CancelledError:
+            state.log.debug("connection setup cancelled by the graceful stop")
             conn.close()
         finally:
             self.connecting -= 1
@@ -158,6 +169,7 @@ class AsgiWorker(Worker):
         finally:
             for acceptor in acceptors:
                 acceptor.stop()
+                acceptor.cancel_setups()
             await self._drain(state)
             await lifespan.shutdown(float(getattr(cfg, "graceful_timeout", 30) or 30))
         return 0
