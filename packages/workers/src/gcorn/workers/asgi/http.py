@@ -102,6 +102,10 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.pending:
             self.pending.extend(events)
+        elif (len(events) == 2 and self.cycle is None and type(events[1]) is EndOfMessage
+              and type(events[0]) is RequestHead):
+            # the common case, a whole body-less request: start it already complete
+            self._start(events[0], True)
         else:
             self._dispatch(events)
         if self.parser.paused:
@@ -173,7 +177,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- a new request ------------------------------------------------------------------
 
-    def _start(self, head: RequestHead) -> None:
+    def _start(self, head: RequestHead, complete: bool = False) -> None:
         state = self.state
         minor = head.version[1]
         try:
@@ -206,6 +210,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle = RequestCycle(self, scope, minor, head.keep_alive and state.keep_alive_ok,
                              head.expects_continue, method == "HEAD")
         self.cycle = cycle
+        if complete:
+            cycle.body_complete = True
         if state.access_enabled:
             cycle.start_time = time.monotonic()
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
