@@ -8,7 +8,8 @@ config file. Parse errors raise ConfigError instead of printing usage.
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
+import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .config import nearest
@@ -20,10 +21,29 @@ USAGE = "%(prog)s [OPTIONS] [APP_MODULE]"
 
 def version() -> str:
     """The installed gcorn-cli version."""
+    from importlib import metadata  # slow to import; only -v needs it
+
     try:
         return metadata.version("gcorn-cli")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    """`-v/--version`: print `gcorn (version X)` and exit 0, reading the version only then."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings,
+            argparse.SUPPRESS,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show gcorn's version and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(f"{parser.prog} (version {version()})\n")
+        parser.exit(0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,9 +66,7 @@ def build_parser(where: str = "argv", prog: str = "gcorn") -> argparse.ArgumentP
         description="gcorn: a pre-fork HTTP server for WSGI and ASGI apps.",
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument(
-        "-v", "--version", action="version", version=f"%(prog)s (version {version()})"
-    )
+    parser.add_argument("-v", "--version", action=_VersionAction)
     parser.add_argument(
         "args", nargs="*", metavar="APP_MODULE", help="the app: MODULE:NAME or MODULE:FACTORY(ARGS)"
     )

@@ -12,7 +12,6 @@ from .apploader import AppLoader, prepare_paths
 from .config import Config
 from .dirty_pool import check_dirty_apps, dirty_enabled, dirty_side_process
 from .errors import AppLoadError, CliError, ConfigError
-from .reloader import inotify_available
 from .sources import build_config
 
 PROG = "gcorn"
@@ -71,7 +70,7 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
     check_worker_class(cfg)
     if dirty_enabled(cfg):
         check_dirty_apps(cfg)
-    if cfg.reload and cfg.reload_engine == "inotify" and not inotify_available():
+    if cfg.reload and cfg.reload_engine == "inotify" and not _inotify_available():
         raise ConfigError(
             "invalid value for setting 'reload_engine' (--reload-engine): "
             "inotify is not available on this platform; use auto or poll"
@@ -86,6 +85,12 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
             log.warning("--reload has no effect with --preload: the app is imported once")
         app.preload()
     return cfg, log, app
+
+
+def _inotify_available() -> bool:
+    from .reloader import inotify_available  # ctypes is only loaded when --reload is on
+
+    return inotify_available()
 
 
 def name_after_app(cfg: Config, spec: str) -> None:
