@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
-from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, RequestParser
+from gcorn.http import Body, EndOfMessage, ParseError, RequestHead
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
@@ -40,7 +40,7 @@ class HttpProtocol(asyncio.Protocol):
         self.state = state
         self.loop = state.loop
         self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser(backend=state.parser_backend, **state.parser_limits)
+        self.parser = state.new_parser()
         self.cycle: RequestCycle | None = None
         self.pending: deque[Any] = deque()
         self.read_paused = 0  # bit 1: body high water, bit 2: pipelined request waiting

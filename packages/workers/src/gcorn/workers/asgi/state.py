@@ -9,14 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from gcorn.workers.asgi.response import date_and_server
+from gcorn.workers.parsing import parser_factory
 from gcorn.workers.proxy import ForwardedPolicy
 
 __all__ = ["ASGI_VERSION", "ServerState"]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-
-_PARSER_BACKENDS = {"auto": "auto", "python": "python", "fast": "httptools",
-                    "httptools": "httptools"}
 
 
 def _nothing() -> None:
@@ -50,15 +48,8 @@ class ServerState:
         self.ws_ping_timeout: float = float(_setting(cfg, "websocket_ping_timeout", 20.0))
         self.ws_per_message_deflate: bool = bool(_setting(cfg, "websocket_per_message_deflate",
                                                           True))
-        backend = str(_setting(cfg, "http_parser", "auto"))
-        self.parser_backend = _PARSER_BACKENDS.get(backend, backend)
-        self.parser_limits = {
-            "limit_request_line": int(_setting(cfg, "limit_request_line", 4094)),
-            "limit_request_fields": int(_setting(cfg, "limit_request_fields", 100)),
-            "limit_request_field_size": int(_setting(cfg, "limit_request_field_size", 8190)),
-        }
-        if getattr(cfg, "permit_obsolete_folding", False):
-            self.parser_limits["permit_obsolete_folding"] = True
+        # one validated set of parser options for every connection (fails at boot)
+        self.new_parser = parser_factory(cfg)
         self.policy = ForwardedPolicy(cfg)
         self.pre_request = getattr(cfg, "pre_request", None)
         self.post_request = getattr(cfg, "post_request", None)

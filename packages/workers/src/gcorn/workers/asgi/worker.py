@@ -138,6 +138,11 @@ class AsgiWorker(Worker):
             self.log.error("asgi_lifespan must be one of %s", ", ".join(LIFESPAN_CHOICES))
             return WORKER_BOOT_ERROR
         lifespan_state: dict[str, Any] = {}
+        try:
+            state = ServerState(self, self.wsgi, loop, lifespan_state)
+        except (ValueError, ImportError) as exc:  # a bad parser setting or backend
+            self.log.error("Cannot set up the asgi worker: %s", exc)
+            return WORKER_BOOT_ERROR
         lifespan = Lifespan(self.wsgi, mode, self.log, lifespan_state, dict(ASGI_VERSION))
         try:
             await lifespan.startup()
@@ -150,7 +155,6 @@ class AsgiWorker(Worker):
             self.log.error("%s", exc)
             await lifespan.shutdown(1.0)
             return WORKER_BOOT_ERROR
-        state = ServerState(self, self.wsgi, loop, lifespan_state)
         stop = asyncio.Event()
         self._install_signals(loop, stop)
         limit = max(1, int(getattr(cfg, "worker_connections", 1000) or 1000))
