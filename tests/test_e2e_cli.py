@@ -75,6 +75,7 @@ class Server:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
+    shutil.copy(EXAMPLES / "hello_asgi.py", tmp_path / "hello_asgi.py")
     servers: list[Server] = []
 
     def start(args: list[str], env: dict[str, str] | None = None, ready: bool = True) -> Server:
@@ -334,3 +335,14 @@ def test_app_that_raises_on_import(tmp_path: Path) -> None:
     assert workers.returncode == 4
     assert "db not configured" in workers.stderr
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize(
+    ("args", "app"),
+    [([], "hello:app"), (["-k", "gthread", "--threads", "2"], "hello:app"),
+     (["--threads", "2"], "hello:app"), (["-k", "asgi"], "hello_asgi:app")],
+)
+def test_example_apps_on_every_worker_class(serve, args: list[str], app: str) -> None:  # type: ignore[no-untyped-def]
+    server = serve([*args, app])
+    response = server.get("/")
+    assert response.status_code == 200 and response.text == "Hello, World!\n"
