@@ -346,3 +346,28 @@ def test_example_apps_on_every_worker_class(serve, args: list[str], app: str) ->
     server = serve([*args, app])
     response = server.get("/")
     assert response.status_code == 200 and response.text == "Hello, World!\n"
+
+
+def test_reload_serves_500_while_the_app_is_broken_then_recovers(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    app_file = tmp_path / "editing.py"
+    app_file.write_text("def app(environ, start_response:\n")  # a syntax error mid-edit
+    server = serve(["--reload", "--error-logfile", "err.log", "editing:app"], ready=False)
+    assert wait_for(lambda: _status(server) == 500, timeout=10), server.output()
+    response = server.get()
+    assert b"Traceback" not in response.content and b"SyntaxError" not in response.content
+    assert "SyntaxError" in (tmp_path / "err.log").read_text()
+    time.sleep(1.2)  # the reloader's first pass records the broken file
+    app_file.write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '5')])\n"
+        "    return [b'fixed']\n"
+    )
+    assert wait_for(lambda: _status(server) == 200, timeout=8)
+    assert server.get().text == "fixed"
+
+
+def _status(server: Server) -> int | None:
+    try:
+        return server.get().status_code
+    except httpx.HTTPError:
+        return None

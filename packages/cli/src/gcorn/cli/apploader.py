@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -17,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config
-from .errors import AppLoadError
+from .errorapp import asgi_error_app, files_of, wsgi_error_app
+from .errors import AppLoadError, CliError
+from .glogging import ERROR_LOGGER
 
 DEFAULT_NAME = "application"
 
@@ -94,6 +97,8 @@ class AppLoader:
         self._app: Any = None
         self._preloaded = False
         self._reloader_pid: int | None = None
+        # Files the reloader watches besides loaded modules; it re-reads this list each pass.
+        self._watched: list[str] = list(cfg.reload_extra_files)
         self._lock = threading.Lock()
 
     def check_importable(self) -> None:
@@ -117,11 +122,25 @@ class AppLoader:
     def load(self) -> Any:
         """The app callable: the preloaded one, or imported (and the reloader started) now."""
         with self._lock:
-            if self.cfg.reload:
-                self._start_reloader()
             if self._preloaded:
                 return self._app
-            return self._import()
+            if not self.cfg.reload:
+                return self._import()
+            self._start_reloader()
+            try:
+                return self._import()
+            except AppLoadError as exc:
+                return self._serve_error(exc)
+
+    def _serve_error(self, exc: AppLoadError) -> Any:
+        # --reload: keep the worker up, watch the broken files, answer 500 until fixed.
+        self._watched.extend(files_of(exc))
+        logging.getLogger(ERROR_LOGGER).error(
+            "%s; serving 500 until a watched file changes", exc, exc_info=exc.__cause__ or exc
+        )
+        if _serves_asgi(self.cfg):
+            return asgi_error_app
+        return wsgi_error_app
 
     def _import(self) -> Any:
         spec = self.spec
@@ -156,8 +175,19 @@ class AppLoader:
             return
         from .reloader import start_reloader
 
-        start_reloader(self.cfg)
+        start_reloader(self.cfg, extra=self._watched)
         self._reloader_pid = os.getpid()
+
+
+def _serves_asgi(cfg: Config) -> bool:
+    try:
+        from gcorn.workers.asgi import AsgiWorker
+    except ImportError:
+        return False
+    try:
+        return issubclass(cfg.worker_class, AsgiWorker)
+    except CliError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:

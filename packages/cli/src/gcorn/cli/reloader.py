@@ -68,9 +68,9 @@ def watched_files(extra: Iterable[str]) -> set[str]:
 class PollingReloader(threading.Thread):
     """Stats every watched file each second; calls `on_change(path)` on the first change."""
 
-    def __init__(self, extra: Iterable[str], on_change: Callable[[str], None]) -> None:
+    def __init__(self, extra: list[str], on_change: Callable[[str], None]) -> None:
         super().__init__(name="gcorn-reloader", daemon=True)
-        self.extra = list(extra)
+        self.extra = extra
         self.on_change = on_change
         self.mtimes: dict[str, float] = {}
 
@@ -140,9 +140,9 @@ class _Inotify:
 class InotifyReloader(threading.Thread):
     """Watches the directories of the watched files with inotify; calls `on_change(path)`."""
 
-    def __init__(self, extra: Iterable[str], on_change: Callable[[str], None]) -> None:
+    def __init__(self, extra: list[str], on_change: Callable[[str], None]) -> None:
         super().__init__(name="gcorn-reloader", daemon=True)
-        self.extra = list(extra)
+        self.extra = extra
         self.on_change = on_change
         self.inotify = _Inotify()
 
@@ -177,10 +177,18 @@ def _exit_worker(path: str) -> None:
     os.kill(os.getpid(), signal.SIGQUIT)
 
 
-def start_reloader(cfg: Any, on_change: Callable[[str], None] = _exit_worker) -> threading.Thread:
-    """Start the reloader thread chosen by `reload_engine` and return it."""
+def start_reloader(
+    cfg: Any,
+    on_change: Callable[[str], None] = _exit_worker,
+    extra: list[str] | None = None,
+) -> threading.Thread:
+    """Start the reloader thread chosen by `reload_engine` and return it.
+
+    `extra` (default: `reload_extra_files`) is read again on every pass, so
+    files appended to it later are watched too.
+    """
     engine = cfg.reload_engine
-    extra = cfg.reload_extra_files
+    extra = cfg.reload_extra_files if extra is None else extra
     thread: threading.Thread
     if engine == "inotify" or (engine == "auto" and inotify_available()):
         thread = InotifyReloader(extra, on_change)
