@@ -6,16 +6,17 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gcorn.cli.errorapp import BODY, asgi_error_app, files_of, wsgi_error_app
 
 
 def test_files_of_names_the_broken_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("def f(:\n")
-    try:
+    with pytest.raises(SyntaxError) as info:
         compile(broken.read_text(), str(broken), "exec")
-    except SyntaxError as exc:
-        assert str(broken) in files_of(exc)
+    assert str(broken) in files_of(info.value)
 
 
 def test_wsgi_error_app_answers_500_without_details() -> None:
