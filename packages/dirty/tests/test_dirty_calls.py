@@ -203,3 +203,12 @@ def test_connecting_to_nothing_is_a_connection_error(tmp_path):
     with pytest.raises(DirtyConnectionError, match="absent.sock"):
         c.execute(ECHO, "noop")
     assert issubclass(DirtyConnectionError, DirtyError)
+
+
+def test_pickle_codec_is_opt_in_per_pool(make_pool):
+    p = make_pool(workers=1, extra=["--codec", "pickle"])
+    c = p.client()
+    assert c.execute(ECHO, "echo", {1, 2, frozenset({3})}) == {1, 2, frozenset({3})}
+    assert list(c.stream(ECHO, "count", 2)) == ["00000000", "00000001"]
+    with pytest.raises(DirtyAppError, match="kaput"):
+        c.execute(ECHO, "boom", "kaput")

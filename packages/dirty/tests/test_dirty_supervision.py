@@ -133,7 +133,16 @@ def test_per_app_allocation_routes_and_survives_a_crash(make_pool):
 
 def test_app_that_fails_to_boot_is_backed_off_not_hot_looped(make_pool):
     p = make_pool([ECHO, "dirty_test_apps:BrokenInitApp"], workers=1, wait=False)
-    time.sleep(1.5)
+    time.sleep(0.8)
+    from gcorn.dirty import DirtyNoWorkersAvailableError, connect
+
+    c = connect(p.socket, timeout=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(DirtyNoWorkersAvailableError, match="BrokenInitApp"):
+        c.execute("dirty_test_apps:BrokenInitApp", "anything")
+    assert time.monotonic() - t0 < 1.5
+    c.close()
+    time.sleep(0.2)
     log = p.log()
     assert "cannot load model" in log
     tries = log.count("before booting")

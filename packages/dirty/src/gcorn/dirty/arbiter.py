@@ -32,7 +32,7 @@ from .pidfile import claim_pidfile, release_pidfile
 from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, MsgType, frame_buffers
 from .seats import Seat, SeatPlan
 from .stash_store import StashStore
-from .worker import DirtyWorker, reopen_log_files
+from .worker import DirtyWorker, reopen_log_files, set_process_title
 
 log = logging.getLogger("gcorn.dirty.arbiter")
 
@@ -99,6 +99,7 @@ class DirtyArbiter:
             release_pidfile(self.cfg.dirty_pidfile)
             return exc.exit_code
         os.environ[SOCKET_ENV] = self.socket_path
+        set_process_title(f"dirty-arbiter [{self.cfg.proc_name}]")
         self.hooks.on_dirty_starting(self)
         for sig, handler in ((signal.SIGTERM, self._graceful), (signal.SIGINT, self._graceful),
                              (signal.SIGQUIT, self._quick), (signal.SIGHUP, self.reload),
@@ -343,8 +344,10 @@ class DirtyArbiter:
     def _cleanup(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
-        if not self.cfg.dirty_socket:
-            shutil.rmtree(os.path.dirname(self.socket_path), ignore_errors=True)
+        parent = os.path.dirname(self.socket_path)
+        if os.path.basename(parent).startswith("gcorn-dirty-"):
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)  # the private directory of make_socket_path(), if now empty
         self.board.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         release_pidfile(self.cfg.dirty_pidfile)
@@ -424,7 +427,7 @@ class DirtyArbiter:
 def remove_stale_socket(path: str) -> None:
     """Unlink a socket left by a dead predecessor; refuse if a live pool answers on it."""
     if not os.path.exists(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         return
     import stat
 

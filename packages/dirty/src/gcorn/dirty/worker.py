@@ -85,6 +85,7 @@ class DirtyWorker:
         self._running: dict[int, float] = {}
         self.dispatcher: Dispatcher | None = None
         self._install_signals()
+        set_process_title(f"dirty-worker [{self.cfg.proc_name}]")
         self.hooks.dirty_post_fork(arbiter, self)
         listener = self._listen()
         try:
@@ -326,3 +327,12 @@ def reopen_log_files() -> None:
                 finally:
                     handler.release()
     sys.stderr.flush()
+
+
+def set_process_title(title: str) -> None:
+    """Set the process title when setproctitle is installed (optional)."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(title)
