@@ -5,8 +5,8 @@
 
 from . import stash
 from .app import DirtyApp
-from .client import (
-    DirtyClient,
+from .client import DirtyClient
+from .clients import (
     close_dirty_client,
     close_dirty_client_async,
     connect,

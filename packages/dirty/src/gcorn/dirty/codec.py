@@ -176,6 +176,7 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
         import numpy
 
         return _add_blob(BYTES, memoryview(numpy.ascontiguousarray(v)).cast("B"), buf, parts)
+    base: Any
     for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
         if isinstance(v, base):
             return _encode(base(v), buf, parts, depth)
@@ -206,7 +207,7 @@ def _decode(data: Any, o: int, depth: int) -> tuple[Any, int]:
         o += 4
         if n > len(data) - o:
             raise ValueError("sequence count larger than the frame")
-        items = []
+        items: list[Any] = []
         append = items.append
         for _ in range(n):
             item, o = _decode(data, o, depth + 1)

@@ -199,7 +199,7 @@ class Dispatcher:
             return
         with self._turn:
             for key, _ in self.sel.select(None):
-                self._ready(key.fileobj.fileno() if key.data != "kick" else self._kick_r)
+                self._ready(key.fd)
 
     def _ready(self, fd: int) -> None:
         if fd == self._kick_r:

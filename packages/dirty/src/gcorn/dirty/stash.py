@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .client import DirtyClient, get_dirty_client
+from .client import DirtyClient
+from .clients import get_dirty_client
 from .errors import StashKeyNotFoundError
 
 __all__ = ["StashTable", "clear", "delete", "delete_table", "ensure", "exists", "get", "info",
