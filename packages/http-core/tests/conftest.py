@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -14,10 +15,14 @@ from hypothesis import HealthCheck, settings
 from gcorn.http import Body, EndOfMessage, Event, RequestParser
 
 # Modest example counts: the whole folder must run in well under a minute.
+# GCORN_HTTP_HYPOTHESIS=deep runs many more examples (minutes; for a bug hunt).
 settings.register_profile(
     "gcorn-http", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("gcorn-http")
+settings.register_profile(
+    "deep", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("GCORN_HTTP_HYPOTHESIS", "gcorn-http"))
 
 HAVE_HTTPTOOLS = importlib.util.find_spec("httptools") is not None
 BACKENDS = [

@@ -130,7 +130,7 @@ class PythonParser(RequestParser):
                 buf = data
             events: list[Event] = []
             pos = self._run(buf, events)
-            if pos < len(buf):
+            if pos < len(buf) and self._state != CLOSED:  # after a closing request: dropped
                 pending += memoryview(buf)[pos:]
                 self._scanned = 0
                 self._line_end = -1
