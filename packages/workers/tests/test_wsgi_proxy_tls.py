@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 
@@ -127,5 +129,44 @@ def test_tls(tmp_path, cert, worker):
         assert not data.startswith(b"HTTP/1.1 200")
         with httpx.Client(verify=ctx, timeout=5) as client:
             assert client.get(url + "/").content == b"Hello, World!"
+    finally:
+        assert srv.stop() == 0
+
+
+def v2_header(src: str, dst: str, sport: int, dport: int) -> bytes:
+    addrs = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(addrs))
+            + addrs)
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_proxy_protocol(tmp_path, worker):
+    srv = Server(tmp_path, worker=worker, settings={"proxy_protocol": "auto"}).start()
+    try:
+        get = b"GET /env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        status, env = env_of(srv.raw(b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\n" + get))
+        assert status == 200
+        assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.7", "5555")
+        assert (env["PROXY_ADDR"], env["PROXY_PORT"]) == ("10.0.0.1", "80")
+        assert env["PROXY_PROTOCOL"] == "TCP4"
+        status, env = env_of(srv.raw(v2_header("198.51.100.2", "10.0.0.2", 4444, 443) + get))
+        assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("198.51.100.2", "4444")
+        status, env = env_of(srv.raw(get))  # auto: a connection without the header
+        assert status == 200 and env["REMOTE_ADDR"] == "127.0.0.1"
+        bad = srv.raw(b"PROXY TCP4 not-an-ip 10.0.0.1 1 2\r\n" + get)
+        assert bad.startswith(b"HTTP/1.1 400")
+    finally:
+        assert srv.stop() == 0
+
+
+def test_proxy_protocol_from_a_peer_not_allowed(tmp_path):
+    srv = Server(tmp_path, worker="gthread",
+                 settings={"proxy_protocol": "v1", "proxy_allow_ips": ["10.9.9.9"]}).start(
+        probe=lambda s: s.raw(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.0\r\n\r\n",
+                              timeout=1) != b"")
+    try:
+        data = srv.raw(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.0\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 403")
+        assert srv.raw(b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 400")  # v1 required
     finally:
         assert srv.stop() == 0

@@ -196,3 +196,28 @@ def test_worker_connections_limit(tmp_path):
         held[1].close()
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_quick_stop_does_not_wait_for_requests_in_flight(tmp_path, worker):
+    srv = Server(tmp_path, worker=worker, settings={"threads": 2, "graceful_timeout": 20}).start()
+    try:
+        result = {}
+
+        def slow():
+            try:
+                result["r"] = srv.request("GET", "/slow?t=5", timeout=10)
+            except OSError as exc:
+                result["r"] = exc
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.4)
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGINT)
+        srv.proc.wait(10)
+        assert time.monotonic() - started < 4.0  # not the 5 s request, not graceful_timeout
+        t.join(10)
+        assert isinstance(result["r"], OSError)  # the request in flight was cut
+    finally:
+        srv.stop()

@@ -70,8 +70,13 @@ class ThreadWorker(Worker):
             thread.start()
         try:
             self.main_loop()
-        finally:
-            self.stop(threads)
+        except BaseException:
+            # INT/QUIT (SystemExit from the handler) or a crash: a quick stop,
+            # nothing waits for the requests in flight
+            self.running = False
+            os.write(self.stop_w, b"q")
+            raise
+        self.stop(threads)
 
     # -- main thread ---------------------------------------------------------
 

@@ -1,22 +1,23 @@
 """PROXY protocol (v1/v2) at the start of a connection, when `proxy_protocol` is on.
 
-The header itself is decoded by gcorn.http's reader; this module decides who
-may send one (`proxy_allow_ips`, else 403) and turns it into environ keys
-(`REMOTE_ADDR`, `REMOTE_PORT`, `PROXY_PROTOCOL`, `PROXY_ADDR`, `PROXY_PORT`).
+gcorn.http's `read_proxy_header` decodes the header; this module decides who
+may send one (`proxy_allow_ips`, else 403) and turns it into the environ keys
+gunicorn sets (`REMOTE_ADDR`, `REMOTE_PORT`, `PROXY_PROTOCOL`, `PROXY_ADDR`,
+`PROXY_PORT`). Only the first bytes of a connection are examined.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gcorn.workers.errors import WorkerError
+from gcorn.http import read_proxy_header
+from gcorn.workers.errors import BadRequest, ClientDisconnected, ForbiddenPeer
 from gcorn.workers.proxy import AllowList
 
-__all__ = ["ProxyProtocol", "ProxyProtocolUnavailable", "proxy_mode"]
+__all__ = ["ProxyProtocol", "proxy_mode"]
 
-
-class ProxyProtocolUnavailable(WorkerError):
-    """`proxy_protocol` is on but no PROXY protocol reader is installed (boot error)."""
+# a v2 header is 16 bytes plus at most 65535 of addresses and TLVs
+_MAX_HEADER = 16 + 65535
 
 
 def proxy_mode(value: Any) -> str:
@@ -30,7 +31,9 @@ def proxy_mode(value: Any) -> str:
         return "off"
     if text in ("on", "true", "yes", "1"):
         return "auto"
-    return text if text in ("v1", "v2", "auto") else "off"
+    if text not in ("v1", "v2", "auto"):
+        raise ValueError(f"proxy_protocol must be off, v1, v2 or auto, not {value!r}")
+    return text
 
 
 class ProxyProtocol:
@@ -39,13 +42,37 @@ class ProxyProtocol:
     def __init__(self, cfg: Any, allow: AllowList) -> None:
         self.mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
         self.allow = allow
-        self.enabled = False
-        if self.mode != "off":
-            # a proxy in front would send a header on every connection that we
-            # would answer with 400: refuse to boot, with the reason
-            raise ProxyProtocolUnavailable(
-                f"proxy_protocol = {self.mode!r} is not supported yet by this gcorn-http")
+        self.enabled = self.mode != "off"
 
     def read(self, conn: Any) -> None:
-        """Consume the PROXY header of `conn`, if any, into `conn.proxy_info`."""
-        return None
+        """Consume the PROXY header of `conn` into `conn.proxy_info`; the rest goes to its parser.
+
+        Raises `ForbiddenPeer` (403) when a peer outside `proxy_allow_ips`
+        sends one, and gcorn.http's `InvalidProxyHeader` (400) for a bad one.
+        """
+        buf = b""
+        while True:
+            data = conn.recv()
+            if not data:
+                raise ClientDisconnected("connection closed before its PROXY header")
+            buf += data
+            found = read_proxy_header(buf, self.mode)
+            if found is not None:
+                break
+            if len(buf) > _MAX_HEADER:
+                raise BadRequest("PROXY header too long")
+        info, length = found
+        if info is not None:
+            if not self.allow.allows(conn.peer):
+                raise ForbiddenPeer("PROXY header from a peer not in proxy_allow_ips")
+            if info.command == "PROXY" and info.client_addr is not None:
+                conn.proxy_info = {
+                    "PROXY_PROTOCOL": info.protocol,
+                    "REMOTE_ADDR": info.client_addr,
+                    "REMOTE_PORT": str(info.client_port),
+                    "PROXY_ADDR": info.server_addr or "",
+                    "PROXY_PORT": str(info.server_port or ""),
+                }
+        rest = buf[length:]
+        if rest:
+            conn.feed(rest)
