@@ -6,8 +6,6 @@ method; the logger formats `cfg.access_log_format % info.atoms()`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -57,6 +55,9 @@ def _basic_auth_user(authorization: str | None) -> str | None:
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() != "basic" or not credentials:
         return None
+    import base64  # only when a line with %(u)s meets Basic credentials
+    import binascii
+
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
     except (binascii.Error, ValueError):

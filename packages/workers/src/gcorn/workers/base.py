@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import ssl
 import sys
 from typing import Any
 
@@ -14,7 +13,7 @@ from gcorn.http import ParseError
 from gcorn.workers import proxy_protocol
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.parsing import parser_factory
-from gcorn.workers.tls import build_context, wrap_connection
+from gcorn.workers.tls import build_context, is_tls_enabled, wrap_connection
 from gcorn.workers.wsgi.connection import Connection
 from gcorn.workers.wsgi.handler import RequestHandler
 
@@ -66,7 +65,9 @@ class WsgiServing:
         self.cfg = cfg
         self.log = worker.log
         self.make_parser = parser_factory(cfg)
-        self.ssl_context = build_context(cfg)
+        self.ssl_context: Any = None
+        if is_tls_enabled(cfg):
+            self.ssl_context = build_context(cfg)
         self.handler = RequestHandler(worker, multithread)
         timeout = float(getattr(cfg, "timeout", 30) or 0)
         # I/O on one client never waits longer than the worker timeout
@@ -80,7 +81,7 @@ class WsgiServing:
                 tls = wrap_connection(self.ssl_context, client, self.cfg)
                 tls.settimeout(self.io_timeout)
                 tls.do_handshake()
-            except (ssl.SSLError, OSError) as exc:
+            except OSError as exc:  # ssl.SSLError included
                 self.log.debug("TLS handshake with %s failed: %s", addr, exc)
                 client.close()
                 return None

@@ -7,11 +7,13 @@ when the worker boots and reuses it.
 
 from __future__ import annotations
 
-import socket
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gcorn.workers.errors import TLSSetupError
+
+if TYPE_CHECKING:
+    import socket
+    import ssl
 
 __all__ = ["build_context", "is_tls_enabled", "wrap_connection"]
 
@@ -25,6 +27,8 @@ def is_tls_enabled(cfg: Any) -> bool:
 
 
 def _default_factory(cfg: Any) -> ssl.SSLContext:
+    import ssl
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
                                          cafile=getattr(cfg, "ca_certs", None))
     context.load_cert_chain(certfile=cfg.certfile, keyfile=getattr(cfg, "keyfile", None))
@@ -39,6 +43,8 @@ def build_context(cfg: Any, alpn: list[str] | None = None) -> ssl.SSLContext | N
     """The worker's server context, or None when TLS is off; raises `TLSSetupError`."""
     if not is_tls_enabled(cfg):
         return None
+    # imported here, not at module level: ssl costs megabytes in every plain-HTTP worker
+    import ssl
 
     def factory() -> ssl.SSLContext:
         return _default_factory(cfg)

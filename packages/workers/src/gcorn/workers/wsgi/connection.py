@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -42,7 +42,9 @@ class Connection:
         self.parser = parser
         self.timeout = timeout
         self.events: deque[Any] = deque()
-        self.is_tls = isinstance(sock, ssl.SSLSocket)
+        # ssl is imported only by workers that serve TLS (it costs megabytes of RSS)
+        ssl = sys.modules.get("ssl")
+        self.is_tls = ssl is not None and isinstance(sock, ssl.SSLSocket)
         self.fd = sock.fileno()
         self.requests = 0
         self.last_active = time.monotonic()
@@ -70,7 +72,7 @@ class Connection:
         if self.is_tls:
             try:
                 return sock.recv(_RECV_SIZE)
-            except (TimeoutError, ssl.SSLError, *_ERRNO_GONE) as exc:
+            except OSError as exc:  # timeouts, resets and ssl.SSLError alike
                 raise ClientGone(str(exc)) from exc
         while True:
             try:
@@ -86,12 +88,14 @@ class Connection:
         if self.is_tls:
             # OpenSSL may already hold the bytes (read with the handshake or
             # the previous record) where epoll cannot see them: try a read
+            import ssl
+
             sock.settimeout(0.0)
             try:
                 return sock.recv(_RECV_SIZE)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 return None
-            except (ssl.SSLError, *_ERRNO_GONE) as exc:
+            except OSError as exc:
                 raise ClientGone(str(exc)) from exc
             finally:
                 sock.settimeout(self.timeout)
@@ -143,7 +147,7 @@ class Connection:
         if self.is_tls:
             try:
                 sock.sendall(data)
-            except (TimeoutError, ssl.SSLError, *_ERRNO_GONE) as exc:
+            except OSError as exc:  # timeouts, resets and ssl.SSLError alike
                 raise ClientGone(str(exc)) from exc
             return
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from gcorn.workers.errors import ConfigurationProblem
 from gcorn.workers.wsgi.errors_stream import ErrorStream
@@ -20,6 +19,13 @@ from gcorn.workers.wsgi.file_wrapper import FileWrapper
 __all__ = ["EnvironBuilder", "server_software"]
 
 _KEY_CACHE_MAX = 512
+
+
+def _unquote(path: bytes) -> str:
+    """Percent-decode a path into a latin-1 str (PEP 3333 "bytes as latin-1")."""
+    from urllib.parse import unquote_to_bytes  # rare: most paths have no '%'
+
+    return unquote_to_bytes(path).decode("latin-1")
 
 
 def server_software() -> str:
@@ -130,8 +136,7 @@ class EnvironBuilder:
                     server_port = "443" if scheme == "https" else "80"
         environ["SERVER_NAME"] = server_name
         environ["SERVER_PORT"] = server_port
-        path_info = path.decode("latin-1") if b"%" not in path else (
-            unquote_to_bytes(path).decode("latin-1"))
+        path_info = path.decode("latin-1") if b"%" not in path else _unquote(path)
         if script_name:
             if not path_info.startswith(script_name):
                 raise ConfigurationProblem(

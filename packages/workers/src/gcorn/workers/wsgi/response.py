@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from email.utils import formatdate
 from typing import Any
 
 from gcorn.http import HTTPProtocolError, check_header, status_line
@@ -29,6 +28,9 @@ _DROPPED = frozenset({
 _NO_BODY_STATUS = frozenset({204, 304})
 
 _date_cache: list[Any] = [0, b""]
+_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
+           b"Nov", b"Dec")
 # validated (name, value) -> bytes pair: apps send the same few headers again and again
 _checked: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _CHECKED_MAX = 4096
@@ -39,7 +41,11 @@ def http_date() -> bytes:
     now = int(time.time())
     cache = _date_cache
     if cache[0] != now:
-        cache[1] = b"Date: %s\r\n" % formatdate(now, usegmt=True).encode("ascii")
+        t = time.gmtime(now)
+        # RFC 9110 5.6.7 IMF-fixdate (email.utils would pull in megabytes of modules)
+        cache[1] = b"Date: %s, %02d %s %d %02d:%02d:%02d GMT\r\n" % (
+            _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year,
+            t.tm_hour, t.tm_min, t.tm_sec)
         cache[0] = now
     return cache[1]  # type: ignore[no-any-return]
 
