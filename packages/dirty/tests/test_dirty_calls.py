@@ -212,3 +212,13 @@ def test_pickle_codec_is_opt_in_per_pool(make_pool):
     assert list(c.stream(ECHO, "count", 2)) == ["00000000", "00000001"]
     with pytest.raises(DirtyAppError, match="kaput"):
         c.execute(ECHO, "boom", "kaput")
+
+
+def test_numpy_arrays_round_trip_through_a_worker(pool):
+    np = pytest.importorskip("numpy")
+    c = pool.client()
+    arr = np.arange(300_000, dtype=np.int32).reshape(1000, 300)
+    out = c.execute(ECHO, "echo", arr)
+    assert isinstance(out, np.ndarray) and out.dtype == np.int32 and out.shape == (1000, 300)
+    assert (out == arr).all()
+    assert c.execute(ECHO, "echo", np.float64(1.5)) == 1.5

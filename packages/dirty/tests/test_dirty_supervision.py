@@ -262,3 +262,22 @@ def dirty_worker_exit(arbiter, worker):
     assert p.status()["workers"][0]["pid"] == pid
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: f"exit-{pid}" in os.listdir(out), 5)
+
+
+def test_hup_loads_new_app_code(make_pool, tmp_path, monkeypatch):
+    mod = tmp_path / "code"
+    mod.mkdir()
+    (mod / "versioned_app.py").write_text(
+        "from gcorn.dirty import DirtyApp\n\nclass App(DirtyApp):\n    def version(self):\n        return 1\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(mod), os.environ.get("PYTHONPATH", "")) if p))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # the new source must be compiled afresh
+    p = make_pool(["versioned_app:App"], workers=1)
+    c = p.client()
+    assert c.execute("versioned_app:App", "version") == 1
+    (mod / "versioned_app.py").write_text(
+        "from gcorn.dirty import DirtyApp\n\nclass App(DirtyApp):\n    def version(self):\n        return 'two'\n")
+    old = p.ready_pids()
+    p.send(signal.SIGHUP)
+    p.wait_ready(1, exclude=old)
+    assert c.execute("versioned_app:App", "version") == "two"

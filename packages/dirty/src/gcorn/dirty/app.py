@@ -117,3 +117,46 @@ def declared_stashes(specs: list[AppSpec]) -> list[str]:
             if str(name) not in tables:
                 tables.append(str(name))
     return tables
+
+
+def probe_apps(specs: list[str]) -> tuple[list[AppSpec], list[str]]:
+    """Resolve specs and stash tables in a short-lived child process.
+
+    The dirty arbiter must not import app code itself: its workers are forked
+    from it, and each must import the apps afresh (so that HUP loads new code,
+    and so that no half-initialised extension module is inherited).
+    """
+    import json
+    import os
+
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: import, report, exit without running any cleanup of the parent's
+        code = 0
+        try:
+            os.close(rfd)
+            try:
+                resolved = resolve_specs(specs)
+                report = {"specs": [[s.path, s.limit] for s in resolved],
+                          "stashes": declared_stashes(resolved)}
+            except DirtyConfigError as exc:
+                report = {"error": str(exc)}
+            except Exception as exc:  # any import-time failure of user code is a config error
+                report = {"error": f"cannot load dirty apps: {type(exc).__name__}: {exc}"}
+            with os.fdopen(wfd, "w") as out:
+                json.dump(report, out)
+        except BaseException:  # the child must reach os._exit whatever happens
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    with os.fdopen(rfd) as inp:
+        raw = inp.read()
+    os.waitpid(pid, 0)
+    try:
+        report = json.loads(raw)
+    except ValueError:
+        raise DirtyConfigError("the process that loads the dirty apps crashed") from None
+    if "error" in report:
+        raise DirtyConfigError(report["error"])
+    return [AppSpec(p, n) for p, n in report["specs"]], list(report["stashes"])

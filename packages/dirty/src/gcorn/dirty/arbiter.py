@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from . import scoreboard as sb
-from .app import AppSpec, declared_stashes, resolve_specs
+from .app import AppSpec, probe_apps
 from .codec import get_codec
 from .config import DirtyConfig, Hooks
 from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError
@@ -67,13 +67,14 @@ class DirtyArbiter:
         self.log = log
         self.pid = os.getpid()
         self.ppid = os.getppid()
-        self.specs: list[AppSpec] = resolve_specs(cfg.dirty_apps)
+        self.specs: list[AppSpec]
+        self.specs, stashes = probe_apps(cfg.dirty_apps)
         self.plan = SeatPlan(self.specs)
         if cfg.dirty_workers < self.plan.minimum():
             log.warning("dirty_workers=%d is below the %d workers the apps' N require; using %d",
                         cfg.dirty_workers, self.plan.minimum(), self.plan.minimum())
         self.num_workers = max(cfg.dirty_workers, self.plan.minimum())
-        self.stash = StashStore(declared_stashes(self.specs))
+        self.stash = StashStore(stashes)
         self.codec = get_codec("safe")  # the arbiter channel always uses the safe codec
         self.workers: dict[int, DirtyWorker] = {}  # pid -> worker, every live child
         self.socket_path = cfg.dirty_socket or make_socket_path()
