@@ -12,7 +12,7 @@ from .errors import (
     TooManyHeaders,
 )
 from .events import Header
-from .grammar import FIELD_BLOCK, FIELD_LINE, FIELD_VALUE, TOKEN
+from .grammar import FIELD_LINE, FIELD_VALUE, TOKEN
 from .options import ParserOptions
 
 
@@ -20,8 +20,8 @@ def parse_fields(block: bytes, options: ParserOptions) -> list[Header]:
     """Parse a field section (each line ending in CRLF, no final empty line)."""
     if not block:
         return []
-    if FIELD_BLOCK.fullmatch(block) is not None:
-        pairs = FIELD_LINE.findall(block)
+    pairs = FIELD_LINE.findall(block)
+    if len(pairs) == block.count(b"\n"):  # every line is a well-formed field line
         if len(pairs) > options.fields_limit:
             raise TooManyHeaders()
         if len(block) > options.field_size_limit:

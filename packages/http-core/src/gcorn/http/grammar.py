@@ -24,12 +24,14 @@ FIELD_VALUE = re.compile(rb"(?:[" + VCHAR_OBS + rb"]++(?:[ \t]++[" + VCHAR_OBS +
 # LF or NUL (gunicorn's rule; surrounding whitespace is harmless there).
 RESPONSE_FIELD_VALUE = re.compile(rb"[ \t" + VCHAR_OBS + rb"]*+")
 
-# One header line, name and value captured (used with findall on a whole block
-# that FIELD_BLOCK accepted); the value keeps any trailing whitespace.
-FIELD_LINE = re.compile(rb"([" + TCHAR + rb"]++):[ \t]*+([\t " + VCHAR_OBS + rb"]*+)\r\n")
-# A whole header block made only of well-formed lines (each ending in CRLF)
-# with no whitespace at the end of a value (rare; left to the slow path).
-FIELD_BLOCK = re.compile(rb"(?:[" + TCHAR + rb"]++:[\t " + VCHAR_OBS + rb"]*+(?<![\t ])\r\n)*+")
+# One header line, name and value captured. Used with findall on a whole
+# block: a match starts only at the start of a line and holds exactly one LF,
+# so the block is valid exactly when findall finds as many lines as the block
+# has LFs (a bad line, a bare CR or LF, or a value with trailing whitespace,
+# which is left to the slow path, makes the counts differ).
+FIELD_LINE = re.compile(
+    rb"(?<![^\n])([" + TCHAR + rb"]++):[ \t]*+([\t " + VCHAR_OBS + rb"]*+)(?<![\t ])\r\n"
+)
 
 # request-line = method SP request-target SP HTTP-version (RFC 9112 3).
 REQUEST_LINE = re.compile(
