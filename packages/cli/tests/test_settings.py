@@ -150,3 +150,30 @@ def test_derived_attributes() -> None:
     cfg.set("worker_class", "collections.OrderedDict")
     assert cfg.worker_class.__name__ == "OrderedDict"
     assert cfg.worker_class_str == "collections.OrderedDict"
+
+
+def _as_argv_text(value: object) -> str | None:
+    if isinstance(value, bool) or value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) if value else None
+    return str(value)
+
+
+@pytest.mark.parametrize("name", [n for n, s in SETTINGS.items() if s.flags and n != "config"])
+def test_every_flag_round_trips_its_default(name: str) -> None:
+    from gcorn.cli.sources import build_config
+
+    setting = SETTINGS[name]
+    default = Config().values()[name]
+    if setting.action in ("store_true", "store_const"):
+        cfg = build_config([setting.flags[-1]], {})
+        expected = setting.const if setting.action == "store_const" else True
+        assert cfg.values()[name] == expected
+        return
+    text = _as_argv_text(default)
+    if text is None or setting.action == "append":
+        return
+    cfg = build_config([setting.flags[-1], text], {})
+    assert cfg.values()[name] == default
+    assert cfg.source_of(name) == "argv"
