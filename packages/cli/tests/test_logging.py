@@ -184,3 +184,19 @@ def test_statsd_send_failure_is_logged_not_raised(tmp_path: Path, logger_factory
     log = logger_factory(statsd_host=f"unix:{tmp_path}/nobody.sock", errorlog=str(target))
     log.access(info())
     assert "statsd: cannot send" in target.read_text()
+
+
+def test_logconfig_json_file(tmp_path: Path, logger_factory) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "json.log"
+    config = tmp_path / "logging.json"
+    config.write_text(json.dumps({
+        "version": 1,
+        "formatters": {"plain": {"format": "JSON %(message)s"}},
+        "handlers": {"f": {"class": "logging.FileHandler", "filename": str(target),
+                           "formatter": "plain"}},
+        "loggers": {"gcorn.access": {"handlers": ["f"], "level": "INFO", "propagate": False}},
+    }))
+    log = logger_factory(logconfig_json=str(config))
+    log.access(info())
+    assert log.access_enabled
+    assert target.read_text().startswith('JSON 10.1.2.3 - - [')
