@@ -54,8 +54,6 @@ def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> C
                     cfg.app_uri = _single_app(value, where)
                 continue
             cfg.set(name, value, where)
-    if cfg.config is not None and source is not None:
-        cfg.set("config", source, "argv")
     if cfg.print_config:
         cfg.set("check_config", True, "argv")
     return cfg
