@@ -1,0 +1,42 @@
+"""The README's ten-line example runs as written, over a real socket pair."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def example(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split(title, 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+
+
+def run_example(request: bytes) -> bytes:
+    server, client = socket.socketpair()
+    with server, client:
+        server.settimeout(5)
+        client.settimeout(5)
+        client.sendall(request)
+        received: list[bytes] = []
+        exec(example("## Use in ten lines"), {"sock": server, "handle": received.append})
+        client.shutdown(socket.SHUT_WR)
+        server.close()
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_readme_example_answers_a_request():
+    answer = run_example(b"POST /x?y=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert answer.endswith(b"5\r\nhello\r\n0\r\n\r\n")
+
+
+def test_readme_example_answers_a_bad_request_with_its_status():
+    answer = run_example(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert answer == b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"
