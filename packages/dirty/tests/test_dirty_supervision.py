@@ -281,3 +281,19 @@ def test_hup_loads_new_app_code(make_pool, tmp_path, monkeypatch):
     p.send(signal.SIGHUP)
     p.wait_ready(1, exclude=old)
     assert c.execute("versioned_app:App", "version") == "two"
+
+
+def test_arbiter_killed_hard_leaves_nothing_behind_after_a_new_start(make_pool):
+    import glob
+    import tempfile
+
+    p = make_pool(workers=1)
+    workers = p.ready_pids()
+    mine = glob.glob(os.path.join(tempfile.gettempdir(), f"gcorn-dirty-w-{p.proc.pid}-*"))
+    assert len(mine) == 1
+    p.proc.kill()
+    p.proc.wait(5)
+    assert wait_for(lambda: not any(alive(w) for w in workers), 5)  # workers follow their arbiter
+    q = make_pool(workers=1)  # a new pool sweeps the dead one's worker directory
+    assert q.client().execute(ECHO, "noop", 1) == 1
+    assert not os.path.exists(mine[0])

@@ -78,7 +78,8 @@ class DirtyArbiter:
         self.codec = get_codec("safe")  # the arbiter channel always uses the safe codec
         self.workers: dict[int, DirtyWorker] = {}  # pid -> worker, every live child
         self.socket_path = cfg.dirty_socket or make_socket_path()
-        self.runtime_dir = tempfile.mkdtemp(prefix="gcorn-dirty-w-")
+        sweep_stale_runtime_dirs()
+        self.runtime_dir = tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{self.pid}-")
         self.board = sb.Scoreboard.create(os.path.join(self.runtime_dir, "scoreboard"))
         self._free_slots = list(range(sb.MAX_SLOTS - 1, -1, -1))
         self._age = 0
@@ -423,6 +424,32 @@ class DirtyArbiter:
         finally:
             self._client_writers.discard(writer)
             writer.close()
+
+
+RUNTIME_PREFIX = "gcorn-dirty-w-"
+
+
+def sweep_stale_runtime_dirs() -> None:
+    """Remove worker directories left in the temp dir by arbiters that died (SIGKILL)."""
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(RUNTIME_PREFIX):
+            continue
+        pid_text = name[len(RUNTIME_PREFIX):].split("-", 1)[0]
+        path = os.path.join(root, name)
+        try:
+            if not pid_text.isdigit() or os.stat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            log.info("removing stale dirty pool directory %s", path)
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue  # alive but not ours to signal, or vanished meanwhile
 
 
 def remove_stale_socket(path: str) -> None:
