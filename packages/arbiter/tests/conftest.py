@@ -1,4 +1,8 @@
-"""Fixtures that run a real Arbiter (tests/runner.py) in a subprocess and drive it."""
+"""Fixtures that run a real Arbiter (tests/runner.py) in a subprocess and drive it.
+
+Waits return as soon as their condition holds; their limits are generous only
+so that a machine shared by many test runs does not turn slowness into failures.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -119,7 +123,7 @@ class Server:
                 out.append(event)
         return out
 
-    def wait_event(self, name: str, count: int = 1, timeout: float = 5.0) -> list[Event]:
+    def wait_event(self, name: str, count: int = 1, timeout: float = 10.0) -> list[Event]:
         """Wait until at least `count` events called `name` were recorded."""
         return wait_until(
             lambda: (evs := self.events(name)) and len(evs) >= count and evs,
@@ -127,7 +131,7 @@ class Server:
             f"{count} x {name!r} (have {len(self.events(name))}; log: {self.log_tail()})",
         )
 
-    def wait_booted(self, count: int, timeout: float = 8.0) -> None:
+    def wait_booted(self, count: int, timeout: float = 15.0) -> None:
         """Wait until `count` workers are serving (distinct pids answering)."""
         self.wait_event("post_worker_init", count, timeout)
 
@@ -175,7 +179,7 @@ class Server:
     def kill(self, sig: int, pid: int | None = None) -> None:
         os.kill(pid or self.master_pid, sig)
 
-    def wait_exit(self, timeout: float = 8.0) -> int:
+    def wait_exit(self, timeout: float = 15.0) -> int:
         assert self.proc is not None
         try:
             return self.proc.wait(timeout)

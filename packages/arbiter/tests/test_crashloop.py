@@ -18,7 +18,7 @@ def test_app_that_cannot_load_stops_the_master_with_exit_4(server_factory):
     assert "no module named 'broken_app'" in log  # the worker's own error is logged
     forks = len(server.events("post_fork"))
     assert 3 <= forks <= 4, forks  # no hot loop: it stopped at the limit
-    assert elapsed < 6
+    assert elapsed < 15
     assert server.events("on_exit")
     assert all(e.detail.endswith("booted=False") for e in server.events("child_exit"))
 
@@ -34,16 +34,18 @@ def test_worker_that_fails_before_loading_stops_the_master_with_exit_3(server_fa
 
 def test_failures_are_backed_off_and_a_fixed_config_recovers(server_factory):
     server = server_factory(app_fail=True, cfg={"boot_failure_limit": 0})
+    started = time.monotonic()
     server.start(wait=False)
-    time.sleep(2.0)
+    server.wait_event("post_fork", 3)
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - started)))
     forks = len(server.events("post_fork"))
-    # backoff 0.1, 0.2, 0.4, 0.8 s...: a hot loop would fork hundreds of times
-    assert 3 <= forks <= 8, forks
+    # backoff 0.1, 0.2, 0.4, 0.8 s...: a hot loop would fork hundreds of times in 2 s
+    assert forks <= 8, forks
     assert server.proc.poll() is None  # limit 0: never gives up
     assert "next spawn in" in server.log_tail()
     server.write_opts(app_fail=False)
     server.kill(signal.SIGHUP)
-    server.wait_booted(1, timeout=8)
+    server.wait_booted(1)
     assert int(server.request("pid")) in server.worker_pids()
 
 
@@ -60,7 +62,7 @@ def test_failures_outside_the_window_do_not_add_up(server_factory):
 def test_a_worker_too_slow_to_boot_counts_as_a_boot_failure(server_factory):
     server = server_factory(load_delay=5, cfg={"timeout": 0.5, "boot_failure_limit": 2})
     server.start(wait=False)
-    assert server.wait_exit(timeout=10) == 3
+    assert server.wait_exit(timeout=20) == 3
     log = server.log_tail(20000)
     assert "while booting: loading the app took longer than timeout=0.5s" in log
     assert "Crash loop: 2 workers failed to boot" in log

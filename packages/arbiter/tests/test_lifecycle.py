@@ -52,7 +52,7 @@ def test_int_and_quit_stop_quickly(server_factory):
         started = time.monotonic()
         server.kill(sig)
         assert server.wait_exit() == 0
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 6  # not the 10 s job, not graceful_timeout
         assert server.events("worker_int"), server.log_tail()
         thread.join(5)
 
@@ -67,7 +67,7 @@ def test_int_during_graceful_stop_makes_it_quick(server_factory):
     started = time.monotonic()
     server.kill(signal.SIGINT)
     assert server.wait_exit() == 0
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 6
     thread.join(5)
 
 
@@ -79,7 +79,7 @@ def test_graceful_timeout_kills_a_worker_that_does_not_finish(server_factory):
     started = time.monotonic()
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
-    assert 0.4 < time.monotonic() - started < 4
+    assert 0.4 < time.monotonic() - started < 8  # graceful_timeout, not the 10 s job
     thread.join(5)
 
 
@@ -98,8 +98,8 @@ def test_hung_worker_is_aborted_then_replaced(server_factory):
     server = server_factory(cfg={"timeout": 1}).start()
     first = server.request("pid")
     assert server.request("hang") == "hanging"
-    server.wait_event("worker_abort", timeout=6)
-    server.wait_booted(2, timeout=6)
+    server.wait_event("worker_abort")
+    server.wait_booted(2)
     assert "WORKER TIMEOUT" in server.log_tail()
     abort = server.events("worker_abort")[0]
     assert abort.pid == int(first)  # the hook ran in the hung worker itself
@@ -112,12 +112,12 @@ def test_a_worker_stuck_after_sigabrt_gets_sigkill(server_factory, wait_until):
     first = int(server.request("pid"))
     started = time.monotonic()
     server.request("hang")
-    server.wait_event("worker_abort", timeout=6)
+    server.wait_event("worker_abort")
     wait_until(lambda: any(e.detail.startswith(f"{first} ") for e in server.events("child_exit")),
-               timeout=8, what="the stuck worker to be reaped")
+               what="the stuck worker to be reaped")
     assert time.monotonic() - started >= 1.5  # timeout, then the abort grace
     assert f"Worker (pid:{first}) exited with signal SIGKILL" in server.log_tail(20000)
-    server.wait_booted(2, timeout=6)
+    server.wait_booted(2)
     assert int(server.request("pid")) != first
 
 
@@ -157,4 +157,4 @@ def test_term_right_after_a_fork_is_not_lost(server_factory):
     started = time.monotonic()
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 10  # far below graceful_timeout=20
