@@ -43,6 +43,19 @@ def _flags(setting: Setting) -> str:
     return ", ".join(f"`{flag} {metavar}`" for flag in setting.flags)
 
 
+def _type(setting: Setting) -> str:
+    if setting.default is None and setting.default_factory is None and setting.value_type == "str":
+        return "str or None"
+    return setting.value_type
+
+
+def _default(setting: Setting) -> str:
+    # Prose defaults (computed at start) read as text; literal ones as code.
+    if setting.default_doc is not None:
+        return setting.default_doc
+    return f"`{setting.describe_default()}`"
+
+
 def render_setting(setting: Setting) -> str:
     """The markdown block of one setting."""
     lines = [f"### `{setting.name}`", ""]
@@ -50,7 +63,8 @@ def render_setting(setting: Setting) -> str:
         lines += ["*gcorn only*", ""]
     lines += [
         f"- Command line: {_flags(setting)}",
-        f"- Default: `{setting.describe_default()}`",
+        f"- Type: {_type(setting)}",
+        f"- Default: {_default(setting)}",
     ]
     if setting.action == "append":
         lines.append("- Repeatable: each use adds one value")

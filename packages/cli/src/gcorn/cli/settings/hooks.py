@@ -157,7 +157,7 @@ SETTINGS = (
         default=ssl_context,
         validator=v.hook(2),
         value_type="callable",
-        default_doc="returns default_ssl_context_factory()",
+        default_doc="returns `default_ssl_context_factory()`",
         arity=(2,),
         doc="`ssl_context(config, default_ssl_context_factory)`: builds the server's "
         "SSLContext; call the factory to get the default one and change it.",

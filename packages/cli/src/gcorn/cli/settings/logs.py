@@ -126,7 +126,7 @@ SETTINGS = (
         metavar="SYSLOG_ADDR",
         default="udp://localhost:514",
         default_factory=_default_syslog_addr,
-        default_doc="'udp://localhost:514' (Linux)",
+        default_doc="`'udp://localhost:514'` on Linux",
         validator=v.string,
         doc="Where syslog lines go: `unix://PATH#dgram`, `unix://PATH#stream`, "
         "`udp://HOST:PORT` or `tcp://HOST:PORT`.",

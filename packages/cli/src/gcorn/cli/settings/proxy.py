@@ -32,7 +32,7 @@ SETTINGS = (
         value_type="list[str]",
         default="127.0.0.1,::1",
         default_factory=_default_forwarded_allow_ips,
-        default_doc="'127.0.0.1,::1', or $FORWARDED_ALLOW_IPS when set",
+        default_doc="`'127.0.0.1,::1'`, or `$FORWARDED_ALLOW_IPS` when set",
         validator=v.address_list,
         doc="Peers (IPs, CIDR networks or `*`) trusted to set the scheme and forwarder headers.",
     ),

@@ -29,7 +29,7 @@ SETTINGS = (
         const=False,
         value_type="bool",
         default=None,
-        default_doc="None (sendfile on unless $SENDFILE says 0 or false)",
+        default_doc="`None`: sendfile is on unless `$SENDFILE` is 0 or false",
         validator=v.optional_boolean,
         doc="`--no-sendfile` stops using os.sendfile for `wsgi.file_wrapper` responses.",
     ),

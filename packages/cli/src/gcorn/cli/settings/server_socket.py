@@ -25,7 +25,7 @@ SETTINGS = (
         value_type="list[str]",
         default=["127.0.0.1:8000"],
         default_factory=_default_bind,
-        default_doc="['127.0.0.1:8000'], or ['0.0.0.0:$PORT'] when $PORT is set",
+        default_doc="`['127.0.0.1:8000']`, or `['0.0.0.0:$PORT']` when `$PORT` is set",
         validator=v.string_list,
         doc="An address to listen on, repeatable: `HOST`, `HOST:PORT`, `[IPV6]:PORT`, "
         "`unix:PATH`, `fd://N` or `tcp://HOST:PORT`.",

@@ -31,7 +31,7 @@ SETTINGS = (
         section=SECTION,
         flags=("--ssl-version",),
         default=None,
-        default_doc="None (ignored)",
+        default_doc="`None` (ignored)",
         validator=v.any_value,
         doc="Ignored, as in gunicorn since 21.0: use the `ssl_context` hook instead.",
     ),

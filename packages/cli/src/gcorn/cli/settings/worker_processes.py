@@ -23,7 +23,7 @@ SETTINGS = (
         value_type="int",
         default=1,
         default_factory=_default_workers,
-        default_doc="1, or $WEB_CONCURRENCY when set",
+        default_doc="`1`, or `$WEB_CONCURRENCY` when set",
         validator=v.positive_int,
         doc="The number of HTTP worker processes.",
     ),
