@@ -236,14 +236,29 @@ def test_statsd_metrics(serve) -> None:  # type: ignore[no-untyped-def]
     assert {"requests", "status", "duration"} <= seen
 
 
-def test_reload_restarts_worker_on_change(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+WSGI_LIVE = (
+    "def app(environ, start_response):\n"
+    "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+    "    return [b'one']\n"
+)
+ASGI_LIVE = (
+    "async def app(scope, receive, send):\n"
+    "    if scope['type'] != 'http':\n"
+    "        return\n"
+    "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+    "    await send({'type': 'http.response.body', 'body': b'one'})\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "source"),
+    [([], WSGI_LIVE), (["-k", "gthread", "--reload-engine", "poll"], WSGI_LIVE),
+     (["-k", "asgi", "--asgi-lifespan", "off"], ASGI_LIVE)],
+)
+def test_reload_restarts_worker_on_change(serve, tmp_path: Path, args: list[str], source: str) -> None:  # type: ignore[no-untyped-def]
     app_file = tmp_path / "live.py"
-    app_file.write_text(
-        "def app(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    return [b'one']\n"
-    )
-    server = serve(["--reload", "live:app"])
+    app_file.write_text(source)
+    server = serve(["--reload", *args, "live:app"])
     assert server.get().text == "one"
     time.sleep(1.2)  # the reloader's first pass records the files
     app_file.write_text(app_file.read_text().replace("b'one'", "b'two'"))
