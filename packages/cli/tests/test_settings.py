@@ -86,6 +86,9 @@ def test_env_derived_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         (v.comma_list, "a, b,,c", ["a", "b", "c"]),
         (v.http_protocols, "h2,h1", ["h2", "h1"]),
         (v.statsd_address, "localhost", "localhost:8125"),
+        (v.positive_int, " 12 ", 12),
+        (v.positive_int, "0x10", 16),
+        (v.positive_int, 30.0, 30),
     ],
 )
 def test_validators_accept(validator, raw, expected) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +100,7 @@ def test_validators_accept(validator, raw, expected) -> None:  # type: ignore[no
     [
         ("workers", "many"),
         ("workers", "-1"),
+        ("timeout", 2.5),
         ("loglevel", "loud"),
         ("forwarded_allow_ips", "10.0.0.1/8"),
         ("http2_max_frame_size", "100"),

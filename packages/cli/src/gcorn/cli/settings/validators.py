@@ -41,12 +41,16 @@ def optional_boolean(value: Any) -> bool | None:
 
 
 def positive_int(value: Any) -> int:
-    """A non-negative integer (strings are parsed as decimal)."""
+    """A non-negative integer: an int, a whole float, or a string (decimal, 0x.., 0o..)."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not an integer")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = int(value.strip(), 10)
+            # base 0 reads 0x/0o/0b as gunicorn does; "010" is not valid there, so decimal.
+            value = int(text, 0) if text[1:2].isalpha() else int(text, 10)
         except ValueError:
             raise ValueError(f"{value!r} is not an integer") from None
     if not isinstance(value, int):
