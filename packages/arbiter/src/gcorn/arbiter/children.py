@@ -147,6 +147,7 @@ class ChildrenMixin:
             Worker.init_signals(worker)
             restore_signal_mask(mask)
             set_process_title(f"worker [{self.proc_name}]")
+            self.log.info("Booting worker with pid: %s", worker.pid)
             self.cfg.post_fork(self, worker)
             worker.init_process()
             code = 0
@@ -157,6 +158,7 @@ class ChildrenMixin:
             code = 1 if worker.booted else int(WORKER_BOOT_ERROR)
         finally:
             try:
+                self.log.info("Worker exiting (pid: %s)", worker.pid)
                 self.cfg.worker_exit(self, worker)
             except Exception:
                 self.log.exception("Exception in the worker_exit hook")
