@@ -54,6 +54,7 @@ class _Parser(argparse.ArgumentParser):
         self.where = where
 
     def error(self, message: str) -> NoReturn:
+        """Raise ConfigError with argparse's message instead of printing usage and exiting 2."""
         raise ConfigError(f"{' '.join(message.split())} (in {self.where})")
 
 

@@ -138,6 +138,7 @@ def make_reloader(
     current = {"cfg": cfg, "log": log, "app": app}
 
     def reload() -> tuple[Config, Any, AppLoader]:
+        """Build (cfg, log, app) from the current config sources, or keep the running ones."""
         old_cfg, old_log, old_app = current["cfg"], current["log"], current["app"]
         try:
             # Relative paths in argv (-c, --chdir) mean what they meant at start.
@@ -194,6 +195,7 @@ def install_spew() -> None:
     """Trace every line executed (`--spew`), as gunicorn does."""
 
     def trace(frame: Any, event: str, arg: Any) -> Any:
+        """Print each executed line."""
         if event == "line":
             code = frame.f_code
             sys.stderr.write(f"{code.co_filename}:{frame.f_lineno} {code.co_name}\n")

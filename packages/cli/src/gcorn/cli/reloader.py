@@ -110,6 +110,7 @@ class _Inotify:
         self.dirs: dict[int, str] = {}
 
     def watch(self, directory: str) -> None:
+        """Watch `directory` (once) for changes to the files in it."""
         if directory in self.dirs.values():
             return
         wd = self._add_watch(self.fd, os.fsencode(directory), _MASK)
@@ -117,6 +118,7 @@ class _Inotify:
             self.dirs[wd] = directory
 
     def read(self, timeout: float) -> list[str]:
+        """The paths changed within `timeout` seconds (empty if none)."""
         ready, _, _ = select.select([self.fd], [], [], timeout)
         if not ready:
             return []

@@ -93,6 +93,7 @@ def int_range(low: int, high: int) -> Callable[[Any], int]:
     """A validator for an integer in [low, high]."""
 
     def check(value: Any) -> int:
+        """An int within the range."""
         number = positive_int(value)
         if not low <= number <= high:
             raise ValueError(f"{number} is outside {low}..{high}")
@@ -155,6 +156,7 @@ def choice(*choices: str) -> Callable[[Any], str]:
     """A validator for one of the given strings (case-insensitive)."""
 
     def check(value: Any) -> str:
+        """One of the choices, lower-cased."""
         if not isinstance(value, str) or value.strip().lower() not in choices:
             raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
         return value.strip().lower()
@@ -284,6 +286,7 @@ def hook(*arities: int) -> Callable[[Any], Callable[..., Any]]:
     """A validator for a hook callable taking one of `arities` positional args."""
 
     def check(value: Any) -> Callable[..., Any]:
+        """The callable (imported if given as a dotted path), arity checked."""
         if isinstance(value, str):
             value = import_dotted(value.strip())
         if not callable(value):
