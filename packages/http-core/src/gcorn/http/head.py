@@ -139,36 +139,39 @@ def build_head(
     connection: list[bytes] = []
     upgrade: bytes | None = None
     expect: bytes | None = None
-    seen: set[bytes] | None = None
+    host = content_type = False
     for name, value in headers:
         if name not in _SPECIAL:
             continue
-        if name == b"content-length":
-            if content_length is not None:
-                raise DuplicateHeader("more than one Content-Length")
-            if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-                raise InvalidFraming("invalid Content-Length")
-            content_length = int(value)
-        elif name == b"transfer-encoding":
-            if codings is None:
-                codings = []
-            codings.extend(part.strip(b" \t").lower() for part in value.split(b","))
+        # Most frequent first: Host, then Connection.
+        if name == b"host":
+            if host:
+                raise DuplicateHeader("more than one Host")
+            host = True
         elif name == b"connection":
             lowered = value.lower()
             if lowered == b"keep-alive" or lowered == b"close":
                 connection.append(lowered)
             else:
                 connection.extend(part.strip(b" \t") for part in lowered.split(b","))
+        elif name == b"content-length":
+            if content_length is not None:
+                raise DuplicateHeader("more than one Content-Length")
+            if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                raise InvalidFraming("invalid Content-Length")
+            content_length = int(value)
+        elif name == b"content-type":
+            if content_type:
+                raise DuplicateHeader("more than one Content-Type")
+            content_type = True
+        elif name == b"transfer-encoding":
+            if codings is None:
+                codings = []
+            codings.extend(part.strip(b" \t").lower() for part in value.split(b","))
         elif name == b"upgrade":
             upgrade = value.lower() if upgrade is None else upgrade + b", " + value.lower()
-        elif name == b"expect":
+        else:  # expect
             expect = value.lower() if expect is None else expect + b"," + value.lower()
-        elif seen is None:  # host, content-type: singletons
-            seen = {name}
-        elif name in seen:
-            raise DuplicateHeader()
-        else:
-            seen.add(name)
     http11 = version >= (1, 1)
     if not connection:
         keep_alive = http11
