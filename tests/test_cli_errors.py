@@ -52,6 +52,7 @@ CASES = [
     (["--dirty-workers", "1", "--dirty-app", "nosuchdirty:App", "hello:app"], "",
      "invalid value for setting 'dirty_apps' (--dirty-app): no module named 'nosuchdirty'"),
     (["--dirty-codec", "json", "hello:app"], "", "invalid value for setting 'dirty_codec'"),
+    (["nopkg_here.sub:app"], "", "no module named 'nopkg_here' (app 'nopkg_here.sub:app'"),
 ]
 
 

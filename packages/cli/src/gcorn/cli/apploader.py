@@ -104,14 +104,24 @@ class AppLoader:
     def check_importable(self) -> None:
         """Fail early, without importing it, when the app's module cannot be found."""
         try:
+            # For `pkg.mod` this imports `pkg` (only the parent packages run here).
             found = importlib.util.find_spec(self.spec.module)
+        except ModuleNotFoundError as exc:
+            raise AppLoadError(self._not_found(exc.name or self.spec.module)) from None
         except (ImportError, ValueError) as exc:
             raise AppLoadError(f"cannot find the app module {self.spec.module!r}: {exc}") from None
-        if found is None:
+        except Exception as exc:
             raise AppLoadError(
-                f"no module named {self.spec.module!r} (app {self.spec.text!r}; "
-                f"cwd {os.getcwd()}; see --chdir and --pythonpath)"
-            )
+                f"error importing the parent package of {self.spec.module!r}: {_one_line(exc)}"
+            ) from exc
+        if found is None:
+            raise AppLoadError(self._not_found(self.spec.module))
+
+    def _not_found(self, module: str) -> str:
+        return (
+            f"no module named {module!r} (app {self.spec.text!r}; "
+            f"cwd {os.getcwd()}; see --chdir and --pythonpath)"
+        )
 
     def preload(self) -> Any:
         """Import the app now (in the master); later `load()` calls return the same object."""
