@@ -12,7 +12,7 @@ from gcorn.http import (
     RequestParser,
 )
 
-from .conftest import load_corpus
+from .conftest import HAVE_HTTPTOOLS, load_corpus, merge_bodies
 
 CORPUS = load_corpus()
 
@@ -103,3 +103,16 @@ def test_incomplete_input_that_cannot_become_valid_is_refused_at_once(backend, p
     with pytest.raises(ParseError) as info:
         parser.feed(prefix)
     assert type(info.value).__name__ == error
+
+
+@pytest.mark.skipif(not HAVE_HTTPTOOLS, reason="httptools is not installed")
+@pytest.mark.parametrize("case", CORPUS.VALID + CORPUS.INVALID, ids=lambda c: c.name)
+def test_both_backends_agree_on_the_corpus(case):
+    def outcome(backend: str) -> object:
+        parser = RequestParser(backend)
+        try:
+            return merge_bodies(parser.feed(case.data) + parser.feed_eof())
+        except ParseError as exc:
+            return type(exc), exc.status
+
+    assert outcome("httptools") == outcome("python")
