@@ -244,6 +244,17 @@ class Dispatcher:
             if target is not None:
                 n = conn.sock.recv_into(target)
                 frames = parser.body_advanced(n) if n else None
+                # A large body: keep reading what is already there instead of going
+                # back to epoll for every socket-buffer's worth.
+                while n and not frames and (target := parser.body_target()) is not None:
+                    try:
+                        k = conn.sock.recv_into(target, 0, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        break
+                    if not k:
+                        n = 0
+                        break
+                    frames = parser.body_advanced(k)
             else:
                 data = conn.sock.recv(_RECV)
                 n = len(data)
