@@ -104,6 +104,10 @@ def main() -> int:
     parser.add_argument("--anchors", default=",".join(ANCHORS),
                         help="comma-separated anchor configs of bench.py")
     parser.add_argument("--gcorn-args", default="", help="extra gcorn flags, e.g. --http-parser fast")
+    parser.add_argument("--quiet-max", type=float, default=10.0,
+                        help="bench.py: max seconds to wait for a quiet machine before a run")
+    parser.add_argument("--retries", type=int, default=1,
+                        help="bench.py: retries of a run spoiled by other load")
     parser.add_argument("--summarize", metavar="JSONL", help="only print the ratios of a past run")
     parser.add_argument("--png", help="write a bar chart here")
     args = parser.parse_args()
@@ -114,6 +118,7 @@ def main() -> int:
                            time.strftime("asgi-%Y%m%d-%H%M%S.jsonl"))
         cmd = [sys.executable, BENCH, "--scenarios", "hello", "--reps", str(args.reps),
                "--duration", str(min(args.duration, 10)), "--out", out,
+               "--quiet-max", str(args.quiet_max), "--retries", str(args.retries),
                "--extra", gcorn_command(args.gcorn_args), "--only", NAME]
         for anchor in filter(None, args.anchors.split(",")):
             cmd += ["--only", anchor]

@@ -67,7 +67,7 @@ class RequestCycle:
         if not data:
             return
         if self.body:
-            self.body.append(data)  # type: ignore[union-attr]
+            self.body.append(data)
         else:
             self.body = [data]
         self.body_size += len(data)
@@ -226,7 +226,8 @@ class RequestCycle:
                 self._fail_response()
         finally:
             state.in_flight -= 1
-            state.tasks.discard(self.task)  # type: ignore[arg-type]
+            if self.task is not None:
+                state.tasks.discard(self.task)
             if state.post_request is not None and self.hook_req is not None:
                 call_hook(state.post_request, state.log, "post_request", state.worker,
                           self.hook_req, self.scope,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 __all__ = ["HookRequest", "HookResponse"]
@@ -13,7 +15,7 @@ class HookRequest:
     __slots__ = ("_headers", "method", "path", "query", "scheme", "uri", "version")
 
     def __init__(self, method: str, uri: str, path: str, query: str,
-                 version: tuple[int, int], headers: list[tuple[bytes, bytes]],
+                 version: tuple[int, int], headers: Sequence[tuple[bytes, bytes]],
                  scheme: str) -> None:
         self.method = method
         self.uri = uri
@@ -35,7 +37,7 @@ class HookResponse:
 
     __slots__ = ("_headers", "sent", "status_code")
 
-    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], sent: int) -> None:
+    def __init__(self, status_code: int, headers: Sequence[tuple[bytes, bytes]], sent: int) -> None:
         self.status_code = status_code
         self._headers = headers
         self.sent = sent
@@ -43,7 +45,6 @@ class HookResponse:
     @property
     def status(self) -> str:
         """gunicorn's status string, e.g. "200 OK"."""
-        from http import HTTPStatus
         try:
             return f"{self.status_code} {HTTPStatus(self.status_code).phrase}"
         except ValueError:

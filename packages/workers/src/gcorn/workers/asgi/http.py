@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from gcorn.http import Body, EndOfMessage, ParseError, RequestHead
@@ -86,7 +87,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         if self.ws is not None:
-            return self.ws.eof_received()
+            self.ws.eof_received()
+            return None
         # A client that shuts down its sending side cannot be told apart from one
         # that went away: treat both as a disconnect (the app gets http.disconnect).
         return None
@@ -192,6 +194,7 @@ class HttpProtocol(asyncio.Protocol):
         root_path = state.root_path
         method = METHODS.get(head.method) or method_str(head.method)
         path = PATHS.get(raw_path) or decode_path(raw_path)
+        full_path = root_path + path if root_path else path
         scope = {
             "type": "http",
             "asgi": state.asgi,
@@ -201,7 +204,7 @@ class HttpProtocol(asyncio.Protocol):
             "scheme": scheme,
             "method": method,
             "root_path": root_path,
-            "path": root_path + path if root_path else path,
+            "path": full_path,
             "raw_path": raw_path,
             "query_string": head.query,
             "headers": headers,
@@ -223,7 +226,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if state.pre_request is not None:
             cycle.hook_req = HookRequest(
-                method, head.target.decode("latin-1"), scope["path"],
+                method, head.target.decode("latin-1"), full_path,
                 head.query.decode("latin-1"), head.version, headers, scheme)
             call_hook(state.pre_request, state.log, "pre_request", state.worker, cycle.hook_req)
         state.in_flight += 1
@@ -232,7 +235,7 @@ class HttpProtocol(asyncio.Protocol):
         state.tasks.add(task)
 
     def _start_websocket(self, head: RequestHead, scheme: str,
-                         headers: list[tuple[bytes, bytes]]) -> None:
+                         headers: Sequence[tuple[bytes, bytes]]) -> None:
         self.ws = start_websocket(self, head, scheme, headers)
 
     # -- called by the request cycle ------------------------------------------------

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gcorn.http import RequestHead
@@ -50,7 +51,7 @@ _wire_logger.setLevel(logging.WARNING)
 
 
 def start_websocket(conn: HttpProtocol, head: RequestHead, scheme: str,
-                    headers: list[tuple[bytes, bytes]]) -> WebSocketSession | None:
+                    headers: Sequence[tuple[bytes, bytes]]) -> WebSocketSession | None:
     """Take over `conn` for a WebSocket upgrade, or refuse it (501) without the library."""
     state = conn.state
     if not HAVE_WEBSOCKETS:
@@ -67,7 +68,7 @@ def start_websocket(conn: HttpProtocol, head: RequestHead, scheme: str,
     return WebSocketSession(conn, head, scheme, headers)
 
 
-def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+def _subprotocols(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
     offered: list[str] = []
     for name, value in headers:
         if name == b"sec-websocket-protocol":
@@ -79,7 +80,7 @@ class WebSocketSession:
     """One upgraded connection: the app task on one side, the `websockets` protocol on the other."""
 
     def __init__(self, conn: HttpProtocol, head: RequestHead, scheme: str,
-                 headers: list[tuple[bytes, bytes]]) -> None:
+                 headers: Sequence[tuple[bytes, bytes]]) -> None:
         state = conn.state
         self.conn = conn
         self.state = state
