@@ -83,6 +83,7 @@ def test_default_config_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyP
     [
         (["--wokers", "2"], {}, None, "unknown option '--wokers' in argv (did you mean '--workers'?)"),
         ([], {"GCORN_CMD_ARGS": "--time-out 3"}, None, "did you mean '--timeout'?"),
+        ([], {"GCORN_CMD_ARGS": "--name 'unclosed"}, None, "cannot split $GCORN_CMD_ARGS"),
         (["-w", "lots"], {}, None, "invalid value for setting 'workers' (-w/--workers) in argv"),
         ([], {}, "wokers = 3\n", "unknown setting 'wokers' in config file"),
         ([], {}, "workers = 'x'\n", "invalid value for setting 'workers'"),

@@ -35,7 +35,7 @@ def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> C
     """
     environ = os.environ if environ is None else environ
     cli_values = cmdline.parse(list(argv), "argv")
-    env_values = cmdline.parse(shlex.split(environ.get(ENV_ARGS, "")), f"${ENV_ARGS}")
+    env_values = cmdline.parse(_split_env_args(environ.get(ENV_ARGS, "")), f"${ENV_ARGS}")
 
     cfg = Config()
     source = cli_values.get("config") or env_values.get("config")
@@ -57,6 +57,13 @@ def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> C
     if cfg.print_config:
         cfg.set("check_config", True, "argv")
     return cfg
+
+
+def _split_env_args(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"cannot split ${ENV_ARGS} like a command line: {exc}") from None
 
 
 def _single_app(args: list[str], where: str) -> str:
