@@ -53,6 +53,7 @@ CASES = [
      "invalid value for setting 'dirty_apps' (--dirty-app): no module named 'nosuchdirty'"),
     (["--dirty-codec", "json", "hello:app"], "", "invalid value for setting 'dirty_codec'"),
     (["nopkg_here.sub:app"], "", "no module named 'nopkg_here' (app 'nopkg_here.sub:app'"),
+    (["-b", "127.0.0.1:99999", "hello:app"], "", "invalid value for setting 'bind' (-b/--bind) in argv"),
 ]
 
 

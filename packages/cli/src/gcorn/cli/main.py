@@ -68,6 +68,7 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
     name_after_app(cfg, spec)
     app.check_importable()
     check_worker_class(cfg)
+    check_binds(cfg)
     if dirty_enabled(cfg):
         check_dirty_apps(cfg)
     if cfg.reload and cfg.reload_engine == "inotify" and not _inotify_available():
@@ -97,6 +98,20 @@ def name_after_app(cfg: Config, spec: str) -> None:
     """Use the app spec as the process-title base unless the config file set one (gunicorn's way)."""
     if cfg.source_of("default_proc_name") == "default":
         cfg.set("default_proc_name", spec, "app spec")
+
+
+def check_binds(cfg: Config) -> None:
+    """Parse every `bind` now, so a bad address is a one-line error before anything starts."""
+    from gcorn.arbiter.addresses import parse_bind
+    from gcorn.arbiter.errors import BindError
+
+    for spec in cfg.bind:
+        try:
+            parse_bind(spec)
+        except BindError as exc:
+            raise ConfigError(
+                f"invalid value for setting 'bind' (-b/--bind) in {cfg.source_of('bind')}: {exc}"
+            ) from None
 
 
 def check_worker_class(cfg: Config) -> None:
