@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["HookRequest", "HookResponse"]
+__all__ = ["HookRequest", "HookResponse", "active_hook", "call_hook"]
 
 
 class HookRequest:
@@ -62,3 +63,39 @@ def call_hook(hook: Any, log: Any, name: str, *args: Any) -> None:
         hook(*args)
     except Exception:
         log.exception("Exception in %s hook", name)
+
+
+def _noop_with_doc(*args: Any) -> None:
+    """Reference body: a function that only has a docstring."""
+
+
+def _noop_bare(*args: Any) -> None:
+    pass
+
+
+_NOOP_CODES = frozenset((_noop_with_doc.__code__.co_code, _noop_bare.__code__.co_code))
+# gcorn.cli's default pre_request only logs at debug level; named, not imported,
+# because gcorn.workers must not import gcorn.cli
+_DEBUG_ONLY_DEFAULTS = (("gcorn.cli.settings.hooks", "pre_request"),)
+
+
+def active_hook(hook: Any, log: Any) -> Any:
+    """`hook`, or None when calling it per request would do nothing at all.
+
+    Building gunicorn-shaped request and response objects costs more than the
+    rest of a small request, so a hook whose body is empty (gunicorn's and
+    gcorn's default post_request) or the default pre_request while debug
+    logging is off is not called.
+    """
+    if hook is None:
+        return None
+    func = getattr(hook, "func", hook)  # gcorn.cli wraps short post_request hooks
+    code = getattr(func, "__code__", None)
+    if code is not None and code.co_code in _NOOP_CODES:
+        return None
+    key = (getattr(func, "__module__", None), getattr(func, "__name__", None))
+    if key in _DEBUG_ONLY_DEFAULTS:
+        enabled = getattr(log, "isEnabledFor", None)
+        if callable(enabled) and not enabled(logging.DEBUG):
+            return None
+    return hook

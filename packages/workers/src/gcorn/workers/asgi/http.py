@@ -224,11 +224,13 @@ class HttpProtocol(asyncio.Protocol):
             self.write(error_response(503, "Service Unavailable", state.date_server, minor))
             self.response_done(cycle)
             return
-        if state.pre_request is not None:
+        if state.wants_hook_request:
             cycle.hook_req = HookRequest(
                 method, head.target.decode("latin-1"), full_path,
                 head.query.decode("latin-1"), head.version, headers, scheme)
-            call_hook(state.pre_request, state.log, "pre_request", state.worker, cycle.hook_req)
+            if state.pre_request is not None:
+                call_hook(state.pre_request, state.log, "pre_request", state.worker,
+                          cycle.hook_req)
         state.in_flight += 1
         task = self.loop.create_task(cycle.run(state.app))
         cycle.task = task

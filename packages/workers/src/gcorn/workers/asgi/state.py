@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.proxy import ForwardedPolicy
@@ -51,8 +52,9 @@ class ServerState:
         # one validated set of parser options for every connection (fails at boot)
         self.new_parser = parser_factory(cfg)
         self.policy = ForwardedPolicy(cfg)
-        self.pre_request = getattr(cfg, "pre_request", None)
-        self.post_request = getattr(cfg, "post_request", None)
+        self.pre_request = active_hook(getattr(cfg, "pre_request", None), self.log)
+        self.post_request = active_hook(getattr(cfg, "post_request", None), self.log)
+        self.wants_hook_request = self.pre_request is not None or self.post_request is not None
         self.access_enabled = hasattr(self.log, "access") and bool(
             getattr(cfg, "accesslog", None) or getattr(cfg, "logconfig", None)
             or getattr(cfg, "logconfig_dict", None) or getattr(cfg, "statsd_host", None)
