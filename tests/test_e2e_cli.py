@@ -386,3 +386,25 @@ def _status(server: Server) -> int | None:
         return server.get().status_code
     except httpx.HTTPError:
         return None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--chdir", "site", "deep:app"], ["--pythonpath", "lib,other", "deep:app"],
+     ["--chdir", "site", "deep:make('factory made')"]],
+)
+def test_chdir_pythonpath_and_factories(serve, tmp_path: Path, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    source = (
+        "def make(text='deep'):\n"
+        "    def app(environ, start_response):\n"
+        "        start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "        return [text.encode()]\n"
+        "    return app\n"
+        "app = make()\n"
+    )
+    for folder in ("site", "lib"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "deep.py").write_text(source)
+    server = serve(args)
+    expected = "factory made" if "make(" in args[-1] else "deep"
+    assert server.get().text == expected
