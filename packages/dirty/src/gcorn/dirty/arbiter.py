@@ -98,11 +98,19 @@ class DirtyArbiter:
             server = await self._listen()
         except DirtyError as exc:
             log.error("%s", exc)
+            self.board.close()
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
             release_pidfile(self.cfg.dirty_pidfile)
             return exc.exit_code
         os.environ[SOCKET_ENV] = self.socket_path
         set_process_title(f"dirty-arbiter [{self.cfg.proc_name}]")
-        self.hooks.on_dirty_starting(self)
+        try:
+            self.hooks.on_dirty_starting(self)
+        except Exception:  # a broken hook stops the start, cleanly and loudly
+            log.exception("on_dirty_starting hook failed; stopping")
+            server.close()
+            self._cleanup()
+            return 1
         for sig, handler in ((signal.SIGTERM, self._graceful), (signal.SIGINT, self._graceful),
                              (signal.SIGQUIT, self._quick), (signal.SIGHUP, self.reload),
                              (signal.SIGUSR1, self._reopen), (signal.SIGTTIN, self.add_worker),
@@ -164,19 +172,33 @@ class DirtyArbiter:
         worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board)
         worker.seat = seat
         self.board.claim(slot, self._age, self.cfg.dirty_threads)
-        pid = os.fork()
+        # Signals stay blocked across fork until the child has its own handlers: the
+        # child inherits the event loop's signal wake-up pipe, and a signal landing
+        # there would be handled by the arbiter as if it were its own.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            self._free_slots.append(slot)
+            self.board.release(slot)
+            log.exception("dirty arbiter cannot fork a worker")
+            seat.next_spawn_at = time.monotonic() + 1.0
+            return None
         if pid == 0:  # child: never returns into the arbiter's event loop
             code = 1
             try:
+                signal.set_wakeup_fd(-1)
                 for fd in self._fds_to_close_in_child:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                code = worker.run(self)
+                code = worker.run(self, unblock=blocked)
             except BaseException:  # the child must reach os._exit whatever happens
                 log.exception("dirty worker crashed")
             finally:
                 logging.shutdown()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         worker.pid = pid
         self.board.set_i64(slot, sb.PID, pid)
         self.workers[pid] = worker
@@ -289,6 +311,8 @@ class DirtyArbiter:
 
     def reload(self) -> None:
         """HUP: replace every worker by a new one, handing over once each new one is ready."""
+        if self._stopping:
+            return
         log.info("dirty arbiter: reloading, replacing %d workers", len(self.plan.seats))
         for seat in self.plan.seats:
             if seat.pending is None:
@@ -299,6 +323,8 @@ class DirtyArbiter:
 
     def add_worker(self) -> int:
         """TTIN: one worker more."""
+        if self._stopping:
+            return 0
         seat = self.plan.add_seat()
         self.num_workers = len(self.plan.seats)
         self._spawn(seat)
@@ -427,6 +453,8 @@ class DirtyArbiter:
 
 
 RUNTIME_PREFIX = "gcorn-dirty-w-"
+_FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
+                      signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD, signal.SIGWINCH}
 
 
 def sweep_stale_runtime_dirs() -> None:

@@ -74,8 +74,8 @@ class DirtyWorker:
         return f"<DirtyWorker age={self.age} pid={self.pid} apps={list(self.app_paths)}>"
 
     # ---------------------------------------------------------------- child side
-    def run(self, arbiter: Any) -> int:
-        """Body of the forked process; returns the exit code."""
+    def run(self, arbiter: Any, unblock: Any = None) -> int:
+        """Body of the forked process; returns the exit code (``unblock``: signal mask to restore)."""
         self.pid = os.getpid()
         self.codec = get_codec(self.cfg.dirty_codec)
         self.max_size = self.cfg.dirty_max_message_size
@@ -85,6 +85,8 @@ class DirtyWorker:
         self._running: dict[int, float] = {}
         self.dispatcher: Dispatcher | None = None
         self._install_signals()
+        if unblock is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblock)
         set_process_title(f"dirty-worker [{self.cfg.proc_name}]")
         self.hooks.dirty_post_fork(arbiter, self)
         listener = self._listen()
