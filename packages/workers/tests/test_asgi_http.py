@@ -333,3 +333,38 @@ def test_tls_listener_serves_https(tmp_path: Path) -> None:
         assert scope["scheme"] == "https"
     finally:
         srv.stop()
+
+
+def test_proxy_protocol_header_sets_the_client(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app", proxy_protocol="auto").wait_ready()
+    try:
+        reply = raw_request(srv.port, b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n"
+                            b"GET /scope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        scope = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert scope["client"] == ["203.0.113.7", 51234]
+        # without a header (auto mode) the socket peer stays the client
+        assert httpx.get(srv.url + "/scope", timeout=5).json()["client"][0] == "127.0.0.1"
+        bad = raw_request(srv.port, b"PROXY TCP4 nonsense\r\nGET / HTTP/1.1\r\n\r\n")
+        assert bad.startswith(b"HTTP/1.1 400")
+    finally:
+        srv.stop()
+
+
+def test_proxy_protocol_from_a_peer_not_allowed_is_403(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app", proxy_protocol="v1",
+                     proxy_allow_ips=["192.0.2.1"])
+    try:
+        deadline = time.monotonic() + 10
+        while not srv.port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = int(srv.port_file.read_text().split()[1])
+        reply = b""
+        while not reply and time.monotonic() < deadline:
+            try:
+                reply = raw_request(port, b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n"
+                                    b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            except OSError:
+                time.sleep(0.1)
+        assert reply.startswith(b"HTTP/1.1 403")
+    finally:
+        srv.stop()

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from gcorn.http import Body, EndOfMessage, ParseError, RequestHead
+from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, read_proxy_header
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
@@ -26,6 +26,8 @@ from gcorn.workers.errors import WorkerError
 __all__ = ["HttpProtocol"]
 
 _HTTP_VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
+# a v2 header is 16 bytes plus at most 65535 of addresses and TLVs
+_PROXY_HEADER_MAX = 16 + 65535
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -33,6 +35,7 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "client", "closed", "cycle", "idle_since", "loop", "parser", "peer", "pending",
+        "proxy_buffer",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
     )
@@ -54,6 +57,8 @@ class HttpProtocol(asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.peer: Any = None
         self.scheme = "http"
+        # bytes of a PROXY protocol header still being read (None: not expected)
+        self.proxy_buffer: bytes | None = b"" if state.proxy_mode != "off" else None
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -97,6 +102,11 @@ class HttpProtocol(asyncio.Protocol):
         if self.ws is not None:
             self.ws.data_received(data)
             return
+        if self.proxy_buffer is not None:
+            rest = self._read_proxy_header(data)
+            if not rest:
+                return
+            data = rest
         try:
             events = self.parser.feed(data)
         except ParseError as exc:
@@ -112,6 +122,30 @@ class HttpProtocol(asyncio.Protocol):
             self._dispatch(events)
         if self.parser.paused:
             self._after_upgrade_request()
+
+    def _read_proxy_header(self, data: bytes) -> bytes | None:
+        """Consume a PROXY v1/v2 header first; the bytes after it, or None to wait."""
+        buf = self.proxy_buffer + data  # type: ignore[operator]
+        try:
+            found = read_proxy_header(buf, self.state.proxy_mode)
+        except ParseError as exc:
+            self._refuse(exc.status, str(exc))
+            return None
+        if found is None:
+            if len(buf) > _PROXY_HEADER_MAX:
+                self._refuse(400, "PROXY header too long")
+                return None
+            self.proxy_buffer = buf
+            return None
+        self.proxy_buffer = None
+        info, length = found
+        if info is not None:
+            if not self.state.policy.proxy_allow.allows(self.peer):
+                self._refuse(403, "PROXY header from a peer not in proxy_allow_ips")
+                return None
+            if info.command == "PROXY" and info.client_addr is not None:
+                self.client = (info.client_addr, int(info.client_port or 0))
+        return buf[length:]
 
     def _after_upgrade_request(self) -> None:
         # the parser stops after a request that asks for a protocol switch

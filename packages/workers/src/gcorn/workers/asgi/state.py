@@ -12,6 +12,7 @@ from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.proxy import ForwardedPolicy
+from gcorn.workers.proxy_protocol import proxy_mode
 
 __all__ = ["ASGI_VERSION", "ServerState"]
 
@@ -52,6 +53,7 @@ class ServerState:
         # one validated set of parser options for every connection (fails at boot)
         self.new_parser = parser_factory(cfg)
         self.policy = ForwardedPolicy(cfg)
+        self.proxy_mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
         self.pre_request = active_hook(getattr(cfg, "pre_request", None), self.log)
         self.post_request = active_hook(getattr(cfg, "post_request", None), self.log)
         self.wants_hook_request = self.pre_request is not None or self.post_request is not None
