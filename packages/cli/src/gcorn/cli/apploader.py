@@ -142,6 +142,10 @@ class AppLoader:
             except AppLoadError as exc:
                 return self._serve_error(exc)
 
+    def wsgi(self) -> Any:
+        """gunicorn's name for `load()`, for hooks that call `server.app.wsgi()`."""
+        return self.load()
+
     def _serve_error(self, exc: AppLoadError) -> Any:
         # --reload: keep the worker up, watch the broken files, answer 500 until fixed.
         self._watched.extend(files_of(exc))
