@@ -55,6 +55,14 @@ def test_env_args_config_file_and_app(tmp_path: Path) -> None:
     assert cfg.timeout == 7 and cfg.wsgi_app == "mod:app"
 
 
+def test_gunicorn_cmd_args_apply_only_without_gcorn_cmd_args() -> None:
+    assert build_config([], {"GUNICORN_CMD_ARGS": "-w 3"}).workers == 3
+    both = {"GUNICORN_CMD_ARGS": "-w 3", "GCORN_CMD_ARGS": "--threads 2"}
+    cfg = build_config([], both)
+    assert (cfg.workers, cfg.threads) == (1, 2)
+    assert build_config([], {"GUNICORN_CMD_ARGS": "-w 3", "GCORN_CMD_ARGS": ""}).workers == 1
+
+
 def test_argv_config_beats_env_config(tmp_path: Path) -> None:
     one = write(tmp_path / "one.py", "timeout = 1\n")
     two = write(tmp_path / "two.py", "timeout = 2\n")

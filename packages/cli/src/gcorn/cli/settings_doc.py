@@ -14,7 +14,8 @@ gcorn reads its settings, lowest priority first, from: the defaults (some
 come from the environment: `PORT`, `WEB_CONCURRENCY`, `FORWARDED_ALLOW_IPS`,
 `SENDFILE`), the config file (`-c PATH`, `-c file:PATH`, `-c python:MODULE`,
 or `./gcorn.conf.py` when it exists, else `./gunicorn.conf.py`), the `GCORN_CMD_ARGS` environment
-variable (split like a shell command line), and the command line itself.
+variable (split like a shell command line; `GUNICORN_CMD_ARGS` when it is unset), and the
+command line itself.
 
 A config file is Python: every module-level name that is a setting is
 applied, so a gunicorn config file works unchanged. Hooks are functions (or

@@ -20,6 +20,8 @@ from .errors import ConfigError
 from .settings import SETTINGS
 
 ENV_ARGS = "GCORN_CMD_ARGS"
+#: Read when GCORN_CMD_ARGS is not set at all, so a gunicorn deployment's environment still applies.
+GUNICORN_ENV_ARGS = "GUNICORN_CMD_ARGS"
 DEFAULT_CONFIG = "./gcorn.conf.py"
 #: Read when DEFAULT_CONFIG is absent, so a gunicorn deployment relying on it keeps working.
 GUNICORN_DEFAULT_CONFIG = "./gunicorn.conf.py"
@@ -30,12 +32,17 @@ CLI_ONLY = frozenset({"config"})
 def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> Config:
     """The Config from defaults, the config file, $GCORN_CMD_ARGS and `argv` (without argv[0]).
 
-    `environ` is where GCORN_CMD_ARGS is looked up; the env-derived defaults
+    `environ` is where GCORN_CMD_ARGS (or, if unset, GUNICORN_CMD_ARGS) is
+    looked up; the env-derived defaults
     (PORT, WEB_CONCURRENCY, ...) always come from os.environ.
     """
     environ = os.environ if environ is None else environ
     cli_values = cmdline.parse(list(argv), "argv")
-    env_values = cmdline.parse(_split_env_args(environ.get(ENV_ARGS, "")), f"${ENV_ARGS}")
+    env_name = ENV_ARGS
+    if ENV_ARGS not in environ and GUNICORN_ENV_ARGS in environ:
+        env_name = GUNICORN_ENV_ARGS
+    env_where = f"${env_name}"
+    env_values = cmdline.parse(_split_env_args(environ.get(env_name, ""), env_where), env_where)
 
     cfg = Config()
     source = cli_values.get("config") or env_values.get("config")
@@ -47,7 +54,7 @@ def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> C
                 apply_config_file(cfg, default, required=False)
                 break
 
-    for values, where in ((env_values, f"${ENV_ARGS}"), (cli_values, "argv")):
+    for values, where in ((env_values, env_where), (cli_values, "argv")):
         for name, value in values.items():
             if name == "args":
                 if value:
@@ -59,11 +66,11 @@ def build_config(argv: list[str], environ: Mapping[str, str] | None = None) -> C
     return cfg
 
 
-def _split_env_args(text: str) -> list[str]:
+def _split_env_args(text: str, where: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as exc:
-        raise ConfigError(f"cannot split ${ENV_ARGS} like a command line: {exc}") from None
+        raise ConfigError(f"cannot split {where} like a command line: {exc}") from None
 
 
 def _single_app(args: list[str], where: str) -> str:
