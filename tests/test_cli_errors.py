@@ -88,10 +88,10 @@ def test_print_config_lists_every_setting_sorted(tmp_path: Path) -> None:
     assert any(line.split() == ["workers", "=", "3"] for line in result.stdout.splitlines())
 
 
-def test_version_and_module_entry_point(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["gcorn", "gcorn.cli"])
+def test_version_and_module_entry_point(module: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gcorn.cli", "--version"],
-        capture_output=True, text=True, timeout=20,
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=20
     )
     assert result.returncode == 0 and result.stdout.startswith("gcorn (version ")
 
