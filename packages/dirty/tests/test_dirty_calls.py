@@ -105,7 +105,7 @@ def test_stream_10000_chunks_in_order(pool):
 def test_generator_raising_midway_delivers_chunks_then_error(pool):
     c = pool.client()
     seen = []
-    with pytest.raises(DirtyAppError, match="broke after 5") as info:
+    with pytest.raises(DirtyAppError, match="ValueError in dirty_test_apps:EchoApp.fail_after: broke after 5") as info:
         for item in c.stream(ECHO, "fail_after", 5):
             seen.append(item)
     assert seen == [0, 1, 2, 3, 4]

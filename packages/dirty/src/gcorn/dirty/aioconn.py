@@ -101,9 +101,9 @@ class AsyncConn(asyncio.Protocol):
         pending, self.pending = self.pending, {}
         for target in pending.values():
             if isinstance(target, StreamInbox):
-                target.push((-1, error), True)
+                target.push((-1, error.copy()), True)
             elif not target.done():
-                target.set_exception(error)
+                target.set_exception(error.copy())
         self.resume_writing()
         if self.transport is not None:
             self.transport.close()
@@ -111,7 +111,7 @@ class AsyncConn(asyncio.Protocol):
     async def send(self, rid: int, bufs: list[Any], target: Any) -> None:
         """Register ``target`` for ``rid`` and write the frame (waiting when the socket is full)."""
         if not self.alive or self.transport is None:
-            raise self.lost or DirtyWorkerLostError("dirty worker connection closed")
+            raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
         self.pending[rid] = target
         if len(bufs) == 1:
             self.transport.write(bufs[0])

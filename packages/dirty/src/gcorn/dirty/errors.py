@@ -23,6 +23,10 @@ class DirtyError(Exception):
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
 
+    def copy(self) -> DirtyError:
+        """A fresh instance with the same class, message and details (one per raising caller)."""
+        return type(self)(self.message, self.details)
+
     def to_wire(self) -> dict[str, Any]:
         """Return the dict that travels in an ERROR frame."""
         return {"type": type(self).__name__, "message": self.message, "details": self.details}

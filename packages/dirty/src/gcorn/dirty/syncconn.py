@@ -74,7 +74,7 @@ class SyncConn:
         waiter = Waiter()
         with self.state_lock:
             if not self.alive:
-                raise self.lost or DirtyWorkerLostError("connection to the dirty worker is closed")
+                raise _lost(self.lost)
             self.waiters[rid] = waiter
         try:
             with self.write_lock:
@@ -82,7 +82,7 @@ class SyncConn:
         except OSError as exc:
             self._fail(DirtyWorkerLostError(f"dirty worker connection lost while sending: {exc}",
                                             {"socket_path": self.path}))
-            raise self.lost from exc  # type: ignore[misc]
+            raise _lost(self.lost) from exc
         return waiter
 
     def forget(self, rid: int, cancel: bool) -> None:
@@ -103,7 +103,7 @@ class SyncConn:
                 if waiter.frames:
                     return
                 if not self.alive:
-                    raise self.lost or DirtyWorkerLostError("dirty worker connection closed")
+                    raise _lost(self.lost)
                 lead = not self.reading
                 if lead:
                     self.reading = True
@@ -204,3 +204,9 @@ class SyncConn:
 def _wake(waiter: Waiter) -> None:
     if waiter.event is not None:
         waiter.event.set()
+
+
+def _lost(error: DirtyError | None) -> DirtyError:
+    # Each caller raises its own instance: one shared exception object would collect
+    # the tracebacks of every thread that raised it.
+    return error.copy() if error is not None else DirtyWorkerLostError("dirty worker connection closed")

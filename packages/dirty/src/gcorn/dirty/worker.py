@@ -230,7 +230,7 @@ class DirtyWorker:
             if inspect.iscoroutine(result):
                 result = _thread_loop().run_until_complete(result)
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
-                self._stream(conn, rid, result, timeout, ident)
+                self._stream(conn, rid, result, timeout, ident, app_path, action)
                 return
         except Exception as exc:  # the app's error goes back to the caller, with its traceback
             self._reply_error(conn, rid, app_error(app_path, action, exc))
@@ -253,7 +253,8 @@ class DirtyWorker:
             self._release_slot()
         return conn.send(bufs)
 
-    def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int) -> None:
+    def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int,
+                app_path: str, action: str) -> None:
         is_async = inspect.isasyncgen(gen)
         loop = _thread_loop() if is_async else None
         try:
@@ -267,9 +268,9 @@ class DirtyWorker:
                     conn.send(frame_buffers(MsgType.END, rid, []))
                     return
                 except Exception as exc:  # raised midway: error after the chunks already sent
-                    self._reply_error(conn, rid, app_error("", "", exc))
+                    self._reply_error(conn, rid, app_error(app_path, action, exc))
                     return
-                if not self._send_value(conn, rid, MsgType.CHUNK, item, "", "stream"):
+                if not self._send_value(conn, rid, MsgType.CHUNK, item, app_path, action):
                     break
                 if timeout:
                     self._running[ident] = time.monotonic() + timeout
