@@ -30,6 +30,9 @@ def main(argv: list[str]) -> int:
     except CliError as exc:
         report_error(exc)
         return exc.exit_code
+    except OSError as exc:  # e.g. --chdir into a directory we may not enter
+        report_error(ConfigError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")))
+        return ConfigError.exit_code
     if cfg.check_config:
         if cfg.print_config:
             try:
