@@ -297,3 +297,26 @@ def test_arbiter_killed_hard_leaves_nothing_behind_after_a_new_start(make_pool):
     q = make_pool(workers=1)  # a new pool sweeps the dead one's worker directory
     assert q.client().execute(ECHO, "noop", 1) == 1
     assert not os.path.exists(mine[0])
+
+
+def test_sigkill_mid_call_fails_an_async_caller_at_once(pool, tmp_path):
+    import asyncio
+
+    c = pool.client(timeout=10)
+    marker = str(tmp_path / "kill-async")
+
+    async def main():
+        call = asyncio.ensure_future(c.execute_async(ECHO, "sleep_report", 2.0, marker))
+        for _ in range(500):
+            if os.path.exists(marker):
+                break
+            await asyncio.sleep(0.01)
+        os.kill(int(open(marker).read()), signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(DirtyWorkerLostError):
+            await asyncio.wait_for(call, 5)
+        assert time.monotonic() - t0 < 1.0
+        await asyncio.sleep(0.3)
+        assert await c.execute_async(ECHO, "noop", 5) == 5
+
+    asyncio.run(main())
