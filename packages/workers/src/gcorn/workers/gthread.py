@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 import threading
 import time
 from typing import Any
 
-from gcorn.arbiter import Worker
+from gcorn.arbiter import WORKER_BOOT_ERROR, Worker
 from gcorn.http import ParseError
 from gcorn.workers.base import (
     boot_serving,
@@ -44,6 +45,9 @@ class ThreadWorker(Worker):
 
     def run(self) -> None:
         """Start the serving threads, beat, reap idle connections, stop gracefully."""
+        if not hasattr(select, "epoll"):
+            self.log.error("the gthread worker needs epoll (Linux); use -k sync or -k asgi here")
+            sys.exit(int(WORKER_BOOT_ERROR))
         self.serving = boot_serving(self, multithread=True)
         cfg = self.cfg
         self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
