@@ -70,3 +70,18 @@ def test_hooks_and_access_log(tmp_path, worker):
         assert re.match(pattern, line), line
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_a_failing_hook_costs_one_request_not_the_worker(tmp_path, worker):
+    out = tmp_path / "hooks.jsonl"
+    srv = Server(tmp_path, worker=worker, hooks="wsgi_hooks",
+                 env={"WSGI_TEST_HOOKS_OUT": str(out)}).start()
+    try:
+        pid = srv.request("GET", "/pid")[2]
+        status, _, body = srv.request("GET", "/hook-boom")
+        assert status == 500 and b"hook failure" not in body
+        assert srv.request("GET", "/pid")[2] == pid
+        assert "hook failure" in srv.log()
+    finally:
+        assert srv.stop() == 0

@@ -12,6 +12,8 @@ def _record(entry):
 
 
 def pre_request(worker, req):
+    if req.path == "/hook-boom":
+        raise RuntimeError("hook failure")
     _record({"hook": "pre_request", "method": req.method, "uri": req.uri, "path": req.path,
              "query": req.query, "version": list(req.version), "headers": req.headers,
              "scheme": req.scheme, "nr": worker.nr, "pid": worker.pid})

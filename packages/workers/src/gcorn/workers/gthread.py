@@ -254,6 +254,11 @@ class ThreadWorker(Worker):
         except (ParseError, WorkerError) as exc:
             serving.refuse(conn, exc)
             self.close(conn, linger=True)
+        except Exception:
+            # a bug below us (parser, hook) must cost one connection, not a thread
+            self.log.exception("unexpected error serving %s", conn.peer)
+            serving.handler.send_error(conn, 500, "Internal Server Error")
+            self.close(conn)
 
     def park(self, conn: Connection) -> None:
         """Hand an idle connection back to epoll until its next bytes arrive."""
@@ -272,7 +277,9 @@ class ThreadWorker(Worker):
                 self.close(conn)
 
     def close(self, conn: Connection, linger: bool = False) -> None:
-        """Forget and close a connection."""
+        """Forget and close a connection (once: later calls do nothing)."""
+        if conn.closed:
+            return
         if conn.registered:
             conn.registered = False
             try:

@@ -88,5 +88,9 @@ class SyncWorker(Worker):
         except (ParseError, WorkerError) as exc:
             serving.refuse(conn, exc)
             linger = True
+        except Exception:
+            # a bug below us (parser, hook) must cost one connection, not the worker
+            self.log.exception("unexpected error serving %s", addr)
+            serving.handler.send_error(conn, 500, "Internal Server Error")
         finally:
             conn.close(linger=linger)

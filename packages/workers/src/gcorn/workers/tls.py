@@ -47,6 +47,7 @@ def build_context(cfg: Any, alpn: list[str] | None = None) -> ssl.SSLContext | N
     import ssl
 
     def factory() -> ssl.SSLContext:
+        """gunicorn's default: cert chain, CA bundle, cert_reqs and ciphers from cfg."""
         return _default_factory(cfg)
 
     hook = getattr(cfg, "ssl_context", None)

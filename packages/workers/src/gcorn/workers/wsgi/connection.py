@@ -31,7 +31,7 @@ _ERRNO_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 class Connection:
     """A client socket with its request parser and a queue of parsed events."""
 
-    __slots__ = ("events", "fd", "is_tls", "last_active", "listener", "parser", "peer",
+    __slots__ = ("closed", "events", "fd", "is_tls", "last_active", "listener", "parser", "peer",
                  "proxy_info", "registered", "requests", "sock", "timeout", "unread_body")
 
     def __init__(self, sock: socket.socket, peer: Any, listener: Any, parser: Any,
@@ -52,6 +52,7 @@ class Connection:
         # set when a request body was left unread: closing must then drain first
         self.unread_body = False
         self.registered = False  # in the gthread worker's epoll set
+        self.closed = False
         if self.is_tls:
             sock.settimeout(timeout)
         else:
@@ -215,6 +216,9 @@ class Connection:
 
     def close(self, linger: bool = False) -> None:
         """Close the socket; with `linger`, half-close and drain first (RFC 9112 §9.6)."""
+        if self.closed:
+            return
+        self.closed = True
         sock = self.sock
         try:
             if linger and not self.is_tls:

@@ -6,6 +6,7 @@ whether the connection may carry another request.
 
 from __future__ import annotations
 
+import threading
 import time
 from http import HTTPStatus
 from typing import Any
@@ -50,6 +51,7 @@ class RequestHandler:
         self.sendfile = bool(getattr(cfg, "sendfile", True) is not False)
         self.pre_request = getattr(cfg, "pre_request", None)
         self.post_request = getattr(cfg, "post_request", None)
+        self._nr_lock = threading.Lock() if multithread else None
         access = getattr(worker.log, "access", None)
         self.access = access if callable(access) else None
 
@@ -114,7 +116,11 @@ class RequestHandler:
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)
         worker = self.worker
-        worker.nr += 1
+        if self._nr_lock is None:
+            worker.nr += 1
+        else:
+            with self._nr_lock:  # gthread: += on an attribute is not atomic across threads
+                worker.nr += 1
         keep = False
         try:
             if self.pre_request is not None:
