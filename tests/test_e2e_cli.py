@@ -200,11 +200,16 @@ def test_default_access_log_to_stdout(serve) -> None:  # type: ignore[no-untyped
 
 
 def test_usr1_reopens_log_files(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = serve(["--access-logfile", "a.log", "--access-logformat", "%(U)s", "hello:app"])
+    server = serve([
+        "--access-logfile", "a.log", "--access-logformat", "%(U)s", "--error-logfile", "e.log",
+        "hello:app",
+    ])
     server.get("/one")
     os.rename(tmp_path / "a.log", tmp_path / "a.log.1")
+    os.rename(tmp_path / "e.log", tmp_path / "e.log.1")
     server.proc.send_signal(signal.SIGUSR1)
     assert wait_for(lambda: (tmp_path / "a.log").exists(), timeout=10)
+    assert wait_for(lambda: (tmp_path / "e.log").exists(), timeout=10)
     # Workers reopen on the USR1 the master forwards; retry until the line lands.
     assert wait_for(
         lambda: server.get("/two") and "/two" in (tmp_path / "a.log").read_text(), timeout=10
