@@ -413,3 +413,9 @@ def test_chdir_pythonpath_and_factories(serve, tmp_path: Path, args: list[str]) 
     server = serve(args)
     expected = "factory made" if "make(" in args[-1] else "deep"
     assert server.get().text == expected
+
+
+def test_example_config_file_serves_the_hello_app(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(["-c", str(EXAMPLES / "gcorn.conf.py")])
+    assert server.get("/").text == "Hello, World!\n"
+    assert wait_for(lambda: "gcorn is ready" in server.output())
