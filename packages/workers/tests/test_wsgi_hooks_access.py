@@ -85,3 +85,17 @@ def test_a_failing_hook_costs_one_request_not_the_worker(tmp_path, worker):
         assert "hook failure" in srv.log()
     finally:
         assert srv.stop() == 0
+
+
+def test_rejected_requests_are_in_the_access_log(tmp_path):
+    srv = Server(tmp_path, worker="gthread", access_log=True,
+                 settings={"header_map": "refuse"}).start()
+    try:
+        assert srv.raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert srv.raw(b"GET /x?y HTTP/1.1\r\nA_B: 1\r\n\r\n").startswith(b"HTTP/1.1 400")
+        lines = wait_for(lambda: [x for x in srv.access_lines() if '" 400 ' in x]
+                         if len([x for x in srv.access_lines() if '" 400 ' in x]) >= 2 else None)
+        assert any('"- - -" 400' in x for x in lines), lines
+        assert any('"GET /x?y HTTP/1.1" 400' in x for x in lines), lines
+    finally:
+        assert srv.stop() == 0

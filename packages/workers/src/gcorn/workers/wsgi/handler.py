@@ -57,8 +57,8 @@ class RequestHandler:
 
     # -- errors before the app ran --------------------------------------------
 
-    def send_error(self, conn: Any, status: int, message: str) -> None:
-        """Answer a request the worker refuses, and let the caller close."""
+    def send_error(self, conn: Any, status: int, message: str) -> int:
+        """Answer a request the worker refuses (the caller closes); returns the body size."""
         body = f"{message}\n".encode("latin-1", "replace")
         head = b"".join((
             f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1"),
@@ -69,14 +69,40 @@ class RequestHandler:
             conn.sendall(head + body)
         except (ClientDisconnected, OSError) as exc:
             self.log.debug("could not send the %d answer: %s", status, exc)
+            return 0
+        return len(body)
 
-    def refuse(self, conn: Any, exc: Exception) -> None:
-        """Log and answer a bad request (parser or policy error)."""
+    def refuse(self, conn: Any, exc: Exception, head: Any = None) -> None:
+        """Log and answer a bad request (parser or policy error), access log included."""
+        started = time.monotonic()
         status = getattr(exc, "status", 400)
-        peer = conn.peer[0] if isinstance(conn.peer, tuple) else conn.peer
-        self.log.debug("Invalid request from ip=%s: %s", peer, exc)
+        peer = conn.peer
+        ip = peer[0] if isinstance(peer, tuple) else (peer or "")
+        self.log.debug("Invalid request from ip=%s: %s", ip, exc)
         message = getattr(exc, "message", None) or str(exc) or _reason(status)
-        self.send_error(conn, status, message)
+        sent = self.send_error(conn, status, message)
+        if self.access is None or not self._access_wanted():
+            return
+        # as gunicorn: rejected requests are in the access log too ('-' where unknown)
+        method = raw_uri = path = "-"
+        query, protocol, headers = "", "-", []
+        if head is not None:
+            method = head.method.decode("latin-1")
+            raw_uri = head.target.decode("latin-1")
+            path = head.path.decode("latin-1")
+            query = head.query.decode("latin-1")
+            protocol = _PROTOCOLS.get(head.version, "-")
+            headers = head.headers
+        try:
+            self.access(AccessInfo(
+                remote_addr=str(ip), method=method, raw_uri=raw_uri, path=path, query=query,
+                protocol=protocol, status=status, bytes_sent=sent,
+                request_time=time.monotonic() - started, request_headers=headers,
+                response_headers=[("Content-Type", "text/plain; charset=utf-8"),
+                                  ("Connection", "close")],
+                environ=None))
+        except Exception:
+            self.log.exception("writing the access log failed")
 
     # -- one request ---------------------------------------------------------
 
@@ -88,7 +114,7 @@ class RequestHandler:
             scheme, headers = self.policy.filter_headers(
                 head.headers, peer, "https" if conn.is_tls else "http")
         except WorkerError as exc:
-            self.refuse(conn, exc)
+            self.refuse(conn, exc, head)
             return False
         method = head.method.decode("latin-1")
         target = head.target.decode("latin-1")
