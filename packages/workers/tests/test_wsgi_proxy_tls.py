@@ -170,3 +170,31 @@ def test_proxy_protocol_from_a_peer_not_allowed(tmp_path):
         assert srv.raw(b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 400")  # v1 required
     finally:
         assert srv.stop() == 0
+
+
+def test_tls_client_certificate_required(tmp_path, cert):
+    certfile, keyfile = cert
+    ctx = ssl.create_default_context(cafile=certfile)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(certfile, keyfile)  # the self-signed cert doubles as the client's
+
+    def probe(server):
+        try:
+            with httpx.Client(verify=ctx, timeout=2) as client:
+                return client.get(f"https://{server.host}:{server.port}/").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    srv = Server(tmp_path, worker="gthread", settings={
+        "certfile": certfile, "keyfile": keyfile, "ca_certs": certfile, "cert_reqs": 2,
+    }).start(probe=probe)
+    try:
+        with httpx.Client(verify=ctx, timeout=5) as client:
+            assert client.get(f"https://{srv.host}:{srv.port}/").content == b"Hello, World!"
+        anonymous = ssl.create_default_context(cafile=certfile)
+        anonymous.check_hostname = False
+        with pytest.raises(httpx.TransportError):
+            with httpx.Client(verify=anonymous, timeout=5) as client:
+                client.get(f"https://{srv.host}:{srv.port}/")
+    finally:
+        assert srv.stop() == 0
