@@ -221,3 +221,13 @@ def test_quick_stop_does_not_wait_for_requests_in_flight(tmp_path, worker):
         assert isinstance(result["r"], OSError)  # the request in flight was cut
     finally:
         srv.stop()
+
+
+def test_gthread_unread_partial_body_closes_without_waiting(gthread):
+    with socket.create_connection((gthread.host, gthread.port), timeout=5) as s:
+        s.sendall(b"POST /noread HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+                  + b"x" * 10)
+        started = time.monotonic()
+        data = read_until_close(s, timeout=5)
+    assert data.endswith(b"\r\n\r\nnoread")
+    assert time.monotonic() - started < 2.0  # not the 30 s I/O timeout

@@ -180,8 +180,8 @@ class RequestHandler:
             rtype = type(result)
             if rtype is list or rtype is tuple:
                 resp.write_all(result)
-            elif rtype is FileWrapper and self._sendfile_fd(conn, result) is not None:
-                resp.send_file(result, self._sendfile_fd(conn, result))  # type: ignore[arg-type]
+            elif rtype is FileWrapper and (fd := self._sendfile_fd(conn, result)) is not None:
+                resp.send_file(result, fd)
             else:
                 for chunk in result:
                     resp.write(chunk)

@@ -149,13 +149,32 @@ class InputStream:
         return self.done
 
     def drain(self, max_bytes: int) -> bool:
-        """Discard the unread body, up to `max_bytes`; True when the body ended."""
+        """Discard the unread body, up to `max_bytes`, without waiting for the client.
+
+        True when the body has ended; False when the rest is not there yet or is
+        too big: the connection must then be closed rather than kept.
+        """
         if self._want_continue:
             return False  # the client waits for our word: its body may never come
         discarded = len(self._buf)
         self._buf.clear()
+        conn = self._conn
+        events = conn.events
         while not self.done:
             if discarded > max_bytes:
                 return False
-            discarded += len(self._next_chunk())
+            if not events:
+                data = conn.recv_ready()
+                if not data:  # nothing yet (None) or the client closed (b"")
+                    return False
+                conn.feed(data)
+                continue
+            event = events.popleft()
+            if isinstance(event, Body):
+                discarded += len(event.data)
+            elif isinstance(event, EndOfMessage):
+                self.done = True
+                self.trailers = list(getattr(event, "trailers", None) or ())
+            else:
+                raise ClientDisconnected(f"unexpected parser event {type(event).__name__}")
         return True
