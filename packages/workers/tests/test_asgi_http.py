@@ -19,10 +19,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 from asgi_support import AsgiServer, raw_request, read_response
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiServer]:
+@pytest.fixture(scope="module", params=["python", "httptools"])
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiServer]:
+    """One worker per gcorn.http parser backend: the whole module runs against both."""
     tmp = tmp_path_factory.mktemp("asgi-http")
-    srv = AsgiServer(tmp, "asgi_apps:app", keepalive=5,
+    srv = AsgiServer(tmp, "asgi_apps:app", keepalive=5, http_parser=request.param,
                      access_file=str(tmp / "access.log")).wait_ready()
     try:
         yield srv

@@ -247,7 +247,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle = RequestCycle(self, scope, minor, head.keep_alive and state.keep_alive_ok,
                              head.expects_continue, method == "HEAD")
         self.cycle = cycle
-        if complete:
+        if complete or not (head.chunked or head.content_length):
+            # a request without a body is whole at its head
             cycle.body_complete = True
         if state.access_enabled:
             cycle.start_time = time.monotonic()
