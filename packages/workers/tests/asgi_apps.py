@@ -124,6 +124,20 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"5")]})
         await send({"type": "http.response.body", "body": b"1234567890"})
+    elif path == "/ignore-disconnect":
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            _note("cancelled /ignore-disconnect")
+            raise
+    elif path == "/stream-big":
+        # 32 MiB in 1 MiB pieces: the server must wait for the socket, not buffer it all
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(32 * 1024 * 1024).encode())]})
+        piece = b"s" * (1024 * 1024)
+        for _ in range(31):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": piece})
     elif path == "/bad-header":
         await _text(send, 200, b"x", [(b"x-evil", b"a\r\nset-cookie: pwned=1")])
     elif path == "/close":

@@ -370,3 +370,35 @@ def test_proxy_protocol_from_a_peer_not_allowed_is_403(tmp_path: Path) -> None:
         assert reply.startswith(b"HTTP/1.1 403")
     finally:
         srv.stop()
+
+
+def test_app_ignoring_disconnect_is_cancelled_after_the_grace_period(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app", asgi_disconnect_grace_period=0.5).wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            sock.sendall(b"GET /ignore-disconnect HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.2)
+        started = time.monotonic()
+        assert _poll(lambda: "cancelled /ignore-disconnect" in srv.events_text())
+        assert time.monotonic() - started < 3
+    finally:
+        srv.stop()
+
+
+def test_slow_reader_does_not_make_the_worker_buffer_the_response(server: AsgiServer) -> None:
+    import psutil
+    worker = psutil.Process(server.worker_pids()[0])
+    before = worker.memory_info().rss
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(b"GET /stream-big HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(1.0)  # not reading: the worker must wait on the socket
+        grown = worker.memory_info().rss - before
+        received = 0
+        while received < 32 * 1024 * 1024:
+            chunk = sock.recv(1024 * 1024)
+            if not chunk:
+                break
+            received += len(chunk)
+    assert grown < 12 * 1024 * 1024, f"worker buffered {grown / 2**20:.1f} MiB"
+    assert received >= 32 * 1024 * 1024  # head + the whole body arrived
