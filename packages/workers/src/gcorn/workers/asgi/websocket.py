@@ -156,11 +156,14 @@ class WebSocketSession:
 
     def _process(self) -> None:
         protocol = self.protocol
+        # only control frames and errors make the protocol write (pong, close):
+        # data frames alone need no flush
+        control = False
         for frame in protocol.events_received():
             opcode = frame.opcode
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if frame.fin:
-                    self._deliver(opcode, frame.data)
+                    control |= self._deliver(opcode, frame.data)
                 else:
                     self.fragment_opcode = opcode
                     self.fragments = [frame.data]
@@ -169,33 +172,46 @@ class WebSocketSession:
                 if frame.fin:
                     data = b"".join(self.fragments)
                     self.fragments = []
-                    self._deliver(self.fragment_opcode, data)
-            elif opcode is Opcode.PONG:
-                if self.ping_payload is not None and frame.data == self.ping_payload:
-                    self.ping_payload = None
-                    self._schedule_ping()
-            elif opcode is Opcode.CLOSE:
-                close = protocol.close_rcvd
-                self._disconnect(close.code if close is not None else 1005,
-                                 close.reason if close is not None else "")
-        if protocol.parser_exc is not None and protocol.close_sent is not None:
-            # an invalid frame: the library chose the RFC's close code
-            self._disconnect(protocol.close_sent.code, protocol.close_sent.reason)
-        self._flush()
+                    control |= self._deliver(self.fragment_opcode, data)
+            else:
+                control = True
+                if opcode is Opcode.PONG:
+                    if self.ping_payload is not None and frame.data == self.ping_payload:
+                        self.ping_payload = None
+                        self._schedule_ping()
+                elif opcode is Opcode.CLOSE:
+                    close = protocol.close_rcvd
+                    self._disconnect(close.code if close is not None else 1005,
+                                     close.reason if close is not None else "")
+        if protocol.parser_exc is not None:
+            control = True
+            if protocol.close_sent is not None:
+                # an invalid frame: the library chose the RFC's close code
+                self._disconnect(protocol.close_sent.code, protocol.close_sent.reason)
+        if control:
+            self._flush()
         if len(self.inbox) > _INBOX_HIGH_WATER:
             self.conn._pause_reading(1)
 
-    def _deliver(self, opcode: Any, data: bytes) -> None:
+    def _deliver(self, opcode: Any, data: bytes) -> bool:
+        """Queue one whole message for the app; True when the protocol has to write."""
+        message: Message
         if opcode is Opcode.TEXT:
             try:
-                text = data.decode("utf-8")
+                message = {"type": "websocket.receive", "text": data.decode("utf-8")}
             except UnicodeDecodeError:
                 self.protocol.fail(1007, "invalid UTF-8 in a text message")
                 self._disconnect(1007, "")
-                return
-            self._push({"type": "websocket.receive", "text": text})
+                return True
         else:
-            self._push({"type": "websocket.receive", "bytes": data})
+            message = {"type": "websocket.receive", "bytes": data}
+        self.inbox.append(message)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return False
 
     def _disconnect(self, code: int, reason: str) -> None:
         if not self.disconnect_sent:
@@ -272,6 +288,21 @@ class WebSocketSession:
     async def send(self, message: Message) -> None:
         """ASGI `send` for the websocket scope."""
         kind = message["type"]
+        protocol = self.protocol
+        if (kind == "websocket.send" and self.phase == "open" and not self.disconnect_sent
+                and protocol.state is State.OPEN and not self.conn.closed):
+            data = message.get("bytes")
+            if data is not None:
+                protocol.send_binary(data)
+            else:
+                text = message.get("text")
+                if text is None:
+                    raise AppProtocolError("websocket.send needs 'bytes' or 'text'")
+                protocol.send_text(text.encode("utf-8"))
+            self.conn.write(b"".join(protocol.data_to_send()))
+            if self.conn.write_paused:
+                await self.conn.drain()
+            return
         if self.phase == "handshake":
             if kind == "websocket.accept":
                 self._accept(message)
@@ -292,22 +323,9 @@ class WebSocketSession:
             return
         if self.phase == "closed" or self.disconnect_sent or self.conn.closed:
             raise ClientDisconnected("the WebSocket is closed")
-        protocol = self.protocol
         if protocol.state is not State.OPEN:
             raise ClientDisconnected("the WebSocket is closing")
-        if kind == "websocket.send":
-            data = message.get("bytes")
-            if data is not None:
-                protocol.send_binary(data)
-            else:
-                text = message.get("text")
-                if text is None:
-                    raise AppProtocolError("websocket.send needs 'bytes' or 'text'")
-                protocol.send_text(text.encode("utf-8"))
-            self._flush()
-            if self.conn.write_paused:
-                await self.conn.drain()
-        elif kind == "websocket.close":
+        if kind == "websocket.close":
             protocol.send_close(message.get("code") or 1000, message.get("reason") or "")
             self._flush()
             self._arm_close_timeout()
