@@ -103,8 +103,27 @@ class EchoClient(asyncio.Protocol):
             self.transport.write(self.frame * done)  # type: ignore[union-attr]
 
 
-async def drive(port: int, connections: int, duration: float) -> float:
-    """Echo messages per second over `connections` connections for `duration` seconds."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its children (the server under test)."""
+    import psutil
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def drive(port: int, connections: int, duration: float,
+                server_pid: int) -> tuple[float, float]:
+    """(messages/s, messages per server CPU-second) over `connections` connections."""
     loop = asyncio.get_running_loop()
     counter = [0]
     clients = []
@@ -115,12 +134,14 @@ async def drive(port: int, connections: int, duration: float) -> float:
         clients.append((transport, ready))
     await asyncio.wait_for(asyncio.gather(*(ready for _, ready in clients)), 10)
     await asyncio.sleep(1.0)  # warm-up
-    start_count, start = counter[0], time.monotonic()
+    start_count, start, cpu = counter[0], time.monotonic(), tree_cpu(server_pid)
     await asyncio.sleep(duration)
-    rate = (counter[0] - start_count) / (time.monotonic() - start)
+    done = counter[0] - start_count
+    rate = done / (time.monotonic() - start)
+    per_cpu = done / max(tree_cpu(server_pid) - cpu, 1e-6)
     for transport, _ in clients:
         transport.abort()
-    return rate
+    return rate, per_cpu
 
 
 def free_port() -> int:
@@ -175,24 +196,31 @@ def main() -> int:
     except ImportError:
         pass
     results: dict[str, list[float]] = {"gcorn": [], "uvicorn": []}
+    per_cpu: dict[str, list[float]] = {"gcorn": [], "uvicorn": []}
     for rep in range(args.reps):
         for name in results:
             port = free_port()
             proc = start_server(name, port)
             try:
-                rate = asyncio.run(drive(port, args.connections, min(args.duration, 10.0)))
+                rate, efficiency = asyncio.run(
+                    drive(port, args.connections, min(args.duration, 10.0), proc.pid))
             finally:
                 stop_server(proc)
             results[name].append(rate)
-            print(f"rep{rep + 1} {name:8s} {rate:10,.0f} msg/s", flush=True)
+            per_cpu[name].append(efficiency)
+            print(f"rep{rep + 1} {name:8s} {rate:10,.0f} msg/s {efficiency:10,.0f} msg per server"
+                  " CPU-s", flush=True)
     print(f"\nwebsocket echo, {args.connections} connections, 16-byte text, one worker, "
           f"median of {args.reps}\n")
-    print("| server | messages/s (median) | min–max |")
-    print("|---|---|---|")
+    print("| server | messages/s (median) | min–max | messages per server CPU-s (median) |")
+    print("|---|---|---|---|")
     for name, rates in results.items():
-        print(f"| {name} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} |")
+        print(f"| {name} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} |"
+              f" {statistics.median(per_cpu[name]):,.0f} |")
     ratio = statistics.median(results["gcorn"]) / statistics.median(results["uvicorn"])
-    print(f"\ngcorn / uvicorn (--ws websockets): {ratio:.2f}x")
+    cpu_ratio = statistics.median(per_cpu["gcorn"]) / statistics.median(per_cpu["uvicorn"])
+    print(f"\ngcorn / uvicorn (--ws websockets): {ratio:.2f}x messages/s,"
+          f" {cpu_ratio:.2f}x messages per server CPU-second")
     return 0
 
 
