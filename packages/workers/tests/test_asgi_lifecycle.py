@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, os.path.dirname(__file__))
-from asgi_support import AsgiServer, read_response  # noqa: E402
+from asgi_support import AsgiServer, read_response
 
 
 def _poll(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
