@@ -17,18 +17,23 @@ def test_no_head_of_line_blocking_behind_a_busy_worker(make_pool, tmp_path):
     busy_client, probe = p.client(), p.client()
     busy_client.execute(ECHO, "noop", 0)
     probe.execute(ECHO, "noop", 0)
-    worst = 0.0
+    latencies: list[float] = []
     for trial in range(3):
         marker = str(tmp_path / f"busy{trial}")
         th = threading.Thread(target=busy_client.execute, args=(ECHO, "sleep_report", 1.0, marker))
         th.start()
         assert wait_for(lambda m=marker: os.path.exists(m), 5)
+        busy_pid = int(open(marker).read())
         for _ in range(4):
             t0 = time.perf_counter()
-            assert probe.execute(ECHO, "noop", 1) == 1
-            worst = max(worst, time.perf_counter() - t0)
+            assert probe.execute(ECHO, "pid_of") != busy_pid  # never queued behind the busy one
+            latencies.append(time.perf_counter() - t0)
         th.join(5)
-    assert worst < 0.05, f"no-op took {worst * 1e3:.1f} ms while one worker was busy"
+    latencies.sort()
+    # The median is the routing figure; the max only has to stay far below the 1 s
+    # busy call, because a loaded test machine can delay any single call.
+    assert latencies[len(latencies) // 2] < 0.05, latencies
+    assert latencies[-1] < 0.5, latencies
 
 
 def test_dirty_threads_run_calls_at_once_on_one_worker(make_pool):
