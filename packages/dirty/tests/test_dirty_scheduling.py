@@ -68,7 +68,7 @@ def test_full_queue_answers_busy_at_once(make_pool):
     t0 = time.monotonic()
     with pytest.raises(DirtyBusyError, match="dirty_queue_size=2"):
         c.execute(ECHO, "noop", 1)
-    assert time.monotonic() - t0 < 0.1
+    assert time.monotonic() - t0 < 0.3  # at once, not after the 1.8 s of queued work
     # a second client (no local knowledge) is refused as well
     with pytest.raises(DirtyBusyError):
         p.client().execute(ECHO, "noop", 1)
