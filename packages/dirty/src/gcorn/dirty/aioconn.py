@@ -23,6 +23,7 @@ class StreamInbox:
         self.done = False
 
     def push(self, item: tuple[int, Any], final: bool) -> None:
+        """Queue one frame; ``final`` ends the stream."""
         self.frames.append(item)
         if final:
             self.done = True
@@ -59,9 +60,11 @@ class AsyncConn(asyncio.Protocol):
         return len(self.pending)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport."""
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        """Parse frames and hand each to its future or stream inbox."""
         try:
             frames = self.parser.feed(data)
         except DirtyError as exc:
@@ -81,14 +84,17 @@ class AsyncConn(asyncio.Protocol):
                 target.set_result((mtype, payload))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Fail every call still waiting on this worker."""
         self._fail(DirtyWorkerLostError(
             "dirty worker died or closed the connection before answering", {"socket_path": self.path}))
 
     def pause_writing(self) -> None:
+        """The socket is full: senders wait for resume_writing."""
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
+        """The socket drained: release waiting senders."""
         d, self._drain = self._drain, None
         if d is not None and not d.done():
             d.set_result(None)

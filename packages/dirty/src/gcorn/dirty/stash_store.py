@@ -38,39 +38,50 @@ class StashStore:
                                           {"table_name": table}) from None
 
     def op_put(self, table: str, key: Any, value: Any, _extra: Any) -> None:
+        """Store a value (creating the table)."""
         self.tables.setdefault(table, {})[key] = value
 
     def op_get(self, table: str, key: Any, _value: Any, default: Any) -> Any:
+        """A value, or the default."""
         return self.tables.get(table, {}).get(key, default)
 
     def op_delete(self, table: str, key: Any, _value: Any, _extra: Any) -> bool:
+        """Remove a key; True if it was there."""
         return self.tables.get(table, {}).pop(key, _MISSING) is not _MISSING
 
     def op_exists(self, table: str, key: Any, _value: Any, check_key: Any) -> bool:
+        """Does the table (or the key) exist?"""
         if table not in self.tables:
             return False
         return key in self.tables[table] if check_key else True
 
     def op_keys(self, table: str, _key: Any, _value: Any, pattern: Any) -> list[Any]:
+        """Keys, optionally matching an fnmatch pattern."""
         keys = list(self.tables.get(table, {}))
         if pattern is None:
             return keys
         return [k for k in keys if isinstance(k, str) and fnmatch.fnmatchcase(k, str(pattern))]
 
     def op_items(self, table: str, _key: Any, _value: Any, _extra: Any) -> list[Any]:
+        """[key, value] pairs of an existing table."""
         return [[k, v] for k, v in self._table(table).items()]
 
     def op_clear(self, table: str, _key: Any, _value: Any, _extra: Any) -> None:
+        """Empty an existing table."""
         self._table(table).clear()
 
     def op_info(self, table: str, _key: Any, _value: Any, _extra: Any) -> dict[str, Any]:
+        """Name and size of an existing table."""
         return {"name": table, "size": len(self._table(table))}
 
     def op_len(self, table: str, _key: Any, _value: Any, _extra: Any) -> int:
+        """Number of keys (0 for a missing table)."""
         return len(self.tables.get(table, {}))
 
     def op_ensure(self, table: str, _key: Any, _value: Any, _extra: Any) -> None:
+        """Create the table if missing."""
         self.tables.setdefault(table, {})
 
     def op_delete_table(self, table: str, _key: Any, _value: Any, _extra: Any) -> bool:
+        """Drop a table; True if it existed."""
         return self.tables.pop(table, None) is not None
