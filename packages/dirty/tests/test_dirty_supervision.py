@@ -82,6 +82,11 @@ def test_ttin_ttou_change_the_count_but_never_below_n(make_pool):
     assert wait_for(lambda: "cannot remove a worker" in p.log(), 2)
     c = p.client()
     assert len({c.execute(HEAVY, "pid_of") for _ in range(8)}) == 2
+    # the same through the arbiter's MANAGE request
+    assert c.manage("add", 1) == {"changed": 1, "total_workers": 3}
+    p.wait_ready(3)
+    assert c.manage("remove", 5) == {"changed": 1, "total_workers": 2}
+    p.wait_ready(2)
 
 
 def test_hup_replaces_every_worker_while_calls_keep_succeeding(pool):
