@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -166,6 +167,10 @@ class AsgiWorker(Worker):
                 acceptor.start()
 
         state.resume_accepting = resume_accepting
+        # the app and its startup state live as long as the worker: keep them out
+        # of the collector's full passes, which would otherwise walk them again and
+        # again while requests wait
+        gc.freeze()
         for acceptor in acceptors:
             acceptor.start()
         try:
