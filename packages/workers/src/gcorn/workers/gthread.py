@@ -68,6 +68,8 @@ class ThreadWorker(Worker):
         self.lock = threading.Lock()
         self.accepting = True
         self.running = True
+        # before the threads start: a thread that reaches max_requests writes to it
+        self.wakeup, self.wake_w = signal_wakeup_fd()
         threads = [threading.Thread(target=self.serve_forever, name=f"gthread-{i}", daemon=True)
                    for i in range(nthreads)]
         for thread in threads:
@@ -88,7 +90,7 @@ class ThreadWorker(Worker):
         """Heartbeat and keep-alive reaping until the worker must stop."""
         tick = min(max(self.timeout / 4.0, 0.05), 1.0) if self.timeout > 0 else 1.0
         tick = min(tick, max(self.keepalive / 2.0, 0.05)) if self.keepalive > 0 else tick
-        wakeup, self.wake_w = signal_wakeup_fd()
+        wakeup = self.wakeup
         poller = select.poll()
         poller.register(wakeup, select.POLLIN)
         while self.alive:
@@ -107,8 +109,17 @@ class ThreadWorker(Worker):
         for fd, conn in list(self.parked.items()):
             if conn.last_active >= older_than:
                 continue
-            if self.parked.get(fd) is conn and self.parked.pop(fd, None) is conn:
+            taken = self.parked.pop(fd, None)
+            if taken is conn:
                 self.close(conn)
+            elif taken is not None:
+                # the fd now belongs to a newer connection (parked meanwhile): keep it,
+                # re-armed in case its wake-up came while it was out of the table
+                self.parked[fd] = taken
+                try:
+                    self.epoll.modify(fd, _ARM)
+                except OSError as exc:
+                    self.log.debug("cannot re-arm %s: %s", taken.peer, exc)
 
     def stop_accepting(self) -> None:
         """Take the listeners out of the epoll set (idempotent)."""
