@@ -121,6 +121,10 @@ def test_tls(tmp_path, cert, worker):
             assert r.content == b"z" * 100_000
             r = client.get(url + "/chunked")
             assert r.content == b"part0;part1;part2;part3;part4;"
+            payload = os.urandom(200_000)  # file_wrapper under TLS: no sendfile, same bytes
+            (tmp_path / "tls.bin").write_bytes(payload)
+            r = client.get(url + f"/file?path={tmp_path / 'tls.bin'}")
+            assert r.content == payload
         # plain HTTP on the TLS port is refused, and the worker survives
         try:
             data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=2)
