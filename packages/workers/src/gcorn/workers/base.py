@@ -44,7 +44,8 @@ def drain_wakeup_fd(fd: int) -> None:
 
 def raw_socket(listener: Any) -> socket.socket:
     """The socket object behind an arbiter `Listener` (or the socket itself)."""
-    return getattr(listener, "sock", listener)
+    sock: socket.socket = getattr(listener, "sock", listener)
+    return sock
 
 
 def boot_serving(worker: Any, multithread: bool) -> WsgiServing:
