@@ -110,9 +110,10 @@ def test_script_name_from_process_environment(tmp_path):
         srv.stop()
 
 
-def test_unix_socket_server_name_from_host(tmp_path):
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_unix_socket_server_name_from_host(tmp_path, worker):
     path = str(tmp_path / "s.sock")
-    srv = Server(tmp_path, worker="gthread", bind=[f"unix:{path}"]).start()
+    srv = Server(tmp_path, worker=worker, bind=[f"unix:{path}"]).start()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(5)
