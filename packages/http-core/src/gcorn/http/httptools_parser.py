@@ -1,45 +1,71 @@
 """The httptools backend: the pure backend's state machine, with llhttp (C) doing
-the scan of each request's header fields.
+the scan of each request's header fields, and a short path for the usual head.
 
 Why this split: framing, limits and every rule of head.py are shared code, so
 both backends accept and reject the same bytes by construction. llhttp only
 replaces the header-field regexes, and its verdict is never trusted alone:
 
-- llhttp refuses a head: the pure field parser re-reads the same bytes and
-  decides (it raises our exact error, or accepts what llhttp is stricter
-  about, such as a method llhttp does not know);
-- llhttp accepts a head: every rule on which llhttp is laxer (request-line
-  spacing and version, limits, duplicates, framing, target forms) is checked
-  by the shared code around it, and trailing whitespace, which llhttp keeps
-  in a value, is removed here.
+- llhttp refuses a field block: the pure field parser re-reads the same bytes
+  and decides (it raises our exact error, or accepts what llhttp is stricter
+  about);
+- llhttp accepts a field block: the shared rules run on the fields it found
+  (trailing whitespace, which llhttp keeps in a value, is removed here).
+
+llhttp never sees the request line (our regexes check its raw bytes) nor a
+body: it reads each field block behind the fixed status line of a 304
+response, a message that has no body whatever its fields say, so the llhttp
+parser is back at its start after every block and serves the whole connection.
+
+The usual head (a whole head at the start of a feed: HTTP/1.1, a common
+method, an origin-form target, each field name once, no Upgrade or Expect)
+takes a short path that builds what head.build_head would build for it
+(tests/test_httptools_backend.py checks both on the same bytes); anything
+else goes through the shared state machine.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httptools
 
-from .errors import HeaderFieldTooLarge, TooManyHeaders
-from .events import Header
+from .events import EndOfMessage, Event, Header, RequestHead
 from .fields import parse_fields
-from .python_parser import PythonParser
+from .python_parser import (
+    CHUNK_HEADER_LINE,
+    HEAD,
+    HTTP_11,
+    LENGTH,
+    PythonParser,
+)
+
+# The status line llhttp reads before each field block: a response that can
+# carry no body (RFC 9110 15.4.5), so llhttp never waits for one.
+_BLOCK_PREFIX = b"HTTP/1.1 304 -\r\n"
+
+# The usual request line: a method that passes every method rule, an
+# origin-form target without a fragment, HTTP/1.1 (CONNECT needs another form).
+_USUAL_REQUEST_LINE = re.compile(
+    rb"(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE) (/[\x21\x22\x24-\x7e]*+) HTTP/1\.1\r\n"
+)
+_usual_request_line = _USUAL_REQUEST_LINE.match
+_MAX_LENGTH_DIGITS = 18  # as head.build_head
+# Fields that need more than the usual head's rules (see _usual_framing).
+_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"upgrade", b"expect"))
 
 
 class _FieldCollector:
-    """The llhttp protocol object: collects the fields of one head."""
+    """What llhttp calls back: ``on_header`` keeps each field, name lower-cased."""
 
-    __slots__ = ("headers", "complete")
+    __slots__ = ("headers",)
 
     def __init__(self) -> None:
         self.headers: list[Header] = []
-        self.complete = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp strips the whitespace before a value but keeps the one after it.
         self.headers.append((name.lower(), value.rstrip(b" \t")))
-
-    def on_message_complete(self) -> None:
-        self.complete = True
 
 
 class HttptoolsParser(PythonParser):
@@ -51,38 +77,120 @@ class HttptoolsParser(PythonParser):
     def __init__(self, backend: str = "auto", **kwargs: Any) -> None:
         PythonParser.__init__(self, backend, **kwargs)
         self._collector = _FieldCollector()
-        self._llhttp: httptools.HttpRequestParser | None = None
+        self._llhttp = httptools.HttpResponseParser(self._collector)
         # llhttp has no obs-fold nor "space before colon" leniency: those
         # settings are served by the pure field parser.
         options = self.options
         self._lenient_fields = options.permit_obsolete_folding or options.strip_header_spaces
 
+    def feed(self, data: bytes) -> list[Event]:
+        """Take bytes received from the peer; return the events they complete."""
+        # The short path: a whole usual head at the start of a fresh buffer.
+        if self._state != HEAD or self._buf or type(data) is not bytes or self._lenient_fields:
+            return PythonParser.feed(self, data)
+        match = _usual_request_line(data)
+        if match is None:
+            return PythonParser.feed(self, data)
+        fields_start = match.end()
+        head_end = data.find(b"\r\n\r\n", fields_start - 2)
+        options = self.options
+        if (
+            head_end < fields_start  # no field, or no end of head yet
+            or fields_start - 2 > options.request_line_limit
+            or head_end + 2 - fields_start > options.field_size_limit  # a line may be too long
+        ):
+            return PythonParser.feed(self, data)
+        collector = self._collector
+        headers = collector.headers = []
+        try:
+            self._llhttp.feed_data(_BLOCK_PREFIX + data[fields_start : head_end + 4])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._llhttp = httptools.HttpResponseParser(collector)
+            return PythonParser.feed(self, data)  # the pure field parser decides
+        fields = dict(headers)
+        if len(fields) != len(headers) or len(headers) > options.fields_limit:
+            return PythonParser.feed(self, data)  # a repeated name (Host, host), too many
+        if _FRAMING_FIELDS.isdisjoint(fields):
+            content_length = None
+            chunked = False
+        else:
+            framing = _usual_framing(fields)
+            if framing is None:
+                return PythonParser.feed(self, data)
+            content_length, chunked = framing
+        value = fields.get(b"connection")
+        if value is None:
+            keep_alive = True
+        else:
+            value = value.lower()
+            if value == b"keep-alive":
+                keep_alive = True
+            elif value == b"close":
+                keep_alive = False
+            else:
+                keep_alive = b"close" not in [part.strip(b" \t") for part in value.split(b",")]
+        method, target = match.groups()
+        path, _, query = target.partition(b"?")
+        head = self._head = RequestHead(
+            method, target, path, query, HTTP_11, headers, keep_alive, False, None,
+            content_length, chunked,
+        )
+        end = head_end + 4
+        if chunked:
+            self._state = CHUNK_HEADER_LINE
+        elif content_length:
+            self._state = LENGTH
+            self._remaining = content_length
+        elif keep_alive:
+            if end == len(data):
+                return [head, EndOfMessage([])]
+            return self._feed_from(data, end, [head, EndOfMessage([])])
+        else:
+            events: list[Event] = [head]
+            self._end_message(events, [])
+            return events
+        return self._feed_from(data, end, [head])
+
+    def _scan(self, buf: bytes, line_end: int, head_end: int) -> list[Header] | None:
+        """The fields of buf[line_end + 2:head_end + 2] as llhttp reads them, or None
+        when only the pure field parser can tell (llhttp refused, a limit is near)."""
+        options = self.options
+        if head_end - line_end > options.field_size_limit:
+            return None  # a line may be too long: the pure parser checks each one
+        collector = self._collector
+        headers = collector.headers = []
+        try:
+            self._llhttp.feed_data(_BLOCK_PREFIX + buf[line_end + 2 : head_end + 4])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._llhttp = httptools.HttpResponseParser(collector)  # start afresh
+            return None  # the pure parser decides
+        if len(headers) > options.fields_limit:
+            return None
+        return headers
+
     def _fields(self, buf: bytes, start: int, line_end: int, head_end: int) -> list[Header]:
         """The header fields of the head buf[start:head_end + 4], scanned by llhttp."""
-        if self._lenient_fields:
-            return parse_fields(buf[line_end + 2 : head_end + 2], self.options)
-        collector = self._collector
-        collector.headers = []
-        collector.complete = False
-        llhttp = self._llhttp
-        if llhttp is None:
-            llhttp = self._llhttp = httptools.HttpRequestParser(collector)
-        try:
-            llhttp.feed_data(memoryview(buf)[start : head_end + 4])
-        except httptools.HttpParserUpgrade:
-            self._llhttp = None  # it stopped for a protocol switch: start afresh
-        except httptools.HttpParserError:
-            self._llhttp = None
-            return parse_fields(buf[line_end + 2 : head_end + 2], self.options)
-        if not collector.complete:
-            self._llhttp = None  # it waits for a body that this parser reads itself
-        headers = collector.headers
-        options = self.options
-        if len(headers) > options.fields_limit:
-            raise TooManyHeaders()
-        if head_end - line_end > options.field_size_limit:
-            # Only a block longer than the limit can hold a line longer than it.
-            block = buf[line_end + 2 : head_end]
-            if max(map(len, block.split(b"\r\n"))) > options.field_size_limit - 2:
-                raise HeaderFieldTooLarge()
-        return headers
+        if not self._lenient_fields:
+            headers = self._scan(buf, line_end, head_end)
+            if headers is not None:
+                return headers
+        return parse_fields(buf[line_end + 2 : head_end + 2], self.options)
+
+
+def _usual_framing(fields: dict[bytes, bytes]) -> tuple[int | None, bool] | None:
+    """(content_length, chunked) of usual framing fields, as head.build_head finds
+    them; None for anything else (Upgrade, Expect, codings: build_head decides)."""
+    if b"upgrade" in fields or b"expect" in fields:
+        return None
+    content_length: int | None = None
+    value = fields.get(b"content-length")
+    if value is not None:
+        if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+            return None
+        content_length = int(value)
+    value = fields.get(b"transfer-encoding")
+    if value is None:
+        return content_length, False
+    if value != b"chunked" or content_length is not None:
+        return None
+    return None, True

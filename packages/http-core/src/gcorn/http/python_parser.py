@@ -129,20 +129,35 @@ class PythonParser(RequestParser):
             else:
                 buf = data
             events: list[Event] = []
-            pos = self._run(buf, events)
-            if pos < len(buf) and self._state != CLOSED:  # after a closing request: dropped
-                pending += memoryview(buf)[pos:]
-                self._scanned = 0
-                self._line_end = -1
-                self._last_line = 0
-                if self._state == HEAD or self._state == TRAILERS:
-                    self._check_partial(pending)
+            self._keep_rest(buf, self._run(buf, events, 0))
         except ParseError as exc:
             self._state = FAILED
             self._error = exc
             pending.clear()
             raise
         return events
+
+    def _feed_from(self, buf: bytes, pos: int, events: list[Event]) -> list[Event]:
+        """Parse on from buf[pos:] (nothing pending); return events with what follows."""
+        try:
+            self._keep_rest(buf, self._run(buf, events, pos))
+        except ParseError as exc:
+            self._state = FAILED
+            self._error = exc
+            self._buf.clear()
+            raise
+        return events
+
+    def _keep_rest(self, buf: bytes, pos: int) -> None:
+        """Hold buf[pos:], the start of what the next feed() completes."""
+        if pos < len(buf) and self._state != CLOSED:  # after a closing request: dropped
+            pending = self._buf
+            pending += memoryview(buf)[pos:]
+            self._scanned = 0
+            self._line_end = -1
+            self._last_line = 0
+            if self._state == HEAD or self._state == TRAILERS:
+                self._check_partial(pending)
 
     def feed_eof(self) -> list[Event]:
         """The peer closed its side: raise IncompleteMessage if a request was cut short."""
@@ -157,9 +172,8 @@ class PythonParser(RequestParser):
             self._state = CLOSED
         return []
 
-    def _run(self, buf: bytes, events: list[Event]) -> int:
-        """Parse from the start of buf as far as it goes; return the position reached."""
-        pos = 0
+    def _run(self, buf: bytes, events: list[Event], pos: int) -> int:
+        """Parse from buf[pos:] as far as it goes; return the position reached."""
         end = len(buf)
         options = self.options
         while pos < end:
