@@ -99,3 +99,24 @@ def test_http_parser_setting_selects_the_backend(tmp_path, backend):
         assert status == 200 and body == b"Hello, World!"
     finally:
         assert srv.stop() == 0
+
+
+def test_compat_settings_reach_the_parser(tmp_path):
+    folded = (b"GET /env HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n b\r\nConnection: close\r\n\r\n")
+    lower = b"get /env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    strict = Server(tmp_path, worker="sync").start()
+    try:
+        assert strict.raw(folded).startswith(b"HTTP/1.1 400")
+    finally:
+        assert strict.stop() == 0
+    lax = Server(tmp_path, worker="sync", settings={
+        "permit_obsolete_folding": True, "casefold_http_method": True,
+        "permit_unconventional_http_method": True}).start()
+    try:
+        data = lax.raw(folded)
+        assert data.startswith(b"HTTP/1.1 200"), data[:100]
+        assert b'"HTTP_X_FOLD": "a b"' in data
+        data = lax.raw(lower)
+        assert data.startswith(b"HTTP/1.1 200") and b'"REQUEST_METHOD": "GET"' in data
+    finally:
+        assert lax.stop() == 0
