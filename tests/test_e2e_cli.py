@@ -227,7 +227,8 @@ def test_statsd_metrics(serve) -> None:  # type: ignore[no-untyped-def]
         server.get("/")
         seen: set[str] = set()
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not {"requests", "status"} <= seen:
+        wanted = {"requests", "status", "duration", "workers"}
+        while time.monotonic() < deadline and not wanted <= seen:
             try:
                 data = receiver.recv(4096).decode()
             except TimeoutError:
@@ -238,7 +239,9 @@ def test_statsd_metrics(serve) -> None:  # type: ignore[no-untyped-def]
                 seen.add("status")
             if data.startswith("app.gunicorn.request.duration:"):
                 seen.add("duration")
-    assert {"requests", "status", "duration"} <= seen
+            if data.startswith("app.gunicorn.workers:1|g"):
+                seen.add("workers")
+    assert wanted <= seen
 
 
 WSGI_LIVE = (

@@ -72,6 +72,7 @@ class Arbiter(ChildrenMixin):
         self._booted: set[int] = set()
         self._old_generation: set[int] = set()
         self._generation_deadline = 0.0
+        self._reported_workers = -1
         self._guard = BootGuard()
         self._read_cfg()
 

@@ -77,6 +77,7 @@ class ChildrenMixin:
     _booted: set[int]
     _old_generation: set[int]
     _generation_deadline: float
+    _reported_workers: int
 
     @property
     def num_workers(self) -> int:  # overridden by Arbiter
@@ -110,6 +111,15 @@ class ChildrenMixin:
         elif missing < 0:
             for worker in sorted(active, key=lambda w: w.age)[:-missing]:
                 self._retire(worker.pid)
+        self._report_worker_count()
+
+    def _report_worker_count(self) -> None:
+        """Log the active worker count when it changes, as gunicorn's `gunicorn.workers` gauge."""
+        count = len(self._active_workers())
+        if count != self._reported_workers:
+            self._reported_workers = count
+            metric = {"metric": "gunicorn.workers", "value": count, "mtype": "gauge"}
+            self.log.debug("%d workers", count, extra=metric)
 
     def spawn_worker(self) -> int:
         """Fork one worker of cfg.worker_class; returns its pid in the master."""
