@@ -52,7 +52,18 @@ LINE = st.sampled_from([
     b"OPTIONS / HTTP/1.1", b"GET /a#b HTTP/1.1", b"GET / HTTP/1.0", b"GET  / HTTP/1.1",
     b"GET /\"{}|\\^` HTTP/1.1",
 ])
-BODY = st.sampled_from([b"", b"abc", b"3\r\nabc\r\n0\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"])
+# Bodies, chunked ones in the plainest encoding (which llhttp reads on the
+# short path) and in every other shape (which the shared machine reads).
+BODY = st.sampled_from([
+    b"", b"abc", b"GET / HTTP/1.1\r\n\r\n", b"3\r\nabc\r\n0\r\n\r\n",
+    b"3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", b"3\r\nabc\r\n0\r\n\r\n\r\n",
+    b"3\r\nabc\r\n0\r\n\r\n\r", b"3\r\nabc\r\n0\r\n\r\n\n", b"A\r\n0123456789\r\n0\r\n\r\n",
+    b"a\r\n0123456789\r\n1\r\nx\r\n0\r\n\r\n", b"03\r\nabc\r\n0\r\n\r\n", b"3;x=y\r\nabc\r\n0\r\n\r\n",
+    b"3 ;x\r\nabc\r\n0\r\n\r\n", b"3\r\nabc\r\n0;e\r\n\r\n", b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+    b"3\r\nabc\r\n0\r\nHost: h\r\n\r\n", b"3\r\nabc\r\n0\r\n", b"3\r\nabcd\r\n0\r\n\r\n",
+    b"3\r\nab\r\n0\r\n\r\n", b"3\r\nabc\n0\r\n\r\n", b"0\r\n\r\n", b"1\r\n\r\r\n0\r\n\r\n",
+    b"100\r\n" + b"x" * 256 + b"\r\n0\r\n\r\n", b"10000000000000000\r\nx\r\n0\r\n\r\n",
+])
 
 
 @st.composite
@@ -149,3 +160,34 @@ def test_connection_tokens_on_the_short_path(connection, keep_alive):
         head = RequestParser(backend).feed(data)[0]
         assert isinstance(head, RequestHead)
         assert head.keep_alive is keep_alive
+
+
+def test_llhttp_hands_over_one_body_piece_per_chunk_of_a_whole_buffer():
+    # _whole_chunked_body relies on it: more pieces than chunks could make an
+    # encoding with extensions look as long as the plainest one.
+    import httptools
+
+    chunks: list[bytes] = []
+
+    class Reader:
+        on_body = chunks.append
+
+    sizes = [1, 15, 16, 255, 4096, 70000]
+    body = b"".join(b"%x\r\n%s\r\n" % (n, b"y" * n) for n in sizes) + b"0\r\n\r\n"
+    httptools.HttpRequestParser(Reader()).feed_data(
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    )
+    assert [len(c) for c in chunks] == sizes
+
+
+@pytest.mark.parametrize("connection", [b"keep-alive", b"close"])
+def test_a_whole_chunked_request_on_the_short_path(connection):
+    data = (b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: "
+            + connection + b"\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    for backend in ("python", "httptools"):
+        parser = RequestParser(backend)
+        events = parser.feed(data)
+        assert [type(e).__name__ for e in events] == ["RequestHead", "Body", "Body", "EndOfMessage"]
+        assert b"".join(e.data for e in events[1:3]) == b"abcde"  # type: ignore[union-attr]
+        # After "Connection: close" the parser ignores what follows.
+        assert parser.feed(data) == ([] if connection == b"close" else events)

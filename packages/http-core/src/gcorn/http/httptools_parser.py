@@ -30,10 +30,11 @@ from typing import Any
 
 import httptools
 
-from .events import EndOfMessage, Event, Header, RequestHead
+from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .fields import parse_fields
 from .python_parser import (
     CHUNK_HEADER_LINE,
+    CLOSED,
     HEAD,
     HTTP_11,
     LENGTH,
@@ -50,6 +51,9 @@ _USUAL_REQUEST_LINE = re.compile(
     rb"(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE) (/[\x21\x22\x24-\x7e]*+) HTTP/1\.1\r\n"
 )
 _usual_request_line = _USUAL_REQUEST_LINE.match
+# What llhttp reads before a chunked body it is asked to read (see _whole_chunked_body).
+_CHUNKED_HEAD = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+_HEX = b"%x"
 _MAX_LENGTH_DIGITS = 18  # as head.build_head
 # Fields that need more than the usual head's rules (see _usual_framing).
 _FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"upgrade", b"expect"))
@@ -68,16 +72,35 @@ class _FieldCollector:
         self.headers.append((name.lower(), value.rstrip(b" \t")))
 
 
+class _BodyReader:
+    """An llhttp parser for chunked bodies, and what it calls back: ``on_body`` adds
+    a chunk to a list, ``on_message_complete`` says the body ended."""
+
+    __slots__ = ("on_body", "complete", "llhttp")
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.on_body = chunks.append  # a bound C method: no Python frame per chunk
+        self.complete = False
+        self.llhttp = httptools.HttpRequestParser(self)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
 class HttptoolsParser(PythonParser):
     """RequestParser backend that uses httptools (llhttp) for header fields."""
 
     backend = "httptools"
-    __slots__ = ("_collector", "_llhttp", "_lenient_fields")
+    __slots__ = (
+        "_collector", "_llhttp", "_lenient_fields", "_chunks", "_body_reader"
+    )
 
     def __init__(self, backend: str = "auto", **kwargs: Any) -> None:
         PythonParser.__init__(self, backend, **kwargs)
         self._collector = _FieldCollector()
         self._llhttp = httptools.HttpResponseParser(self._collector)
+        self._chunks: list[bytes] = []
+        self._body_reader: _BodyReader | None = None  # made on the first chunked body
         # llhttp has no obs-fold nor "space before colon" leniency: those
         # settings are served by the pure field parser.
         options = self.options
@@ -137,6 +160,10 @@ class HttptoolsParser(PythonParser):
         )
         end = head_end + 4
         if chunked:
+            if end < len(data):
+                events = self._whole_chunked_body(data, end, head)
+                if events is not None:
+                    return events
             self._state = CHUNK_HEADER_LINE
         elif content_length:
             self._state = LENGTH
@@ -146,10 +173,46 @@ class HttptoolsParser(PythonParser):
                 return [head, EndOfMessage([])]
             return self._feed_from(data, end, [head, EndOfMessage([])])
         else:
-            events: list[Event] = [head]
+            events = [head]
             self._end_message(events, [])
             return events
         return self._feed_from(data, end, [head])
+
+    def _whole_chunked_body(
+        self, data: bytes, start: int, head: RequestHead
+    ) -> list[Event] | None:
+        """The events of a chunked body that fills data[start:] exactly in the plainest
+        encoding (sizes in shortest hex, no extension, no trailer), read by llhttp;
+        None for anything else (the shared state machine reads it then).
+
+        llhttp calls on_body once per chunk of a contiguous buffer, so the body is
+        in the plainest encoding exactly when its length is the plainest encoding's
+        length for those chunks: any extension, leading zero, trailer, or byte after
+        the body makes it longer. That encoding is one the pure chunk parser reads
+        into the same pieces, so both backends still agree on every body.
+        """
+        chunks = self._chunks
+        reader = self._body_reader
+        if reader is None:
+            reader = self._body_reader = _BodyReader(chunks)
+        reader.complete = False
+        try:
+            reader.llhttp.feed_data(_CHUNKED_HEAD + data[start:])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            reader.complete = False
+        if reader.complete:
+            sizes = list(map(len, chunks))
+            plainest = sum(sizes) + len(b"".join(map(_HEX.__mod__, sizes))) + 4 * len(sizes) + 5
+            if len(data) - start == plainest:
+                events: list[Event] = [head, *map(Body, chunks), EndOfMessage([])]
+                chunks.clear()
+                if not head.keep_alive:
+                    self._state = CLOSED
+                return events
+        chunks.clear()
+        self._body_reader = None  # llhttp may be inside a message: start afresh
+        return None
+
 
     def _scan(self, buf: bytes, line_end: int, head_end: int) -> list[Header] | None:
         """The fields of buf[line_end + 2:head_end + 2] as llhttp reads them, or None
@@ -175,7 +238,6 @@ class HttptoolsParser(PythonParser):
             if headers is not None:
                 return headers
         return parse_fields(buf[line_end + 2 : head_end + 2], self.options)
-
 
 def _usual_framing(fields: dict[bytes, bytes]) -> tuple[int | None, bool] | None:
     """(content_length, chunked) of usual framing fields, as head.build_head finds
