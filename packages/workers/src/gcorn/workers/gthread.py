@@ -110,16 +110,18 @@ class ThreadWorker(Worker):
             if conn.last_active >= older_than:
                 continue
             taken = self.parked.pop(fd, None)
-            if taken is conn:
-                self.close(conn)
-            elif taken is not None:
-                # the fd now belongs to a newer connection (parked meanwhile): keep it,
-                # re-armed in case its wake-up came while it was out of the table
-                self.parked[fd] = taken
-                try:
-                    self.epoll.modify(fd, _ARM)
-                except OSError as exc:
-                    self.log.debug("cannot re-arm %s: %s", taken.peer, exc)
+            if taken is None:
+                continue  # a serving thread has it now
+            if taken.last_active < older_than:
+                self.close(taken)
+                continue
+            # served and parked again since the snapshot (or a newer connection on a
+            # reused fd): put it back, re-armed in case its wake-up came meanwhile
+            self.parked[fd] = taken
+            try:
+                self.epoll.modify(fd, _ARM)
+            except OSError as exc:
+                self.log.debug("cannot re-arm %s: %s", taken.peer, exc)
 
     def stop_accepting(self) -> None:
         """Take the listeners out of the epoll set (idempotent)."""
