@@ -40,6 +40,9 @@ _SAFE = get_codec("safe")
 _ids = itertools.count(1)
 # While the only workers for an app are (re)booting, poll the scoreboard this often.
 _BOOT_POLL = 0.005
+# While no worker is ready, ask the arbiter again this often: if it died, nothing bumps the
+# epoch of its scoreboard, and its successor (same socket) publishes a new one.
+_DIRECTORY_RECHECK = 0.1
 
 
 class DirtyClient:
@@ -98,12 +101,16 @@ class DirtyClient:
             board = self._board = Scoreboard.open_readonly(data["scoreboard"])
         new = Directory(data, board)
         with self._lock:
-            self._dir = new
-            for gen in [g for g in self._conns if g not in new.generations]:
+            old, self._dir = self._dir, new
+            # A new arbiter numbers its workers from 1 again: no connection of the old pool
+            # may be taken for one of the new pool with the same generation.
+            restarted = old is not None and old.arbiter_pid != new.arbiter_pid
+            for gen in [g for g in self._conns if restarted or g not in new.generations]:
                 conn = self._conns[gen]
-                if not conn.load():
+                if restarted or not conn.load():
                     del self._conns[gen]
-                    conn.close()
+                if not conn.load():
+                    conn.close()  # one with calls in flight closes when they fail or finish
         return new
 
     def _directory(self) -> Directory:
@@ -138,6 +145,7 @@ class DirtyClient:
 
     # ------------------------------------------------------------- sync calls
     def _sync_target(self, app: str, deadline: float | None, d: Directory) -> tuple[Directory, SyncConn]:
+        recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
@@ -148,9 +156,15 @@ class DirtyClient:
                 if conn is not None and conn.alive:
                     return d, conn
             if target is None:
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     raise DirtyNoWorkersAvailableError(
                         f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                if now >= recheck_at:
+                    # DirtyConnectionError here: the arbiter is gone; say so now, not at the deadline
+                    d = self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
+                    recheck_at = now + _DIRECTORY_RECHECK
+                    continue
                 time.sleep(_BOOT_POLL)
                 continue
             slot, gen, path = target
@@ -230,15 +244,21 @@ class DirtyClient:
         conns = self._aconns.get(loop)
         if conns is None:
             conns = self._aconns[loop] = {}
+        recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
             target = d.choose(app, {g: c.load() for g, c in conns.items()})
             if target is None:
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     raise DirtyNoWorkersAvailableError(
                         f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                if now >= recheck_at:
+                    self._dir = None  # the next _adirectory() asks the arbiter (see _sync_target)
+                    recheck_at = now + _DIRECTORY_RECHECK
+                    continue
                 await asyncio.sleep(_BOOT_POLL)
                 continue
             slot, gen, path = target
