@@ -200,6 +200,7 @@ class GcornServer:
         )
         self.pid = self.proc.pid
         self._seen: dict[int, psutil.Process] = {}
+        self.leftovers: list[psutil.Process] = []
 
     def get(self, path: str, timeout: float = 10.0) -> httpx.Response:
         """One GET on a fresh connection."""
@@ -250,7 +251,8 @@ class GcornServer:
 
     def logs(self) -> str:
         """The master's stdout and stderr so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
@@ -263,8 +265,9 @@ class GcornServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
-        leftovers = alive(self._seen.values())
-        for proc in leftovers:
+        # what outlived its master is recorded for the tests, then cleaned up
+        self.leftovers = alive(self._seen.values())
+        for proc in self.leftovers:
             proc.kill()
         self._log.close()
         return self.proc.returncode
