@@ -191,3 +191,31 @@ def test_a_whole_chunked_request_on_the_short_path(connection):
         assert b"".join(e.data for e in events[1:3]) == b"abcde"  # type: ignore[union-attr]
         # After "Connection: close" the parser ignores what follows.
         assert parser.feed(data) == ([] if connection == b"close" else events)
+
+
+SPECIAL_FIELDS = st.lists(
+    st.tuples(
+        st.sampled_from([b"host", b"connection", b"content-length", b"content-type",
+                         b"transfer-encoding", b"upgrade", b"expect", b"accept"]),
+        st.sampled_from([b"", b"1", b"0", b"01", b"+1", b"1 2", b"12345678901234567890", b"chunked",
+                         b"Chunked", b"gzip, chunked", b"close", b"keep-alive", b"Close, foo",
+                         b" , close", b"closed", b"upgrade", b"websocket", b"100-continue", b"a"]),
+    ),
+    max_size=6,
+)
+
+
+@given(fields=SPECIAL_FIELDS)
+def test_usual_rules_agree_with_build_head(fields):
+    from gcorn.http.head import build_head
+    from gcorn.http.httptools_parser import _SPECIAL, _usual_rules
+
+    rules = _usual_rules([field for field in fields if field[0] in _SPECIAL])
+    try:
+        head = build_head(b"GET", b"/", (1, 1), fields, DEFAULT_OPTIONS)
+    except ParseError:
+        assert rules is None  # the short path never accepts what the rules refuse
+        return
+    if rules is not None:
+        assert rules == (head.keep_alive, head.content_length, head.chunked)
+        assert head.upgrade is None and not head.expects_continue

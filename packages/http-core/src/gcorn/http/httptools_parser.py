@@ -55,21 +55,30 @@ _usual_request_line = _USUAL_REQUEST_LINE.match
 _CHUNKED_HEAD = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 _HEX = b"%x"
 _MAX_LENGTH_DIGITS = 18  # as head.build_head
-# Fields that need more than the usual head's rules (see _usual_framing).
-_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"upgrade", b"expect"))
+# The fields head.build_head looks at (see _usual_rules).
+_SPECIAL = frozenset((
+    b"host", b"connection", b"content-length", b"content-type", b"transfer-encoding",
+    b"upgrade", b"expect",
+))
 
 
 class _FieldCollector:
-    """What llhttp calls back: ``on_header`` keeps each field, name lower-cased."""
+    """What llhttp calls back: ``on_header`` keeps each field, name lower-cased,
+    and the fields the head rules look at once more in ``special``."""
 
-    __slots__ = ("headers",)
+    __slots__ = ("headers", "special")
 
     def __init__(self) -> None:
         self.headers: list[Header] = []
+        self.special: list[Header] = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
         # llhttp strips the whitespace before a value but keeps the one after it.
-        self.headers.append((name.lower(), value.rstrip(b" \t")))
+        field = (name, value.rstrip(b" \t"))
+        self.headers.append(field)
+        if name in _SPECIAL:
+            self.special.append(field)
 
 
 class _BodyReader:
@@ -125,33 +134,23 @@ class HttptoolsParser(PythonParser):
             return PythonParser.feed(self, data)
         collector = self._collector
         headers = collector.headers = []
+        special = collector.special = []
         try:
             self._llhttp.feed_data(_BLOCK_PREFIX + data[fields_start : head_end + 4])
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._llhttp = httptools.HttpResponseParser(collector)
             return PythonParser.feed(self, data)  # the pure field parser decides
-        fields = dict(headers)
-        if len(fields) != len(headers) or len(headers) > options.fields_limit:
-            return PythonParser.feed(self, data)  # a repeated name (Host, host), too many
-        if _FRAMING_FIELDS.isdisjoint(fields):
+        if len(headers) > options.fields_limit:
+            return PythonParser.feed(self, data)
+        if special:
+            rules = _usual_rules(special)
+            if rules is None:
+                return PythonParser.feed(self, data)  # build_head decides
+            keep_alive, content_length, chunked = rules
+        else:
+            keep_alive = True
             content_length = None
             chunked = False
-        else:
-            framing = _usual_framing(fields)
-            if framing is None:
-                return PythonParser.feed(self, data)
-            content_length, chunked = framing
-        value = fields.get(b"connection")
-        if value is None:
-            keep_alive = True
-        else:
-            value = value.lower()
-            if value == b"keep-alive":
-                keep_alive = True
-            elif value == b"close":
-                keep_alive = False
-            else:
-                keep_alive = b"close" not in [part.strip(b" \t") for part in value.split(b",")]
         method, target = match.groups()
         path, _, query = target.partition(b"?")
         head = self._head = RequestHead(
@@ -239,20 +238,38 @@ class HttptoolsParser(PythonParser):
                 return headers
         return parse_fields(buf[line_end + 2 : head_end + 2], self.options)
 
-def _usual_framing(fields: dict[bytes, bytes]) -> tuple[int | None, bool] | None:
-    """(content_length, chunked) of usual framing fields, as head.build_head finds
-    them; None for anything else (Upgrade, Expect, codings: build_head decides)."""
-    if b"upgrade" in fields or b"expect" in fields:
-        return None
+
+def _usual_rules(special: list[Header]) -> tuple[bool, int | None, bool] | None:
+    """(keep_alive, content_length, chunked) of an HTTP/1.1 head from its special
+    fields, as head.build_head finds them; None when build_head must decide (a
+    repeated Host, Content-Type or Content-Length, codings, Upgrade, Expect)."""
+    keep_alive = True
     content_length: int | None = None
-    value = fields.get(b"content-length")
-    if value is not None:
-        if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+    chunked = host = content_type = False
+    for name, value in special:
+        if name == b"host":
+            if host:
+                return None
+            host = True
+        elif name == b"connection":
+            value = value.lower()
+            if value == b"close" or (
+                value != b"keep-alive"
+                and b"close" in [part.strip(b" \t") for part in value.split(b",")]
+            ):
+                keep_alive = False
+        elif name == b"content-length":
+            if content_length is not None or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                return None
+            content_length = int(value)
+        elif name == b"content-type":
+            if content_type:
+                return None
+            content_type = True
+        elif name == b"transfer-encoding" and value == b"chunked" and not chunked:
+            chunked = True
+        else:  # other codings, Upgrade, Expect
             return None
-        content_length = int(value)
-    value = fields.get(b"transfer-encoding")
-    if value is None:
-        return content_length, False
-    if value != b"chunked" or content_length is not None:
+    if chunked and content_length is not None:
         return None
-    return None, True
+    return keep_alive, content_length, chunked
