@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 from gcorn.workers.access import AccessInfo
@@ -273,8 +272,3 @@ class RequestCycle:
                               for k, v in self.response_headers],
             environ=None,
         )
-
-
-def now() -> float:
-    """Monotonic seconds, for request timing."""
-    return time.monotonic()

@@ -16,6 +16,7 @@ from typing import Any
 
 from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, read_proxy_header
 from gcorn.workers.asgi.cycle import RequestCycle
+from gcorn.workers.asgi.errors import ServiceUnavailable
 from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
@@ -256,7 +257,8 @@ class HttpProtocol(asyncio.Protocol):
             cycle.keep_alive = False
             cycle.status = 503
             cycle.response_started = cycle.response_complete = True
-            self.write(error_response(503, "Service Unavailable", state.date_server, minor))
+            self.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason,
+                                      state.date_server, minor))
             self.response_done(cycle)
             return
         if state.wants_hook_request:

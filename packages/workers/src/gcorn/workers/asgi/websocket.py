@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gcorn.http import RequestHead
 from gcorn.workers.asgi.cycle import ClientDisconnected
-from gcorn.workers.asgi.errors import AppProtocolError
+from gcorn.workers.asgi.errors import AppProtocolError, ServiceUnavailable
 from gcorn.workers.asgi.response import Framing, build_head, error_response
 from gcorn.workers.asgi.scope import decode_path
 
@@ -62,7 +62,8 @@ def start_websocket(conn: HttpProtocol, head: RequestHead, scheme: str,
         conn.closed_after_error()
         return None
     if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
-        conn.write(error_response(503, "Service Unavailable", state.date_server))
+        conn.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason,
+                                  state.date_server))
         conn.closed_after_error()
         return None
     return WebSocketSession(conn, head, scheme, headers)
