@@ -1,4 +1,4 @@
-"""End to end: `gcorn -k asgi` serves HTTP and WebSocket, and stops gracefully on TERM."""
+"""End to end: `gcorn -k asgi` serves HTTP and WebSocket, stops gracefully on TERM, re-execs on USR2."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -103,3 +104,41 @@ def test_gcorn_serves_websockets_and_closes_them_1012_on_term(gcorn: Gcorn) -> N
     assert asyncio.run(go()) == 1012
     assert gcorn.stop() == 0
     assert "shutdown" in gcorn.events.read_text()
+
+
+def test_usr2_then_term_old_master_keeps_serving_on_the_same_socket(tmp_path: Path) -> None:
+    server = Gcorn(tmp_path, "--pid", str(tmp_path / "gcorn.pid"), "asgi_apps:app")
+    new_master = 0
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        old_worker = int(httpx.get(url + "/pid", timeout=5).text)
+        server.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not new_master:
+            children = [p for p in psutil.Process(server.proc.pid).children()
+                        if "gcorn" in " ".join(p.cmdline()) and p.children()]
+            new_master = children[0].pid if children else 0
+            time.sleep(0.1)
+        assert new_master, server.log()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(10) == 0
+
+        def served_by_new() -> bool:
+            try:
+                return int(httpx.get(url + "/pid", timeout=2).text) != old_worker
+            except httpx.HTTPError:
+                return False
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not served_by_new():
+            time.sleep(0.1)
+        assert served_by_new()
+    finally:
+        server.stop()
+        if new_master:
+            try:
+                master = psutil.Process(new_master)
+                master.terminate()
+                master.wait(10)
+            except psutil.NoSuchProcess:
+                pass
