@@ -219,3 +219,13 @@ def test_usual_rules_agree_with_build_head(fields):
     if rules is not None:
         assert rules == (head.keep_alive, head.content_length, head.chunked)
         assert head.upgrade is None and not head.expects_continue
+
+
+@pytest.mark.parametrize("sizes, tail", [
+    ([70000], b""), ([20000, 1], b""), ([20000], b"GET / HTTP/1.1\r\n\r\n"), ([20000], b"\r\n"),
+])
+def test_a_large_chunked_body_on_both_backends(sizes, tail):
+    body = b"".join(b"%x\r\n%s\r\n" % (n, b"z" * n) for n in sizes) + b"0\r\n\r\n"
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body + tail
+    assert outcome("httptools", [data]) == outcome("python", [data])
+    assert outcome("httptools", [data])[0] == "ok"

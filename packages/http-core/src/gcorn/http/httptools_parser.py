@@ -54,6 +54,7 @@ _usual_request_line = _USUAL_REQUEST_LINE.match
 # What llhttp reads before a chunked body it is asked to read (see _whole_chunked_body).
 _CHUNKED_HEAD = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 _HEX = b"%x"
+_SMALL_BODY = 16384  # up to this size, one copy costs less than a second llhttp call
 _MAX_LENGTH_DIGITS = 18  # as head.build_head
 # The fields head.build_head looks at (see _usual_rules).
 _SPECIAL = frozenset((
@@ -195,8 +196,13 @@ class HttptoolsParser(PythonParser):
         if reader is None:
             reader = self._body_reader = _BodyReader(chunks)
         reader.complete = False
+        llhttp = reader.llhttp
         try:
-            reader.llhttp.feed_data(_CHUNKED_HEAD + data[start:])
+            if len(data) - start <= _SMALL_BODY:
+                llhttp.feed_data(_CHUNKED_HEAD + data[start:])
+            else:  # no copies of a large body
+                llhttp.feed_data(_CHUNKED_HEAD)
+                llhttp.feed_data(memoryview(data)[start:])
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             reader.complete = False
         if reader.complete:
