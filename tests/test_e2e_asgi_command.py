@@ -35,7 +35,11 @@ class Gcorn:
             [str(GCORN), "-k", "asgi", "-w", "1", "-b", "127.0.0.1:0", "--chdir", str(APPS),
              "--graceful-timeout", "5", *args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        self.port = self._wait_port()
+        try:
+            self.port = self._wait_port()
+        except BaseException:
+            self.stop()  # never leave a server behind a failed start
+            raise
 
     def _wait_port(self) -> int:
         deadline = time.monotonic() + 15
@@ -55,7 +59,8 @@ class Gcorn:
 
     def log(self) -> str:
         """Everything gcorn logged so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:

@@ -42,7 +42,14 @@ class AsgiServer:
         self.port = 0
 
     def wait_ready(self, timeout: float = 10.0) -> AsgiServer:
-        """Wait until the worker answers a real request."""
+        """Wait until the worker answers a real request; stop the server if it never does."""
+        try:
+            return self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> AsgiServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -72,7 +79,8 @@ class AsgiServer:
 
     def stderr(self) -> str:
         """What the server logged so far."""
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def events_text(self) -> str:
