@@ -219,3 +219,20 @@ def test_upgrade_without_the_library_is_501(tmp_path: Path) -> None:
         assert _poll(lambda: "gcorn-workers[websockets]" in srv.stderr())
     finally:
         srv.stop()
+
+
+def test_upgrade_pipelined_behind_a_slow_request(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        key = base64.b64encode(os.urandom(16))
+        sock.sendall(b"GET /sleep?0.2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        data = b""
+        while data.count(b"\r\n\r\n") < 2 or b"101" not in data:
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and b"slept" in data
+        sock.sendall(_masked(0x1, b"after pipelining"))
+        opcode, payload = _read_frame(sock)
+        assert (opcode, payload) == (0x1, b"after pipelining")

@@ -209,6 +209,12 @@ class HttpProtocol(asyncio.Protocol):
                         self.cycle.feed_body(event.data)
                     else:
                         self.cycle.end_body()
+        if self.ws is not None:
+            # a queued upgrade request took the connection over: what follows
+            # it belongs to the WebSocket, not to HTTP
+            pending.clear()
+            if self.parser.paused:
+                self._after_upgrade_request()
         if not pending:
             self._resume_reading(2)
 
