@@ -83,15 +83,15 @@ class _FieldCollector:
 
 
 class _BodyReader:
-    """An llhttp parser for chunked bodies, and what it calls back: ``on_body`` adds
-    a chunk to a list, ``on_message_complete`` says the body ended."""
+    """What llhttp calls back while it reads a chunked body: ``on_body`` adds a
+    chunk to ``chunks``, ``on_message_complete`` says the body ended."""
 
-    __slots__ = ("on_body", "complete", "llhttp")
+    __slots__ = ("chunks", "on_body", "complete")
 
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.on_body = chunks.append  # a bound C method: no Python frame per chunk
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.on_body = self.chunks.append  # a bound C method: no Python frame per chunk
         self.complete = False
-        self.llhttp = httptools.HttpRequestParser(self)
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -101,16 +101,15 @@ class HttptoolsParser(PythonParser):
     """RequestParser backend that uses httptools (llhttp) for header fields."""
 
     backend = "httptools"
-    __slots__ = (
-        "_collector", "_llhttp", "_lenient_fields", "_chunks", "_body_reader"
-    )
+    __slots__ = ("_collector", "_llhttp", "_lenient_fields", "_body_reader", "_body_llhttp")
 
     def __init__(self, backend: str = "auto", **kwargs: Any) -> None:
         PythonParser.__init__(self, backend, **kwargs)
         self._collector = _FieldCollector()
         self._llhttp = httptools.HttpResponseParser(self._collector)
-        self._chunks: list[bytes] = []
-        self._body_reader: _BodyReader | None = None  # made on the first chunked body
+        # llhttp for chunked bodies, made when one comes.
+        self._body_reader: _BodyReader | None = None
+        self._body_llhttp: httptools.HttpRequestParser | None = None
         # llhttp has no obs-fold nor "space before colon" leniency: those
         # settings are served by the pure field parser.
         options = self.options
@@ -191,12 +190,14 @@ class HttptoolsParser(PythonParser):
         the body makes it longer. That encoding is one the pure chunk parser reads
         into the same pieces, so both backends still agree on every body.
         """
-        chunks = self._chunks
         reader = self._body_reader
         if reader is None:
-            reader = self._body_reader = _BodyReader(chunks)
+            reader = self._body_reader = _BodyReader()
+        chunks = reader.chunks
+        llhttp = self._body_llhttp
+        if llhttp is None:
+            llhttp = self._body_llhttp = httptools.HttpRequestParser(reader)
         reader.complete = False
-        llhttp = reader.llhttp
         try:
             if len(data) - start <= _SMALL_BODY:
                 llhttp.feed_data(_CHUNKED_HEAD + data[start:])
@@ -215,7 +216,7 @@ class HttptoolsParser(PythonParser):
                     self._state = CLOSED
                 return events
         chunks.clear()
-        self._body_reader = None  # llhttp may be inside a message: start afresh
+        self._body_llhttp = None  # it may be inside a message: start afresh
         return None
 
 
