@@ -197,3 +197,15 @@ async def no_lifespan(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         raise ValueError(f"unsupported scope {scope['type']}")
     await _text(send, 200, b"no lifespan here")
+
+
+async def two_receivers(scope: Scope, receive: Any, send: Any) -> None:
+    """Reads the body, then two tasks wait for the disconnect while the response is sent."""
+    if scope["type"] != "http":
+        return
+    body = await _read_body(receive)
+    watchers = [asyncio.ensure_future(receive()) for _ in range(2)]
+    await asyncio.sleep(0.05)  # both are waiting inside receive() now
+    await _text(send, 200, body)
+    messages = await asyncio.wait_for(asyncio.gather(*watchers), 2)
+    _note("watchers got " + " ".join(m["type"] for m in messages))

@@ -402,3 +402,19 @@ def test_slow_reader_does_not_make_the_worker_buffer_the_response(server: AsgiSe
             received += len(chunk)
     assert grown < 12 * 1024 * 1024, f"worker buffered {grown / 2**20:.1f} MiB"
     assert received >= 32 * 1024 * 1024  # head + the whole body arrived
+
+
+def test_two_tasks_waiting_in_receive_are_both_woken(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:two_receivers", asgi_lifespan="off").wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n")
+            time.sleep(0.2)
+            sock.sendall(b"hello")
+            head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200") and body == b"hello"
+        # both waiting receive() calls are woken once the response is complete
+        assert _poll(lambda: "watchers got http.disconnect http.disconnect"
+                     in srv.events_text())
+    finally:
+        srv.stop()

@@ -95,17 +95,17 @@ class RequestCycle:
 
     async def receive(self) -> Message:
         """ASGI `receive`: the next `http.request` piece, or `http.disconnect`."""
-        if self.final_sent or self.response_complete or (self.disconnected and not self.body):
-            return await self._wait_disconnect()
-        if not self.body and not self.body_complete:
+        while True:
+            if self.final_sent or self.response_complete or (self.disconnected
+                                                             and not self.body):
+                return await self._wait_disconnect()
+            if self.body or self.body_complete:
+                break
             if self.expect_continue:
                 self.expect_continue = False
                 if not self.response_started:
                     self.conn.write(_CONTINUE)
-            self.waiter = self.conn.loop.create_future()
-            await self.waiter
-            if not self.body and not self.body_complete:
-                return _DISCONNECT
+            await self._waiter()
         body = self.body
         if not body:
             data = b""
@@ -122,10 +122,17 @@ class RequestCycle:
         return {"type": "http.request", "body": data, "more_body": more}
 
     async def _wait_disconnect(self) -> Message:
-        if not self.disconnected and not self.response_complete:
-            self.waiter = self.conn.loop.create_future()
-            await self.waiter
+        while not self.disconnected and not self.response_complete:
+            await self._waiter()
         return _DISCONNECT
+
+    def _waiter(self) -> asyncio.Future[None]:
+        # one future shared by every receive() waiting at the same time (an app
+        # may listen for the disconnect in one task while another reads)
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            waiter = self.waiter = self.conn.loop.create_future()
+        return waiter
 
     async def send(self, message: Message) -> None:
         """ASGI `send`: `http.response.start`, then `http.response.body` pieces."""
