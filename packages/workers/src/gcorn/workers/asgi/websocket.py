@@ -279,8 +279,11 @@ class WebSocketSession:
         while not self.inbox:
             if self.phase == "closed" or self.disconnect_sent:
                 return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-            self.waiter = self.loop.create_future()
-            await self.waiter
+            waiter = self.waiter
+            if waiter is None or waiter.done():
+                # shared by every receive() waiting at the same time
+                waiter = self.waiter = self.loop.create_future()
+            await waiter
         message = self.inbox.popleft()
         if self.conn.read_paused & 1 and len(self.inbox) <= _INBOX_HIGH_WATER // 2:
             self.conn._resume_reading(1)
