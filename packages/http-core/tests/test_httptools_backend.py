@@ -229,3 +229,10 @@ def test_a_large_chunked_body_on_both_backends(sizes, tail):
     data = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body + tail
     assert outcome("httptools", [data]) == outcome("python", [data])
     assert outcome("httptools", [data])[0] == "ok"
+
+
+def test_pipelined_bodyless_requests_each_end():
+    data = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n" * 2 + b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n"
+    events = RequestParser("httptools").feed(data)
+    assert [type(e).__name__ for e in events] == ["RequestHead", "EndOfMessage"] * 3
+    assert [e.target for e in events if isinstance(e, RequestHead)] == [b"/a", b"/a", b"/b"]
