@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_e2e_dirty_harness import EXAMPLES, GcornServer, wait_for
@@ -60,13 +61,14 @@ def test_example_app_answers_bad_input_and_a_missing_pool_with_a_status(tmp_path
         assert server.stop() == 0, server.logs()
 
 
+@pytest.mark.parametrize("http", [
+    pytest.param(["-k", "gthread", "--threads", "4", "web:app"], id="gthread"),
+    pytest.param(["-k", "asgi", "starlette_web:app"], id="asgi-starlette"),
+])
 def test_dirty_worker_killed_mid_call_answers_5xx_at_once_and_the_next_call_works(
-    tmp_path: Path,
+    tmp_path: Path, http: list[str]
 ) -> None:
-    server = GcornServer(tmp_path, [
-        "--dirty-app", "probe:Probe", "--dirty-workers", "1", "-k", "gthread", "--threads", "4",
-        "web:app",
-    ])
+    server = GcornServer(tmp_path, ["--dirty-app", "probe:Probe", "--dirty-workers", "1", *http])
     try:
         worker_pid, arbiter_pid = server.whoami()
         answer: dict[str, object] = {}

@@ -10,19 +10,25 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_e2e_dirty_harness import GcornServer, alive, wait_for
 
 GTHREAD = ["-k", "gthread", "--threads", "4", "web:app"]
+ASGI = ["-k", "asgi", "starlette_web:app"]
 
 
 def pool(workers: int = 2) -> list[str]:
     return ["--dirty-app", "probe:Probe", "--dirty-workers", str(workers)]
 
 
-def test_a_killed_dirty_arbiter_is_respawned_and_calls_work_again(tmp_path: Path) -> None:
-    server = GcornServer(tmp_path, [*pool(), *GTHREAD])
+@pytest.mark.parametrize(
+    "http", [pytest.param(GTHREAD, id="gthread"), pytest.param(ASGI, id="asgi-starlette")])
+def test_a_killed_dirty_arbiter_is_respawned_and_calls_work_again(
+    tmp_path: Path, http: list[str]
+) -> None:
+    server = GcornServer(tmp_path, [*pool(), *http])
     try:
         _, arbiter_pid = server.whoami()
         old_workers = server.dirty_workers(arbiter_pid)
