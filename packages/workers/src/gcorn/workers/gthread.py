@@ -282,8 +282,13 @@ class ThreadWorker(Worker):
             if conn.registered:
                 self.epoll.modify(fd, _ARM)
             else:
-                self.epoll.register(fd, _ARM)
+                # flag first: once registered, another thread may serve and park it
+                # again before this one runs its next line
                 conn.registered = True
+                try:
+                    self.epoll.register(fd, _ARM)
+                except FileExistsError:
+                    self.epoll.modify(fd, _ARM)
         except (OSError, ValueError) as exc:
             if self.parked.pop(fd, None) is conn:
                 self.log.debug("cannot park %s: %s", conn.peer, exc)
