@@ -19,6 +19,12 @@ graceful_timeout = 10
 accesslog = "-"
 loglevel = "info"
 
+# A dirty pool beside the HTTP workers (hello.py's /dirty route calls it); uncomment to run it.
+# dirty_apps = ["dirty_app:WordCount"]
+# dirty_workers = 2
+# dirty_timeout = 30
+# dirty_queue_size = 64   # past it, /dirty answers 503 with Retry-After
+
 
 def when_ready(server):
     server.log.info("gcorn is ready: %s", ", ".join(bind.split()))

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_e2e_dirty_harness import GcornServer, wait_for
+from test_e2e_dirty_harness import EXAMPLES, GcornServer, wait_for
 
 CONFIG = '''
 import os
@@ -132,5 +132,21 @@ def test_dirty_app_with_n_on_the_command_line_loads_on_n_workers(tmp_path: Path)
         assert replaced, server.logs()
         assert {server.whoami("?app=probe:Heavy")[0] for _ in range(8)} == {replaced}
         assert wait_for(lambda: len(server.dirty_workers(arbiter_pid)) == 3, 5)
+    finally:
+        assert server.stop() == 0, server.logs()
+
+
+def test_example_config_file_with_its_dirty_lines_uncommented(tmp_path: Path) -> None:
+    # the config sets chdir to its own folder: copy it beside the example apps
+    for name in ("hello.py", "dirty_app.py"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text())
+    text = (EXAMPLES / "gcorn.conf.py").read_text()
+    assert "# dirty_apps = " in text
+    (tmp_path / "gcorn.conf.py").write_text(text.replace("# dirty_", "dirty_"))
+    server = GcornServer(tmp_path, ["-c", str(tmp_path / "gcorn.conf.py")])
+    try:
+        counted = server.wait_ok("/dirty?text=to+be+or+not+to+be").json()
+        assert counted["words"] == 6 and counted["top"][0] == ["not", 1]
+        assert server.get("/").text == "Hello, World!\n"
     finally:
         assert server.stop() == 0, server.logs()
