@@ -231,3 +231,38 @@ def test_gthread_unread_partial_body_closes_without_waiting(gthread):
         data = read_until_close(s, timeout=5)
     assert data.endswith(b"\r\n\r\nnoread")
     assert time.monotonic() - started < 2.0  # not the 30 s I/O timeout
+
+
+def test_gthread_keep_alive_under_concurrency(gthread):
+    """20 clients x 25 keep-alive requests each: every one answered, no connection dropped."""
+    failures = []
+    counts = []
+
+    def client(n):
+        conn = gthread.connection(timeout=10)
+        try:
+            conn.request("GET", "/pid")
+            conn.getresponse().read()
+            sock = conn.sock
+            done = 1
+            for i in range(24):
+                body = b"%d-%d" % (n, i)
+                conn.request("POST", "/echo", body=body)
+                resp = conn.getresponse()
+                if resp.read() != body or conn.sock is not sock:
+                    failures.append((n, i))
+                    return
+                done += 1
+            counts.append(done)
+        except OSError as exc:
+            failures.append((n, repr(exc)))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert failures == []
+    assert counts == [25] * 20
