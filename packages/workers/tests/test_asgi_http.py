@@ -418,3 +418,11 @@ def test_two_tasks_waiting_in_receive_are_both_woken(tmp_path: Path) -> None:
                      in srv.events_text())
     finally:
         srv.stop()
+
+
+def test_many_pipelined_requests_in_one_segment(server: AsgiServer) -> None:
+    count = 300
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"".join(b"GET /?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(count)))
+        bodies = [read_response(sock)[1] for _ in range(count)]
+    assert bodies == [b"Hello, World!"] * count

@@ -9,6 +9,7 @@ that reads the socket and writes the responses.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from gcorn.workers.errors import WorkerError
 __all__ = ["HttpProtocol"]
 
 _HTTP_VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
+# asyncio.Task(..., eager_start=True) exists from Python 3.12 on
+EAGER_TASKS = sys.version_info >= (3, 12)
 # a v2 header is 16 bytes plus at most 65535 of addresses and TLVs
 _PROXY_HEADER_MAX = 16 + 65535
 
@@ -36,7 +39,7 @@ class HttpProtocol(asyncio.Protocol):
 
     __slots__ = (
         "client", "closed", "cycle", "idle_since", "loop", "parser", "peer", "pending",
-        "proxy_buffer",
+        "proxy_buffer", "running_pending",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
     )
@@ -48,6 +51,7 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = state.new_parser()
         self.cycle: RequestCycle | None = None
         self.pending: deque[Any] = deque()
+        self.running_pending = False
         self.read_paused = 0  # bit 1: body high water, bit 2: pipelined request waiting
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
@@ -118,7 +122,7 @@ class HttpProtocol(asyncio.Protocol):
         elif (len(events) == 2 and self.cycle is None and type(events[1]) is EndOfMessage
               and type(events[0]) is RequestHead):
             # the common case, a whole body-less request: start it already complete
-            self._start(events[0], True)
+            self._start(events[0], (), True)
         else:
             self._dispatch(events)
         if self.parser.paused:
@@ -179,36 +183,48 @@ class HttpProtocol(asyncio.Protocol):
     # -- events from the parser ---------------------------------------------------
 
     def _dispatch(self, events: list[Any]) -> None:
-        for index, event in enumerate(events):
+        count = len(events)
+        index = 0
+        while index < count:
+            event = events[index]
             kind = type(event)
-            if kind is Body:
-                if self.cycle is not None:
-                    self.cycle.feed_body(event.data)
-            elif kind is EndOfMessage:
-                if self.cycle is not None:
-                    self.cycle.end_body()
-            elif kind is RequestHead:
+            if kind is RequestHead:
                 if self.cycle is not None:
                     self.pending.extend(events[index:])
                     self._pause_reading(2)
                     return
-                self._start(event)
+                # the body pieces of this request that are already here go in
+                # before its app starts
+                end = index + 1
+                while end < count and type(events[end]) is not RequestHead:
+                    end += 1
+                self._start(event, events[index + 1:end])
                 if self.ws is not None:
                     return
+                index = end
+                continue
+            if self.cycle is not None:  # more of the body of the request in flight
+                if kind is Body:
+                    self.cycle.feed_body(event.data)
+                else:
+                    self.cycle.end_body()
+            index += 1
 
     def _run_pending(self) -> None:
+        if self.running_pending:
+            return  # a request finished inside _start below: the loop goes on
+        self.running_pending = True
         pending = self.pending
-        while pending and self.cycle is None and not self.closed and self.ws is None:
-            event = pending.popleft()
-            if type(event) is RequestHead:
-                self._start(event)
-                # the new request's own body pieces follow it in the queue
-                while pending and type(pending[0]) is not RequestHead and self.cycle is not None:
-                    event = pending.popleft()
-                    if type(event) is Body:
-                        self.cycle.feed_body(event.data)
-                    else:
-                        self.cycle.end_body()
+        try:
+            while pending and self.cycle is None and not self.closed and self.ws is None:
+                event = pending.popleft()
+                if type(event) is RequestHead:
+                    body = []
+                    while pending and type(pending[0]) is not RequestHead:
+                        body.append(pending.popleft())
+                    self._start(event, body)
+        finally:
+            self.running_pending = False
         if self.ws is not None:
             # a queued upgrade request took the connection over: what follows
             # it belongs to the WebSocket, not to HTTP
@@ -220,8 +236,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- a new request ------------------------------------------------------------------
 
-    def _start(self, head: RequestHead, complete: bool = False) -> None:
+    def _start(self, head: RequestHead, body: Sequence[Any] = (), complete: bool = False) -> None:
         state = self.state
+        if self.closed or self.transport.is_closing():  # type: ignore[union-attr]
+            return  # the previous response closed the connection
         minor = head.version[1]
         try:
             scheme, headers = state.policy.filter_headers(head.headers, self.peer, self.scheme)
@@ -274,10 +292,22 @@ class HttpProtocol(asyncio.Protocol):
             if state.pre_request is not None:
                 call_hook(state.pre_request, state.log, "pre_request", state.worker,
                           cycle.hook_req)
+        for event in body:
+            if type(event) is Body:
+                cycle.feed_body(event.data)
+            else:
+                cycle.end_body()
         state.in_flight += 1
-        task = self.loop.create_task(cycle.run(state.app))
-        cycle.task = task
-        state.tasks.add(task)
+        if EAGER_TASKS:
+            # Python 3.12+: the app starts at once and, for most requests, ends
+            # without a trip through the event loop; it still runs in a Task
+            task = asyncio.Task(cycle.run(state.app), loop=self.loop,
+                                eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            task = self.loop.create_task(cycle.run(state.app))
+        if not task.done():
+            cycle.task = task
+            state.tasks.add(task)
 
     def _start_websocket(self, head: RequestHead, scheme: str,
                          headers: Sequence[tuple[bytes, bytes]]) -> None:
