@@ -21,6 +21,10 @@ GCORN_ONLY = {
     "dirty_max_message_size",
     "dirty_codec",
     "websocket_max_message_size",
+    "limit_concurrency",
+    "websocket_ping_interval",
+    "websocket_ping_timeout",
+    "websocket_per_message_deflate",
 }
 
 
@@ -56,6 +60,8 @@ def test_gunicorn_defaults() -> None:
     assert cfg.dirty_timeout == 300 and cfg.dirty_workers == 0
     assert cfg.dirty_max_message_size == 64 * 1024 * 1024
     assert cfg.http_parser == "auto"
+    assert cfg.limit_concurrency == 0 and cfg.websocket_per_message_deflate is True
+    assert cfg.websocket_ping_interval == 20.0 and cfg.websocket_ping_timeout == 20.0
     assert cfg.suppress_ragged_eofs is True
     assert cfg.chdir == os.getcwd()
 
