@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from .app import AppSpec, probe_apps
 from .codec import get_codec
 from .config import DirtyConfig, Hooks
 from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError
+from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
 from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, MsgType, frame_buffers
 from .seats import Seat, SeatPlan
@@ -132,16 +132,7 @@ class DirtyArbiter:
         return 0
 
     async def _listen(self) -> asyncio.AbstractServer:
-        path = self.socket_path
-        remove_stale_socket(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-        sock.listen(1024)
+        sock = publish_listening_socket(self.socket_path, 1024)
         self._fds_to_close_in_child.add(sock.fileno())
         return await asyncio.start_unix_server(self._serve_client, sock=sock, backlog=1024)
 
@@ -478,28 +469,3 @@ def sweep_stale_runtime_dirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
         except OSError:
             continue  # alive but not ours to signal, or vanished meanwhile
-
-
-def remove_stale_socket(path: str) -> None:
-    """Unlink a socket left by a dead predecessor; refuse if a live pool answers on it."""
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        return
-    import stat
-
-    if not stat.S_ISSOCK(os.stat(path).st_mode):
-        raise DirtyConfigError(f"{path} exists and is not a socket; refusing to remove it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        log.info("removing stale dirty socket %s", path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    except OSError as exc:
-        raise DirtyConfigError(f"cannot probe existing socket {path}: {exc}") from exc
-    finally:
-        probe.close()
-    raise DirtyConfigError(f"another dirty pool is already serving on {path}")

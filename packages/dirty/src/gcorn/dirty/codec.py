@@ -175,7 +175,9 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
         buf = _encode(tuple(int(n) for n in v.shape), buf, parts, depth + 1)
         import numpy
 
-        return _add_blob(BYTES, memoryview(numpy.ascontiguousarray(v)).cast("B"), buf, parts)
+        # Any: ndarray exports the buffer protocol, but some numpy stubs do not declare it.
+        contiguous: Any = numpy.ascontiguousarray(v)
+        return _add_blob(BYTES, memoryview(contiguous).cast("B"), buf, parts)
     base: Any
     for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
         if isinstance(v, base):
