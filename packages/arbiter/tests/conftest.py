@@ -24,15 +24,22 @@ RUNNER = Path(__file__).with_name("runner.py")
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str | Callable[[], str] = "condition"
+) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` s.
+
+    `what` may be a callable: it is called only on failure, so a message that
+    quotes the log shows the log as it was when the wait gave up.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {described}")
         time.sleep(0.02)
 
 
@@ -128,7 +135,8 @@ class Server:
         return wait_until(
             lambda: (evs := self.events(name)) and len(evs) >= count and evs,
             timeout,
-            f"{count} x {name!r} (have {len(self.events(name))}; log: {self.log_tail()})",
+            # built on failure: the state at the start of the wait would mislead
+            lambda: f"{count} x {name!r} (have {len(self.events(name))}; log: {self.log_tail()})",
         )
 
     def wait_booted(self, count: int, timeout: float = 15.0) -> None:

@@ -210,6 +210,9 @@ def hooks(events: str, opts: dict[str, Any]) -> dict[str, Any]:
 
     def nworkers_changed(server: Arbiter, new: int, old: int | None) -> None:
         record(events, "nworkers_changed", f"{new} {old}")
+        if old is not None and opts.get("resize_delay"):
+            # keeps the master busy, so a test can queue signals behind this one
+            time.sleep(float(opts["resize_delay"]))
 
     def on_exit(server: Arbiter) -> None:
         record(events, "on_exit")

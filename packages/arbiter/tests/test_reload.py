@@ -82,6 +82,21 @@ def test_ttin_and_ttou_change_the_worker_count(server_factory, wait_until):
     assert first not in server.worker_pids()
 
 
+def test_ttin_acts_even_when_a_ttou_is_queued_behind_it(server_factory, wait_until):
+    # gunicorn forks for a TTIN at once, so TTIN then TTOU replaces the oldest
+    # worker; the TTOU arrives while the master is still inside the TTIN's
+    # nworkers_changed hook, so both are taken in the same wake-up
+    server = server_factory(resize_delay=0.5).start()
+    first = next(iter(server.worker_pids()))
+    server.kill(signal.SIGTTIN)
+    server.wait_event("nworkers_changed", 2)
+    server.kill(signal.SIGTTOU)
+    server.wait_booted(2)
+    wait_until(lambda: first not in server.worker_pids(), what="the oldest worker to retire")
+    assert len(server.worker_pids()) == 1
+    assert [e.detail for e in server.events("nworkers_changed")] == ["1 None", "2 1", "1 2"]
+
+
 def test_usr1_reopens_logs_in_master_and_workers(server_factory, wait_until):
     server = server_factory(cfg={"workers": 2}).start()
     server.kill(signal.SIGUSR1)
@@ -121,10 +136,13 @@ def test_no_request_fails_while_hup_replaces_workers(server_factory):
 
 def test_usr1_right_after_a_fork_does_not_kill_the_new_worker(server_factory):
     server = server_factory(cfg={"workers": 3}, load_delay=0.3).start()
-    for _ in range(3):
+    for n in range(3):
         server.kill(signal.SIGHUP)
         server.kill(signal.SIGUSR1)
-        time.sleep(0.1)
+        # the next HUP only once this one was taken: the kernel merges a signal
+        # sent while the same one is still pending, and a busy master may not
+        # have run for a while (a sleep would only make that unlikely)
+        server.wait_event("on_reload", n + 1)
     server.wait_booted(12)
     time.sleep(0.5)
     # 3 workers, replaced 3 times; none died of a USR1 that came too early
@@ -138,7 +156,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factory):
+def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factory, wait_until):
     port = _free_port()
     server = server_factory(cfg={"bind": [f"127.0.0.1:{port}"]}).start()
     with socket.socket() as taken:
@@ -149,11 +167,15 @@ def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factor
         server.kill(signal.SIGHUP)
         server.wait_booted(2)
         assert "address already in use; keeping the current listeners" in server.log_tail()
+    # the old generation serves until the master has seen the new one boot, then
+    # finishes what it accepted: only once it is gone must the new worker answer
+    wait_until(lambda: len(server.worker_pids()) == 1, what="the first worker to retire")
     assert int(server.request("pid", ("127.0.0.1", port))) in server.worker_pids()
     extra = _free_port()
     server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{extra}"]})
     server.kill(signal.SIGHUP)
     server.wait_booted(3)
+    wait_until(lambda: len(server.worker_pids()) == 1, what="the second worker to retire")
     for p in (port, extra):
         assert int(server.request("pid", ("127.0.0.1", p))) in server.worker_pids()
     assert "Closing listener" not in server.log_tail(50000)  # the first socket was kept

@@ -311,13 +311,18 @@ class Arbiter(ChildrenMixin):
         self.reload()
 
     def handle_ttin(self) -> None:
-        """TTIN: one worker more."""
+        """TTIN: one worker more, forked at once."""
         self.num_workers += 1
+        # act now, as gunicorn does: several signals can arrive in one wake-up, and
+        # a HUP queued after this TTIN would reset num_workers before the loop's
+        # _manage_workers() ran, so the TTIN would never fork anything
+        self._manage_workers()
 
     def handle_ttou(self) -> None:
-        """TTOU: one worker less, never below one."""
+        """TTOU: one worker less (the oldest retires at once), never below one."""
         if self.num_workers > 1:
             self.num_workers -= 1
+            self._manage_workers()
 
     def handle_usr1(self) -> None:
         """USR1: reopen the master's log files and tell every child to do the same."""
