@@ -110,6 +110,8 @@ def test_a_reexecd_master_keeps_its_inherited_socket_on_hup(server_factory, wait
     server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{extra}"]})
     server.kill(signal.SIGHUP, new_master)
     server.wait_booted(3)
+    # the pre-HUP worker may answer until it has exited: wait for its retirement
+    wait_until(lambda: len(server.worker_pids()) == 1, what="the old worker to retire")
     for p in (port, extra):
         assert int(server.request("pid", ("127.0.0.1", p))) in server.worker_pids()
     assert "Closing listener" not in server.log_tail(50000)

@@ -78,10 +78,11 @@ def test_nothing_is_left_behind_when_the_master_is_killed(server_factory, wait_u
 
 def test_forwarded_hup_and_usr1_do_not_kill_a_side_process_without_handlers(server_factory):
     server = server_factory(plain_side=True).start()
-    for _ in range(3):
+    for n in range(3):
         server.kill(signal.SIGHUP)
         server.kill(signal.SIGUSR1)
-        time.sleep(0.05)
+        # a HUP sent while the previous one is still pending would be merged with it
+        server.wait_event("on_reload", n + 1)
     server.wait_booted(4)
     time.sleep(0.3)
     assert len(server.events("plain-start")) == 1, server.log_tail()
