@@ -84,6 +84,8 @@ class ProbeWorker(Worker):
             except InterruptedError:
                 continue
             for sock in ready:
+                if not self.alive:
+                    break  # TERM came during select(): accept nothing new
                 try:
                     conn, _ = sock.accept()
                 except (BlockingIOError, InterruptedError):
@@ -103,6 +105,8 @@ class ProbeWorker(Worker):
         cmd, _, arg = data.decode().strip().partition(" ")
         self.nr += 1
         if cmd == "slow":
+            # lets a test signal once the job is in flight, instead of sleeping
+            record(self.log.events, "slow-start")
             end = time.monotonic() + float(arg)
             while time.monotonic() < end:
                 self.notify()

@@ -33,7 +33,7 @@ def test_term_lets_an_inflight_job_finish(server_factory):
     result: dict[str, str] = {}
     thread = threading.Thread(target=lambda: result.update(r=server.request("slow 1.0")))
     thread.start()
-    time.sleep(0.3)
+    server.wait_event("slow-start")
     started = time.monotonic()
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
@@ -48,7 +48,7 @@ def test_int_and_quit_stop_quickly(server_factory):
         server = server_factory(cfg={"graceful_timeout": 20}).start()
         thread = threading.Thread(target=lambda s=server: _swallow(s.request, "slow 10"))
         thread.start()
-        time.sleep(0.3)
+        server.wait_event("slow-start")
         started = time.monotonic()
         server.kill(sig)
         assert server.wait_exit() == 0
@@ -57,13 +57,14 @@ def test_int_and_quit_stop_quickly(server_factory):
         thread.join(5)
 
 
-def test_int_during_graceful_stop_makes_it_quick(server_factory):
+def test_int_during_graceful_stop_makes_it_quick(server_factory, wait_until):
     server = server_factory(cfg={"graceful_timeout": 20}).start()
     thread = threading.Thread(target=lambda: _swallow(server.request, "slow 10"))
     thread.start()
-    time.sleep(0.3)
+    server.wait_event("slow-start")
     server.kill(signal.SIGTERM)
-    time.sleep(0.3)
+    # INT must come during the graceful wait, not in the same wake-up as TERM
+    wait_until(lambda: "Handling signal: term" in server.log_tail(), what="the graceful stop")
     started = time.monotonic()
     server.kill(signal.SIGINT)
     assert server.wait_exit() == 0
@@ -75,7 +76,7 @@ def test_graceful_timeout_kills_a_worker_that_does_not_finish(server_factory):
     server = server_factory(cfg={"graceful_timeout": 0.5}).start()
     thread = threading.Thread(target=lambda: _swallow(server.request, "slow 10"))
     thread.start()
-    time.sleep(0.3)
+    server.wait_event("slow-start")
     started = time.monotonic()
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
