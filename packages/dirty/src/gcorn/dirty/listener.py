@@ -29,6 +29,11 @@ def publish_listening_socket(path: str, backlog: int) -> socket.socket:
     """Bind, listen and only then expose a Unix socket at ``path`` (mode 0600)."""
     remove_stale_socket(path)
     staging = _staging_path(path)
+    if staging != path:
+        # Named after our pid, so no live process owns it: a leftover of a predecessor
+        # that crashed between bind and rename and had the same pid.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         old = os.umask(0o177)
