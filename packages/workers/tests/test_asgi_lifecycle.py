@@ -79,7 +79,8 @@ def test_term_finishes_the_request_in_flight_then_runs_shutdown(tmp_path: Path) 
         thread.start()
         time.sleep(0.3)
         srv.signal(signal.SIGTERM)
-        # the idle keep-alive connection is closed at once
+        # the idle keep-alive connection is closed after the short drain grace (1 s),
+        # not after keepalive (10 s)
         idle.settimeout(2)
         assert idle.recv(1024) == b""
         idle.close()

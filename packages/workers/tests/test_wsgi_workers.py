@@ -143,7 +143,8 @@ def test_graceful_stop_finishes_the_request_in_flight(tmp_path, worker):
         time.sleep(0.4)
         srv.proc.send_signal(signal.SIGTERM)
         if idle is not None:
-            # the idle keep-alive connection is closed at once, not after keepalive
+            # the idle keep-alive connection is closed after the short drain grace (1 s),
+            # not after keepalive
             assert read_until_close(idle, timeout=3) == b""
         t.join(10)
         status, headers, body = result["r"]

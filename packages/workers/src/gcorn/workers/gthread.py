@@ -28,6 +28,7 @@ from gcorn.workers.base import (
     raw_socket,
     signal_wakeup_fd,
 )
+from gcorn.workers.draining import idle_grace
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.wsgi.connection import Connection
 
@@ -136,14 +137,17 @@ class ThreadWorker(Worker):
                 self.log.debug("listener %d already out of epoll: %s", fd, exc)
 
     def stop(self, threads: list[threading.Thread]) -> None:
-        """Graceful stop: no more accepts, idle connections closed, busy ones finish."""
+        """Graceful stop: no more accepts; every connection ends after a `Connection: close`
+        answer, or once idle through the drain grace (see `gcorn.workers.draining`)."""
         self.stop_accepting()
-        self.reap_idle(float("inf"))
+        grace = idle_grace(self.keepalive)
         deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
-        while self.nconns > len(self.parked) and time.monotonic() < deadline:
+        # the serving threads still answer what arrives on parked connections
+        self.reap_idle(time.monotonic() - grace)
+        while self.nconns > 0 and time.monotonic() < deadline:
             self.notify()
             time.sleep(0.05)
-            self.reap_idle(float("inf"))
+            self.reap_idle(time.monotonic() - grace)
         self.running = False
         os.write(self.stop_w, b"x")
         for thread in threads:
@@ -258,8 +262,11 @@ class ThreadWorker(Worker):
                     self.alive = False
                     self.stop_accepting()
                     os.write(self.wake_w, b"m")  # wake the main thread now
-                if not keep or not self.alive or self.keepalive <= 0:
-                    self.close(conn, linger=conn.unread_body)
+                # a response that promised keep-alive is honoured even if the worker
+                # began stopping meanwhile: the next request is answered (with close)
+                if not keep or self.keepalive <= 0:
+                    # pipelined requests left unanswered: drain them rather than RST
+                    self.close(conn, linger=conn.unread_body or bool(conn.events))
                     return
         except ClientDisconnected as exc:
             self.log.debug("client %s went away: %s", conn.peer, exc)

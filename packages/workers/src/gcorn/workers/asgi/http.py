@@ -344,7 +344,10 @@ class HttpProtocol(asyncio.Protocol):
         if cycle is not self.cycle:
             return
         self.cycle = None
-        if not cycle.keep_alive or not cycle.body_complete or state.shutting_down:
+        # a stopping worker still honours the keep-alive this response promised: the
+        # next request gets `connection: close` (keep_alive_ok is off), or the drain
+        # grace closes the connection if none comes
+        if not cycle.keep_alive or not cycle.body_complete:
             # an unread request body cannot be skipped safely: close instead
             if not self.closed:
                 self.transport.close()  # type: ignore[union-attr]
@@ -414,15 +417,17 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close if idle, else close after the response in flight."""
+        """Graceful stop: the response not yet begun says `connection: close`.
+
+        An idle connection stays open for the drain grace (the worker's sweep
+        closes it), and requests already received are still answered: closing
+        under a client that has just sent one is what loses requests.
+        """
         if self.ws is not None:
             self.ws.shutdown()
-        elif self.cycle is None:
-            if self.transport is not None:
-                self.transport.close()
-        else:
+        elif (self.cycle is not None and not self.cycle.response_started
+              and not self.pending):
             self.cycle.keep_alive = False
-            self.pending.clear()
 
 
 def _cancel_if_running(task: asyncio.Task[None]) -> None:

@@ -17,6 +17,7 @@ from gcorn.workers.asgi.http import HttpProtocol
 from gcorn.workers.asgi.lifespan import LIFESPAN_CHOICES, Lifespan
 from gcorn.workers.asgi.loop import new_event_loop
 from gcorn.workers.asgi.state import ASGI_VERSION, ServerState
+from gcorn.workers.draining import idle_grace
 from gcorn.workers.errors import TLSSetupError
 from gcorn.workers.tls import build_context
 
@@ -222,21 +223,23 @@ class AsgiWorker(Worker):
         return os.getppid() == self.ppid
 
     async def _drain(self, state: ServerState) -> None:
-        """Graceful stop: close idle connections, 1012 to websockets, wait for requests."""
+        """Graceful stop: 1012 to websockets, answer what comes with `connection: close`,
+        close connections idle through the drain grace, wait for requests."""
         state.begin_shutdown()
         for conn in list(state.connections):
             conn.shutdown()
+        grace = idle_grace(state.keepalive)
         graceful = float(getattr(self.cfg, "graceful_timeout", 30) or 30)
         deadline = time.monotonic() + graceful
         while (state.tasks or state.connections) and time.monotonic() < deadline:
             self.notify()
             if state.tasks:
-                await asyncio.wait(list(state.tasks), timeout=min(0.5, graceful))
+                await asyncio.wait(list(state.tasks), timeout=min(0.05, graceful))
             else:
                 await asyncio.sleep(0.05)
+            state.tick()  # idle_since is stamped from state.clock
             for conn in list(state.connections):
-                if conn.is_idle():
-                    conn.shutdown()
+                conn.close_if_idle_for(state.clock, grace)
         for task in list(state.tasks):
             task.cancel()
         if state.tasks:
