@@ -189,15 +189,19 @@ class ThreadWorker(Worker):
     def accept(self, fd: int, entry: tuple[Any, Any]) -> None:
         """Accept one client, re-arm the listener, then serve the client."""
         sock, listener = entry
-        try:
-            client, addr = sock.accept()
-        except (BlockingIOError, InterruptedError):
-            client = None
-        except OSError as exc:
-            self.log.error("accept() failed on %s: %s", listener, exc)
-            client = None
-        if client is not None:
-            with self.lock:
+        # under the lock, and only while accepting: once `stop_accepting` returns no
+        # thread takes a connection that `stop` would not count and wait for
+        with self.lock:
+            if not self.accepting:
+                return
+            try:
+                client, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                client = None
+            except OSError as exc:
+                self.log.error("accept() failed on %s: %s", listener, exc)
+                client = None
+            if client is not None:
                 self.nconns += 1
         self.rearm_listener(fd)
         if client is None:
@@ -265,8 +269,7 @@ class ThreadWorker(Worker):
                 # a response that promised keep-alive is honoured even if the worker
                 # began stopping meanwhile: the next request is answered (with close)
                 if not keep or self.keepalive <= 0:
-                    # pipelined requests left unanswered: drain them rather than RST
-                    self.close(conn, linger=conn.unread_body or bool(conn.events))
+                    self.close(conn, linger=conn.unread_body)
                     return
         except ClientDisconnected as exc:
             self.log.debug("client %s went away: %s", conn.peer, exc)

@@ -61,7 +61,7 @@ class Acceptor:
             self.reading = False
 
     def cancel_setups(self) -> None:
-        """Graceful stop: drop connections still in their TLS handshake."""
+        """Graceful stop: drop connections still in their TLS handshake (past the grace)."""
         for task in list(self.setups):
             task.cancel()
 
@@ -179,7 +179,7 @@ class AsgiWorker(Worker):
         finally:
             for acceptor in acceptors:
                 acceptor.stop()
-                acceptor.cancel_setups()
+            await self._finish_setups(acceptors, idle_grace(state.keepalive))
             await self._drain(state)
             await lifespan.shutdown(float(getattr(cfg, "graceful_timeout", 30) or 30))
         return 0
@@ -221,6 +221,15 @@ class AsgiWorker(Worker):
         if callable(check):
             return bool(check())
         return os.getppid() == self.ppid
+
+    async def _finish_setups(self, acceptors: list[Acceptor], timeout: float) -> None:
+        """Let connections already accepted finish their set-up (they are then served);
+        cancel only the TLS handshakes still running after `timeout`."""
+        setups = [task for acceptor in acceptors for task in acceptor.setups]
+        if setups:
+            await asyncio.wait(setups, timeout=timeout)
+        for acceptor in acceptors:
+            acceptor.cancel_setups()
 
     async def _drain(self, state: ServerState) -> None:
         """Graceful stop: 1012 to websockets, answer what comes with `connection: close`,
