@@ -95,3 +95,13 @@ def test_process_titles(server_factory):
     assert title(worker) == "gcorn: worker [myapp]"
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
+
+
+def test_a_signal_after_the_queue_is_closed_is_ignored() -> None:
+    # a TERM landing while the master finishes its shutdown must not raise EBADF
+    from gcorn.arbiter.signals import SignalQueue
+
+    queue = SignalQueue()
+    queue.close()
+    queue.record(15)
+    assert queue.pop() == 15

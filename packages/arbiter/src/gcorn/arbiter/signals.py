@@ -70,6 +70,8 @@ class SignalQueue:
 
     def wake(self) -> None:
         """Make the next (or current) wait() return at once."""
+        if self._write_fd < 0:
+            return  # closed at the end of a shutdown: a late signal has nothing to wake
         try:
             os.write(self._write_fd, b"!")
         except BlockingIOError:
