@@ -99,3 +99,13 @@ def test_version_and_module_entry_point(module: str) -> None:
 def test_example_config_checks(tmp_path: Path) -> None:
     result = run_gcorn(["-c", str(EXAMPLES / "gcorn.conf.py"), "--check-config"], tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_http2_settings_are_accepted_with_a_warning(tmp_path: Path) -> None:
+    # gunicorn configs may ask for h2; gcorn serves HTTP/1.1 and must say so, not stay silent
+    shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
+    done = run_gcorn(["--http-protocols", "h2,h1", "--check-config", "hello:app"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "gcorn speaks HTTP/1.1 only" in done.stderr
+    plain = run_gcorn(["--check-config", "hello:app"], tmp_path)
+    assert "HTTP/1.1 only" not in plain.stderr

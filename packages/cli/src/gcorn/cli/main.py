@@ -80,6 +80,7 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
             "inotify is not available on this platform; use auto or poll"
         )
     log = cfg.logger_class(cfg)
+    warn_unserved_settings(cfg, log)
     if cfg.spew:
         install_spew()
     if cfg.check_config:
@@ -89,6 +90,15 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
             log.warning("--reload has no effect with --preload: the app is imported once")
         app.preload()
     return cfg, log, app
+
+
+def warn_unserved_settings(cfg: Config, log: Any) -> None:
+    """Say so when a setting asks for something gcorn accepts but does not serve yet."""
+    if any(proto != "h1" for proto in cfg.http_protocols) or cfg.http2_cleartext != "off":
+        log.warning(
+            "settings 'http_protocols'/'http2_cleartext': gcorn speaks HTTP/1.1 only; "
+            "h2 and h2c are accepted for gunicorn compatibility and ignored"
+        )
 
 
 def _inotify_available() -> bool:
