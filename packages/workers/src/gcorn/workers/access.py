@@ -1,7 +1,7 @@
 """What one request/response was, and the gunicorn access-log atoms derived from it.
 
-Built by the workers (WSGI and ASGI) only when the logger has an `access`
-method; the logger formats `cfg.access_log_format % info.atoms()`.
+Built by the workers (WSGI and ASGI) only when `access_wanted(log)` says the
+logger will use it; the logger formats `cfg.access_log_format % info.atoms()`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AccessAtoms", "AccessInfo"]
+__all__ = ["AccessAtoms", "AccessInfo", "access_wanted"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def access_wanted(log: Any) -> bool:
+    """Whether `log` writes an access line or feeds statsd, i.e. an AccessInfo is worth building."""
+    # The logger decided when it read the settings (accesslog, syslog and
+    # disable_redirect_access_to_syslog, a logging config, statsd): ask it rather than
+    # re-derive that here. A logger with `access()` but no `access_enabled` is a custom
+    # logger_class: it gets every request, as in gunicorn.
+    if not callable(getattr(log, "access", None)):
+        return False
+    return bool(getattr(log, "access_enabled", True) or getattr(log, "statsd", None))
 
 
 class AccessAtoms(dict[str, Any]):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gcorn.workers.access import access_wanted
 from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
 from gcorn.workers.parsing import parser_factory
@@ -57,10 +58,8 @@ class ServerState:
         self.pre_request = active_hook(getattr(cfg, "pre_request", None), self.log)
         self.post_request = active_hook(getattr(cfg, "post_request", None), self.log)
         self.wants_hook_request = self.pre_request is not None or self.post_request is not None
-        self.access_enabled = hasattr(self.log, "access") and bool(
-            getattr(cfg, "accesslog", None) or getattr(cfg, "logconfig", None)
-            or getattr(cfg, "logconfig_dict", None) or getattr(cfg, "statsd_host", None)
-            or getattr(cfg, "syslog", False))
+        # the one decision the WSGI workers use too; a HUP replaces the worker, so once is enough
+        self.access_enabled = access_wanted(self.log)
         self.date_server = date_and_server()
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()

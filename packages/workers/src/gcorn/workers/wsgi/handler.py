@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from gcorn.http import ParseError
-from gcorn.workers.access import AccessInfo
+from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.proxy import ForwardedPolicy
 from gcorn.workers.wsgi.environ import EnvironBuilder
@@ -81,7 +81,7 @@ class RequestHandler:
         self.log.debug("Invalid request from ip=%s: %s", ip, exc)
         message = getattr(exc, "message", None) or str(exc) or _reason(status)
         sent = self.send_error(conn, status, message)
-        if self.access is None or not self._access_wanted():
+        if self.access is None or not access_wanted(self.log):
             return
         # as gunicorn: rejected requests are in the access log too ('-' where unknown)
         method = raw_uri = path = "-"
@@ -158,7 +158,7 @@ class RequestHandler:
                     self.post_request(worker, req, environ, resp)
             except Exception:
                 self.log.exception("the post_request hook failed")
-            if self.access is not None and resp.status is not None and self._access_wanted():
+            if self.access is not None and resp.status is not None and access_wanted(self.log):
                 self._log_access(environ, resp, headers, time.monotonic() - started)
         if not keep or not resp.keep_alive or resp.must_close:
             conn.unread_body = not body.settle()
@@ -221,12 +221,6 @@ class RequestHandler:
             self.send_error(conn, 500, "Internal Server Error")
             resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
             resp.must_close = True
-
-    def _access_wanted(self) -> bool:
-        # gcorn.cli's Logger has access() even with no access log: skip building
-        # the AccessInfo unless it writes a line or feeds statsd
-        log = self.log
-        return bool(getattr(log, "access_enabled", True) or getattr(log, "statsd", None))
 
     def _log_access(self, environ: dict[str, Any], resp: Response, headers: Any,
                     elapsed: float) -> None:
