@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gcorn.workers.access import AccessInfo
+from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
 from gcorn.workers.asgi.hooks import HookRequest, HookResponse, call_hook
 from gcorn.workers.asgi.response import Framing, build_head, error_response
-
-if TYPE_CHECKING:
-    from gcorn.workers.asgi.http import HttpProtocol
 
 __all__ = ["ClientDisconnected", "RequestCycle"]
 
@@ -21,10 +19,6 @@ Message = dict[str, Any]
 BODY_HIGH_WATER = 256 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DISCONNECT = {"type": "http.disconnect"}
-
-
-class ClientDisconnected(OSError):
-    """`send` was called after the client went away (ASGI 2.4: an OSError subclass)."""
 
 
 class RequestCycle:
@@ -50,7 +44,7 @@ class RequestCycle:
     hook_req: HookRequest | None = None
     task: asyncio.Task[None] | None = None
 
-    def __init__(self, conn: HttpProtocol, scope: Message, minor: int, keep_alive: bool,
+    def __init__(self, conn: Connection, scope: Message, minor: int, keep_alive: bool,
                  expect_continue: bool, is_head: bool) -> None:
         self.conn = conn
         self.scope = scope

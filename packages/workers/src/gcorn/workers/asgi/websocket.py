@@ -14,16 +14,13 @@ import logging
 import os
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gcorn.http import RequestHead
-from gcorn.workers.asgi.cycle import ClientDisconnected
+from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError, ServiceUnavailable
 from gcorn.workers.asgi.response import Framing, build_head, error_response
 from gcorn.workers.asgi.scope import decode_path
-
-if TYPE_CHECKING:
-    from gcorn.workers.asgi.http import HttpProtocol
 
 try:
     from websockets.datastructures import Headers
@@ -50,7 +47,7 @@ _wire_logger = logging.getLogger("gcorn.workers.asgi.websocket.wire")
 _wire_logger.setLevel(logging.WARNING)
 
 
-def start_websocket(conn: HttpProtocol, head: RequestHead, scheme: str,
+def start_websocket(conn: Connection, head: RequestHead, scheme: str,
                     headers: Sequence[tuple[bytes, bytes]]) -> WebSocketSession | None:
     """Take over `conn` for a WebSocket upgrade, or refuse it (501) without the library."""
     state = conn.state
@@ -80,7 +77,7 @@ def _subprotocols(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
 class WebSocketSession:
     """One upgraded connection: the app task on one side, the `websockets` protocol on the other."""
 
-    def __init__(self, conn: HttpProtocol, head: RequestHead, scheme: str,
+    def __init__(self, conn: Connection, head: RequestHead, scheme: str,
                  headers: Sequence[tuple[bytes, bytes]]) -> None:
         state = conn.state
         self.conn = conn
