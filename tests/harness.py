@@ -106,9 +106,9 @@ class ExternalServer:
 
     def __init__(self, command: Sequence[str], *, cwd: Path, log_path: Path | None = None,
                  env: Mapping[str, str] | None = None, ready: Probe | None = None,
-                 ready_timeout: float = 15.0, stop_signal: int = signal.SIGTERM,
-                 stop_timeout: float = 10.0, new_session: bool = False,
-                 name: str | None = None) -> None:
+                 ready_timeout: float = 15.0, ready_interval: float = 0.05,
+                 stop_signal: int = signal.SIGTERM, stop_timeout: float = 10.0,
+                 new_session: bool = False, name: str | None = None) -> None:
         self.command = [str(part) for part in command]
         self.name = name or Path(self.command[0]).name
         self.cwd = cwd
@@ -116,6 +116,7 @@ class ExternalServer:
         self.env = dict(os.environ if env is None else env)
         self.ready = ready
         self.ready_timeout = ready_timeout
+        self.ready_interval = ready_interval
         self.stop_signal = stop_signal
         self.stop_timeout = stop_timeout
         self.new_session = new_session
@@ -161,7 +162,7 @@ class ExternalServer:
                 return
             if time.monotonic() > deadline:
                 raise ServerNotReady(f"{self.name} not ready after {limit}s:\n{self.log()}")
-            time.sleep(0.05)
+            time.sleep(self.ready_interval)
 
     def alive(self) -> bool:
         """Whether the process still runs."""
@@ -186,7 +187,10 @@ class ExternalServer:
                 proc.send_signal(self.stop_signal if sig is None else sig)
             proc.wait(self.stop_timeout if timeout is None else timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            if self.new_session:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own group: what it spawned goes too
+            else:
+                proc.kill()
             proc.wait(5)
         finally:
             if self._log is not None:

@@ -10,9 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from harness import EXAMPLES, GCORN
 
 
 def run_gcorn(args: list[str], cwd: Path, env_args: str = "") -> subprocess.CompletedProcess[str]:

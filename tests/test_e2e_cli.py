@@ -9,94 +9,25 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """A `gcorn` subprocess on a free port, stopped (TERM, then KILL) when done."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = cwd / "server.out"
-        full_env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-        full_env.update(env or {})
-        full_env["GCORN_CMD_ARGS"] = f"--bind 127.0.0.1:{self.port} " + full_env["GCORN_CMD_ARGS"]
-        self._out = open(self.log_path, "wb")  # closed in stop()
-        self.proc = subprocess.Popen(
-            [GCORN, *args], cwd=cwd, env=full_env, stdout=self._out, stderr=subprocess.STDOUT
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gcorn exited {self.proc.returncode}: {self.output()}")
-            try:
-                if httpx.get(self.url + "/", timeout=1.0).status_code:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(f"gcorn not ready after {timeout}s: {self.output()}")
-
-    def get(self, path: str = "/", **kwargs: object) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5.0, **kwargs)  # type: ignore[arg-type]
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._out.close()
-        return int(self.proc.returncode)
+from harness import EXAMPLES, GCORN, Gcorn, wait_until
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+def serve(start_gcorn: Callable[..., Gcorn], tmp_path: Path) -> Callable[..., Gcorn]:
+    """`serve(args, env=None, ready=True)`: gcorn in tmp_path, with the example apps there."""
     shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
     shutil.copy(EXAMPLES / "hello_asgi.py", tmp_path / "hello_asgi.py")
-    servers: list[Server] = []
 
-    def start(args: list[str], env: dict[str, str] | None = None, ready: bool = True) -> Server:
-        server = Server(args, tmp_path, env)
-        servers.append(server)
-        if ready:
-            server.wait_ready()
-        return server
+    def start(args: list[str], env: dict[str, str] | None = None, ready: bool = True) -> Gcorn:
+        return start_gcorn(*args, env=env, wait=ready)
 
-    yield start
-    for server in servers:
-        server.stop(signal.SIGKILL if server.proc.poll() is None else signal.SIGTERM)
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+    return start
 
 
 HOOKS_CONFIG = '''
@@ -171,7 +102,7 @@ def test_python_module_config(serve, tmp_path: Path) -> None:  # type: ignore[no
     (tmp_path / "site_gcorn_conf.py").write_text("wsgi_app = 'hello:app'\nworkers = 2\n")
     server = serve(["-c", "python:site_gcorn_conf"], env={"PYTHONPATH": str(tmp_path)})
     assert server.get().status_code == 200
-    assert wait_for(lambda: server.output().count("Booting worker") >= 2 or
+    assert wait_until(lambda: server.log().count("Booting worker") >= 2 or
                     len(_children(server.proc.pid)) >= 2)
 
 
@@ -196,7 +127,7 @@ def test_access_log_format_atoms(serve, tmp_path: Path) -> None:  # type: ignore
 def test_default_access_log_to_stdout(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(["--access-logfile", "-", "hello:app"])
     server.get("/std", headers={"Referer": "http://ref/"})
-    assert wait_for(lambda: '"GET /std HTTP/1.1" 200 14 "http://ref/"' in server.output())
+    assert wait_until(lambda: '"GET /std HTTP/1.1" 200 14 "http://ref/"' in server.log())
 
 
 def test_usr1_reopens_log_files(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -208,10 +139,10 @@ def test_usr1_reopens_log_files(serve, tmp_path: Path) -> None:  # type: ignore[
     os.rename(tmp_path / "a.log", tmp_path / "a.log.1")
     os.rename(tmp_path / "e.log", tmp_path / "e.log.1")
     server.proc.send_signal(signal.SIGUSR1)
-    assert wait_for(lambda: (tmp_path / "a.log").exists(), timeout=10)
-    assert wait_for(lambda: (tmp_path / "e.log").exists(), timeout=10)
+    assert wait_until(lambda: (tmp_path / "a.log").exists(), timeout=10)
+    assert wait_until(lambda: (tmp_path / "e.log").exists(), timeout=10)
     # Workers reopen on the USR1 the master forwards; retry until the line lands.
-    assert wait_for(
+    assert wait_until(
         lambda: server.get("/two") and "/two" in (tmp_path / "a.log").read_text(), timeout=10
     )
     # Requests served before a worker handled USR1 may land in the old file too.
@@ -277,7 +208,7 @@ def test_reload_restarts_worker_on_change(serve, tmp_path: Path, args: list[str]
         except httpx.HTTPError:
             return False
 
-    assert wait_for(serves_two, timeout=8)
+    assert wait_until(serves_two, timeout=8)
 
 
 def test_hup_rereads_the_config_file(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -292,7 +223,7 @@ def test_hup_rereads_the_config_file(serve, tmp_path: Path) -> None:  # type: ig
         server.get("/after")
         return "two /after" in (tmp_path / "a.log").read_text()
 
-    assert wait_for(new_format_used, timeout=8)
+    assert wait_until(new_format_used, timeout=8)
     assert "one /before" in (tmp_path / "a.log").read_text()
 
 
@@ -302,8 +233,8 @@ def test_hup_with_a_broken_config_keeps_serving(serve, tmp_path: Path) -> None: 
     server = serve(["-c", "live.conf.py", "hello:app"])
     conf.write_text("wokers = 2\n")
     server.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: "reload failed" in server.output(), timeout=8)
-    assert "did you mean 'workers'" in server.output()
+    assert wait_until(lambda: "reload failed" in server.log(), timeout=8)
+    assert "did you mean 'workers'" in server.log()
     assert server.get().status_code == 200
     assert server.proc.poll() is None
 
@@ -321,7 +252,7 @@ def test_capture_output_sends_prints_to_the_error_log(serve, tmp_path: Path) -> 
     assert server.get().text == "ok"
     text = (tmp_path / "err.log").read_text()
     assert "printed by the app" in text and "stderr of the app" in text
-    assert "printed by the app" not in server.output()
+    assert "printed by the app" not in server.log()
 
 
 def test_preload_imports_the_app_once_in_the_master(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -375,7 +306,7 @@ def test_reload_serves_500_while_the_app_is_broken_then_recovers(serve, tmp_path
     app_file = tmp_path / "editing.py"
     app_file.write_text("def app(environ, start_response:\n")  # a syntax error mid-edit
     server = serve(["--reload", "--error-logfile", "err.log", "editing:app"], ready=False)
-    assert wait_for(lambda: _status(server) == 500, timeout=10), server.output()
+    assert wait_until(lambda: _status(server) == 500, timeout=10), server.log()
     response = server.get()
     assert b"Traceback" not in response.content and b"SyntaxError" not in response.content
     assert "SyntaxError" in (tmp_path / "err.log").read_text()
@@ -385,11 +316,11 @@ def test_reload_serves_500_while_the_app_is_broken_then_recovers(serve, tmp_path
         "    start_response('200 OK', [('Content-Length', '5')])\n"
         "    return [b'fixed']\n"
     )
-    assert wait_for(lambda: _status(server) == 200, timeout=8)
+    assert wait_until(lambda: _status(server) == 200, timeout=8)
     assert server.get().text == "fixed"
 
 
-def _status(server: Server) -> int | None:
+def _status(server: Gcorn) -> int | None:
     try:
         return server.get().status_code
     except httpx.HTTPError:
@@ -421,4 +352,4 @@ def test_chdir_pythonpath_and_factories(serve, tmp_path: Path, args: list[str]) 
 def test_example_config_file_serves_the_hello_app(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(["-c", str(EXAMPLES / "gcorn.conf.py")])
     assert server.get("/").text == "Hello, World!\n"
-    assert wait_for(lambda: "gcorn is ready" in server.output())
+    assert wait_until(lambda: "gcorn is ready" in server.log())

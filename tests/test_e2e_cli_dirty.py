@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+from harness import Gcorn, wait_until
 
 DIRTY_APP = '''
 from gcorn.dirty import DirtyApp
@@ -53,38 +46,20 @@ def on_dirty_starting(arbiter):
 '''
 
 
-def test_http_worker_calls_the_dirty_pool(tmp_path: Path) -> None:
+def test_http_worker_calls_the_dirty_pool(start_gcorn: Callable[..., Gcorn], tmp_path: Path) -> None:
     (tmp_path / "dirtyapp.py").write_text(DIRTY_APP)
     (tmp_path / "web.py").write_text(WEB_APP)
     (tmp_path / "gcorn.conf.py").write_text(CONFIG)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONPATH=str(tmp_path))
-    out = open(tmp_path / "out.log", "wb")  # closed below
-    proc = subprocess.Popen(
-        [GCORN, "-b", f"127.0.0.1:{port}", "-k", "gthread", "--threads", "4", "web:app"],
-        cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-    )
-    try:
-        body = None
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and body != "HELLO":
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/hello", timeout=5)
-                body = response.text if response.status_code == 200 else None
-            except httpx.HTTPError:
-                pass
-            if body != "HELLO":
-                time.sleep(0.1)
-        assert body == "HELLO", (tmp_path / "out.log").read_text()
-        assert (tmp_path / "dirty.log").read_text() == "on_dirty_starting\n"
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    server = start_gcorn("-k", "gthread", "--threads", "4", "web:app",
+                         env={"PYTHONPATH": str(tmp_path)}, ready_path=None)
+
+    def hello() -> str | None:
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        out.close()
-    assert proc.returncode == 0
+            response = server.get("/hello")
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == 200 else None
+
+    assert wait_until(hello, timeout=15, interval=0.1) == "HELLO", server.log()
+    assert (tmp_path / "dirty.log").read_text() == "on_dirty_starting\n"
+    assert server.stop(timeout=15) == 0

@@ -5,14 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import psutil
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_e2e_dirty_harness import EXAMPLES, GcornServer, wait_for
+from harness import EXAMPLES, wait_until
+from test_e2e_dirty_harness import GcornServer
 
 CONFIG = '''
 import os
@@ -60,10 +58,10 @@ def test_config_file_settings_and_dirty_hooks(tmp_path: Path) -> None:
     server = GcornServer(tmp_path, ["-c", "gcorn.conf.py"])
     try:
         _, arbiter_pid = server.whoami()
-        workers = wait_for(lambda: (w := server.dirty_workers(arbiter_pid)) and len(w) == 2 and w, 5)
+        workers = wait_until(lambda: (w := server.dirty_workers(arbiter_pid)) and len(w) == 2 and w, 5)
         assert workers, "dirty_workers = 2 from the config file"
         assert marked(server, "starting") == [arbiter_pid]
-        assert wait_for(lambda: set(marked(server, "init")) == workers, 5), server.marks()
+        assert wait_until(lambda: set(marked(server, "init")) == workers, 5), server.marks()
         # dirty_post_fork runs in each new worker, before its apps load
         assert set(marked(server, "post_fork")) == workers
 
@@ -82,10 +80,10 @@ def test_config_file_settings_and_dirty_hooks(tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
         assert hung.status_code == 504 and hung.json() == {"error": "DirtyTimeoutError"}
         assert 1.8 < elapsed < 4.0, elapsed
-        assert wait_for(lambda: marked(server, "exit"), 8), server.marks()  # dirty_worker_exit
+        assert wait_until(lambda: marked(server, "exit"), 8), server.marks()  # dirty_worker_exit
         recycled = marked(server, "exit")[0]
         assert recycled in workers and recycled not in server.dirty_workers(arbiter_pid)
-        assert wait_for(lambda: len(server.dirty_workers(arbiter_pid)) == 2, 5)
+        assert wait_until(lambda: len(server.dirty_workers(arbiter_pid)) == 2, 5)
         assert server.get("/echo/after").json() == {"result": "after"}
     finally:
         assert server.stop() == 0, server.logs()
@@ -108,7 +106,7 @@ def test_dirty_graceful_timeout_bounds_the_dirty_arbiter_stop(tmp_path: Path) ->
         assert 0.8 < elapsed < 2.5, elapsed
         assert answer.status_code == 502, answer.text  # the caller learns its worker was lost
         # the gcorn master starts a new dirty arbiter, which runs the hook again
-        assert wait_for(lambda: len(marked(server, "starting")) == 2, 5), server.marks()
+        assert wait_until(lambda: len(marked(server, "starting")) == 2, 5), server.marks()
         assert server.whoami()[1] == marked(server, "starting")[1]
     finally:
         assert server.stop() == 0, server.logs()
@@ -121,17 +119,17 @@ def test_dirty_app_with_n_on_the_command_line_loads_on_n_workers(tmp_path: Path)
     ])
     try:
         _, arbiter_pid = server.whoami()
-        assert wait_for(lambda: len(server.dirty_workers(arbiter_pid)) == 3, 5)
+        assert wait_until(lambda: len(server.dirty_workers(arbiter_pid)) == 3, 5)
         probe_pids = {server.whoami()[0] for _ in range(12)}
         heavy_pids = {server.whoami("?app=probe:Heavy")[0] for _ in range(12)}
         assert len(probe_pids) >= 2 and len(heavy_pids) == 1
         heavy = heavy_pids.pop()
         # the replacement of the crashed Heavy worker loads Heavy again
         os.kill(heavy, signal.SIGKILL)
-        replaced = wait_for(lambda: (pid := server.whoami("?app=probe:Heavy")[0]) != heavy and pid, 8)
+        replaced = wait_until(lambda: (pid := server.whoami("?app=probe:Heavy")[0]) != heavy and pid, 8)
         assert replaced, server.logs()
         assert {server.whoami("?app=probe:Heavy")[0] for _ in range(8)} == {replaced}
-        assert wait_for(lambda: len(server.dirty_workers(arbiter_pid)) == 3, 5)
+        assert wait_until(lambda: len(server.dirty_workers(arbiter_pid)) == 3, 5)
     finally:
         assert server.stop() == 0, server.logs()
 

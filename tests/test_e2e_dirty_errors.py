@@ -5,16 +5,14 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_e2e_dirty_harness import EXAMPLES, GcornServer, wait_for
+from harness import EXAMPLES, wait_until
+from test_e2e_dirty_harness import GcornServer
 
 
 def test_example_app_turns_busy_into_503_with_retry_after(tmp_path: Path) -> None:
@@ -91,6 +89,6 @@ def test_dirty_worker_killed_mid_call_answers_5xx_at_once_and_the_next_call_work
         # a replacement takes the seat and the next call succeeds
         new_pid, same_arbiter = server.whoami()
         assert new_pid != worker_pid and same_arbiter == arbiter_pid
-        assert wait_for(lambda: len(server.dirty_workers(arbiter_pid)) == 1, 5)
+        assert wait_until(lambda: len(server.dirty_workers(arbiter_pid)) == 1, 5)
     finally:
         assert server.stop() == 0, server.logs()

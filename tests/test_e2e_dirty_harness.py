@@ -2,27 +2,23 @@
 
 `GcornServer` runs the real `gcorn` command with a dirty pool in a tmp dir,
 with probe apps that report their pids and mark hooks and signals in files.
-Imported by the tests/test_e2e_dirty_*.py files.
+Imported by the tests/test_e2e_dirty_*.py files; the generic parts (free_port,
+wait_until, the server process and its log on failure) are tests/harness.py's.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from harness import EXAMPLES, Gcorn, free_port, wait_until
 
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+__all__ = ["EXAMPLES", "GcornServer", "alive", "free_port", "wait_for", "wait_until"]
+
+wait_for = wait_until  # the name the dirty tests of other branches import
 
 # The dirty apps: `Probe` answers with its pids, sleeps on demand, and marks every
 # USR1 it gets (chained before the worker's own handler) in $DIRTY_E2E_DIR/marks.log.
@@ -162,49 +158,27 @@ SOURCES = {
 }
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class GcornServer(Gcorn):
+    """One `gcorn` master on a free port, started in `tmp_path` with the probe apps.
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll `predicate` until it returns something truthy or `timeout` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = predicate()
-    return value
-
-
-class GcornServer:
-    """One `gcorn` master on a free port, started in `tmp_path` with the probe apps."""
+    Not waited for: a test waits for the route it needs (`wait_ok`), since the dirty
+    pool may still be booting when HTTP already answers.
+    """
 
     def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None) -> None:
         self.dir = tmp_path
         for name, text in SOURCES.items():
             (tmp_path / name).write_text(text)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        environ = {k: v for k, v in os.environ.items() if k != "GCORN_DIRTY_SOCKET"}
-        environ.update(GCORN_CMD_ARGS="", PYTHONPATH=str(tmp_path), DIRTY_E2E_DIR=str(tmp_path))
-        environ.update(env or {})
-        self.log_path = tmp_path / "gcorn.log"
-        self._log = open(self.log_path, "wb")  # closed in stop()
-        self.proc = subprocess.Popen(
-            [GCORN, "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", *args],
-            cwd=tmp_path, env=environ, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pid = self.proc.pid
+        environ = {"PYTHONPATH": str(tmp_path), "DIRTY_E2E_DIR": str(tmp_path), **(env or {})}
+        super().__init__(["--graceful-timeout", "5", *args], cwd=tmp_path, env=environ,
+                         ready_path=None, stop_timeout=15.0, new_session=True)
         self._seen: dict[int, psutil.Process] = {}
         self.leftovers: list[psutil.Process] = []
+        self.start()
 
-    def get(self, path: str, timeout: float = 10.0) -> httpx.Response:
-        """One GET on a fresh connection."""
-        return httpx.get(self.url + path, timeout=timeout)
+    def get(self, path: str = "/", timeout: float = 10.0, **kwargs: Any) -> httpx.Response:
+        """One GET on a fresh connection (a dirty call may take a while: 10 s by default)."""
+        return super().get(path, timeout, **kwargs)
 
     def wait_ok(self, path: str, timeout: float = 15.0) -> httpx.Response:
         """GET `path` until it answers 200 (the pool may still be booting); fail with the log."""
@@ -218,7 +192,7 @@ class GcornServer:
                 return False
             return last.status_code == 200
 
-        assert wait_for(ok, timeout, 0.1), f"no 200 from {path}: {last and last.text}\n{self.logs()}"
+        assert wait_until(ok, timeout, 0.1), f"no 200 from {path}: {last and last.text}\n{self.log()}"
         assert last is not None
         return last
 
@@ -250,27 +224,18 @@ class GcornServer:
         return path.read_text().splitlines() if path.exists() else []
 
     def logs(self) -> str:
-        """The master's stdout and stderr so far."""
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        """The master's stdout and stderr so far (the name the dirty tests use for log())."""
+        return self.log()
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        """Signal the master, wait for it, and SIGKILL anything of its tree still alive."""
+    def stop(self, sig: int | None = None, timeout: float | None = None) -> int | None:
+        """Stop the master (TERM, then KILL), then SIGKILL anything of its tree still alive."""
         self.descendants()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        code = super().stop(sig, timeout)
         # what outlived its master is recorded for the tests, then cleaned up
         self.leftovers = alive(self._seen.values())
         for proc in self.leftovers:
             proc.kill()
-        self._log.close()
-        return self.proc.returncode
+        return code
 
 
 def alive(procs: Iterable[psutil.Process]) -> list[psutil.Process]:

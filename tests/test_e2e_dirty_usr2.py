@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import psutil
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_e2e_dirty_harness import GcornServer, alive, wait_for
+from harness import wait_until
+from test_e2e_dirty_harness import GcornServer, alive
 
 
 def test_usr2_new_master_gets_its_own_pool_and_survives_the_old_one(tmp_path: Path) -> None:
@@ -24,7 +22,7 @@ def test_usr2_new_master_gets_its_own_pool_and_survives_the_old_one(tmp_path: Pa
         _, old_arbiter = server.whoami()
         os.kill(server.pid, signal.SIGUSR2)
         new_pidfile = Path(f"{pidfile}.2")
-        assert wait_for(lambda: new_pidfile.exists() and new_pidfile.read_text().strip(), 10)
+        assert wait_until(lambda: new_pidfile.exists() and new_pidfile.read_text().strip(), 10)
         new_master = psutil.Process(int(new_pidfile.read_text()))
 
         def new_arbiters() -> set[int]:
@@ -32,7 +30,7 @@ def test_usr2_new_master_gets_its_own_pool_and_survives_the_old_one(tmp_path: Pa
 
         # both masters serve on the same socket, each HTTP worker with its own master's pool
         seen: set[int] = set()
-        assert wait_for(lambda: seen.add(server.whoami()[1]) or len(seen) >= 2, 20, 0.01), seen
+        assert wait_until(lambda: seen.add(server.whoami()[1]) or len(seen) >= 2, 20, 0.01), seen
         assert old_arbiter in seen
         (new_arbiter,) = seen - {old_arbiter}
         assert new_arbiter in new_arbiters()
@@ -42,7 +40,7 @@ def test_usr2_new_master_gets_its_own_pool_and_survives_the_old_one(tmp_path: Pa
                     and p.pid != new_master.pid]
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(15) == 0, server.logs()
-        assert wait_for(lambda: not alive(old_tree), 5), [p.pid for p in alive(old_tree)]
+        assert wait_until(lambda: not alive(old_tree), 5), [p.pid for p in alive(old_tree)]
         assert new_master.is_running()
         assert {server.whoami()[1] for _ in range(6)} == {new_arbiter}
         assert server.get("/echo/upgraded").json() == {"result": "upgraded"}
@@ -51,5 +49,5 @@ def test_usr2_new_master_gets_its_own_pool_and_survives_the_old_one(tmp_path: Pa
             new_tree = new_master.children(recursive=True)
             new_master.send_signal(signal.SIGTERM)
             new_master.wait(15)
-            assert wait_for(lambda: not alive(new_tree), 5)
+            assert wait_until(lambda: not alive(new_tree), 5)
         server.stop()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from test_e2e_dirty_harness import GcornServer
 
 POOL = ["--dirty-app", "probe:Probe", "--dirty-workers", "2"]

@@ -11,39 +11,20 @@ close it under the client (wrk counts that as a read error).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from harness import EXAMPLES, Gcorn, wait_until
 
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 APPS = {"sync": "hello:app", "gthread": "hello:app", "asgi": "hello_asgi:app"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _answers(url: str) -> bool:
@@ -63,54 +44,49 @@ def _read_pid(path: Path) -> int:
 @pytest.mark.timeout(60)
 # `sync` with more than one thread would run gthread: the sync case keeps one thread
 @pytest.mark.parametrize(("worker", "threads"), [("sync", 1), ("gthread", 2), ("asgi", 2)])
-def test_hup_then_usr2_under_load_lose_no_request(tmp_path: Path, worker: str, threads: int) -> None:
+def test_hup_then_usr2_under_load_lose_no_request(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str, threads: int) -> None:
     wrk = shutil.which("wrk")
     assert wrk, "wrk is needed (tools/env.sh installs it)"
     for name in ("hello.py", "hello_asgi.py"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
     pidfile = tmp_path / "gcorn.pid"
-    log = open(tmp_path / "gcorn.log", "wb")
-    env = dict(os.environ, GCORN_CMD_ARGS="")
-    master = subprocess.Popen(
-        [GCORN, "-w", "2", "-k", worker, "--threads", str(threads), "-b", f"127.0.0.1:{port}",
-         "--pid", str(pidfile), "--graceful-timeout", "10", APPS[worker]],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    master = start_gcorn(
+        "-w", "2", "-k", worker, "--threads", str(threads), "--pid", str(pidfile),
+        "--graceful-timeout", "10", APPS[worker], new_session=True)
+    url = master.url + "/"
     new_master = 0
     try:
-        _wait_for(lambda: _answers(url), 15, "gcorn to answer")
         load = subprocess.Popen(
             [wrk, "-t1", "-c10", "-d7s", "--timeout", "5s", url],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         time.sleep(1.0)
-        master.send_signal(signal.SIGHUP)
+        master.proc.send_signal(signal.SIGHUP)
         time.sleep(1.5)
-        master.send_signal(signal.SIGUSR2)
-        new_master = _wait_for(lambda: _read_pid(Path(f"{pidfile}.2")), 10, "the new master's pidfile")
+        master.proc.send_signal(signal.SIGUSR2)
+        new_master = wait_until(lambda: _read_pid(Path(f"{pidfile}.2")), 10)
+        assert new_master, "the new master's pidfile"
         # the new master serves once its workers are up; then the old one may go
-        _wait_for(
-            lambda: len(psutil.Process(new_master).children()) >= 2, 10, "the new master's workers"
-        )
+        assert wait_until(lambda: len(psutil.Process(new_master).children()) >= 2, 10), \
+            "the new master's workers"
         time.sleep(1.0)
-        master.send_signal(signal.SIGTERM)
-        assert master.wait(20) == 0
+        master.proc.send_signal(signal.SIGTERM)
+        assert master.proc.wait(20) == 0
         output, _ = load.communicate(timeout=20)
         total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
         assert total > 200, output
         assert "Socket errors" not in output, output
         assert "Non-2xx" not in output, output
         # the re-executed master takes the plain pidfile name once the old one is gone
-        _wait_for(lambda: _read_pid(pidfile) == new_master, 10, "the pidfile promotion")
+        assert wait_until(lambda: _read_pid(pidfile) == new_master, 10), "the pidfile promotion"
         assert _answers(url)
         survivor = psutil.Process(new_master)
         survivor.send_signal(signal.SIGTERM)
         survivor.wait(20)
         new_master = 0
     finally:
-        log.close()
+        # the re-executed master is no child of ours: the harness stops only the first one
         for pid in (new_master, master.pid):
             try:
                 proc = psutil.Process(pid) if pid else None
@@ -120,4 +96,4 @@ def test_hup_then_usr2_under_load_lose_no_request(tmp_path: Path, worker: str, t
                 for child in proc.children(recursive=True):
                     child.kill()
                 proc.kill()
-        master.wait(5)
+        master.stop(timeout=5)

@@ -4,19 +4,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
-import time
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or shutil.which("gcorn")
+from harness import Gcorn
 
 FLASK_APP = '''
 import os
@@ -69,12 +62,6 @@ application = get_wsgi_application()
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def files(tmp_path):
     data = os.urandom(700_000)
@@ -84,49 +71,26 @@ def files(tmp_path):
     return tmp_path, data
 
 
-@pytest.mark.skipif(GCORN is None, reason="the gcorn command is not installed")
 @pytest.mark.parametrize("framework,worker", [
     ("flask", "sync"), ("flask", "gthread"), ("django", "sync"), ("django", "gthread"),
 ])
-def test_framework_app(files, framework, worker):
+def test_framework_app(start_gcorn: Callable[..., Gcorn], files, framework, worker):
     pytest.importorskip(framework)
     tmp, data = files
-    port = free_port()
     app = "flask_e2e_app:app" if framework == "flask" else "django_e2e_app:application"
-    log = open(tmp / "gcorn.log", "wb")
-    proc = subprocess.Popen(
-        [GCORN, "-k", worker, "--threads", "2", "-w", "1", "-b", f"127.0.0.1:{port}",
-         "--chdir", str(tmp), app],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(tmp),
-        env=dict(os.environ, E2E_FILE=str(tmp / "payload.bin")))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=5) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    r = client.get(base + "/")
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None, (tmp / "gcorn.log").read_text()
-                    assert time.monotonic() < deadline, (tmp / "gcorn.log").read_text()
-                    time.sleep(0.1)
-            assert r.status_code == 200
-            assert f"{framework} page" in r.text
-            r = client.post(base + "/form", data={"name": "ada"},
-                            files={"upload": ("u.bin", b"u" * 5000)})
-            assert r.status_code == 200, r.text
-            assert r.text == "hello ada 5000"
-            r = client.get(base + "/download")
-            assert r.status_code == 200
-            assert r.content == data
-            assert r.headers["content-length"] == str(len(data))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-    assert "Traceback" not in Path(tmp / "gcorn.log").read_text()
+    server = start_gcorn("-k", worker, "--threads", "2", "-w", "1", "--chdir", str(tmp), app,
+                         env={"E2E_FILE": str(tmp / "payload.bin")}, ready_timeout=20)
+    with httpx.Client(timeout=5) as client:
+        r = client.get(server.url + "/")
+        assert r.status_code == 200
+        assert f"{framework} page" in r.text
+        r = client.post(server.url + "/form", data={"name": "ada"},
+                        files={"upload": ("u.bin", b"u" * 5000)})
+        assert r.status_code == 200, r.text
+        assert r.text == "hello ada 5000"
+        r = client.get(server.url + "/download")
+        assert r.status_code == 200
+        assert r.content == data
+        assert r.headers["content-length"] == str(len(data))
+    server.stop()
+    assert "Traceback" not in server.log()
