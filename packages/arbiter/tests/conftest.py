@@ -43,6 +43,13 @@ def wait_until(
         time.sleep(0.02)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Event(tuple):  # type: ignore[type-arg]
     """(name, pid, detail) parsed from one line of the events file."""
 
@@ -228,3 +235,9 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 def wait_until_fixture() -> Callable[..., Any]:
     """The polling helper, for tests (test modules cannot import conftest)."""
     return wait_until
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> Callable[[], int]:
+    """The free-port helper, for tests (test modules cannot import conftest)."""
+    return free_port

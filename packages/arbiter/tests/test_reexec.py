@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -94,19 +93,16 @@ def test_rollback_stopping_the_new_master_keeps_the_old_one(server_factory, wait
     shutil.rmtree(short, ignore_errors=True)
 
 
-def test_a_reexecd_master_keeps_its_inherited_socket_on_hup(server_factory, wait_until):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_a_reexecd_master_keeps_its_inherited_socket_on_hup(server_factory, wait_until,
+                                                            free_port):
+    port = free_port()
     server = server_factory(cfg={"bind": [f"127.0.0.1:{port}"]}).start()
     server.kill(signal.SIGUSR2)
     new_master = server.wait_event("on_starting", 2)[1].pid
     server.wait_booted(2)
     server.kill(signal.SIGTERM)
     assert server.wait_exit() == 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        extra = probe.getsockname()[1]
+    extra = free_port()
     server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{extra}"]})
     server.kill(signal.SIGHUP, new_master)
     server.wait_booted(3)

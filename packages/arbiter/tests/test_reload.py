@@ -46,12 +46,10 @@ def test_hup_with_a_broken_config_keeps_serving(server_factory, wait_until):
     assert not server.events("on_reload")
 
 
-def test_hup_rebinds_when_bind_changes(server_factory, wait_until):
+def test_hup_rebinds_when_bind_changes(server_factory, wait_until, free_port):
     server = server_factory().start()
     old_addr = server.addresses()[0]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        new_port = probe.getsockname()[1]
+    new_port = free_port()
     server.write_opts(cfg={"bind": [f"127.0.0.1:{new_port}"]})
     server.kill(signal.SIGHUP)
     server.wait_booted(2)
@@ -150,14 +148,9 @@ def test_usr1_right_after_a_fork_does_not_kill_the_new_worker(server_factory):
     assert "exited with signal SIGUSR1" not in server.log_tail(50000)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factory, wait_until):
-    port = _free_port()
+def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factory, wait_until,
+                                                                   free_port):
+    port = free_port()
     server = server_factory(cfg={"bind": [f"127.0.0.1:{port}"]}).start()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -171,7 +164,7 @@ def test_hup_keeps_unchanged_listeners_and_survives_a_bad_new_bind(server_factor
     # finishes what it accepted: only once it is gone must the new worker answer
     wait_until(lambda: len(server.worker_pids()) == 1, what="the first worker to retire")
     assert int(server.request("pid", ("127.0.0.1", port))) in server.worker_pids()
-    extra = _free_port()
+    extra = free_port()
     server.write_opts(cfg={"bind": [f"127.0.0.1:{port}", f"127.0.0.1:{extra}"]})
     server.kill(signal.SIGHUP)
     server.wait_booted(3)

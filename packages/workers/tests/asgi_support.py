@@ -12,7 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workers_helpers import free_port  # noqa: F401  (the tests of other branches import it here)
+
 HERE = Path(__file__).resolve().parent
+
 RUNNER = HERE / "asgi_runner.py"
 
 
@@ -173,10 +177,3 @@ def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, byt
     if extra:
         _LEFTOVER[sock.fileno()] = extra
     return head, body
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (for negative tests only)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

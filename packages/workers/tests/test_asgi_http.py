@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from asgi_support import AsgiServer, raw_request, read_response
+from workers_helpers import wait_until
 
 
 @pytest.fixture(scope="module", params=["python", "httptools"])
@@ -30,15 +31,6 @@ def server(request: pytest.FixtureRequest,
         yield srv
     finally:
         srv.stop()
-
-
-def _poll(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_scope_has_every_asgi_key(server: AsgiServer) -> None:
@@ -165,15 +157,15 @@ def test_client_disconnect_reaches_the_app(server: AsgiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /wait-disconnect HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.2)
-    assert _poll(lambda: "disconnected /wait-disconnect" in server.events_text())
+    assert wait_until(lambda: "disconnected /wait-disconnect" in server.events_text())
 
 
 def test_error_before_response_start_gives_500(server: AsgiServer) -> None:
     reply = httpx.get(server.url + "/error-before", timeout=5)
     assert reply.status_code == 500
     assert "boom" not in reply.text
-    assert _poll(lambda: "boom before start" in server.stderr())
-    assert _poll(lambda: '"GET /error-before HTTP/1.1" 500' in
+    assert wait_until(lambda: "boom before start" in server.stderr())
+    assert wait_until(lambda: '"GET /error-before HTTP/1.1" 500' in
                  (server.tmp_path / "access.log").read_text())
 
 
@@ -228,9 +220,9 @@ def test_forwarded_proto_from_trusted_peer_and_underscore_headers_dropped(
 def test_access_log_and_request_hooks(server: AsgiServer) -> None:
     httpx.get(server.url + "/pid", headers={"User-Agent": "hook-test"}, timeout=5)
     access = server.tmp_path / "access.log"
-    assert _poll(lambda: '"GET /pid HTTP/1.1" 200 ' in access.read_text()
+    assert wait_until(lambda: '"GET /pid HTTP/1.1" 200 ' in access.read_text()
                  and "hook-test" in access.read_text())
-    assert _poll(lambda: "pre_request" in server.events_text()
+    assert wait_until(lambda: "pre_request" in server.events_text()
                  and "post_request" in server.events_text())
     events = server.events_text()
     assert "pre_request" in events and "GET /pid" in events
@@ -379,7 +371,7 @@ def test_app_ignoring_disconnect_is_cancelled_after_the_grace_period(tmp_path: P
             sock.sendall(b"GET /ignore-disconnect HTTP/1.1\r\nHost: t\r\n\r\n")
             time.sleep(0.2)
         started = time.monotonic()
-        assert _poll(lambda: "cancelled /ignore-disconnect" in srv.events_text())
+        assert wait_until(lambda: "cancelled /ignore-disconnect" in srv.events_text())
         assert time.monotonic() - started < 3
     finally:
         srv.stop()
@@ -414,7 +406,7 @@ def test_two_tasks_waiting_in_receive_are_both_woken(tmp_path: Path) -> None:
             head, body = read_response(sock)
         assert head.startswith(b"HTTP/1.1 200") and body == b"hello"
         # both waiting receive() calls are woken once the response is complete
-        assert _poll(lambda: "watchers got http.disconnect http.disconnect"
+        assert wait_until(lambda: "watchers got http.disconnect http.disconnect"
                      in srv.events_text())
     finally:
         srv.stop()

@@ -17,15 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, os.path.dirname(__file__))
 from asgi_support import AsgiServer, read_response
-
-
-def _poll(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from workers_helpers import wait_until
 
 
 def test_failed_startup_is_a_boot_failure(tmp_path: Path) -> None:
@@ -127,8 +119,8 @@ def test_hup_replaces_the_worker_and_keeps_serving(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 return False
 
-        assert _poll(replaced, timeout=8)
-        assert _poll(lambda: f"shutdown {old}" in srv.events_text())
+        assert wait_until(replaced, timeout=8)
+        assert wait_until(lambda: f"shutdown {old}" in srv.events_text())
     finally:
         srv.stop()
 

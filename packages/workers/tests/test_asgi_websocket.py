@@ -8,7 +8,6 @@ import os
 import socket
 import struct
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 sys.path.insert(0, os.path.dirname(__file__))
 from asgi_support import AsgiServer, raw_request
+from workers_helpers import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +29,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiServer]:
         yield srv
     finally:
         srv.stop()
-
-
-def _poll(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -103,7 +94,7 @@ def test_client_close_code_reaches_the_app(server: AsgiServer) -> None:
             await ws.close(code=4321, reason="client done")
 
     run(go())
-    assert _poll(lambda: "ws-disconnect 4321" in server.events_text())
+    assert wait_until(lambda: "ws-disconnect 4321" in server.events_text())
 
 
 def test_oversized_message_closes_with_1009(server: AsgiServer) -> None:
@@ -116,7 +107,7 @@ def test_oversized_message_closes_with_1009(server: AsgiServer) -> None:
             return info.value.rcvd.code
 
     assert run(go()) == 1009
-    assert _poll(lambda: "ws-disconnect 1009" in server.events_text())
+    assert wait_until(lambda: "ws-disconnect 1009" in server.events_text())
 
 
 def test_denial_response_extension(server: AsgiServer) -> None:
@@ -216,7 +207,7 @@ def test_upgrade_without_the_library_is_501(tmp_path: Path) -> None:
                             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                             b"Sec-WebSocket-Version: 13\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 501")
-        assert _poll(lambda: "gcorn-workers[websockets]" in srv.stderr())
+        assert wait_until(lambda: "gcorn-workers[websockets]" in srv.stderr())
     finally:
         srv.stop()
 

@@ -7,22 +7,12 @@ import json
 import os
 import re
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workers_helpers import wait_until
 from wsgi_support import Server
-
-
-def wait_for(predicate, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
@@ -46,7 +36,7 @@ def test_hooks_and_access_log(tmp_path, worker):
             done = any(e["hook"] == "post_request" and e["path"] == "/echo" for e in entries)
             return entries if done else None
 
-        entries = wait_for(recorded)
+        entries = wait_until(recorded)
         init = [e for e in entries if e["hook"] == "post_worker_init"]
         assert init and init[0]["max_requests"] == 1000
         pre = [e for e in entries if e["hook"] == "pre_request" and e["path"] == "/echo"][0]
@@ -62,7 +52,7 @@ def test_hooks_and_access_log(tmp_path, worker):
         assert post["sent"] == 5
         assert post["environ_path"] == "/echo"
         assert ["Content-Length", "5"] in post["headers"]
-        line = wait_for(lambda: [x for x in srv.access_lines() if "/echo" in x])[0]
+        line = wait_until(lambda: [x for x in srv.access_lines() if "/echo" in x])[0]
         pattern = (r'127\.0\.0\.1 - alice \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                    r'"POST /echo\?k=v HTTP/1\.1" 200 5 "http://ref/" "ua/1" '
                    r'POST /echo k=v HTTP/1\.1 5 yes application/octet-stream http '
@@ -93,7 +83,7 @@ def test_rejected_requests_are_in_the_access_log(tmp_path):
     try:
         assert srv.raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
         assert srv.raw(b"GET /x?y HTTP/1.1\r\nA_B: 1\r\n\r\n").startswith(b"HTTP/1.1 400")
-        lines = wait_for(lambda: [x for x in srv.access_lines() if '" 400 ' in x]
+        lines = wait_until(lambda: [x for x in srv.access_lines() if '" 400 ' in x]
                          if len([x for x in srv.access_lines() if '" 400 ' in x]) >= 2 else None)
         assert any('"- - -" 400' in x for x in lines), lines
         assert any('"GET /x?y HTTP/1.1" 400' in x for x in lines), lines
