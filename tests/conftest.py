@@ -18,6 +18,13 @@ from harness import ExternalServer, Gcorn
 _LOG_TAIL = 20_000  # characters of each server's log shown under a failure
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that runs a real external server (start_server) is slow: run it once (py311)."""
+    for item in items:
+        if "start_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _servers_of_this_test() -> Iterator[None]:
     """Record the servers a test starts; stop any it left running."""

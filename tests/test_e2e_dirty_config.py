@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from harness import EXAMPLES, wait_until
 from test_e2e_dirty_harness import GcornServer
 
@@ -53,6 +54,7 @@ def marked(server: GcornServer, word: str) -> list[int]:
     return [int(line.split()[1]) for line in server.marks() if line.split()[0] == word]
 
 
+@pytest.mark.slow  # 6.5 s: parallel 1 s calls, a 2 s dirty_timeout, then a recycle
 def test_config_file_settings_and_dirty_hooks(tmp_path: Path) -> None:
     (tmp_path / "gcorn.conf.py").write_text(CONFIG)
     server = GcornServer(tmp_path, ["-c", "gcorn.conf.py"])

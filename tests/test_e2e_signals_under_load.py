@@ -41,6 +41,7 @@ def _read_pid(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # 9 s each: 7 s of wrk load
 @pytest.mark.timeout(60)
 # `sync` with more than one thread would run gthread: the sync case keeps one thread
 @pytest.mark.parametrize(("worker", "threads"), [("sync", 1), ("gthread", 2), ("asgi", 2)])
