@@ -55,6 +55,8 @@ def start_gcorn(tmp_path: Path) -> Iterator[Callable[..., Gcorn]]:
 
     def start(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
               wait: bool = True, **options: Any) -> Gcorn:
+        # the log stays in the test's tmp_path whatever the cwd (the repository, say)
+        options.setdefault("log_path", tmp_path / f"gcorn-{len(servers)}.log")
         server = Gcorn(args, cwd=cwd or tmp_path, env=env, **options)
         servers.append(server)
         return server.start(wait)
@@ -71,6 +73,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ExternalServer]]:
 
     def start(command: Sequence[str], *, cwd: Path | None = None, wait: bool = True,
               **options: Any) -> ExternalServer:
+        name = options.get("name") or Path(command[0]).name
+        options.setdefault("log_path", tmp_path / f"{name}-{len(servers)}.log")
         server = ExternalServer(command, cwd=cwd or tmp_path, **options)
         servers.append(server)
         return server.start(wait)

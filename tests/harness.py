@@ -212,7 +212,7 @@ class Gcorn(ExternalServer):
     """
 
     def __init__(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
-                 ready_path: str | None = "/", log_name: str = "gcorn.log",
+                 ready_path: str | None = "/", log_path: Path | None = None,
                  ready_timeout: float = 15.0, stop_timeout: float = 10.0,
                  new_session: bool = False) -> None:
         self.port = free_port()
@@ -222,7 +222,7 @@ class Gcorn(ExternalServer):
         environ.update(env or {})
         super().__init__(
             [GCORN, "-b", f"127.0.0.1:{self.port}", *args], cwd=cwd, env=environ,
-            log_path=cwd / log_name, name="gcorn", ready_timeout=ready_timeout,
+            log_path=log_path or cwd / "gcorn.log", name="gcorn", ready_timeout=ready_timeout,
             stop_timeout=stop_timeout, new_session=new_session,
             ready=None if ready_path is None else http_probe(self.url + ready_path))
 
