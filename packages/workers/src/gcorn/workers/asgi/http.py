@@ -22,7 +22,7 @@ from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
 from gcorn.workers.asgi.state import ServerState
-from gcorn.workers.asgi.websocket import start_websocket
+from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
 from gcorn.workers.errors import WorkerError
 
 __all__ = ["HttpProtocol"]
@@ -246,7 +246,7 @@ class HttpProtocol(asyncio.Protocol):
         except WorkerError as exc:
             self._refuse(exc.status, exc.client_message)
             return
-        if head.upgrade is not None and head.upgrade.lower() == b"websocket":
+        if head.upgrade is not None and is_websocket_handshake(head, headers):
             self._start_websocket(head, scheme, headers)
             return
         raw_path = head.path
