@@ -78,7 +78,11 @@ class SyncWorker(Worker):
             return
         linger = False
         try:
+            if serving.header_timeout > 0:
+                # from the accept: an idle or dribbling client holds the only thread
+                conn.deadline = time.monotonic() + serving.header_timeout
             head = serving.first_request(conn)
+            conn.deadline = None
             if head is None:
                 return
             serving.handler.serve(conn, head, closing=True)
@@ -86,6 +90,7 @@ class SyncWorker(Worker):
         except ClientDisconnected as exc:
             self.log.debug("client %s went away: %s", addr, exc)
         except (ParseError, WorkerError) as exc:
+            conn.deadline = None
             serving.refuse(conn, exc)
             linger = True
         except Exception:

@@ -206,8 +206,12 @@ class AsgiWorker(Worker):
             self.notify()
             state.tick()
             now = state.clock
+            header_timeout = state.header_timeout
             for conn in list(state.connections):
-                conn.close_if_idle_for(now, keepalive)
+                # a head being read is held to header_timeout, not to the keep-alive wait
+                conn.close_if_idle_for(now, keepalive, heads_too=header_timeout <= 0)
+                if header_timeout > 0:
+                    conn.close_if_head_late(header_timeout)
             if state.accept_paused:
                 state.resume_accepting()
             try:
