@@ -96,7 +96,7 @@ class WsgiServing:
         """The first request head of a connection (PROXY header read first when enabled)."""
         if self.proxy.enabled:
             self.proxy.read(conn)
-        return conn.next_event()
+        return conn.next_event(answer_eof=True)
 
     def refuse(self, conn: Connection, exc: Exception) -> None:
         """Answer a parse/policy error (its status) before closing."""

@@ -102,6 +102,14 @@ class HttpProtocol(asyncio.Protocol):
         if self.ws is not None:
             self.ws.eof_received()
             return None
+        if self.cycle is None and not self.pending:
+            if self.proxy_buffer is None:
+                try:
+                    self.parser.feed_eof()
+                except ParseError as exc:
+                    # half a head, then the end: answered as the other workers do
+                    self._refuse(exc.status, str(exc))
+            return None
         # A client that shuts down its sending side cannot be told apart from one
         # that went away: treat both as a disconnect (the app gets http.disconnect).
         return None

@@ -141,11 +141,13 @@ class Connection:
             if more:
                 self.events.extend(more)
 
-    def next_event(self) -> Any:
+    def next_event(self, answer_eof: bool = False) -> Any:
         """The next parsed event, reading as needed; None at a clean end of stream.
 
         Raises `ParseError` for a bad request and `ClientGone` when the peer
-        vanishes in the middle of one.
+        vanishes in the middle of one; with `answer_eof` (reading a head), an end of
+        stream in the middle of a head raises the parser's error instead, so that a
+        client that half-closed gets the same answer on every worker.
         """
         events = self.events
         received = False
@@ -162,6 +164,8 @@ class Connection:
                 try:
                     self.feed(b"")
                 except ParseError as exc:
+                    if answer_eof:
+                        raise
                     raise ClientGone("client closed mid-request") from exc
                 if not events:
                     return None
