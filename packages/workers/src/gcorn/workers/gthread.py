@@ -28,7 +28,7 @@ from gcorn.workers.base import (
     raw_socket,
     signal_wakeup_fd,
 )
-from gcorn.workers.draining import idle_grace
+from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import ClientDisconnected, RequestHeadTimeout, WorkerError
 from gcorn.workers.wsgi.connection import Connection
 
@@ -66,6 +66,7 @@ class ThreadWorker(Worker):
         self.stop_r, self.stop_w = os.pipe()
         self.epoll.register(self.stop_r, select.EPOLLIN)
         self.parked: dict[int, Connection] = {}
+        self.fresh: set[int] = set()  # parked fds whose first serve still reads the PROXY header
         self.nconns = 0
         self.lock = threading.Lock()
         self.accepting = True
@@ -164,6 +165,7 @@ class ThreadWorker(Worker):
         """Graceful stop: no more accepts; every connection ends after a `Connection: close`
         answer, or once idle through the drain grace (see `gcorn.workers.draining`)."""
         self.stop_accepting()
+        self.take_backlog()
         grace = idle_grace(self.keepalive)
         deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
         # the serving threads still answer what arrives on parked connections
@@ -180,6 +182,24 @@ class ThreadWorker(Worker):
         self.epoll.close()
         os.close(self.stop_r)
         os.close(self.stop_w)
+
+    def take_backlog(self) -> None:
+        """Graceful stop: take the clients queued on the listeners, close them, serve those."""
+        with self.lock:
+            entries = list(self.listeners.values())
+            self.listeners.clear()
+        for sock, _listener in entries:
+            self.serving.handler.environ.remember_listener(sock)
+            for client, addr in take_backlog(sock):
+                with self.lock:
+                    self.nconns += 1
+                conn = self.serving.open(client, addr, sock)
+                if conn is None:
+                    self.forget()
+                    continue
+                if self.serving.proxy.enabled:
+                    self.fresh.add(conn.fd)
+                self.park(conn)  # a serving thread answers it (with close) once it is readable
 
     # -- serving threads -------------------------------------------------------
 
@@ -205,7 +225,10 @@ class ThreadWorker(Worker):
                 conn = parked.pop(fd, None)
                 if conn is not None:  # None: the reaper took it first
                     try:
-                        self.serve(conn)
+                        first = bool(self.fresh) and fd in self.fresh
+                        if first:
+                            self.fresh.discard(fd)
+                        self.serve(conn, first=first)
                     except Exception:
                         self.log.exception("unexpected error serving a connection")
                         self.close(conn)

@@ -17,7 +17,7 @@ from gcorn.workers.asgi.http import HttpProtocol
 from gcorn.workers.asgi.lifespan import LIFESPAN_CHOICES, Lifespan
 from gcorn.workers.asgi.loop import new_event_loop
 from gcorn.workers.asgi.state import ASGI_VERSION, ServerState
-from gcorn.workers.draining import idle_grace
+from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import TLSSetupError
 from gcorn.workers.tls import build_context
 
@@ -60,6 +60,11 @@ class Acceptor:
             self.loop.remove_reader(self.sock.fileno())
             self.reading = False
 
+    def take_backlog(self) -> None:
+        """Graceful stop: set up the clients queued on the listener and close this copy of it."""
+        for conn, _addr in take_backlog(self.sock):
+            self._set_up(conn)
+
     def cancel_setups(self) -> None:
         """Graceful stop: drop connections still in their TLS handshake (past the grace)."""
         for task in list(self.setups):
@@ -82,13 +87,16 @@ class Acceptor:
             except OSError as exc:  # EMFILE, ENFILE, ECONNABORTED...: try again later
                 self.state.log.warning("accept() failed: %s", exc)
                 return
-            conn.setblocking(False)
-            if self.is_tcp:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connecting += 1
-            task = self.loop.create_task(self._connect(conn))
-            self.setups.add(task)
-            task.add_done_callback(self.setups.discard)
+            self._set_up(conn)
+
+    def _set_up(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        if self.is_tcp:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connecting += 1
+        task = self.loop.create_task(self._connect(conn))
+        self.setups.add(task)
+        task.add_done_callback(self.setups.discard)
 
     async def _connect(self, conn: socket.socket) -> None:
         state = self.state
@@ -177,8 +185,10 @@ class AsgiWorker(Worker):
         try:
             await self._tick_until_stopped(state, stop)
         finally:
+            state.begin_shutdown()  # what is answered from now on says `connection: close`
             for acceptor in acceptors:
                 acceptor.stop()
+                acceptor.take_backlog()
             await self._finish_setups(acceptors, idle_grace(state.keepalive))
             await self._drain(state)
             await lifespan.shutdown(float(getattr(cfg, "graceful_timeout", 30) or 30))

@@ -137,7 +137,7 @@ class RequestHandler:
         # an Upgrade or CONNECT request that the app answered as plain HTTP: close after
         closing = closing or head.upgrade is not None or method == "CONNECT"
         resp = Response(conn, method == "HEAD", http11, head.keep_alive and not closing,
-                        self.server_header, self.log, body)
+                        self.server_header, self.log, body, self.worker)
         environ["wsgi.early_hints"] = resp.early_hints
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)
