@@ -46,11 +46,12 @@ class Acceptor:
         self.connecting = 0
         self.setups: set[asyncio.Task[None]] = set()  # connection set-ups in progress
         self.reading = False
+        self.retired = False
         self.is_tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
 
     def start(self) -> None:
-        """Watch the listener for new connections."""
-        if not self.reading:
+        """Watch the listener for new connections (never again once retired)."""
+        if not self.reading and not self.retired:
             self.loop.add_reader(self.sock.fileno(), self._accept)
             self.reading = True
 
@@ -62,6 +63,8 @@ class Acceptor:
 
     def take_backlog(self) -> None:
         """Graceful stop: set up the clients queued on the listener and close this copy of it."""
+        self.stop()
+        self.retired = True  # a connection closing under `worker_connections` must not resume
         for conn, _addr in take_backlog(self.sock):
             self._set_up(conn)
 
