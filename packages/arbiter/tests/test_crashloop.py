@@ -6,14 +6,16 @@ import signal
 import time
 
 
-def test_app_that_cannot_load_stops_the_master_with_exit_4(server_factory):
+def test_app_that_cannot_import_stops_the_master_with_exit_3(server_factory):
+    # an import that raises is a boot failure (3) in gunicorn, not an app-load error (4)
     server = server_factory(app_fail=True, cfg={"workers": 2, "boot_failure_limit": 3})
     started = time.monotonic()
     server.start(wait=False)
-    assert server.wait_exit() == 4
+    assert server.wait_exit() == 3
     elapsed = time.monotonic() - started
     log = server.log_tail(20000)
-    assert "Crash loop: 3 workers could not load the application within 60s" in log
+    assert "Crash loop: 3 workers failed to boot within 60s" in log
+    assert "Reason: Worker failed to boot." in log
     assert "boot_failure_limit=3" in log
     assert "no module named 'broken_app'" in log  # the worker's own error is logged
     forks = len(server.events("post_fork"))

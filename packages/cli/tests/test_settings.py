@@ -17,6 +17,7 @@ REFERENCE = Path(__file__).resolve().parents[3].parent / "shared/reference/gunic
 GCORN_ONLY = {
     "boot_failure_limit",
     "boot_failure_window",
+    "header_timeout",
     "dirty_queue_size",
     "dirty_max_message_size",
     "dirty_codec",

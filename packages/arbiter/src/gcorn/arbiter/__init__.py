@@ -9,6 +9,7 @@ from gcorn.arbiter.arbiter import Arbiter
 from gcorn.arbiter.errors import (
     APP_LOAD_ERROR,
     WORKER_BOOT_ERROR,
+    AppImportError,
     ArbiterError,
     BindError,
     CrashLoopError,
@@ -23,6 +24,7 @@ from gcorn.arbiter.worker import Worker
 __all__ = [
     "APP_LOAD_ERROR",
     "WORKER_BOOT_ERROR",
+    "AppImportError",
     "Arbiter",
     "ArbiterError",
     "BindError",

@@ -65,6 +65,7 @@ class Arbiter(ChildrenMixin):
         self._num_workers: int | None = None
         self._signals = SignalQueue()
         self._stop: tuple[bool, int] | None = None
+        self._stop_reason: str | None = None  # gunicorn's `Reason:` line at shutdown
         self._stopping = False
         self._env_saved: dict[str, str | None] = {}
         self._retiring: dict[int, float] = {}  # pid -> when to SIGKILL it
@@ -182,11 +183,12 @@ class Arbiter(ChildrenMixin):
         except ArbiterError as exc:
             self.log.error("%s", exc.message)
             self._stop = (False, exc.exit_code)
+            self._stop_reason = exc.reason
         except Exception:
             self.log.exception("Unhandled exception in the arbiter's main loop")
             self._stop = (False, 1)
         graceful, code = self._stop or (False, 1)
-        self._shutdown(graceful)
+        self._shutdown(graceful, code)
         return code
 
     def _tick(self) -> None:
@@ -459,7 +461,7 @@ class Arbiter(ChildrenMixin):
 
     # -- stop ----------------------------------------------------------------
 
-    def _shutdown(self, graceful: bool) -> None:
+    def _shutdown(self, graceful: bool, code: int = 0) -> None:
         self._stopping = True
         self._notify_systemd("STOPPING=1")
         # another master (USR2 child or parent) or systemd may still use the paths
@@ -473,4 +475,8 @@ class Arbiter(ChildrenMixin):
         if self.pidfile is not None:
             self.pidfile.unlink()
         self._signals.close()
-        self.log.info("Shutting down: %s", self.master_name)
+        # gunicorn's last lines, at error level when the master stops on a failure
+        log_line = self.log.info if code == 0 else self.log.error
+        log_line("Shutting down: %s", self.master_name)
+        if self._stop_reason is not None:
+            log_line("Reason: %s", self._stop_reason)

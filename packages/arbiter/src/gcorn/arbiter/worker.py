@@ -14,7 +14,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from gcorn.arbiter.errors import APP_LOAD_ERROR, ExitCode
+from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, AppImportError, ExitCode
 from gcorn.arbiter.heartbeat import Heartbeat
 from gcorn.arbiter.privileges import drop_privileges
 from gcorn.arbiter.proctitle import set_process_title
@@ -140,12 +140,16 @@ class Worker:
         signal.signal(signal.SIGWINCH, self.handle_winch)
 
     def load_app(self) -> None:
-        """Load the app into self.wsgi; exit with APP_LOAD_ERROR (4) when that fails."""
+        """Load the app into self.wsgi; exit 4 when the app object is missing, 3 on any other failure."""
         try:
             self.wsgi = self.app.load()
-        except Exception:
+        except AppImportError:
             self.log.exception("Exception while loading the application")
             sys.exit(int(APP_LOAD_ERROR))
+        except Exception:
+            # gunicorn's split: an import that raises is a boot failure, not an app-load error
+            self.log.exception("Exception while loading the application")
+            sys.exit(int(WORKER_BOOT_ERROR))
 
     def run(self) -> None:
         """Serve until self.alive is false or the parent is gone (subclasses implement)."""

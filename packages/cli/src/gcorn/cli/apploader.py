@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import Config
 from .errorapp import asgi_error_app, files_of, wsgi_error_app
-from .errors import AppLoadError, CliError
+from .errors import AppLoadError, AppObjectError, CliError
 from .glogging import ERROR_LOGGER
 
 DEFAULT_NAME = "application"
@@ -171,7 +171,7 @@ class AppLoader:
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                raise AppLoadError(
+                raise AppObjectError(
                     f"module {spec.module!r} has no attribute {spec.attr!r} (app {spec.text!r})"
                 ) from None
         if spec.is_factory:
@@ -180,7 +180,7 @@ class AppLoader:
             except Exception as exc:
                 raise AppLoadError(f"app factory {spec.text!r} failed: {_one_line(exc)}") from exc
         if not callable(obj):
-            raise AppLoadError(f"app {spec.text!r} is not callable ({type(obj).__name__})")
+            raise AppObjectError(f"app {spec.text!r} is not callable ({type(obj).__name__})")
         return obj
 
     def _start_reloader(self) -> None:

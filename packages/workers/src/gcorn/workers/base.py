@@ -73,6 +73,8 @@ class WsgiServing:
         timeout = float(getattr(cfg, "timeout", 30) or 0)
         # I/O on one client never waits longer than the worker timeout
         self.io_timeout: float | None = timeout if timeout > 0 else None
+        # seconds to read a whole request head (0: no limit); gcorn only
+        self.header_timeout = float(getattr(cfg, "header_timeout", 10) or 0)
         self.proxy = proxy_protocol.ProxyProtocol(cfg, self.handler.policy.proxy_allow)
 
     def open(self, client: socket.socket, addr: Any, listener: Any) -> Connection | None:
@@ -94,7 +96,7 @@ class WsgiServing:
         """The first request head of a connection (PROXY header read first when enabled)."""
         if self.proxy.enabled:
             self.proxy.read(conn)
-        return conn.next_event()
+        return conn.next_event(answer_eof=True)
 
     def refuse(self, conn: Connection, exc: Exception) -> None:
         """Answer a parse/policy error (its status) before closing."""

@@ -39,6 +39,13 @@ class HeaderNameRefused(BadRequest):
         super().__init__(f"Invalid header name {name!r}")
 
 
+class RequestHeadTimeout(WorkerError):
+    """The client did not send a whole request head within `header_timeout` (408)."""
+
+    status = 408
+    reason = "Request Timeout"
+
+
 class ExpectationFailed(WorkerError):
     """An `Expect` value other than 100-continue (417)."""
 

@@ -28,8 +28,8 @@ from gcorn.workers.base import (
     raw_socket,
     signal_wakeup_fd,
 )
-from gcorn.workers.draining import idle_grace
-from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.draining import idle_grace, take_backlog
+from gcorn.workers.errors import ClientDisconnected, RequestHeadTimeout, WorkerError
 from gcorn.workers.wsgi.connection import Connection
 
 __all__ = ["ThreadWorker"]
@@ -52,6 +52,7 @@ class ThreadWorker(Worker):
         self.serving = boot_serving(self, multithread=True)
         cfg = self.cfg
         self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
+        self.header_timeout = self.serving.header_timeout
         self.max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
         nthreads = max(int(getattr(cfg, "threads", 1) or 1), 1)
         self.epoll = select.epoll()
@@ -65,6 +66,7 @@ class ThreadWorker(Worker):
         self.stop_r, self.stop_w = os.pipe()
         self.epoll.register(self.stop_r, select.EPOLLIN)
         self.parked: dict[int, Connection] = {}
+        self.fresh: set[int] = set()  # parked fds whose first serve still reads the PROXY header
         self.nconns = 0
         self.lock = threading.Lock()
         self.accepting = True
@@ -100,15 +102,19 @@ class ThreadWorker(Worker):
                 self.log.info("Parent changed, shutting down: %s", self)
                 self.alive = False
                 break
-            self.reap_idle(time.monotonic() - self.keepalive)
+            now = time.monotonic()
+            # a head being read is held to header_timeout, not to the keep-alive wait
+            self.reap_idle(now - self.keepalive, heads_too=self.header_timeout <= 0)
+            if self.header_timeout > 0:
+                self.reap_slow_heads(now - self.header_timeout)
             for fd, _ in poller.poll(int(tick * 1000)):
                 if fd == wakeup:
                     drain_wakeup_fd(wakeup)
 
-    def reap_idle(self, older_than: float) -> None:
+    def reap_idle(self, older_than: float, heads_too: bool = True) -> None:
         """Close parked connections whose last activity is before `older_than`."""
         for fd, conn in list(self.parked.items()):
-            if conn.last_active >= older_than:
+            if conn.last_active >= older_than or (not heads_too and conn.head_since is not None):
                 continue
             taken = self.parked.pop(fd, None)
             if taken is None:
@@ -123,6 +129,25 @@ class ThreadWorker(Worker):
                 self.epoll.modify(fd, _ARM)
             except OSError as exc:
                 self.log.debug("cannot re-arm %s: %s", taken.peer, exc)
+
+    def reap_slow_heads(self, started_before: float) -> None:
+        """Answer 408 and close parked connections whose request head began before the limit."""
+        for fd, conn in list(self.parked.items()):
+            since = conn.head_since
+            if since is None or since >= started_before:
+                continue
+            if self.parked.pop(fd, None) is not conn:
+                continue  # a serving thread took it meanwhile
+            if conn.head_since is None or conn.head_since >= started_before:
+                self.park(conn)  # served and parked again since the snapshot
+                continue
+            try:
+                conn.recv_ready()  # what came since: unread bytes at close() would send a RST
+            except ClientDisconnected:
+                self.close(conn)
+                continue
+            self.serving.refuse(conn, RequestHeadTimeout())
+            self.close(conn)
 
     def stop_accepting(self) -> None:
         """Take the listeners out of the epoll set (idempotent)."""
@@ -140,6 +165,7 @@ class ThreadWorker(Worker):
         """Graceful stop: no more accepts; every connection ends after a `Connection: close`
         answer, or once idle through the drain grace (see `gcorn.workers.draining`)."""
         self.stop_accepting()
+        self.take_backlog()
         grace = idle_grace(self.keepalive)
         deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
         # the serving threads still answer what arrives on parked connections
@@ -156,6 +182,24 @@ class ThreadWorker(Worker):
         self.epoll.close()
         os.close(self.stop_r)
         os.close(self.stop_w)
+
+    def take_backlog(self) -> None:
+        """Graceful stop: take the clients queued on the listeners, close them, serve those."""
+        with self.lock:
+            entries = list(self.listeners.values())
+            self.listeners.clear()
+        for sock, _listener in entries:
+            self.serving.handler.environ.remember_listener(sock)
+            for client, addr in take_backlog(sock):
+                with self.lock:
+                    self.nconns += 1
+                conn = self.serving.open(client, addr, sock)
+                if conn is None:
+                    self.forget()
+                    continue
+                if self.serving.proxy.enabled:
+                    self.fresh.add(conn.fd)
+                self.park(conn)  # a serving thread answers it (with close) once it is readable
 
     # -- serving threads -------------------------------------------------------
 
@@ -181,7 +225,10 @@ class ThreadWorker(Worker):
                 conn = parked.pop(fd, None)
                 if conn is not None:  # None: the reaper took it first
                     try:
-                        self.serve(conn)
+                        first = bool(self.fresh) and fd in self.fresh
+                        if first:
+                            self.fresh.discard(fd)
+                        self.serve(conn, first=first)
                     except Exception:
                         self.log.exception("unexpected error serving a connection")
                         self.close(conn)
@@ -256,8 +303,11 @@ class ThreadWorker(Worker):
                         self.close(conn)
                         return
                     if not conn.events:
+                        if conn.head_since is None:
+                            conn.head_since = time.monotonic()  # header_timeout runs from here
                         continue
                 head = conn.events.popleft()
+                conn.head_since = None
                 keep = serving.handler.serve(conn, head, closing=not self.alive)
                 conn.requests += 1
                 served += 1

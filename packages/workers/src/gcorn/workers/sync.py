@@ -19,6 +19,7 @@ from gcorn.workers.base import (
     raw_socket,
     signal_wakeup_fd,
 )
+from gcorn.workers.draining import SHUTDOWN_IDLE_GRACE, take_backlog
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 
 __all__ = ["SyncWorker"]
@@ -70,15 +71,35 @@ class SyncWorker(Worker):
             for fd, _ in poller.poll(wait_ms):
                 if fd == wakeup:
                     drain_wakeup_fd(wakeup)
+        self.serve_backlog(serving, listeners)
 
-    def serve_client(self, serving: WsgiServing, client: Any, addr: Any, listener: Any) -> None:
+    def serve_backlog(self, serving: WsgiServing, listeners: list[Any]) -> None:
+        """Graceful stop: serve the clients already queued on the listeners, then exit."""
+        for sock in listeners:
+            serving.handler.environ.remember_listener(sock)
+        taken = [(entry, self.sockets[index]) for index, sock in enumerate(listeners)
+                 for entry in take_backlog(sock)]
+        for (client, addr), listener in taken:
+            self.notify()
+            # a queued client has sent its request or is about to: wait a short grace only
+            self.serve_client(serving, client, addr, listener, first_byte_wait=SHUTDOWN_IDLE_GRACE)
+
+    def serve_client(self, serving: WsgiServing, client: Any, addr: Any, listener: Any,
+                     first_byte_wait: float = 0.0) -> None:
         """Serve the one request of a connection, then close it."""
         conn = serving.open(client, addr, raw_socket(listener))
         if conn is None:
             return
         linger = False
         try:
+            limit = serving.header_timeout
+            if first_byte_wait > 0:
+                limit = min(limit, first_byte_wait) if limit > 0 else first_byte_wait
+            if limit > 0:
+                # from the accept: an idle or dribbling client holds the only thread
+                conn.deadline = time.monotonic() + limit
             head = serving.first_request(conn)
+            conn.deadline = None
             if head is None:
                 return
             serving.handler.serve(conn, head, closing=True)
@@ -86,6 +107,7 @@ class SyncWorker(Worker):
         except ClientDisconnected as exc:
             self.log.debug("client %s went away: %s", addr, exc)
         except (ParseError, WorkerError) as exc:
+            conn.deadline = None
             serving.refuse(conn, exc)
             linger = True
         except Exception:

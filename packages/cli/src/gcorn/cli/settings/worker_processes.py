@@ -108,4 +108,17 @@ SETTINGS = (
         validator=v.positive_int,
         doc="Seconds to wait for the next request on a keep-alive connection (not sync).",
     ),
+    Setting(
+        name="header_timeout",
+        section=SECTION,
+        flags=("--header-timeout",),
+        metavar="FLOAT",
+        value_type="float",
+        default=10.0,
+        validator=v.positive_number,
+        doc="Seconds a client gets to send a whole request head, from its first byte (sync: from "
+        "the accept); past it the request is answered 408 and the connection closed, on every "
+        "worker. 0 = no limit. gcorn only: gunicorn has no such limit (a client sending one "
+        "header line a second holds a gunicorn worker or thread for as long as it likes).",
+    ),
 )

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, read_proxy_header
+from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.errors import ServiceUnavailable
 from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
 from gcorn.workers.asgi.state import ServerState
-from gcorn.workers.asgi.websocket import start_websocket
+from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
 from gcorn.workers.errors import WorkerError
 
 __all__ = ["HttpProtocol"]
@@ -38,7 +39,8 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection speaking HTTP/1.x (and, after an upgrade, WebSocket)."""
 
     __slots__ = (
-        "client", "closed", "cycle", "idle_since", "loop", "parser", "peer", "pending",
+        "client", "closed", "cycle", "head_since", "idle_since", "loop", "parser", "peer",
+        "pending",
         "proxy_buffer", "running_pending",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
@@ -58,6 +60,7 @@ class HttpProtocol(asyncio.Protocol):
         self.ws: Any = None
         self.closed = False
         self.idle_since = state.clock
+        self.head_since: float | None = None  # first byte of a head still incomplete
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.peer: Any = None
@@ -99,6 +102,14 @@ class HttpProtocol(asyncio.Protocol):
         if self.ws is not None:
             self.ws.eof_received()
             return None
+        if self.cycle is None and not self.pending:
+            if self.proxy_buffer is None:
+                try:
+                    self.parser.feed_eof()
+                except ParseError as exc:
+                    # half a head, then the end: answered as the other workers do
+                    self._refuse(exc.status, str(exc))
+            return None
         # A client that shuts down its sending side cannot be told apart from one
         # that went away: treat both as a disconnect (the app gets http.disconnect).
         return None
@@ -117,6 +128,11 @@ class HttpProtocol(asyncio.Protocol):
         except ParseError as exc:
             self._refuse(exc.status, str(exc))
             return
+        if not events:
+            if self.head_since is None and self.cycle is None and not self.pending:
+                self.head_since = time.monotonic()  # header_timeout runs from here
+        elif self.head_since is not None:
+            self.head_since = None
         if self.pending:
             self.pending.extend(events)
         elif (len(events) == 2 and self.cycle is None and type(events[1]) is EndOfMessage
@@ -246,7 +262,7 @@ class HttpProtocol(asyncio.Protocol):
         except WorkerError as exc:
             self._refuse(exc.status, exc.client_message)
             return
-        if head.upgrade is not None and head.upgrade.lower() == b"websocket":
+        if head.upgrade is not None and is_websocket_handshake(head, headers):
             self._start_websocket(head, scheme, headers)
             return
         raw_path = head.path
@@ -411,10 +427,42 @@ class HttpProtocol(asyncio.Protocol):
         """No request in flight and nothing queued: safe to close."""
         return self.cycle is None and not self.pending and self.ws is None
 
-    def close_if_idle_for(self, now: float, limit: float) -> None:
-        """Keep-alive sweep: close a connection idle for longer than `limit` seconds."""
-        if self.is_idle() and now - self.idle_since > limit and self.transport is not None:
+    def close_if_idle_for(self, now: float, limit: float, heads_too: bool = True) -> None:
+        """Keep-alive sweep: close a connection idle for longer than `limit` seconds.
+
+        With `heads_too` false, one whose next request head has begun is left to
+        `close_if_head_late` (header_timeout), not to the keep-alive wait.
+        """
+        if (self.is_idle() and now - self.idle_since > limit and self.transport is not None
+                and (heads_too or self.head_since is None)):
             self.transport.close()
+
+    def close_if_head_late(self, limit: float) -> None:
+        """header_timeout: a head begun more than `limit` seconds ago gets 408, then close."""
+        since = self.head_since
+        if since is None or self.cycle is not None or self.closed or self.pending:
+            return
+        elapsed = time.monotonic() - since
+        if elapsed <= limit:
+            return
+        self.head_since = None
+        state = self.state
+        body = error_response(408, "Request Timeout", state.date_server)
+        self.write(body)
+        self.closed_after_error()
+        if state.access_enabled:
+            # as the WSGI workers: a refused request is in the access log, '-' where unknown
+            peer = self.client[0] if self.client else str(self.peer or "-")
+            info = AccessInfo(
+                remote_addr=peer, method="-", raw_uri="-", path="-", query="", protocol="-",
+                status=408, bytes_sent=len(body) - body.index(b"\r\n\r\n") - 4,
+                request_time=elapsed,
+                response_headers=[("content-type", "text/plain; charset=utf-8"),
+                                  ("connection", "close")])
+            try:
+                state.log.access(info)
+            except Exception:
+                state.log.exception("Failed to write the access log line")
 
     def shutdown(self) -> None:
         """Graceful stop: the response not yet begun says `connection: close`.

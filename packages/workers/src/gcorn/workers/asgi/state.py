@@ -44,6 +44,7 @@ class ServerState:
         self.asgi = dict(ASGI_VERSION)
         self.root_path: str = _setting(cfg, "root_path", "") or ""
         self.keepalive: float = float(_setting(cfg, "keepalive", 2))
+        self.header_timeout: float = float(_setting(cfg, "header_timeout", 10) or 0)
         self.limit_concurrency: int = int(_setting(cfg, "limit_concurrency", 0))
         self.disconnect_grace: float = float(_setting(cfg, "asgi_disconnect_grace_period", 3))
         self.ws_max_size: int = int(_setting(cfg, "websocket_max_message_size", 16 * 1024 * 1024))

@@ -34,7 +34,7 @@ except ImportError:  # the `websockets` extra is not installed
 else:
     HAVE_WEBSOCKETS = True
 
-__all__ = ["HAVE_WEBSOCKETS", "WebSocketSession", "start_websocket"]
+__all__ = ["HAVE_WEBSOCKETS", "WebSocketSession", "is_websocket_handshake", "start_websocket"]
 
 Message = dict[str, Any]
 
@@ -45,6 +45,17 @@ _INBOX_HIGH_WATER = 64
 _CLOSE_TIMEOUT = 5.0
 _wire_logger = logging.getLogger("gcorn.workers.asgi.websocket.wire")
 _wire_logger.setLevel(logging.WARNING)
+
+
+def is_websocket_handshake(head: RequestHead, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether `head` opens a WebSocket (RFC 6455 4.2.1: GET, Upgrade websocket, a key).
+
+    Anything else that asks for an upgrade is an upgrade this worker does not
+    speak: it is served as a plain request (RFC 9110 7.8), never refused with a 5xx.
+    """
+    if head.method != b"GET" or head.upgrade is None or head.upgrade.lower() != b"websocket":
+        return False
+    return any(name.lower() == b"sec-websocket-key" for name, _ in headers)
 
 
 def start_websocket(conn: Connection, head: RequestHead, scheme: str,
@@ -413,8 +424,10 @@ class WebSocketSession:
             self._abort_from_server(error=True)
         else:
             if self.phase == "handshake":
-                state.log.error("ASGI callable returned without accepting the WebSocket")
-                self._deny(500, "Internal Server Error")
+                # an app that does not speak WebSocket denies it: the ASGI denial
+                # status (as websocket.close before accept), not a 5xx for the client
+                state.log.info("ASGI callable returned without accepting the WebSocket: 403")
+                self._deny(403, "Forbidden")
             elif self.phase == "denied":
                 state.log.error("ASGI callable returned without finishing the denial response")
                 self.conn.abort()

@@ -17,7 +17,7 @@ from gcorn.workers.asgi.http import HttpProtocol
 from gcorn.workers.asgi.lifespan import LIFESPAN_CHOICES, Lifespan
 from gcorn.workers.asgi.loop import new_event_loop
 from gcorn.workers.asgi.state import ASGI_VERSION, ServerState
-from gcorn.workers.draining import idle_grace
+from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import TLSSetupError
 from gcorn.workers.tls import build_context
 
@@ -46,11 +46,12 @@ class Acceptor:
         self.connecting = 0
         self.setups: set[asyncio.Task[None]] = set()  # connection set-ups in progress
         self.reading = False
+        self.retired = False
         self.is_tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
 
     def start(self) -> None:
-        """Watch the listener for new connections."""
-        if not self.reading:
+        """Watch the listener for new connections (never again once retired)."""
+        if not self.reading and not self.retired:
             self.loop.add_reader(self.sock.fileno(), self._accept)
             self.reading = True
 
@@ -59,6 +60,13 @@ class Acceptor:
         if self.reading:
             self.loop.remove_reader(self.sock.fileno())
             self.reading = False
+
+    def take_backlog(self) -> None:
+        """Graceful stop: set up the clients queued on the listener and close this copy of it."""
+        self.stop()
+        self.retired = True  # a connection closing under `worker_connections` must not resume
+        for conn, _addr in take_backlog(self.sock):
+            self._set_up(conn)
 
     def cancel_setups(self) -> None:
         """Graceful stop: drop connections still in their TLS handshake (past the grace)."""
@@ -82,13 +90,16 @@ class Acceptor:
             except OSError as exc:  # EMFILE, ENFILE, ECONNABORTED...: try again later
                 self.state.log.warning("accept() failed: %s", exc)
                 return
-            conn.setblocking(False)
-            if self.is_tcp:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connecting += 1
-            task = self.loop.create_task(self._connect(conn))
-            self.setups.add(task)
-            task.add_done_callback(self.setups.discard)
+            self._set_up(conn)
+
+    def _set_up(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        if self.is_tcp:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connecting += 1
+        task = self.loop.create_task(self._connect(conn))
+        self.setups.add(task)
+        task.add_done_callback(self.setups.discard)
 
     async def _connect(self, conn: socket.socket) -> None:
         state = self.state
@@ -177,8 +188,10 @@ class AsgiWorker(Worker):
         try:
             await self._tick_until_stopped(state, stop)
         finally:
+            state.begin_shutdown()  # what is answered from now on says `connection: close`
             for acceptor in acceptors:
                 acceptor.stop()
+                acceptor.take_backlog()
             await self._finish_setups(acceptors, idle_grace(state.keepalive))
             await self._drain(state)
             await lifespan.shutdown(float(getattr(cfg, "graceful_timeout", 30) or 30))
@@ -206,8 +219,12 @@ class AsgiWorker(Worker):
             self.notify()
             state.tick()
             now = state.clock
+            header_timeout = state.header_timeout
             for conn in list(state.connections):
-                conn.close_if_idle_for(now, keepalive)
+                # a head being read is held to header_timeout, not to the keep-alive wait
+                conn.close_if_idle_for(now, keepalive, heads_too=header_timeout <= 0)
+                if header_timeout > 0:
+                    conn.close_if_head_late(header_timeout)
             if state.accept_paused:
                 state.resume_accepting()
             try:

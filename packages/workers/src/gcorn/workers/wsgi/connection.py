@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from gcorn.http import ParseError
-from gcorn.workers.errors import ClientDisconnected
+from gcorn.workers.errors import ClientDisconnected, RequestHeadTimeout
 
 __all__ = ["ClientGone", "Connection"]
 
@@ -31,8 +31,9 @@ _ERRNO_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 class Connection:
     """A client socket with its request parser and a queue of parsed events."""
 
-    __slots__ = ("closed", "events", "fd", "is_tls", "last_active", "listener", "parser", "peer",
-                 "proxy_info", "registered", "requests", "sock", "timeout", "unread_body")
+    __slots__ = ("closed", "deadline", "events", "fd", "head_since", "is_tls", "last_active",
+                 "listener", "parser", "peer", "proxy_info", "registered", "requests", "sock",
+                 "timeout", "unread_body")
 
     def __init__(self, sock: socket.socket, peer: Any, listener: Any, parser: Any,
                  timeout: float | None) -> None:
@@ -53,6 +54,10 @@ class Connection:
         self.unread_body = False
         self.registered = False  # in the gthread worker's epoll set
         self.closed = False
+        # header_timeout: reads past `deadline` raise RequestHeadTimeout (sync); gthread
+        # stamps `head_since` at the first byte of a head and its reaper checks it
+        self.deadline: float | None = None
+        self.head_since: float | None = None
         if self.is_tls:
             sock.settimeout(timeout)
         else:
@@ -63,18 +68,38 @@ class Connection:
     def _wait(self, events: int) -> None:
         poller = select.poll()
         poller.register(self.fd, events)
-        wait_ms = None if self.timeout is None else int(self.timeout * 1000)
+        wait = self.timeout
+        deadline = self.deadline if events & select.POLLIN else None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestHeadTimeout()
+            wait = left if wait is None else min(wait, left)
+        wait_ms = None if wait is None else max(int(wait * 1000), 1)
         if not poller.poll(wait_ms):
+            if deadline is not None and time.monotonic() >= deadline - 0.002:
+                raise RequestHeadTimeout()
             raise ClientGone("client timed out")
 
     def recv(self) -> bytes:
         """Bytes from the peer, waiting up to `timeout`; b'' at end of stream."""
         sock = self.sock
         if self.is_tls:
+            deadline = self.deadline
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RequestHeadTimeout()
+                sock.settimeout(left if self.timeout is None else min(self.timeout, left))
             try:
                 return sock.recv(_RECV_SIZE)
             except OSError as exc:  # timeouts, resets and ssl.SSLError alike
+                if deadline is not None and time.monotonic() >= deadline - 0.002:
+                    raise RequestHeadTimeout() from exc
                 raise ClientGone(str(exc)) from exc
+            finally:
+                if deadline is not None:
+                    sock.settimeout(self.timeout)
         while True:
             try:
                 return sock.recv(_RECV_SIZE)
@@ -116,19 +141,31 @@ class Connection:
             if more:
                 self.events.extend(more)
 
-    def next_event(self) -> Any:
+    def next_event(self, answer_eof: bool = False) -> Any:
         """The next parsed event, reading as needed; None at a clean end of stream.
 
         Raises `ParseError` for a bad request and `ClientGone` when the peer
-        vanishes in the middle of one.
+        vanishes in the middle of one; with `answer_eof` (reading a head), an end of
+        stream in the middle of a head raises the parser's error instead, so that a
+        client that half-closed gets the same answer on every worker.
         """
         events = self.events
+        received = False
         while not events:
-            data = self.recv()
+            try:
+                data = self.recv()
+            except RequestHeadTimeout:
+                if not received:
+                    # not one byte of a request: an idle connection, closed without a word
+                    raise ClientGone("no request within header_timeout") from None
+                raise
+            received = True
             if not data:
                 try:
                     self.feed(b"")
                 except ParseError as exc:
+                    if answer_eof:
+                        raise
                     raise ClientGone("client closed mid-request") from exc
                 if not events:
                     return None

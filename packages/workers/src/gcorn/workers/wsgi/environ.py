@@ -76,6 +76,10 @@ class EnvironBuilder:
                 self._keys[name] = key
         return key
 
+    def remember_listener(self, listener: Any) -> None:
+        """Cache a listener's address now, before a graceful stop retires its socket."""
+        self._server(listener)
+
     def _server(self, listener: Any) -> tuple[str, str]:
         fd = listener.fileno() if listener is not None else -1
         server = self._servers.get(fd)

@@ -137,7 +137,7 @@ class RequestHandler:
         # an Upgrade or CONNECT request that the app answered as plain HTTP: close after
         closing = closing or head.upgrade is not None or method == "CONNECT"
         resp = Response(conn, method == "HEAD", http11, head.keep_alive and not closing,
-                        self.server_header, self.log, body)
+                        self.server_header, self.log, body, self.worker)
         environ["wsgi.early_hints"] = resp.early_hints
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)
@@ -197,6 +197,13 @@ class RequestHandler:
         except Exception as exc:
             self._app_failed(conn, resp, body, exc)
             return False
+        except SystemExit as exc:
+            # the master's SIGABRT (the request ran past `timeout`) raises this in the
+            # app's frame: as gunicorn, answer 500 and log where the app was stuck,
+            # then let the worker exit
+            if getattr(self.worker, "aborted", False):
+                self._timed_out(conn, resp, environ, exc)
+            raise
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -221,6 +228,18 @@ class RequestHandler:
             self.send_error(conn, 500, "Internal Server Error")
             resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
             resp.must_close = True
+
+    def _timed_out(self, conn: Any, resp: Response, environ: dict[str, Any],
+                   exc: SystemExit) -> None:
+        self.log.error("Error handling request %s %s: the worker timed out (timeout=%ss)",
+                       environ["REQUEST_METHOD"], environ["RAW_URI"],
+                       getattr(self.cfg, "timeout", "?"), exc_info=exc)
+        if resp.headers_sent:
+            return  # a 500 written now would land inside the body already sent
+        resp.status, resp.status_code = "500 Internal Server Error", 500
+        self.send_error(conn, 500, "Internal Server Error")
+        resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
+        resp.must_close = True
 
     def _log_access(self, environ: dict[str, Any], resp: Response, headers: Any,
                     elapsed: float) -> None:

@@ -60,12 +60,14 @@ class Response:
 
     __slots__ = ("body", "chunked", "close_delimited", "conn", "content_length", "headers",
                  "headers_sent", "http11", "is_head", "keep_alive", "log", "must_close",
-                 "omit_body", "sent", "server", "status", "status_code", "_status_line",
-                 "_wire_headers")
+                 "omit_body", "sent", "server", "status", "status_code", "worker",
+                 "_status_line", "_wire_headers")
 
     def __init__(self, conn: Any, is_head: bool, http11: bool, keep_alive: bool,
-                 server: bytes, log: Any, body: Any = None) -> None:
+                 server: bytes, log: Any, body: Any = None, worker: Any = None) -> None:
         self.conn = conn
+        # read when the head is written: a worker stopped meanwhile answers with close
+        self.worker = worker
         self.body = body
         self.is_head = is_head
         self.http11 = http11
@@ -194,6 +196,8 @@ class Response:
         parts.extend(b"%s: %s\r\n" % field for field in self._wire_headers)
         if self.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
+        if self.keep_alive and self.worker is not None and not self.worker.alive:
+            self.must_close = True  # a graceful stop began while the app ran
         if self.must_close or not self.keep_alive:
             parts.append(b"Connection: close\r\n\r\n")
         elif not self.http11:
