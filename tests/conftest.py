@@ -37,11 +37,11 @@ def _servers_of_this_test() -> Iterator[None]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    """Under a failed test, show the log of every server it started."""
+    """Under a failed test, show the log of every server it started, and of the shared ones."""
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        for server in harness.started_servers():
+        for server in harness.started_servers() + harness.shared_servers():
             text = server.log()
             if len(text) > _LOG_TAIL:
                 text = "[...]\n" + text[-_LOG_TAIL:]

@@ -5,7 +5,9 @@ as a subprocess with its output in a log file. It is ready when its readiness
 probe says so, within a bounded time, and it stops with TERM, then KILL. `Gcorn`
 is that for the `gcorn` command, on a free port. Every server started is recorded
 here so that tests/conftest.py can print its log when a test fails and stop it
-should the test forget to. The fixtures `start_gcorn` and `start_server` (in
+should the test forget to; a server made with `shared=True` serves several tests
+(a module-scoped fixture starts it and stops it, with `with`): its log is printed
+under a failure too, and no test's end stops it. The fixtures `start_gcorn` and `start_server` (in
 tests/conftest.py) are the usual way in; a test file imports this module as
 `from harness import ...` (tests/conftest.py puts this folder on sys.path).
 
@@ -37,7 +39,7 @@ import httpx
 
 __all__ = [
     "EXAMPLES", "GCORN", "ROOT", "ExternalServer", "Gcorn", "ServerNotReady", "free_port",
-    "http_probe", "log_probe", "started_servers", "tcp_probe", "wait_until",
+    "http_probe", "log_probe", "shared_servers", "started_servers", "tcp_probe", "wait_until",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +52,9 @@ Probe = Callable[["ExternalServer"], bool]
 
 # every server started since the current test began (reset by tests/conftest.py)
 _STARTED: list[ExternalServer] = []
+# servers that serve several tests (shared=True); a stopped one is forgotten when the next
+# test begins, so that a failure in its fixture's teardown still shows its log
+_SHARED: list[ExternalServer] = []
 
 
 def free_port() -> int:
@@ -108,7 +113,7 @@ class ExternalServer:
                  env: Mapping[str, str] | None = None, ready: Probe | None = None,
                  ready_timeout: float = 15.0, ready_interval: float = 0.05,
                  stop_signal: int = signal.SIGTERM, stop_timeout: float = 10.0,
-                 new_session: bool = False, name: str | None = None) -> None:
+                 new_session: bool = False, name: str | None = None, shared: bool = False) -> None:
         self.command = [str(part) for part in command]
         self.name = name or Path(self.command[0]).name
         self.cwd = cwd
@@ -120,6 +125,7 @@ class ExternalServer:
         self.stop_signal = stop_signal
         self.stop_timeout = stop_timeout
         self.new_session = new_session
+        self.shared = shared
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -140,7 +146,7 @@ class ExternalServer:
         self._proc = subprocess.Popen(
             self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=self.new_session)
-        _STARTED.append(self)
+        (_SHARED if self.shared else _STARTED).append(self)
         if wait and self.ready is not None:
             try:
                 self.wait_ready()
@@ -163,6 +169,14 @@ class ExternalServer:
             if time.monotonic() > deadline:
                 raise ServerNotReady(f"{self.name} not ready after {limit}s:\n{self.log()}")
             time.sleep(self.ready_interval)
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for a server that must stop by itself; its exit status (AssertionError if it runs on)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(signal.SIGKILL, timeout=5)
+            raise AssertionError(f"{self.name} still running after {timeout}s:\n{self.log()}") from None
 
     def alive(self) -> bool:
         """Whether the process still runs."""
@@ -214,7 +228,7 @@ class Gcorn(ExternalServer):
     def __init__(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
                  ready_path: str | None = "/", log_path: Path | None = None,
                  ready_timeout: float = 15.0, stop_timeout: float = 10.0,
-                 new_session: bool = False) -> None:
+                 new_session: bool = False, name: str = "gcorn", shared: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {k: v for k, v in os.environ.items() if k != "GCORN_DIRTY_SOCKET"}
@@ -222,8 +236,8 @@ class Gcorn(ExternalServer):
         environ.update(env or {})
         super().__init__(
             [GCORN, "-b", f"127.0.0.1:{self.port}", *args], cwd=cwd, env=environ,
-            log_path=log_path or cwd / "gcorn.log", name="gcorn", ready_timeout=ready_timeout,
-            stop_timeout=stop_timeout, new_session=new_session,
+            log_path=log_path or cwd / f"{name}.log", name=name, ready_timeout=ready_timeout,
+            stop_timeout=stop_timeout, new_session=new_session, shared=shared,
             ready=None if ready_path is None else http_probe(self.url + ready_path))
 
     def get(self, path: str = "/", timeout: float = 5.0, **kwargs: Any) -> httpx.Response:
@@ -236,6 +250,12 @@ def started_servers() -> list[ExternalServer]:
     return list(_STARTED)
 
 
+def shared_servers() -> list[ExternalServer]:
+    """The shared servers (shared=True) running now, or stopped since the current test began."""
+    return list(_SHARED)
+
+
 def forget_servers() -> None:
     """Start a new test's record (tests/conftest.py calls it)."""
     _STARTED.clear()
+    _SHARED[:] = [server for server in _SHARED if server.alive()]

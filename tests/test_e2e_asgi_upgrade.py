@@ -7,18 +7,11 @@ denies it with 403 (the ASGI denial, as gunicorn answers it), not a 500."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+from harness import Gcorn
 
 # an app that speaks only HTTP, like most: it returns at once for other scope types
 APP = '''
@@ -44,41 +37,15 @@ HANDSHAKE = (b"Sec-WebSocket-Version: 13\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module", params=["python", "fast"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The port of `gcorn -k asgi` with one HTTP parser, for every test of the module."""
     tmp = tmp_path_factory.mktemp("upgrade")
     (tmp / "upgradeapp.py").write_text(APP)
-    port = free_port()
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen(
-        [GCORN, "-k", "asgi", "--bind", f"127.0.0.1:{port}", "--http-parser", request.param,
-         "upgradeapp:app"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp / "server.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-        assert "Traceback" not in (tmp / "server.log").read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with Gcorn(["-k", "asgi", "--http-parser", request.param, "upgradeapp:app"], cwd=tmp,
+               shared=True) as gcorn:
+        yield gcorn.port
+        assert "Traceback" not in gcorn.log()
 
 
 def exchange(port: int, data: bytes) -> bytes:

@@ -4,20 +4,14 @@ cut into TCP segments; through the `gcorn` command, with httpx and raw sockets."
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+from harness import Gcorn
 
 APP = '''
 import cgi
@@ -78,39 +72,14 @@ BROWSER_HEADERS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module", params=list(WORKERS))
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The port of a gcorn on one worker class, for every test of the module."""
     tmp: Path = tmp_path_factory.mktemp("form")
     (tmp / "formapp.py").write_text(APP)
-    port = free_port()
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore")
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([GCORN, "--bind", f"127.0.0.1:{port}", *WORKERS[request.param]],
-                            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp / "server.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with Gcorn(WORKERS[request.param], cwd=tmp, env={"PYTHONWARNINGS": "ignore"},
+               shared=True) as gcorn:
+        yield gcorn.port
 
 
 def raw_head(port: int) -> bytes:
