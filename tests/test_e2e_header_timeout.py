@@ -5,20 +5,14 @@ finishes in time is served. Through the `gcorn` command, with raw sockets."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+from harness import Gcorn, wait_until
 
 APP = '''
 def wsgi(environ, start_response):
@@ -40,50 +34,23 @@ WORKERS = {
 HEADER_TIMEOUT = 3.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Running:
     port: int
     access_log: Path
-    log: Path
 
 
 @pytest.fixture(scope="module", params=list(WORKERS))
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A gcorn on one worker class with header_timeout 3 s, for every test of the module."""
     tmp = tmp_path_factory.mktemp("slowloris")
     (tmp / "slowapp.py").write_text(APP)
-    port = free_port()
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-    log = open(tmp / "server.log", "wb")
-    running = Running(port, tmp / "access.log", tmp / "server.log")
+    access_log = tmp / "access.log"
     # keepalive 1 s: the head deadline, not the keep-alive one, governs a head being read
-    proc = subprocess.Popen(
-        [GCORN, "--bind", f"127.0.0.1:{port}", "--header-timeout", str(HEADER_TIMEOUT),
-         "--keep-alive", "1", "--access-logfile", str(running.access_log), *WORKERS[request.param]],
-        cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, running.log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield running
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with Gcorn(["--header-timeout", str(HEADER_TIMEOUT), "--keep-alive", "1",
+                "--access-logfile", str(access_log), *WORKERS[request.param]],
+               cwd=tmp, shared=True) as gcorn:
+        yield Running(gcorn.port, access_log)
 
 
 def slow_client(port: int, lines: int, every: float, finish: bool) -> tuple[bytes, float]:
@@ -126,11 +93,8 @@ def test_a_slowloris_head_is_cut_with_408_at_the_deadline(server: Running) -> No
     assert b"Connection: close" in reply or b"connection: close" in reply
     # cut at the deadline (plus one worker tick), long before the 10 s the client would take
     assert HEADER_TIMEOUT - 0.1 < elapsed < HEADER_TIMEOUT + 2.0, elapsed
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        if any(" 408 " in line for line in server.access_log.read_text().splitlines()):
-            break
-        time.sleep(0.05)
+    wait_until(lambda: any(" 408 " in line for line in server.access_log.read_text().splitlines()),
+               timeout=3)
     assert any(" 408 " in line for line in server.access_log.read_text().splitlines()), \
         server.access_log.read_text()
 

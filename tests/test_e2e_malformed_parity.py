@@ -5,21 +5,17 @@ word. The parser's error names the status and the message; a worker must not dro
 
 from __future__ import annotations
 
-import os
 import random
 import select
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from harness import Gcorn
 
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
 SEED = 20261203
 CASES = 400  # per worker
 
@@ -107,50 +103,21 @@ def mutate(rng: random.Random, base: bytes) -> bytes:
     return bytes(data) + sep + rest
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    """The ports of three gcorns, one per worker class, on the same app, all running at once."""
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     (tmp / "fuzzapp.py").write_text(APP)
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-    procs, ports, logs = [], {}, []
-    try:
-        for name, args in WORKERS.items():
-            port = free_port()
-            log = open(tmp / f"{name}.log", "wb")
-            logs.append(log)
-            procs.append(subprocess.Popen(
-                [GCORN, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *args],
-                cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT))
-            ports[name] = port
-        deadline = time.monotonic() + 15
-        for name, port in ports.items():
-            while True:
-                assert time.monotonic() < deadline, (tmp / f"{name}.log").read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-        yield ports
-        for name in WORKERS:
-            assert "Traceback" not in (tmp / f"{name}.log").read_text(), name
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for log in logs:
-            log.close()
+    with ExitStack() as stack:
+        running = {name: Gcorn(["--log-level", "warning", *args], cwd=tmp, name=f"gcorn-{name}",
+                               shared=True) for name, args in WORKERS.items()}
+        for server in running.values():  # all three boot together
+            stack.enter_context(server.start(wait=False))
+        for server in running.values():
+            server.wait_ready()
+        yield {name: server.port for name, server in running.items()}
+        for name, server in running.items():
+            assert "Traceback" not in server.log(), name
 
 
 def answer(port: int, data: bytes, half_close: bool) -> tuple[str, bytes] | None:
