@@ -5,20 +5,16 @@ that send their next request the moment a response arrives."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+from harness import Gcorn
 
 APP = '''
 import asyncio, time
@@ -43,12 +39,6 @@ WORKERS = {
     "gthread": ["-k", "gthread", "--threads", "4", "loadapp:wsgi"],
     "asgi": ["-k", "asgi", "loadapp:asgi"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -120,45 +110,28 @@ def client(port: int, path: str, stop: threading.Event, tally: Tally) -> None:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("worker", list(WORKERS))
-def test_term_under_keep_alive_load_answers_every_request_sent(tmp_path: Path, worker: str) -> None:
+def test_term_under_keep_alive_load_answers_every_request_sent(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:
     (tmp_path / "loadapp.py").write_text(APP)
-    port = free_port()
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        master = subprocess.Popen(
-            [GCORN, "--bind", f"127.0.0.1:{port}", "-w", "2", "--graceful-timeout", "5",
-             "--keep-alive", "5", *WORKERS[worker]],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 15
-            while True:
-                assert master.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            tally = Tally()
-            stop = threading.Event()
-            paths = ["/", "/slow"] if worker != "sync" else ["/"]
-            threads = [threading.Thread(target=client, args=(port, paths[n % len(paths)], stop, tally))
-                       for n in range(16 if worker != "sync" else 4)]
-            for thread in threads:
-                thread.start()
-            time.sleep(1.0)
-            before = tally.answered
-            tally.term_at = time.monotonic()
-            master.send_signal(signal.SIGTERM)
-            assert master.wait(15) == 0
-            stop.set()
-            for thread in threads:
-                thread.join(10)
-        finally:
-            if master.poll() is None:
-                master.kill()
-                master.wait(5)
-    assert before > 20, (before, log_path.read_text())  # the load was real
+    server = start_gcorn("-w", "2", "--graceful-timeout", "5", "--keep-alive", "5", *WORKERS[worker])
+    tally = Tally()
+    stop = threading.Event()
+    paths = ["/", "/slow"] if worker != "sync" else ["/"]
+    threads = [threading.Thread(target=client, args=(server.port, paths[n % len(paths)], stop, tally))
+               for n in range(16 if worker != "sync" else 4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        before = tally.answered
+        tally.term_at = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(15) == 0
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert before > 20, (before, server.log())  # the load was real
     assert tally.lost == [], (f"{len(tally.lost)} of {tally.sent} sent requests got no answer",
                               tally.lost[:5])
     assert tally.answered == tally.sent
@@ -166,37 +139,20 @@ def test_term_under_keep_alive_load_answers_every_request_sent(tmp_path: Path, w
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("worker", ["gthread", "asgi"])
-def test_a_response_in_flight_at_term_says_connection_close(tmp_path: Path, worker: str) -> None:
+def test_a_response_in_flight_at_term_says_connection_close(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:
     (tmp_path / "loadapp.py").write_text(APP)
-    port = free_port()
-    env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-    with open(tmp_path / "server.log", "wb") as log:
-        master = subprocess.Popen(
-            [GCORN, "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--keep-alive", "5",
-             *WORKERS[worker]], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 15
-            while True:
-                assert master.poll() is None and time.monotonic() < deadline
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                assert b"connection: close" not in read_response(sock).lower()  # keep-alive
-                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-                time.sleep(0.1)  # the app is sleeping 0.3 s: its response has not started
-                master.send_signal(signal.SIGTERM)
-                head = read_response(sock)
-                assert head.startswith(b"HTTP/1.1 200"), head
-                # told before the connection closes, so the client sends nothing more on it
-                assert b"connection: close" in head.lower(), head
-                sock.settimeout(3)
-                assert sock.recv(1024) == b""
-            assert master.wait(10) == 0
-        finally:
-            if master.poll() is None:
-                master.kill()
-                master.wait(5)
+    server = start_gcorn("--graceful-timeout", "5", "--keep-alive", "5", *WORKERS[worker])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"connection: close" not in read_response(sock).lower()  # keep-alive
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.1)  # the app is sleeping 0.3 s: its response has not started
+        server.proc.send_signal(signal.SIGTERM)
+        head = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        # told before the connection closes, so the client sends nothing more on it
+        assert b"connection: close" in head.lower(), head
+        sock.settimeout(3)
+        assert sock.recv(1024) == b""
+    assert server.proc.wait(10) == 0

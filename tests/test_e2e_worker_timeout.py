@@ -4,20 +4,14 @@ frame in the error log, as gunicorn does; through the `gcorn` command, with real
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-
-GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
+from harness import Gcorn, wait_until
 
 APP = '''
 import time
@@ -39,57 +33,11 @@ def app(environ, start_response):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Gcorn:
-    """`gcorn stuckapp:app` with timeout=1 on a free port."""
-
-    def __init__(self, cwd: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = cwd / "server.log"
-        env = dict(os.environ, GCORN_CMD_ARGS="", PYTHONUNBUFFERED="1")
-        self._out = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [GCORN, "--bind", f"127.0.0.1:{self.port}", "--timeout", "1", "--graceful-timeout", "2",
-             "stuckapp:app"],
-            cwd=cwd, env=env, stdout=self._out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            try:
-                httpx.get(self.url + "/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(self.log())
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._out.close()
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Gcorn]:
+def server(start_gcorn: Callable[..., Gcorn], tmp_path: Path) -> Gcorn:
+    """`gcorn stuckapp:app` with timeout=1, ready once it answers GET /."""
     (tmp_path / "stuckapp.py").write_text(APP)
-    srv = Gcorn(tmp_path)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return start_gcorn("--timeout", "1", "--graceful-timeout", "2", "stuckapp:app")
 
 
 def test_a_stuck_request_gets_500_and_the_stuck_frame_is_logged(server: Gcorn) -> None:
@@ -99,9 +47,7 @@ def test_a_stuck_request_gets_500_and_the_stuck_frame_is_logged(server: Gcorn) -
     assert response.status_code == 500
     assert response.headers["connection"] == "close"
     assert elapsed < 5, elapsed  # timeout 1 s, not the app's 30 s
-    deadline = time.monotonic() + 5
-    while "WORKER TIMEOUT" not in server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "WORKER TIMEOUT" in server.log(), timeout=5)
     log = server.log()
     assert "WORKER TIMEOUT" in log
     assert "Error handling request GET /stuck" in log
