@@ -86,3 +86,53 @@ def test_a_failed_test_shows_the_log_of_the_servers_it_started(tmp_path: Path) -
     assert "1 failed, 1 passed" in out, out
     assert "chatty log" in out and "inner-server-says-hi" in out, out
     assert "quiet-server" not in out, out  # a passing test prints no log
+
+
+def test_wait_exit_gives_the_status_of_a_server_that_stops_by_itself(tmp_path: Path) -> None:
+    server = ExternalServer(python("print('giving up'); raise SystemExit(3)"), cwd=tmp_path).start()
+    assert server.wait_exit(10) == 3
+    assert "giving up" in server.log()
+
+
+def test_wait_exit_kills_a_server_that_runs_on_and_fails_with_its_log(tmp_path: Path) -> None:
+    server = ExternalServer(python("print('still here'); import time; time.sleep(30)"),
+                            cwd=tmp_path, ready=log_probe("still here")).start()
+    started = time.monotonic()
+    with pytest.raises(AssertionError, match=r"still running after 0.5s:\n.*still here"):
+        server.wait_exit(0.5)
+    assert time.monotonic() - started < 4
+    assert not server.alive()
+
+
+def test_a_shared_server_outlives_each_test_and_shows_its_log_under_a_failure(tmp_path: Path) -> None:
+    for name in ("conftest.py", "harness.py"):
+        shutil.copy(HERE / name, tmp_path / name)
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent('''
+        import sys
+        import pytest
+        from harness import ExternalServer, log_probe
+
+        @pytest.fixture(scope="module")
+        def shared(tmp_path_factory):
+            command = [sys.executable, "-u", "-c",
+                       "import time; print('shared-server-says-hi'); time.sleep(30)"]
+            with ExternalServer(command, cwd=tmp_path_factory.mktemp("s"), name="common",
+                                ready=log_probe("shared-server-says-hi"), shared=True) as server:
+                yield server
+
+        def test_first(shared):
+            assert shared.alive()
+
+        def test_second_sees_it_still_running_and_fails(shared):
+            assert shared.alive()
+            assert False, "the test itself fails"
+    '''))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "--rootdir", str(tmp_path), "-c", "/dev/null", "test_inner.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert "1 failed, 1 passed" in out, out
+    assert "the test itself fails" in out, out  # not an AssertionError of alive()
+    assert "common log" in out and "shared-server-says-hi" in out, out
