@@ -14,12 +14,13 @@ import pytest
 from harness import Gcorn
 
 APP = '''
-import cgi
+from werkzeug.formparser import parse_form_data
 
 def wsgi(environ, start_response):
-    # cgi.FieldStorage reads wsgi.input line by line, as older form parsers do
-    form = cgi.FieldStorage(fp=environ["wsgi.input"], environ=environ, keep_blank_values=True)
-    fields = sorted((name, len(form[name].value)) for name in form.keys())
+    # werkzeug's multipart parser, as Flask and most WSGI frameworks read a form
+    _, form, files = parse_form_data(environ)
+    fields = sorted([(name, len(value)) for name, value in form.items()]
+                    + [(name, len(f.read())) for name, f in files.items()])
     body = repr(fields).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
@@ -109,7 +110,7 @@ def test_httpx_form_post_is_answered(server: int) -> None:
             assert reply.status_code == 200
             if reply.text.isdigit():  # asgi: the body size it received
                 assert int(reply.text) > len(FILE) + len(b"Quarterly report")
-            else:  # wsgi: the fields cgi parsed
+            else:  # wsgi: the fields werkzeug parsed
                 assert reply.text == f"[('title', 16), ('upload', {len(FILE)})]"
 
 
