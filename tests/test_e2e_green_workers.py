@@ -26,9 +26,7 @@ import pytest
 from harness import EXAMPLES, Gcorn, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "workers" / "tests"))
-from green_support import GREEN_WORKERS, gevent_missing
-
-needs_gevent = pytest.mark.skipif(bool(gevent_missing), reason=gevent_missing or "")
+from green_support import GREEN_WORKERS
 
 SLEEPY_APP = '''
 import time
@@ -193,12 +191,12 @@ def test_outbound_requests_calls_wait_cooperatively_and_ssl_is_patched_first(
     assert "Traceback" not in log
 
 
-@needs_gevent
+@pytest.mark.parametrize("worker", GREEN_WORKERS)
 def test_preload_patches_the_master_before_the_app(
-        start_gcorn: Callable[..., Gcorn], tmp_path: Path, upstream: str) -> None:
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, upstream: str, worker: str) -> None:
     pytest.importorskip("requests")
     _write(tmp_path, outbound=OUTBOUND_APP)
-    server = start_gcorn("-k", "gevent", "-w", "1", "--preload", "outbound:app",
+    server = start_gcorn("-k", worker, "-w", "1", "--preload", "outbound:app",
                          env={"UPSTREAM": upstream})
     assert server.get("/proxy").text == "upstream said slow"
     server.proc.send_signal(signal.SIGHUP)  # workers forked again from the patched master
@@ -206,17 +204,20 @@ def test_preload_patches_the_master_before_the_app(
     assert wait_until(lambda: server.get("/proxy").status_code == 200, 10)
     assert server.stop() == 0
     log = server.log()
-    assert "gevent worker with preload_app: monkey-patching the master" in log
+    if worker == "eventlet":  # eventlet cannot run the arbiter: the log says so
+        assert "eventlet worker with preload_app: the master is not monkey-patched" in log
+    else:
+        assert f"{worker} worker with preload_app: monkey-patching the master" in log
     assert "MonkeyPatchWarning" not in log and "imported before" not in log, log
     assert "Traceback" not in log
 
 
-@needs_gevent
-def test_fifty_dirty_calls_overlap_on_one_gevent_worker(
-        start_gcorn: Callable[..., Gcorn], tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", GREEN_WORKERS)
+def test_fifty_dirty_calls_overlap_on_one_green_worker(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:
     _write(tmp_path, slowdirty=DIRTY_APP, dirtyweb=DIRTY_WEB_APP)
     server = start_gcorn(
-        "-k", "gevent", "-w", "1", "--dirty-app", "slowdirty:Slow", "--dirty-workers", "2",
+        "-k", worker, "-w", "1", "--dirty-app", "slowdirty:Slow", "--dirty-workers", "2",
         "--dirty-threads", "25", "dirtyweb:app", env={"PYTHONPATH": str(tmp_path)})
     # the pool may still be booting when HTTP is up: wait for one call to go through
     assert wait_until(lambda: server.get("/1", timeout=10).text == "2", 15, 0.2)
@@ -228,11 +229,11 @@ def test_fifty_dirty_calls_overlap_on_one_gevent_worker(
     assert "Traceback" not in server.log()
 
 
-@needs_gevent
+@pytest.mark.parametrize("worker", GREEN_WORKERS)
 def test_a_hub_blocked_by_cpu_bound_code_is_caught_by_timeout(
-        start_gcorn: Callable[..., Gcorn], tmp_path: Path) -> None:
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:
     _write(tmp_path, spin=SPIN_APP)
-    server = start_gcorn("-k", "gevent", "-w", "1", "--timeout", "2", "spin:app")
+    server = start_gcorn("-k", worker, "-w", "1", "--timeout", "2", "spin:app")
     first = psutil.Process(server.pid).children()[0].pid
     try:
         httpx.get(server.url + "/spin", timeout=8)
@@ -240,7 +241,7 @@ def test_a_hub_blocked_by_cpu_bound_code_is_caught_by_timeout(
         pass  # the worker is killed under the request
     assert wait_until(lambda: "WORKER TIMEOUT" in server.log(), 8)
     log = server.log()
-    assert "the gevent hub was blocked for more than 2" in log, log
+    assert f"the {worker} hub was blocked for more than 2" in log, log
     assert "in app" in log  # the frame that held the hub: the app's busy loop
     # a new worker serves
     assert wait_until(lambda: server.get("/").status_code == 200, 10)
@@ -320,3 +321,27 @@ def test_term_hup_ttin_ttou_usr2_under_load_lose_no_request(
                     child.kill()
                 proc.kill()
         master.stop(timeout=5)
+
+
+@pytest.mark.parametrize("worker", GREEN_WORKERS)
+def test_access_log_and_statsd_through_the_command(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:
+    shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(0.5)
+        port = receiver.getsockname()[1]
+        server = start_gcorn("-k", worker, "--access-logfile", str(tmp_path / "access.log"),
+                             "--statsd-host", f"127.0.0.1:{port}", "hello:app")
+        assert server.get("/green?x=1").status_code == 200
+        seen = ""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "gunicorn.request.status.200:1|c" not in seen:
+            try:
+                seen += receiver.recv(4096).decode() + "\n"
+            except TimeoutError:
+                continue
+    assert "gunicorn.requests:1|c" in seen and "gunicorn.request.status.200:1|c" in seen, seen
+    assert wait_until(lambda: '"GET /green?x=1 HTTP/1.1" 200' in
+                      (tmp_path / "access.log").read_text(), 5)
+    assert server.stop() == 0

@@ -84,3 +84,13 @@ class EventletWorker(GreenWorker):
     """The gunicorn-compatible eventlet worker, on gcorn's one HTTP parser."""
 
     hub = EventletHub()
+
+    @classmethod
+    def patch_master(cls, log: Any) -> None:
+        """With `preload_app`: the master stays unpatched (eventlet cannot run the arbiter)."""
+        # a patched master runs its signal handlers in eventlet's hub, which refuses the
+        # blocking calls they make ("do not call blocking functions from the mainloop")
+        log.warning("eventlet worker with preload_app: the master is not monkey-patched "
+                    "(eventlet cannot run the arbiter); each worker patches after the fork, "
+                    "so objects the app built at import time may still block; prefer "
+                    "-k gevent, which patches the master first")
