@@ -229,6 +229,23 @@ def test_fifty_dirty_calls_overlap_on_one_green_worker(
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.parametrize("worker", GREEN_WORKERS[:1])
+def test_preload_with_a_dirty_pool_leaves_the_master_unpatched(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:
+    """The dirty arbiter is forked from the master and runs asyncio: patching would stop it."""
+    _write(tmp_path, slowdirty=DIRTY_APP, dirtyweb=DIRTY_WEB_APP)
+    server = start_gcorn(
+        "-k", worker, "-w", "1", "--preload", "--dirty-app", "slowdirty:Slow",
+        "--dirty-workers", "1", "--dirty-threads", "10", "dirtyweb:app",
+        env={"PYTHONPATH": str(tmp_path)})
+    assert wait_until(lambda: server.get("/1", timeout=10).text == "2", 15, 0.2), server.log()
+    responses, elapsed = concurrent_get(server.port, "/21", 10, timeout=15)
+    assert all(r.endswith(b"\r\n\r\n42") for r in responses), responses[:2]
+    assert elapsed < 1.5, f"10 dirty calls took {elapsed:.2f} s (serialized: 2 s)"
+    assert server.stop(timeout=15) == 0
+    assert "preload_app and a dirty pool: the master is not monkey-patched" in server.log()
+
+
 @pytest.mark.parametrize("worker", GREEN_WORKERS)
 def test_a_hub_blocked_by_cpu_bound_code_is_caught_by_timeout(
         start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> None:

@@ -91,7 +91,7 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
         # a green worker (gevent, eventlet) must patch the stdlib before the app imports it
         patch_master = getattr(cfg.worker_class, "patch_master", None)
         if callable(patch_master):
-            patch_master(log)
+            patch_master(log, dirty_pool=dirty_enabled(cfg))
         app.preload()
     return cfg, log, app
 

@@ -86,7 +86,7 @@ class EventletWorker(GreenWorker):
     hub = EventletHub()
 
     @classmethod
-    def patch_master(cls, log: Any) -> None:
+    def patch_master(cls, log: Any, dirty_pool: bool = False) -> None:
         """With `preload_app`: the master stays unpatched (eventlet cannot run the arbiter)."""
         # a patched master runs its signal handlers in eventlet's hub, which refuses the
         # blocking calls they make ("do not call blocking functions from the mainloop")

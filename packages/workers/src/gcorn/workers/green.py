@@ -107,8 +107,18 @@ class GreenWorker(Worker):
     # -- boot ----------------------------------------------------------------
 
     @classmethod
-    def patch_master(cls, log: Any) -> None:
-        """With `preload_app`: patch in the master before the app is imported."""
+    def patch_master(cls, log: Any, dirty_pool: bool = False) -> None:
+        """With `preload_app`: patch in the master before the app is imported.
+
+        Not with a dirty pool: the master forks the dirty arbiter, whose asyncio
+        loop does not run on a monkey-patched standard library.
+        """
+        if dirty_pool:
+            log.warning("%s worker with preload_app and a dirty pool: the master is not "
+                        "monkey-patched (the dirty arbiter it forks runs asyncio, which "
+                        "patching breaks); each worker patches after the fork, so objects the "
+                        "app built at import time may still block", cls.hub.name)
+            return
         log.info("%s worker with preload_app: monkey-patching the master before "
                  "importing the app", cls.hub.name)
         cls.hub.patch()
