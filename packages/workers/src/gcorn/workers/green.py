@@ -152,6 +152,7 @@ class GreenWorker(Worker):
         max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
         self.slots = hub.semaphore(max_conns)
         self.conns: set[Connection] = set()
+        self.nconns = 0  # accepted and not closed yet (a TLS handshake under way included)
         # idle connection -> the greenlet waiting on it (woken when the stop begins)
         self.idle: dict[Connection, Any] = {}
         self.stopping_since: float | None = None
@@ -193,7 +194,7 @@ class GreenWorker(Worker):
         deadline = now + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
         for conn, green in list(self.idle.items()):
             hub.call_soon(self._wake, conn, green)
-        while self.conns and time.monotonic() < deadline:
+        while self.nconns > 0 and time.monotonic() < deadline:
             self.notify()
             hub.sleep(0.05)
         for conn in list(self.conns):
@@ -230,6 +231,7 @@ class GreenWorker(Worker):
 
     def serve_client(self, client: Any, addr: Any, listener: Any) -> None:
         """One connection's greenlet: TLS handshake, requests, close."""
+        self.nconns += 1
         try:
             conn = self.serving.open(client, addr, listener)
             if conn is None:
@@ -241,6 +243,7 @@ class GreenWorker(Worker):
                 self.conns.discard(conn)
                 conn.close()
         finally:
+            self.nconns -= 1
             self.slots.release()
 
     def serve(self, conn: Connection) -> None:
