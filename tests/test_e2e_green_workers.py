@@ -147,6 +147,18 @@ def test_one_worker_answers_200_sleeping_requests_at_once(
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.parametrize("name", ["gevent_wsgi", "gevent_pywsgi"])
+def test_gunicorns_other_gevent_names_run_the_gevent_worker(
+        start_gcorn: Callable[..., Gcorn], tmp_path: Path, name: str) -> None:
+    pytest.importorskip("gevent")
+    _write(tmp_path, sleepy=SLEEPY_APP)
+    server = start_gcorn("-k", name, "-w", "1", "sleepy:app")
+    responses, elapsed = concurrent_get(server.port, "/sleep", 20, timeout=10)
+    assert all(r.endswith(b"slept") for r in responses)
+    assert elapsed < 3.0, f"{elapsed:.2f} s: the sleeps did not overlap"
+    assert server.stop() == 0
+
+
 class _SlowUpstream(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         time.sleep(0.5)
@@ -266,19 +278,20 @@ def test_a_hub_blocked_by_cpu_bound_code_is_caught_by_timeout(
     server.stop()
 
 
-def test_missing_library_is_a_one_line_error_naming_pip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", ["gevent", "eventlet"])
+def test_missing_library_is_a_one_line_error_naming_pip(tmp_path: Path, worker: str) -> None:
     shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
-    fake = tmp_path / "fake" / "gevent"
+    fake = tmp_path / "fake" / worker  # shadows the installed library
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'gevent'\")\n")
+    (fake / "__init__.py").write_text(f"raise ImportError(\"No module named '{worker}'\")\n")
     result = subprocess.run(
-        [sys.executable, "-m", "gcorn.cli", "-k", "gevent", "hello:app"], cwd=tmp_path,
+        [sys.executable, "-m", "gcorn.cli", "-k", worker, "hello:app"], cwd=tmp_path,
         env={"PYTHONPATH": str(tmp_path / "fake"), "PATH": "/usr/bin:/bin", "GCORN_CMD_ARGS": ""},
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert "pip install 'gcorn-workers[gevent]'" in lines[0]
+    assert f"pip install 'gcorn-workers[{worker}]'" in lines[0]
 
 
 @pytest.mark.slow  # about 10 s: 8 s of wrk load
