@@ -42,7 +42,7 @@ CASES = [
     ([], "", "no application given"),
     (["no_such_module_xyz:app"], "", "no module named 'no_such_module_xyz'"),
     (["-k", "no.such.Worker", "hello:app"], "", "invalid value for setting 'worker_class'"),
-    (["-k", "gevent", "hello:app"], "", "gcorn has no 'gevent' worker; use -k gthread"),
+    (["-k", "tornado", "hello:app"], "", "gcorn has no 'tornado' worker; use -k asgi"),
     (["-k", "uvicorn.workers.UvicornWorker", "hello:app"], "", "use -k asgi"),
     (["-k", "collections.OrderedDict", "hello:app"], "", "is not a gcorn worker"),
     (["--check-config", "hello:nothing_here"], "", "has no attribute 'nothing_here'"),

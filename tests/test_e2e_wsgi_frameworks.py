@@ -1,4 +1,4 @@
-"""End to end through the `gcorn` command: a Flask app and a Django app on sync and gthread
+"""End to end through the `gcorn` command: a Flask app and a Django app on sync, gthread and gevent
 (a page, a form POST, a file download sent with wsgi.file_wrapper/sendfile)."""
 
 from __future__ import annotations
@@ -73,9 +73,12 @@ def files(tmp_path):
 
 @pytest.mark.parametrize("framework,worker", [
     ("flask", "sync"), ("flask", "gthread"), ("django", "sync"), ("django", "gthread"),
+    ("flask", "gevent"), ("django", "gevent"),
 ])
 def test_framework_app(start_gcorn: Callable[..., Gcorn], files, framework, worker):
     pytest.importorskip(framework)
+    if worker == "gevent":
+        pytest.importorskip("gevent", reason="-k gevent needs pip install 'gcorn-workers[gevent]'")
     tmp, data = files
     app = "flask_e2e_app:app" if framework == "flask" else "django_e2e_app:application"
     server = start_gcorn("-k", worker, "--threads", "2", "-w", "1", "--chdir", str(tmp), app,

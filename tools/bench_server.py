@@ -9,9 +9,16 @@ then prints gcorn / gunicorn ratios per scenario (req/s, p99, RSS).
     python3 tools/bench_server.py                      # hello, big64k, echo1k; 3 reps of 5 s
     python3 tools/bench_server.py --scenarios hello --reps 1 --duration 3
     python3 tools/bench_server.py --summarize /tmp/bench-results/run-X.jsonl
+    python3 tools/bench_server.py --green --reps 1 --duration 3   # gevent, eventlet
 
 Targets (issue 3): sync >= 1.3x gunicorn sync; gthread >= 2.5x gunicorn gthread;
 p99 no worse; memory no more.
+
+`--green` (issue 10): `gcorn -k gevent` and `gcorn -k eventlet` against gunicorn
+27.0.1 `-k gevent` (`--gunicorn-bin`: a venv with gunicorn and gevent), and
+`-k eventlet` against gunicorn 25.x, the last with an eventlet worker
+(`--gunicorn25-bin`, when given); hello and echo1k at wrk -c50 and -c500, one
+worker each. Target: >= 1.5x gunicorn's gevent req/s, p99 no worse.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.environ.get("GCORN_BENCH_HARNESS",
                          os.path.join(os.path.dirname(ROOT), "shared", "bench", "bench.py"))
 PAIRS = [("gcorn-sync", "gunicorn-sync"), ("gcorn-gthread4", "gunicorn-gthread4")]
+GREEN_PAIRS = [("gcorn-gevent", "gunicorn-gevent"), ("gcorn-eventlet", "gunicorn25-eventlet"),
+               ("gcorn-eventlet", "gunicorn-gevent")]
 
 
 def gcorn_command() -> str:
@@ -43,6 +52,17 @@ def extras(gcorn: str) -> list[str]:
     common = "-w 1 -b {host}:{port} --log-level warning apps:{app}"
     return [f"gcorn-sync|wsgi|{gcorn} -k sync {common}",
             f"gcorn-gthread4|wsgi|{gcorn} -k gthread --threads 4 {common}"]
+
+
+def green_extras(gcorn: str, gunicorn_bin: str, gunicorn25_bin: str | None) -> list[str]:
+    """The --extra lines of the gevent/eventlet comparison (1000 connections per worker)."""
+    common = "-w 1 --worker-connections 1000 -b {host}:{port} --log-level warning apps:{app}"
+    lines = [f"gcorn-gevent|wsgi|{gcorn} -k gevent {common}",
+             f"gcorn-eventlet|wsgi|{gcorn} -k eventlet {common}",
+             f"gunicorn-gevent|wsgi|{gunicorn_bin}/gunicorn -k gevent {common}"]
+    if gunicorn25_bin:
+        lines.append(f"gunicorn25-eventlet|wsgi|{gunicorn25_bin}/gunicorn -k eventlet {common}")
+    return lines
 
 
 def medians(records: list[dict], config: str, scenario: str) -> dict[str, float] | None:
@@ -60,13 +80,13 @@ def medians(records: list[dict], config: str, scenario: str) -> dict[str, float]
     }
 
 
-def ratio_table(records: list[dict]) -> str:
+def ratio_table(records: list[dict], pairs: list[tuple[str, str]] = PAIRS) -> str:
     """A markdown table of gcorn vs gunicorn for every scenario and worker pair."""
     lines = ["| scenario | gcorn | gunicorn | req/s gcorn / gunicorn | ratio | "
              "req per CPU-s ratio | p99 ms gcorn / gunicorn | RSS MiB gcorn / gunicorn |",
              "|---|---|---|---|---|---|---|---|"]
     for scenario in dict.fromkeys(r["scenario"] for r in records):
-        for ours, theirs in PAIRS:
+        for ours, theirs in pairs:
             a, b = medians(records, ours, scenario), medians(records, theirs, scenario)
             if not a or not b:
                 continue
@@ -77,26 +97,44 @@ def ratio_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_harness(a: argparse.Namespace, scenarios: str, out: str, only: list[str],
+                extra: list[str], more: list[str]) -> int:
+    """One run of the shared harness; its records land in `out`."""
+    cmd = [sys.executable, HARNESS, "--scenarios", scenarios, "--reps", str(a.reps),
+           "--duration", str(a.duration), "--out", out]
+    for name in only:
+        cmd += ["--only", name]
+    for line in extra:
+        cmd += ["--extra", line]
+    cmd += more + a.harness_args
+    print("$", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenarios", default="hello,big64k,echo1k")
+    p.add_argument("--scenarios", default=None,
+                   help="default: hello,big64k,echo1k (hello,echo1k with --green)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--duration", type=int, default=5)
+    p.add_argument("--green", action="store_true",
+                   help="the gevent and eventlet workers, at -c50 and -c500")
+    p.add_argument("--gunicorn-bin", default=os.path.dirname(sys.executable),
+                   help="bin folder of a venv with gunicorn 27.0.1 and gevent (--green)")
+    p.add_argument("--gunicorn25-bin", default=None,
+                   help="bin folder of a venv with gunicorn 25.x and eventlet (--green)")
     p.add_argument("--out", default=os.path.join(
         tempfile.gettempdir(), "bench-results", time.strftime("server-%Y%m%d-%H%M%S.jsonl")))
     p.add_argument("--summarize", nargs="+", metavar="JSONL")
     p.add_argument("harness_args", nargs="*", help="passed on to bench.py after --")
     a = p.parse_args()
+    if a.green:
+        return main_green(a)
     if not a.summarize:
-        cmd = [sys.executable, HARNESS, "--scenarios", a.scenarios, "--reps", str(a.reps),
-               "--duration", str(a.duration), "--out", a.out,
-               "--only", "gunicorn-sync", "--only", "gunicorn-gthread4", "--only", "gcorn"]
-        for line in extras(gcorn_command()):
-            cmd += ["--extra", line]
-        cmd += a.harness_args
-        print("$", " ".join(cmd), flush=True)
-        rc = subprocess.call(cmd)
+        rc = run_harness(a, a.scenarios or "hello,big64k,echo1k", a.out,
+                         ["gunicorn-sync", "gunicorn-gthread4", "gcorn"],
+                         extras(gcorn_command()), [])
         if rc != 0:
             return rc
         a.summarize = [a.out]
@@ -106,6 +144,29 @@ def main() -> int:
             records += [json.loads(line) for line in f if line.strip()]
     print("\n## gcorn vs gunicorn (medians)\n")
     print(ratio_table(records))
+    return 0
+
+
+def main_green(a: argparse.Namespace) -> int:
+    """gevent and eventlet: one harness run per connection count, one table each."""
+    base = os.path.splitext(a.out)[0]
+    outs = [(c, f"{base}-c{c}.jsonl") for c in (50, 500)]
+    if not a.summarize:
+        extra = green_extras(gcorn_command(), a.gunicorn_bin, a.gunicorn25_bin)
+        names = [line.split("|", 1)[0] for line in extra]
+        for connections, out in outs:
+            rc = run_harness(a, a.scenarios or "hello,echo1k", out, names,
+                             extra, ["--connections", str(connections)])
+            if rc != 0:
+                return rc
+    else:
+        outs = [(0, path) for path in a.summarize]
+    for connections, out in outs:
+        with open(out) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        title = f"wrk -t1 -c{connections}" if connections else out
+        print(f"\n## gcorn vs gunicorn, green workers, {title} (medians)\n")
+        print(ratio_table(records, GREEN_PAIRS))
     return 0
 
 

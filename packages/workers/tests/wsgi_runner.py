@@ -71,8 +71,10 @@ def main() -> int:
     values.update(spec.get("settings", {}))
     values["bind"] = spec["bind"]
     worker_name = spec.get("worker", "sync")
-    module = {"sync": "gcorn.workers.sync", "gthread": "gcorn.workers.gthread"}[worker_name]
-    cls = {"sync": "SyncWorker", "gthread": "ThreadWorker"}[worker_name]
+    module = {"sync": "gcorn.workers.sync", "gthread": "gcorn.workers.gthread",
+              "gevent": "gcorn.workers.ggevent", "eventlet": "gcorn.workers.geventlet"}[worker_name]
+    cls = {"sync": "SyncWorker", "gthread": "ThreadWorker", "gevent": "GeventWorker",
+           "eventlet": "EventletWorker"}[worker_name]
     values["worker_class"] = getattr(importlib.import_module(module), cls)
     values["worker_class_str"] = worker_name
     values["is_ssl"] = bool(values.get("certfile") or values.get("keyfile"))

@@ -16,13 +16,14 @@ WORKER_CLASSES = {
     "sync": "gcorn.workers.sync.SyncWorker",
     "gthread": "gcorn.workers.gthread.ThreadWorker",
     "asgi": "gcorn.workers.asgi.AsgiWorker",
+    "gevent": "gcorn.workers.ggevent.GeventWorker",
+    # gunicorn's gevent flavours: gcorn serves all three with its one parser
+    "gevent_wsgi": "gcorn.workers.ggevent.GeventWorker",
+    "gevent_pywsgi": "gcorn.workers.ggevent.GeventWorker",
+    "eventlet": "gcorn.workers.geventlet.EventletWorker",
 }
 #: gunicorn worker names gcorn has no equivalent of, and what to use instead.
 UNSUPPORTED_WORKERS = {
-    "gevent": "gthread",
-    "gevent_wsgi": "gthread",
-    "gevent_pywsgi": "gthread",
-    "eventlet": "gthread",
     "tornado": "asgi",
     "uvicorn.workers.UvicornWorker": "asgi",
     "uvicorn.workers.UvicornH11Worker": "asgi",

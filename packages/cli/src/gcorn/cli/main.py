@@ -88,6 +88,10 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
     elif cfg.preload_app:
         if cfg.reload:
             log.warning("--reload has no effect with --preload: the app is imported once")
+        # a green worker (gevent, eventlet) must patch the stdlib before the app imports it
+        patch_master = getattr(cfg.worker_class, "patch_master", None)
+        if callable(patch_master):
+            patch_master(log, dirty_pool=dirty_enabled(cfg))
         app.preload()
     return cfg, log, app
 

@@ -60,6 +60,9 @@ def boot_serving(worker: Any, multithread: bool) -> WsgiServing:
 class WsgiServing:
     """The per-worker serving state of a WSGI worker (built in `run()`, after fork)."""
 
+    #: what `open` wraps a client in (the green workers wait in their hub instead of poll)
+    connection_class: type[Connection] = Connection
+
     def __init__(self, worker: Any, multithread: bool) -> None:
         cfg = worker.cfg
         self.worker = worker
@@ -90,7 +93,7 @@ class WsgiServing:
                 return None
             client = tls
         # TCP_NODELAY: accepted sockets inherit it from the arbiter's listeners
-        return Connection(client, addr, listener, self.make_parser(), self.io_timeout)
+        return self.connection_class(client, addr, listener, self.make_parser(), self.io_timeout)
 
     def first_request(self, conn: Connection) -> Any:
         """The first request head of a connection (PROXY header read first when enabled)."""

@@ -34,8 +34,10 @@ SETTINGS = (
         metavar="STRING",
         default="sync",
         validator=v.class_spec,
-        doc="The worker type: `sync`, `gthread`, `asgi`, or the dotted path of a "
-        "subclass of `gcorn.arbiter.Worker`. `sync` with `threads` > 1 runs gthread.",
+        doc="The worker type: `sync`, `gthread`, `gevent` (also `gevent_wsgi`, `gevent_pywsgi`), "
+        "`eventlet` (for existing deployments: eventlet is in maintenance upstream), `asgi`, or "
+        "the dotted path of a subclass of `gcorn.arbiter.Worker`. `sync` with `threads` > 1 runs "
+        "gthread.",
     ),
     Setting(
         name="threads",
@@ -55,7 +57,8 @@ SETTINGS = (
         value_type="int",
         default=1000,
         validator=v.positive_int,
-        doc="The most simultaneous clients one worker holds (gthread, asgi).",
+        doc="The most simultaneous clients one worker holds (gthread, gevent, eventlet, asgi); "
+        "past it, new connections wait in the listen backlog.",
     ),
     Setting(
         name="max_requests",

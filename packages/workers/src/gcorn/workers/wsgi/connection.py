@@ -81,6 +81,12 @@ class Connection:
                 raise RequestHeadTimeout()
             raise ClientGone("client timed out")
 
+    def _wait_readable(self, timeout: float) -> bool:
+        """Whether the socket became readable within `timeout` seconds."""
+        poller = select.poll()
+        poller.register(self.fd, _POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+
     def recv(self) -> bytes:
         """Bytes from the peer, waiting up to `timeout`; b'' at end of stream."""
         sock = self.sock
@@ -268,9 +274,7 @@ class Connection:
                     try:
                         chunk = sock.recv(_RECV_SIZE)
                     except BlockingIOError:
-                        poller = select.poll()
-                        poller.register(self.fd, _POLLIN)
-                        if not poller.poll(100):
+                        if not self._wait_readable(0.1):
                             break
                         continue
                     if not chunk:
