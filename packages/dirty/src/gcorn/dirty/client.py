@@ -31,7 +31,15 @@ from .errors import (
     DirtyTimeoutError,
     error_from_wire,
 )
-from .protocol import HEADER, HEADER_SIZE, MAGIC, MsgType, Oversize, frame_buffers, send_buffers
+from .protocol import (
+    MAX_FRAME_LIMIT,
+    FrameParser,
+    MsgType,
+    Oversize,
+    frame_buffers,
+    payload_size,
+    send_buffers,
+)
 from .scoreboard import Scoreboard
 from .syncconn import SyncConn
 
@@ -43,6 +51,9 @@ _BOOT_POLL = 0.005
 # While no worker is ready, ask the arbiter again this often: if it died, nothing bumps the
 # epoch of its scoreboard, and its successor (same socket) publishes a new one.
 _DIRECTORY_RECHECK = 0.1
+# Arbiter requests of a client made with timeout=None wait this long for an answer.
+ARBITER_TIMEOUT = 30.0
+_ARBITER_READ = 256 * 1024
 
 
 class DirtyClient:
@@ -66,27 +77,42 @@ class DirtyClient:
         return f"<DirtyClient {self.socket_path}>"
 
     # --------------------------------------------------------- arbiter channel
+    def _arbiter_timeout(self) -> float:
+        """How long an arbiter request (directory, status, manage, stash) may take."""
+        t = self.timeout
+        return t if t is not None and t > 0 else ARBITER_TIMEOUT
+
+    def _arbiter_frame(self, mtype: int, value: Any) -> list[Any]:
+        bufs = frame_buffers(mtype, 0, _SAFE.encode(value))
+        d = self._dir
+        size = payload_size(bufs)
+        if d is not None and size > d.max_size:
+            raise DirtyMessageTooLargeError(
+                f"request of {size} bytes to the dirty arbiter exceeds dirty_max_message_size of "
+                f"{d.max_size} bytes", size=size, limit=d.max_size)
+        return bufs
+
     def _arbiter_request(self, mtype: int, value: Any) -> Any:
         self._check_fork()
-        bufs = frame_buffers(mtype, 0, _SAFE.encode(value))
+        bufs = self._arbiter_frame(mtype, value)
+        timeout = self._arbiter_timeout()
         with self._arb_lock:
             for attempt in (0, 1):
                 sock = self._arb
                 try:
                     if sock is None:
-                        sock = self._arb = _connect_unix(self.socket_path, 10.0)
-                    sock.settimeout(30.0)
-                    send_buffers(sock, bufs)
-                    head = _recv_exact(sock, HEADER_SIZE)
-                    magic, _v, rtype, length, _rid = HEADER.unpack(head)
-                    if magic != MAGIC:
-                        raise DirtyProtocolError("the dirty arbiter sent a bad frame header")
-                    payload = _recv_exact(sock, length)
+                        sock = self._arb = _connect_unix(self.socket_path, timeout)
+                    rtype, payload = _exchange(sock, bufs, time.monotonic() + timeout)
                     break
+                except TimeoutError:
+                    self._drop_arbiter_socket()
+                    raise DirtyTimeoutError(f"the dirty arbiter at {self.socket_path} did not answer "
+                                            f"within {timeout} s", timeout=timeout) from None
+                except DirtyProtocolError:
+                    self._drop_arbiter_socket()  # out of sync: never reuse it
+                    raise
                 except OSError as exc:
-                    self._arb = None
-                    if sock is not None:
-                        sock.close()
+                    self._drop_arbiter_socket()
                     if attempt:
                         raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: "
                                                    f"{exc}", socket_path=self.socket_path) from exc
@@ -94,6 +120,11 @@ class DirtyClient:
         if rtype == MsgType.ERROR:
             raise error_from_wire(value)
         return value
+
+    def _drop_arbiter_socket(self) -> None:
+        sock, self._arb = self._arb, None
+        if sock is not None:
+            sock.close()
 
     def _install_directory(self, data: dict[str, Any]) -> Directory:
         board = self._board
@@ -304,25 +335,41 @@ class DirtyClient:
             self._refreshing.pop(loop, None)
 
     async def _arbiter_request_async(self, mtype: int, value: Any) -> Any:
+        bufs = self._arbiter_frame(mtype, value)
+        timeout = self._arbiter_timeout()
+        try:
+            async with asyncio.timeout(timeout):
+                rtype, payload = await self._exchange_async(bufs)
+        except TimeoutError:
+            raise DirtyTimeoutError(f"the dirty arbiter at {self.socket_path} did not answer within "
+                                    f"{timeout} s", timeout=timeout) from None
+        result = _SAFE.decode(payload)
+        if rtype == MsgType.ERROR:
+            raise error_from_wire(result)
+        return result
+
+    async def _exchange_async(self, bufs: list[Any]) -> tuple[int, Any]:
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path)
         except OSError as exc:
             raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: {exc}",
                                        socket_path=self.socket_path) from exc
+        parser = FrameParser(MAX_FRAME_LIMIT)
         try:
-            writer.writelines(frame_buffers(mtype, 0, _SAFE.encode(value)))
-            head = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), 30.0)
-            _m, _v, rtype, length, _rid = HEADER.unpack(head)
-            payload = await reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError) as exc:
+            writer.writelines(bufs)
+            while True:
+                data = await reader.read(_ARBITER_READ)
+                if not data:
+                    raise DirtyConnectionError("the dirty arbiter closed the connection before answering",
+                                               socket_path=self.socket_path)
+                frames = parser.feed(data)
+                if frames:
+                    return frames[0][0], frames[0][2]
+        except OSError as exc:
             raise DirtyConnectionError(f"dirty arbiter connection failed: {exc}",
                                        socket_path=self.socket_path) from exc
         finally:
             writer.close()
-        result = _SAFE.decode(payload)
-        if rtype == MsgType.ERROR:
-            raise error_from_wire(result)
-        return result
 
     async def execute_async(self, app_path: str, action: str, *args: Any,
                             _timeout: float | None = None, **kwargs: Any) -> Any:
@@ -471,13 +518,16 @@ def _connect_unix(path: str, timeout: float) -> socket.socket:
     return sock
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if not k:
+def _exchange(sock: socket.socket, bufs: list[Any], deadline: float) -> tuple[int, Any]:
+    """Send one request to the arbiter and read its reply frame, by ``deadline``."""
+    sock.settimeout(max(0.001, deadline - time.monotonic()))
+    send_buffers(sock, bufs)
+    parser = FrameParser(MAX_FRAME_LIMIT)
+    while True:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        data = sock.recv(_ARBITER_READ)
+        if not data:
             raise ConnectionResetError("connection closed by the dirty arbiter")
-        got += k
-    return bytes(buf)
+        frames = parser.feed(data)
+        if frames:
+            return frames[0][0], frames[0][2]

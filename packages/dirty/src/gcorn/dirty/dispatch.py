@@ -261,7 +261,10 @@ class Dispatcher:
                 frames = parser.feed(data) if n else None
         except BlockingIOError:
             n, frames = -1, None
-        except (OSError, DirtyError) as exc:
+        except DirtyError as exc:  # a bad header: nothing after it on this stream can be trusted
+            log.warning("dirty worker %s: closing a client connection: %s", os.getpid(), exc)
+            n, frames = 0, None
+        except OSError as exc:
             log.debug("dropping client connection: %s", exc)
             n, frames = 0, None
         if not n:
@@ -292,6 +295,8 @@ class Dispatcher:
 
     def _accept_call(self, conn: WorkerConn, rid: int, payload: Any) -> None:
         if isinstance(payload, Oversize):
+            log.warning("dirty worker %s: refusing an oversized call of %d bytes (limit %d)",
+                        os.getpid(), payload.size, payload.limit)
             self.reply_error(conn, rid, DirtyMessageTooLargeError(
                 f"request of {payload.size} bytes exceeds dirty_max_message_size of {payload.limit} bytes",
                 size=payload.size, limit=payload.limit))
