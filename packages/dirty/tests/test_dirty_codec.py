@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 
@@ -9,7 +10,15 @@ import pytest
 
 from gcorn.dirty.codec import SafeCodec, get_codec
 from gcorn.dirty.errors import DirtyProtocolError
-from gcorn.dirty.protocol import HEADER, MAGIC, FrameParser, MsgType, Oversize, frame_buffers
+from gcorn.dirty.protocol import (
+    HEADER,
+    MAGIC,
+    MAP_MIN,
+    FrameParser,
+    MsgType,
+    Oversize,
+    frame_buffers,
+)
 
 codec = SafeCodec()
 
@@ -126,3 +135,19 @@ def test_parser_rejects_a_foreign_peer():
     with pytest.raises(DirtyProtocolError, match="version"):
         FrameParser().feed(head)
     assert struct.calcsize(">2sBBIQ") == 16
+
+
+def test_parser_grows_a_large_payload_as_it_arrives():
+    # 600 KiB: a growing buffer; 3 MiB: a mapping; fed in pieces, both come back whole.
+    for size in (600 * 1024, 3 * 1024 * 1024):
+        blob = os.urandom(size)
+        data = frames_of(codec.encode(blob), 3) + frames_of(codec.encode("next"), 4)
+        parser = FrameParser()
+        got = parser.feed(data[:100])
+        assert got == [] and parser.wants_body()
+        if size < MAP_MIN:
+            assert len(parser._body) < 300 * 1024  # no buffer of the declared size yet
+        for i in range(100, len(data), 65536):
+            got += parser.feed(data[i:i + 65536])
+        assert [(t, r) for t, r, _ in got] == [(MsgType.RESULT, 3), (MsgType.RESULT, 4)]
+        assert codec.decode(got[0][2]) == blob and codec.decode(got[1][2]) == "next"

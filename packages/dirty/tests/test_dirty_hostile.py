@@ -168,3 +168,40 @@ def test_fuzzed_frames_leave_arbiter_and_workers_serving(make_pool):
     t0 = time.monotonic()
     assert p.stop(signal.SIGTERM, timeout=10) == 0
     assert time.monotonic() - t0 < 8
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` from /proc (no psutil: these tests run with gcorn-dirty alone)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_a_header_alone_does_not_make_a_worker_or_the_arbiter_allocate(make_pool):
+    import os
+
+    import pytest
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc to read resident memory")
+    p = make_pool(workers=1)  # the default limit, 64 MiB
+    c = p.client(timeout=5)
+    c.execute(ECHO, "noop")
+    (worker,) = p.ready_pids()
+    arbiter = p.proc.pid
+    before = {pid: rss_kib(pid) for pid in (worker, arbiter)}
+    declared = 60 * MiB
+    held = []
+    for path in (worker_socket(c), p.socket):
+        for i in range(10):
+            held.append(raw(path, HEADER.pack(b"gD", 1, 0x01 if path != p.socket else 0x12, declared, i)
+                            + b"x", close=False))
+    time.sleep(0.5)  # let both read what was sent
+    assert c.execute(ECHO, "noop", 1) == 1 and p.status()["worker_count"] == 1
+    grew = {pid: (rss_kib(pid) - before[pid]) // 1024 for pid in before}
+    for s in held:
+        s.close()
+    # 10 x 60 MiB declared to each; what was sent is 10 bytes. Allow the buffers' minimum.
+    assert grew[worker] < 40 and grew[arbiter] < 40, f"MiB grown: {grew}"

@@ -33,6 +33,7 @@ from .errors import (
 )
 from .protocol import (
     MAX_FRAME_LIMIT,
+    PAYLOAD_TYPES,
     FrameParser,
     MsgType,
     Oversize,
@@ -257,7 +258,7 @@ class DirtyClient:
                                             timeout=timeout) from None
                 while frames:
                     mtype, payload = frames.popleft()
-                    if mtype == MsgType.CHUNK and isinstance(payload, (bytes, bytearray)):
+                    if mtype == MsgType.CHUNK and isinstance(payload, PAYLOAD_TYPES):
                         yield decode(payload)
                         continue
                     finished = True
@@ -418,7 +419,7 @@ class DirtyClient:
             while True:
                 while inbox.frames:
                     mtype, payload = inbox.frames.popleft()
-                    if mtype == MsgType.CHUNK and isinstance(payload, (bytes, bytearray)):
+                    if mtype == MsgType.CHUNK and isinstance(payload, PAYLOAD_TYPES):
                         yield decode(payload)
                         continue
                     finished = True

@@ -12,6 +12,7 @@ being copied into an intermediate buffer.
 
 from __future__ import annotations
 
+import mmap
 import pickle
 import struct
 from typing import Any
@@ -65,7 +66,7 @@ class SafeCodec:
 
     def decode(self, data: Any) -> Any:
         """Decode one value from a bytes-like object; trailing bytes are an error."""
-        if type(data) is not bytes and type(data) is not bytearray:
+        if type(data) is not bytes and type(data) is not bytearray and type(data) is not mmap.mmap:
             data = memoryview(data).cast("B").tobytes()
         try:
             value, end = _decode(data, 0, 0)
@@ -190,7 +191,7 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
 
 
 def _decode(data: Any, o: int, depth: int) -> tuple[Any, int]:
-    # ``data`` is bytes or bytearray; struct reads straight from it, slices copy once.
+    # ``data`` is bytes, bytearray or mmap; struct reads straight from it, slices copy once.
     if depth > MAX_DEPTH:
         raise DirtyProtocolError(f"value nested deeper than {MAX_DEPTH} levels")
     tag = data[o]

@@ -240,21 +240,18 @@ class Dispatcher:
     def _readable(self, conn: WorkerConn) -> None:
         parser = conn.parser
         try:
-            target = parser.body_target()
-            if target is not None:
-                n = conn.sock.recv_into(target)
-                frames = parser.body_advanced(n) if n else None
+            if parser.wants_body():
+                n, frames = parser.recv_body(conn.sock)
                 # A large body: keep reading what is already there instead of going
                 # back to epoll for every socket-buffer's worth.
-                while n and not frames and (target := parser.body_target()) is not None:
+                while n and not frames and parser.wants_body():
                     try:
-                        k = conn.sock.recv_into(target, 0, socket.MSG_DONTWAIT)
+                        k, frames = parser.recv_body(conn.sock, socket.MSG_DONTWAIT)
                     except BlockingIOError:
                         break
                     if not k:
                         n = 0
                         break
-                    frames = parser.body_advanced(k)
             else:
                 data = conn.sock.recv(_RECV)
                 n = len(data)

@@ -140,10 +140,8 @@ class SyncConn:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
             try:
-                target = parser.body_target()
-                if target is not None:
-                    n = sock.recv_into(target)
-                    frames = parser.body_advanced(n) if n else None
+                if parser.wants_body():
+                    n, frames = parser.recv_body(sock)
                 else:
                     data = sock.recv(_RECV)
                     n = len(data)
