@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any
 
 from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError
@@ -43,6 +44,8 @@ class AsyncConn(asyncio.Protocol):
         self.alive = True
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
+        # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
+        self.on_free: Callable[[], None] | None = None
 
     @classmethod
     async def open(cls, path: str, max_size: int) -> AsyncConn:
@@ -71,6 +74,7 @@ class AsyncConn(asyncio.Protocol):
             self._fail(exc)
             return
         pending = self.pending
+        freed = False
         for mtype, rid, payload in frames:
             target = pending.get(rid)
             if target is None:
@@ -78,10 +82,13 @@ class AsyncConn(asyncio.Protocol):
             final = mtype in FINAL or isinstance(payload, Oversize)
             if final:
                 del pending[rid]
+                freed = True
             if isinstance(target, StreamInbox):
                 target.push((mtype, payload), final)
             elif not target.done():
                 target.set_result((mtype, payload))
+        if freed and self.on_free is not None:
+            self.on_free()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every call still waiting on this worker."""
@@ -111,6 +118,8 @@ class AsyncConn(asyncio.Protocol):
             elif not target.done():
                 target.set_exception(error.copy())
         self.resume_writing()
+        if self.on_free is not None:
+            self.on_free()
         if self.transport is not None:
             self.transport.close()
 

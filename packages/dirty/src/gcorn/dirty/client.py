@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from .admission import AsyncTicket, Ticket, queues_for
 from .aioconn import AsyncConn, StreamInbox
 from .codec import get_codec
 from .directory import Directory
@@ -42,7 +43,7 @@ from .protocol import (
     send_buffers,
 )
 from .scoreboard import Scoreboard
-from .syncconn import SyncConn
+from .syncconn import SyncConn, Waiter
 
 SOCKET_ENV = "GCORN_DIRTY_SOCKET"
 _SAFE = get_codec("safe")
@@ -73,6 +74,7 @@ class DirtyClient:
         self._refreshing: weakref.WeakKeyDictionary[Any, asyncio.Future[Directory]] = \
             weakref.WeakKeyDictionary()
         self._pid = os.getpid()
+        self._queues = queues_for(socket_path)
 
     def __repr__(self) -> str:
         return f"<DirtyClient {self.socket_path}>"
@@ -176,18 +178,47 @@ class DirtyClient:
         return bufs  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------- sync calls
-    def _sync_target(self, app: str, deadline: float | None, d: Directory) -> tuple[Directory, SyncConn]:
+    def _sync_target(self, app: str, deadline: float | None,
+                     d: Directory) -> tuple[Directory, SyncConn, Ticket | None]:
+        """A connection to a worker with a free slot for ``app``, waiting in line for one if need be.
+
+        The caller sends on the connection, then leaves the queue (``Ticket``) so the
+        next in line sees this call in the connection's load.
+        """
+        queue = self._queues.sync
+        ticket: Ticket | None = None
+        try:
+            while True:
+                d, conn, target = self._sync_pick(app, deadline, d)
+                if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
+                    return d, conn, ticket
+                if ticket is None:
+                    assert target is not None
+                    d.refuse_if_full(app, target[2] + queue.waiting(app))
+                    ticket = queue.join(app)
+                    if conn is not None:
+                        queue.kick()  # a slot is free: the head takes it
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
+                                            timeout=None)
+                queue.wait(ticket, remaining)
+        except BaseException:
+            if ticket is not None:
+                queue.leave(ticket)
+            raise
+
+    def _sync_pick(self, app: str, deadline: float | None,
+                   d: Directory) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
+        """The least-busy worker for ``app``: its connection when it has a free slot, else None."""
         recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
             conns = self._conns
-            target = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
-            if target is not None:
-                conn = conns.get(target[1])
-                if conn is not None and conn.alive:
-                    return d, conn
-            if target is None:
+            choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+            if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise DirtyNoWorkersAvailableError(
@@ -199,6 +230,12 @@ class DirtyClient:
                     continue
                 time.sleep(_BOOT_POLL)
                 continue
+            target, load, _queued = choice
+            if load >= d.threads:
+                return d, None, choice
+            conn = conns.get(target[1])
+            if conn is not None and conn.alive:
+                return d, conn, choice
             slot, gen, path = target
             try:
                 conn = SyncConn(path, d.max_size)
@@ -209,6 +246,7 @@ class DirtyClient:
                     raise
                 time.sleep(_BOOT_POLL)
                 continue
+            conn.on_free = self._queues.sync.kick
             with self._lock:
                 old = self._conns.get(gen)
                 if old is not None and old.alive:
@@ -216,7 +254,17 @@ class DirtyClient:
                     conn = old
                 else:
                     self._conns[gen] = conn
-            return d, conn
+            return d, conn, choice
+
+    def _start_sync(self, app: str, rid: int, bufs: list[Any], deadline: float | None,
+                    d: Directory) -> tuple[Directory, SyncConn, Waiter]:
+        """Send a call to a worker with a free slot; return its connection and waiter."""
+        d, conn, ticket = self._sync_target(app, deadline, d)
+        try:
+            return d, conn, conn.start(rid, bufs)
+        finally:
+            if ticket is not None:
+                self._queues.sync.leave(ticket)
 
     def execute(self, app_path: str, action: str, *args: Any, _timeout: float | None = None,
                 **kwargs: Any) -> Any:
@@ -226,8 +274,7 @@ class DirtyClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = self._sync_target(app_path, deadline, d)
-        waiter = conn.start(rid, bufs)
+        d, conn, waiter = self._start_sync(app_path, rid, bufs, deadline, d)
         try:
             conn.wait(waiter, deadline)
         except DirtyTimeoutError:
@@ -244,8 +291,8 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = self._sync_target(app_path, None if timeout is None else time.monotonic() + timeout, d)
-        waiter = conn.start(rid, bufs)
+        d, conn, waiter = self._start_sync(app_path, rid, bufs,
+                                           None if timeout is None else time.monotonic() + timeout, d)
         finished = False
         decode = d.codec.decode
         frames = waiter.frames
@@ -271,7 +318,36 @@ class DirtyClient:
                 conn.forget(rid, cancel=True)
 
     # ------------------------------------------------------------ async calls
-    async def _async_target(self, app: str, deadline: float | None) -> tuple[Directory, AsyncConn]:
+    async def _async_start(self, app: str, rid: int, bufs: list[Any], target: Any,
+                           deadline: float | None) -> tuple[Directory, AsyncConn]:
+        """Send a call to a worker with a free slot, waiting in line for one if need be."""
+        queue = self._queues.for_loop(asyncio.get_running_loop())
+        ticket: AsyncTicket | None = None
+        try:
+            while True:
+                d, conn, choice = await self._async_pick(app, deadline)
+                if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
+                    await conn.send(rid, bufs, target)
+                    return d, conn
+                if ticket is None:
+                    assert choice is not None
+                    d.refuse_if_full(app, choice[2] + queue.waiting(app))
+                    ticket = queue.join(app)
+                    if conn is not None:
+                        queue.kick()  # a slot is free: the head takes it
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
+                                            timeout=None)
+                await queue.wait(ticket, remaining)
+        finally:
+            if ticket is not None:
+                queue.leave(ticket)
+
+    async def _async_pick(self, app: str, deadline: float | None
+                          ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
+        """The least-busy worker for ``app``: its connection when it has a free slot, else None."""
         loop = asyncio.get_running_loop()
         conns = self._aconns.get(loop)
         if conns is None:
@@ -281,18 +357,21 @@ class DirtyClient:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
-            target = d.choose(app, {g: c.load() for g, c in conns.items()})
-            if target is None:
+            choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+            if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise DirtyNoWorkersAvailableError(
                         f"no dirty worker for app {app!r} became ready in time", app_path=app)
                 if now >= recheck_at:
-                    self._dir = None  # the next _adirectory() asks the arbiter (see _sync_target)
+                    self._dir = None  # the next _adirectory() asks the arbiter (see _sync_pick)
                     recheck_at = now + _DIRECTORY_RECHECK
                     continue
                 await asyncio.sleep(_BOOT_POLL)
                 continue
+            target, load, _queued = choice
+            if load >= d.threads:
+                return d, None, choice
             slot, gen, path = target
             conn = conns.get(gen)
             if conn is None or not conn.alive:
@@ -304,13 +383,14 @@ class DirtyClient:
                         raise
                     await asyncio.sleep(_BOOT_POLL)
                     continue
+                conn.on_free = self._queues.for_loop(loop).kick
                 old = conns.get(gen)
                 if old is not None and old.alive:
                     conn.close()
                     conn = old
                 else:
                     conns[gen] = conn
-            return d, conn
+            return d, conn, choice
 
     async def _adirectory(self) -> Directory:
         d = self._dir
@@ -380,10 +460,9 @@ class DirtyClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = await self._async_target(app_path, deadline)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
-        await conn.send(rid, bufs, fut)
+        d, conn = await self._async_start(app_path, rid, bufs, fut, deadline)
         handle = None
         if timeout is not None:
             handle = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, fut,  # type: ignore[operator]
@@ -409,9 +488,9 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = await self._async_target(app_path, None if timeout is None else time.monotonic() + timeout)
         inbox = StreamInbox()
-        await conn.send(rid, bufs, inbox)
+        d, conn = await self._async_start(app_path, rid, bufs, inbox,
+                                          None if timeout is None else time.monotonic() + timeout)
         loop = asyncio.get_running_loop()
         decode = d.codec.decode
         finished = False

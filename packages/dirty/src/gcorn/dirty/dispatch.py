@@ -255,15 +255,15 @@ class Dispatcher:
             else:
                 data = conn.sock.recv(_RECV)
                 n = len(data)
-                frames = parser.feed(data) if n else None
+                frames = parser.feed(data) if n else []
         except BlockingIOError:
-            n, frames = -1, None
+            n, frames = -1, []
         except DirtyError as exc:  # a bad header: nothing after it on this stream can be trusted
             log.warning("dirty worker %s: closing a client connection: %s", os.getpid(), exc)
-            n, frames = 0, None
+            n, frames = 0, []
         except OSError as exc:
             log.debug("dropping client connection: %s", exc)
-            n, frames = 0, None
+            n, frames = 0, []
         if not n:
             self._drop(conn)
             return

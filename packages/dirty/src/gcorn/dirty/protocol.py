@@ -145,6 +145,7 @@ class FrameParser:
         if self._fill == len(body):
             self._grow(1)
             body = self._body
+            assert body is not None
         # The views are released before returning, so the buffer can grow on the next call.
         with memoryview(body) as mv, mv[self._fill:] as tail:
             n = sock.recv_into(tail, 0, flags)

@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .errors import DirtyConnectionError, DirtyError, DirtyTimeoutError, DirtyWorkerLostError
@@ -64,6 +65,8 @@ class SyncConn:
         self.sleepers: set[Waiter] = set()
         self.alive = True
         self.lost: DirtyError | None = None
+        # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
+        self.on_free: Callable[[], None] | None = None
 
     def load(self) -> int:
         """Calls this connection has in flight."""
@@ -145,7 +148,7 @@ class SyncConn:
                 else:
                     data = sock.recv(_RECV)
                     n = len(data)
-                    frames = parser.feed(data) if n else None
+                    frames = parser.feed(data) if n else []
             except (BlockingIOError, TimeoutError):
                 continue  # a receive-timeout tick: look at the deadline again
             except OSError as exc:
@@ -165,6 +168,7 @@ class SyncConn:
 
     def _dispatch(self, frames: list[tuple[int, int, Any]]) -> None:
         waiters = self.waiters
+        freed = False
         with self.state_lock:
             for mtype, rid, payload in frames:
                 w = waiters.get(rid)
@@ -174,11 +178,14 @@ class SyncConn:
                 if mtype in FINAL or isinstance(payload, Oversize):
                     del waiters[rid]
                     w.done = True
+                    freed = True
                 if w in self.sleepers:
                     # Taken out now, so a leader passing its role on never picks a thread
                     # that is about to return with its answer.
                     self.sleepers.discard(w)
                     _wake(w)
+        if freed and self.on_free is not None:
+            self.on_free()
 
     def _fail(self, error: DirtyError) -> None:
         with self.state_lock:
@@ -189,6 +196,8 @@ class SyncConn:
             for w in self.waiters.values():
                 _wake(w)
             self.waiters.clear()
+        if self.on_free is not None:
+            self.on_free()  # callers in line re-read the directory and find another worker
         try:
             self.sock.close()
         except OSError:
