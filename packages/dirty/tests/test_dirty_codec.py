@@ -18,6 +18,7 @@ from gcorn.dirty.protocol import (
     MsgType,
     Oversize,
     frame_buffers,
+    wire_limit,
 )
 
 codec = SafeCodec()
@@ -120,11 +121,12 @@ def test_parser_reassembles_frames_fed_byte_by_byte():
 
 def test_parser_skips_an_oversize_frame_and_stays_in_sync():
     parser = FrameParser(max_size=1024)
-    data = frames_of(codec.encode(b"y" * 5000), 1) + frames_of(codec.encode("after"), 2)
+    assert wire_limit(1024) == 1024 + 64 + 65536  # the data's limit plus room for the encoding
+    data = frames_of(codec.encode(b"y" * 70000), 1) + frames_of(codec.encode("after"), 2)
     got = []
     for i in range(0, len(data), 1000):
         got += parser.feed(data[i:i + 1000])
-    assert isinstance(got[0][2], Oversize) and got[0][2].size > 5000 and got[0][2].limit == 1024
+    assert isinstance(got[0][2], Oversize) and got[0][2].size > 70000 and got[0][2].limit == 1024
     assert codec.decode(got[1][2]) == "after"
 
 

@@ -11,6 +11,7 @@ import time
 from dirty_helpers import ECHO, wait_for
 
 from gcorn.dirty import DirtyMessageTooLargeError, stash
+from gcorn.dirty.protocol import wire_limit
 
 HEADER = struct.Struct(">2sBBIQ")  # the wire header, spelled out: see PROTOCOL.md
 MiB = 1 << 20
@@ -71,7 +72,8 @@ def test_oversized_frame_to_the_arbiter_is_answered_and_the_connection_stays_in_
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
     s.connect(p.socket)
-    s.sendall(HEADER.pack(b"gD", 1, 0x12, MiB + 1, 5) + b"\0" * (MiB + 1)
+    over = wire_limit(MiB) + 1  # past the data limit and the room the encoding gets
+    s.sendall(HEADER.pack(b"gD", 1, 0x12, over, 5) + b"\0" * over
               + HEADER.pack(b"gD", 1, 0x12, 0, 6))
     got = b""
     replies = []

@@ -21,7 +21,7 @@ from typing import Any
 
 from .admission import AsyncTicket, Ticket, queues_for
 from .aioconn import AsyncConn, StreamInbox
-from .codec import get_codec
+from .codec import check_size, get_codec
 from .directory import Directory
 from .errors import (
     DirtyConnectionError,
@@ -88,11 +88,13 @@ class DirtyClient:
     def _arbiter_frame(self, mtype: int, value: Any) -> list[Any]:
         bufs = frame_buffers(mtype, 0, _SAFE.encode(value))
         d = self._dir
-        size = payload_size(bufs)
-        if d is not None and size > d.max_size:
+        # A stash request's data is the value it stores; op, table and key are its envelope.
+        data = value[3] if mtype == MsgType.STASH else value
+        over = None if d is None else check_size(data, payload_size(bufs), d.max_size)
+        if d is not None and over is not None:
             raise DirtyMessageTooLargeError(
-                f"request of {size} bytes to the dirty arbiter exceeds dirty_max_message_size of "
-                f"{d.max_size} bytes", size=size, limit=d.max_size)
+                f"request of {over} bytes to the dirty arbiter exceeds dirty_max_message_size of "
+                f"{d.max_size} bytes", size=over, limit=d.max_size)
         return bufs
 
     def _arbiter_request(self, mtype: int, value: Any) -> Any:
@@ -163,18 +165,21 @@ class DirtyClient:
             self._dir = None
 
     def _timeout(self, d: Directory, override: float | None) -> float | None:
+        # The pool's dirty_timeout is a ceiling: a caller may wait less, never longer
+        # (the worker counts the call's deadline the same way).
         t = override if override is not None else self.timeout
-        if t is None:
+        if t is None or t <= 0 or (d.timeout is not None and t > d.timeout):
             t = d.timeout
         return t if t and t > 0 else None
 
     def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], timeout: float | None) -> list[Any]:
         bufs, size = d.codec.encode_frame(MsgType.CALL, rid, [app, action, args, kwargs, timeout])
-        if size > d.max_size:
+        over = check_size([args, kwargs], size, d.max_size)
+        if over is not None:
             raise DirtyMessageTooLargeError(
-                f"call {app}.{action} is {size} bytes, over dirty_max_message_size of {d.max_size} bytes",
-                size=size, limit=d.max_size)
+                f"call {app}.{action} is {over} bytes, over dirty_max_message_size of {d.max_size} bytes",
+                size=over, limit=d.max_size)
         return bufs  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------- sync calls

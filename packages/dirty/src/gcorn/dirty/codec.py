@@ -18,7 +18,7 @@ import struct
 from typing import Any
 
 from .errors import DirtyProtocolError
-from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, frame_buffers, payload_size
+from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, frame_buffers, payload_size, wire_limit
 
 NONE, TRUE, FALSE, INT64, BIGINT, FLOAT, STR, BYTES, LIST, TUPLE, DICT, NDARRAY = range(12)
 
@@ -97,6 +97,57 @@ class PickleCodec:
             return pickle.loads(data)
         except Exception as exc:  # any unpickling failure is a protocol error
             raise DirtyProtocolError(f"cannot unpickle value: {exc!r}") from None
+
+
+def content_size(value: Any, depth: int = 0) -> int | None:
+    """The data ``value`` carries, as ``dirty_max_message_size`` counts it; None if unknown.
+
+    Bytes of str (UTF-8), bytes and numpy arrays, 8 per number; containers add
+    nothing of their own (tags and lengths are the encoding's, not the data).
+    """
+    if depth > MAX_DEPTH:
+        return None
+    t = type(value)
+    if t is bytes or t is bytearray:
+        return len(value)
+    if t is str:
+        return len(value.encode("utf-8", "surrogatepass"))
+    if value is None or t is bool:
+        return 0
+    if t is int:
+        return 8 if _I64_MIN <= value <= _I64_MAX else (value.bit_length() + 8) // 8
+    if t is float:
+        return 8
+    if isinstance(value, memoryview):
+        return value.nbytes
+    if t is list or t is tuple or t is dict:
+        items = [x for kv in value.items() for x in kv] if t is dict else value
+        total = 0
+        for item in items:
+            n = content_size(item, depth + 1)
+            if n is None:
+                return None
+            total += n
+        return total
+    if type(value).__module__ == "numpy" and hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    base: Any
+    for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
+        if isinstance(value, base):
+            return content_size(base(value), depth)
+    return None
+
+
+def check_size(value: Any, size: int, limit: int) -> int | None:
+    """Return the size to refuse ``value`` with (its frame payload is ``size``), or None if it fits."""
+    if size <= limit:
+        return None  # the frame fits whole: its data does too
+    if size > wire_limit(limit):
+        return size
+    data = content_size(value)
+    if data is None:
+        return size  # no way to tell data from encoding: the whole frame counts
+    return data if data > limit else None
 
 
 CODECS: dict[str, Any] = {"safe": SafeCodec(), "pickle": PickleCodec()}

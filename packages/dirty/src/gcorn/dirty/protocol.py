@@ -26,6 +26,18 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 # Payloads at least this large are received straight into their own buffer.
 BIG_FRAME = 256 * 1024
 IOV_MAX = 512
+
+
+def wire_limit(limit: int) -> int:
+    """Largest frame payload a peer may send under ``dirty_max_message_size = limit``.
+
+    The limit counts the data a frame carries (see codec.content_size); the
+    encoding's own bytes (tags, lengths, a call's app and action names) come on
+    top, up to 1/16 of the limit plus 64 KiB.
+    """
+    return min(MAX_FRAME_LIMIT, limit + limit // 16 + 65536)
+
+
 # Payloads at least this large are received into a mapping of their own.
 MAP_MIN = 1024 * 1024
 # Zero-filled pages only become memory once written: see _payload_buffer.
@@ -113,7 +125,7 @@ def send_buffers(sock: socket.socket, bufs: list[Any]) -> None:
 class FrameParser:
     """Incremental frame parser: ``feed`` bytes, get complete frames.
 
-    A frame whose announced payload exceeds ``max_size`` is read and dropped
+    A frame whose announced payload exceeds ``wire_limit(max_size)`` is read and dropped
     (the stream stays in sync, so the connection remains usable) and reported
     as a frame whose payload is an :class:`Oversize`.
 
@@ -128,6 +140,7 @@ class FrameParser:
 
     def __init__(self, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.max_size = max_size
+        self.wire_max = wire_limit(max_size)
         self.buf = bytearray()
         self._head: tuple[int, int, int] | None = None
         self._body: bytearray | mmap.mmap | None = None
@@ -215,7 +228,7 @@ class FrameParser:
                 raise DirtyProtocolError(
                     f"bad frame header (magic {bytes(magic)!r}, version {version}): not a gcorn-dirty peer?")
             start = pos + HEADER_SIZE
-            if length > self.max_size:
+            if length > self.wire_max:
                 have = min(end - start, length)
                 self._head = (mtype, rid, length)
                 self._skip = length - have

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import scoreboard as sb
 from .app import load_app_class
-from .codec import get_codec
+from .codec import check_size, get_codec
 from .config import DirtyConfig, Hooks
 from .dispatch import Dispatcher, WorkerConn
 from .errors import (
@@ -209,8 +209,9 @@ class DirtyWorker:
             log.warning("dirty worker %s: refusing a malformed call: %s", self.pid, exc)
             self._reply_error(conn, rid, DirtyProtocolError(f"malformed call: {exc}"))
             return
-        if not timeout or timeout <= 0:
-            timeout = self.cfg.dirty_timeout or None
+        limit = self.cfg.dirty_timeout or None
+        if not timeout or timeout <= 0 or (limit is not None and timeout > limit):
+            timeout = limit  # the pool's limit wins over a longer one asked by the caller
         deadline = received + timeout if timeout else float("inf")
         if rid in conn.cancelled or not conn.alive:
             return
@@ -246,10 +247,11 @@ class DirtyWorker:
         except (TypeError, ValueError, DirtyError) as exc:
             self._reply_error(conn, rid, app_error(app_path, action, exc))
             return False
-        if size > self.max_size:
+        over = check_size(value, size, self.max_size)
+        if over is not None:
             self._reply_error(conn, rid, DirtyMessageTooLargeError(
-                f"reply of {size} bytes from {app_path}.{action} exceeds dirty_max_message_size "
-                f"of {self.max_size} bytes", size=size, limit=self.max_size))
+                f"reply of {over} bytes from {app_path}.{action} exceeds dirty_max_message_size "
+                f"of {self.max_size} bytes", size=over, limit=self.max_size))
             return False
         if mtype != MsgType.CHUNK:
             self._release_slot()
