@@ -104,6 +104,50 @@ def test_numpy_arrays_travel_with_dtype_and_shape():
     assert out.dtype == arr.dtype and out.shape == (3, 4) and (out == arr).all()
 
 
+def test_numpy_edge_arrays_round_trip_exactly():
+    np = pytest.importorskip("numpy")
+    point = np.dtype([("x", "<f8"), ("y", ">i4"), ("tag", "S3"), ("grid", "<u2", (2, 2))])
+    nested = np.dtype([("p", point), ("ok", "?")], align=True)
+    cases = [
+        np.array([], dtype=np.float64),
+        np.zeros((0, 3), dtype=np.int16),
+        np.zeros((2, 0, 4), dtype=">u4"),
+        np.array(7, dtype=np.int64),  # 0-d: an array, not an int
+        np.array(2.5, dtype=">f4"),
+        np.array([(1.5, -2, b"abc", [[1, 2], [3, 4]])], dtype=point),
+        np.zeros(3, dtype=nested),
+        np.array((0.5, 1, b"z", [[0, 0], [0, 9]]), dtype=point),  # 0-d and structured
+        np.arange(6, dtype=np.complex64).reshape(2, 3)[:, ::2],  # not contiguous
+        np.array([True, False]),
+        np.array(["ab", "c"], dtype="<U2"),
+    ]
+    for arr in cases:
+        out = roundtrip(arr)
+        assert type(out) is np.ndarray, (arr, out)
+        assert out.dtype == arr.dtype and out.shape == arr.shape, (arr.dtype, out.dtype, arr.shape, out.shape)
+        assert out.tobytes() == np.ascontiguousarray(arr).tobytes()
+        assert out.flags.writeable
+    assert roundtrip(np.float64(1.5)) == 1.5  # numpy scalars travel as Python numbers
+    with pytest.raises(TypeError, match="Python objects"):
+        codec.encode(np.array([object()]))
+    with pytest.raises(TypeError, match="Python objects"):
+        codec.encode(np.zeros(2, dtype=[("a", "O")]))
+
+    def ndarray_bytes(dtype, shape, data) -> bytes:
+        enc = [b"".join(bytes(p) for p in codec.encode(v)) for v in (dtype, shape, data)]
+        return bytes([0x0B]) + b"\x00\x00\x00\x00" + b"".join(enc)
+
+    assert codec.decode(ndarray_bytes("<i4", (2,), b"\x01\x00\x00\x00" * 2)).tolist() == [1, 1]
+    with pytest.raises(DirtyProtocolError, match="does not match its shape"):
+        codec.decode(ndarray_bytes("<i4", (5,), b"\x00" * 16))
+    with pytest.raises(DirtyProtocolError, match="Python objects"):
+        codec.decode(ndarray_bytes("O", (1,), b"\x00" * 8))
+    with pytest.raises(DirtyProtocolError, match="bad ndarray dtype"):
+        codec.decode(ndarray_bytes({"names": ["a"]}, (1,), b"\x00"))
+    with pytest.raises(DirtyProtocolError, match="bad ndarray shape"):
+        codec.decode(ndarray_bytes("<i4", (-1,), b""))
+
+
 def frames_of(value_parts, rid=7, mtype=MsgType.RESULT):
     return b"".join(bytes(b) for b in frame_buffers(mtype, rid, value_parts))
 

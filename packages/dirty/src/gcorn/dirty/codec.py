@@ -218,18 +218,19 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
     """Subclasses of the base types, and numpy values when numpy is in use."""
     module = type(v).__module__
     if module == "numpy" and hasattr(v, "__array_interface__") and hasattr(v, "shape"):
-        if getattr(v, "ndim", 0) == 0:
+        import numpy
+
+        if not isinstance(v, numpy.ndarray):  # a numpy scalar (float64(1.5), int32(7)...)
             return _encode(v.item(), buf, parts, depth)
         if v.dtype.hasobject:
             raise TypeError("numpy arrays of Python objects cannot be sent by the safe codec")
         buf += _TAG_U32.pack(NDARRAY, 0)
-        buf = _encode(v.dtype.str, buf, parts, depth + 1)
+        buf = _encode(_dtype_spec(v.dtype), buf, parts, depth + 1)
         buf = _encode(tuple(int(n) for n in v.shape), buf, parts, depth + 1)
-        import numpy
-
-        # Any: ndarray exports the buffer protocol, but some numpy stubs do not declare it.
-        contiguous: Any = numpy.ascontiguousarray(v)
-        return _add_blob(BYTES, memoryview(contiguous).cast("B"), buf, parts)
+        # Flat bytes in C order, as a 1-d uint8 view: any dtype (structured ones too), any
+        # shape (0-d and empty too) gives a plain byte buffer, copied only if not contiguous.
+        flat: Any = numpy.ascontiguousarray(v).reshape(-1).view(numpy.uint8)
+        return _add_blob(BYTES, memoryview(flat), buf, parts)
     base: Any
     for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
         if isinstance(v, base):
@@ -312,6 +313,36 @@ _i64 = _I64.unpack_from
 _f64 = _F64.unpack_from
 
 
+def _dtype_spec(dt: Any) -> Any:
+    """A numpy dtype as safe values: its str, or the fields of a structured or subarray dtype."""
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return ["subarray", _dtype_spec(base), [int(n) for n in shape]]
+    if dt.names is not None:
+        fields = [dt.fields[name] for name in dt.names]
+        return {"names": list(dt.names), "formats": [_dtype_spec(f[0]) for f in fields],
+                "offsets": [int(f[1]) for f in fields], "itemsize": int(dt.itemsize)}
+    return dt.str
+
+
+def _dtype_from(spec: Any, numpy: Any, depth: int = 0) -> Any:
+    """Rebuild a dtype from :func:`_dtype_spec`'s values (never one holding Python objects)."""
+    if depth > MAX_DEPTH:
+        raise ValueError("ndarray dtype nested too deep")
+    if type(spec) is str:
+        dt = numpy.dtype(spec)
+    elif type(spec) is list and len(spec) == 3 and spec[0] == "subarray" and type(spec[2]) is list:
+        dt = numpy.dtype((_dtype_from(spec[1], numpy, depth + 1), tuple(spec[2])))
+    elif type(spec) is dict and set(spec) == {"names", "formats", "offsets", "itemsize"}:
+        dt = numpy.dtype({"names": spec["names"], "offsets": spec["offsets"], "itemsize": spec["itemsize"],
+                          "formats": [_dtype_from(f, numpy, depth + 1) for f in spec["formats"]]})
+    else:
+        raise ValueError(f"bad ndarray dtype {spec!r:.100}")
+    if dt.hasobject:
+        raise ValueError(f"refusing ndarray dtype {dt!r:.100}: it holds Python objects")
+    return dt
+
+
 def _decode_ndarray(data: Any, o: int, depth: int) -> tuple[Any, int]:
     dtype, o = _decode(data, o, depth + 1)
     shape, o = _decode(data, o, depth + 1)
@@ -326,7 +357,18 @@ def _decode_ndarray(data: Any, o: int, depth: int) -> tuple[Any, int]:
         import numpy
     except ImportError:
         raise DirtyProtocolError("received a numpy array but numpy is not installed here") from None
-    if not isinstance(dtype, str) or numpy.dtype(dtype).hasobject:
-        raise ValueError(f"refusing ndarray dtype {dtype!r}")
-    arr = numpy.frombuffer(memoryview(data)[start:end].tobytes(), dtype=numpy.dtype(dtype)).reshape(shape)
+    try:
+        dt = _dtype_from(dtype, numpy)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"bad ndarray dtype {dtype!r:.100}: {exc}") from None
+    if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
+        raise ValueError(f"bad ndarray shape {shape!r:.100}")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dt.itemsize != end - start:
+        raise ValueError(f"ndarray data of {end - start} bytes does not match its shape {shape} "
+                         f"and dtype {dt}")
+    # A bytearray: the array comes back writable, as it left.
+    arr = numpy.frombuffer(bytearray(memoryview(data)[start:end]), dtype=dt, count=count).reshape(shape)
     return arr, end
