@@ -95,3 +95,27 @@ def test_a_value_of_exactly_the_limit_travels_and_one_byte_more_does_not(make_po
     with pytest.raises(DirtyMessageTooLargeError):
         stash.put("limits", "k", data + b"!", client=c)
     assert c.execute(ECHO, "noop", 3) == 3
+
+
+def test_a_pool_that_cannot_be_reached_is_logged_once_with_path_and_errno(tmp_path, caplog):
+    import logging
+
+    from gcorn.dirty import DirtyConnectionError
+
+    missing = str(tmp_path / "missing.sock")
+    refused = str(tmp_path / "refused.sock")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(refused)  # bound, never listening: connect() is refused
+    caplog.set_level(logging.ERROR, logger="gcorn.dirty.client")
+    for path in (missing, refused):
+        c = connect(path, timeout=1)
+        for _ in range(3):
+            with pytest.raises(DirtyConnectionError, match="cannot connect to the dirty pool"):
+                c.status()
+        with pytest.raises(DirtyConnectionError):
+            asyncio.run(c.execute_async(ECHO, "noop"))
+    dead.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "gcorn.dirty.client"]
+    assert len(lines) == 2, lines  # once per path and errno, not once per call
+    assert missing in lines[0] and "[Errno 2]" in lines[0]
+    assert refused in lines[1] and "[Errno 111]" in lines[1]

@@ -7,7 +7,7 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
-from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError
+from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError, unreachable
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
 
 FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
@@ -54,8 +54,7 @@ class AsyncConn(asyncio.Protocol):
         try:
             _, proto = await loop.create_unix_connection(lambda: cls(path, max_size), path)
         except OSError as exc:
-            raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
-                                       socket_path=path) from exc
+            raise unreachable(path, exc, "dirty worker") from exc
         return proto
 
     def load(self) -> int:

@@ -29,6 +29,7 @@ from .config import DirtyConfig, Hooks
 from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError, DirtyProtocolError
 from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
+from .privileges import become_user
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
 from .seats import Seat, SeatPlan
 from .stash_store import StashStore
@@ -54,6 +55,8 @@ def make_socket_path() -> str:
 def run(config: DirtyConfig, hooks: Hooks | None = None) -> int:
     """Run a dirty arbiter in this process until it is stopped; return the exit code."""
     try:
+        # First of all: whatever the pool creates from here on belongs to the configured user.
+        become_user(config.uid, config.gid, config.initgroups, config.dirty_socket)
         arbiter = DirtyArbiter(config, hooks or Hooks())
     except DirtyConfigError as exc:
         log.error("%s", exc)

@@ -31,6 +31,7 @@ from .errors import (
     DirtyProtocolError,
     DirtyTimeoutError,
     error_from_wire,
+    unreachable,
 )
 from .protocol import (
     MAX_FRAME_LIMIT,
@@ -104,9 +105,11 @@ class DirtyClient:
         with self._arb_lock:
             for attempt in (0, 1):
                 sock = self._arb
+                connected = sock is not None
                 try:
                     if sock is None:
                         sock = self._arb = _connect_unix(self.socket_path, timeout)
+                        connected = True
                     rtype, payload = _exchange(sock, bufs, time.monotonic() + timeout)
                     break
                 except TimeoutError:
@@ -118,9 +121,11 @@ class DirtyClient:
                     raise
                 except OSError as exc:
                     self._drop_arbiter_socket()
+                    if attempt and not connected:
+                        raise unreachable(self.socket_path, exc) from exc
                     if attempt:
-                        raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: "
-                                                   f"{exc}", socket_path=self.socket_path) from exc
+                        raise DirtyConnectionError(f"connection to the dirty arbiter at {self.socket_path} "
+                                                   f"lost: {exc}", socket_path=self.socket_path) from exc
         value = _SAFE.decode(payload)
         if rtype == MsgType.ERROR:
             raise error_from_wire(value)
@@ -438,8 +443,7 @@ class DirtyClient:
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path)
         except OSError as exc:
-            raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: {exc}",
-                                       socket_path=self.socket_path) from exc
+            raise unreachable(self.socket_path, exc) from exc
         parser = FrameParser(MAX_FRAME_LIMIT)
         try:
             writer.writelines(bufs)

@@ -17,7 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import DirtyConnectionError, DirtyError, DirtyTimeoutError, DirtyWorkerLostError
+from .errors import (
+    DirtyConnectionError,
+    DirtyError,
+    DirtyTimeoutError,
+    DirtyWorkerLostError,
+    unreachable,
+)
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers, send_buffers
 
 _RECV = 256 * 1024
@@ -48,8 +54,7 @@ class SyncConn:
             sock.connect(path)
         except OSError as exc:
             sock.close()
-            raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
-                                       socket_path=path) from exc
+            raise unreachable(path, exc, "dirty worker") from exc
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         # Blocking mode with a kernel receive timeout: each send and recv is one system
         # call (Python's own socket timeouts add a poll() and fcntl() calls to each).
