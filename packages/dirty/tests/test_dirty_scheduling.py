@@ -158,3 +158,39 @@ def test_calls_spread_over_workers(pool):
     c = pool.client()
     pids = {c.execute(ECHO, "pid_of") for _ in range(10)}
     assert len(pids) == 2
+
+
+def test_saturated_pool_answers_every_call_its_own_result(make_pool):
+    # callers far outnumber slots: each call is handed to a freed slot by whichever thread
+    # (or task) read the reply that freed it; none may be lost, doubled or crossed
+    import asyncio
+
+    p = make_pool(workers=2, threads=1)
+    c = p.client()
+    c.execute(ECHO, "noop", 0)
+    got: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def caller(base: int) -> None:
+        try:
+            for i in range(25):
+                n = base + i
+                got[n] = c.execute(ECHO, "noop", n) if i % 5 else list(c.stream(ECHO, "count", 2))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    async def tasks() -> list[object]:
+        return await asyncio.gather(*(c.execute_async(ECHO, "noop", -n) for n in range(1, 201)))
+
+    threads = [threading.Thread(target=caller, args=(k * 1000,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    async_results = asyncio.run(tasks())
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert async_results == [-n for n in range(1, 201)]
+    assert len(got) == 12 * 25
+    for n, value in got.items():
+        assert value == (n if n % 1000 % 5 else ["00000000", "00000001"]), (n, value)
+    assert c._queues.sync.apps == {}  # nobody left waiting

@@ -7,11 +7,13 @@ moment), not when it joined: a call can then never sit in one worker's queue
 behind a slow call while a slot of another worker is free.
 
 One queue per pool and process, shared by every client of that pool in the
-process (``gcorn``'s HTTP workers use one client anyway). Only the head of an
-app's queue looks at the scoreboard; it is woken when a call of this process
-finishes (its slot is free) and polls every :data:`POLL` seconds for slots
-that callers in other processes free. Sync callers and each event loop have
-their own queue, as their waiters cannot sleep on the same primitive.
+process (``gcorn``'s HTTP workers use one client anyway). When a reply frees
+a slot, the thread (or, in asyncio, the protocol callback) that read it sends
+the head's call at once (a *hand-off*), so a freed slot waits one trip to the
+worker, not also for the head's thread to be scheduled. The head polls the
+scoreboard every :data:`POLL` seconds for slots that callers in other
+processes free. Sync callers and each event loop have their own queue, as
+their waiters cannot sleep on the same primitive.
 """
 
 from __future__ import annotations
@@ -25,20 +27,37 @@ from typing import Any
 
 # How often the head of a queue re-reads the scoreboard when nothing woke it.
 POLL = 0.002
+# How often the others look whether they became the head without being told (a hand-off
+# does not wake the next in line: the next reply that frees a slot sends its call anyway).
+TURN_POLL = 0.02
 
 
 class Ticket:
-    """A sync caller's place in the queue of one app."""
+    """A sync caller's place in the queue of one app, with the call it will send."""
 
-    __slots__ = ("app", "event")
+    __slots__ = ("app", "rid", "bufs", "small", "event", "claimed", "done", "sent", "error")
 
-    def __init__(self, app: str) -> None:
+    def __init__(self, app: str, rid: int, bufs: list[Any], small: bool) -> None:
         self.app = app
-        self.event = threading.Event()
+        self.rid = rid
+        self.bufs = bufs
+        self.small = small  # small enough for another thread to send it (see SlotQueue)
+        self.event = threading.Event()  # wake-ups: a turn, a kick, a hand-off
+        self.claimed = False  # taken out of the queue by whoever sends it
+        self.done = threading.Event()  # set once a hand-off has sent it (or failed to)
+        self.sent: Any = None  # (directory, connection, waiter) when another thread sent it
+        self.error: BaseException | None = None
 
 
 class SlotQueue:
-    """The sync callers of one pool in this process waiting for a free slot, per app."""
+    """The sync callers of one pool in this process waiting for a free slot, per app.
+
+    Whoever sees a slot free may send the head's call: the thread that reads the
+    reply which freed it does so at once (a *hand-off*, for small frames), without
+    waiting for the head's thread to be scheduled; the head's thread itself does when
+    it finds the slot on its own (polling, or a frame too large to hand off). Either
+    way the call leaves the queue first (``claim``), so it is sent exactly once.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -49,45 +68,60 @@ class SlotQueue:
         q = self.apps.get(app)
         return len(q) if q else 0
 
-    def busy(self) -> bool:
-        """True when any call waits (a newcomer must then queue, not overtake)."""
-        return any(self.apps.values())
-
-    def join(self, app: str) -> Ticket:
+    def join(self, app: str, rid: int, bufs: list[Any], small: bool) -> Ticket:
         """Take a place at the back of ``app``'s queue."""
-        ticket = Ticket(app)
+        ticket = Ticket(app, rid, bufs, small)
         with self.lock:
             self.apps.setdefault(app, collections.deque()).append(ticket)
         return ticket
 
+    def head(self, app: str) -> Ticket | None:
+        """The next call of ``app`` to leave, if any."""
+        q = self.apps.get(app)
+        return q[0] if q else None
+
     def is_head(self, ticket: Ticket) -> bool:
         """Is ``ticket`` next to leave?"""
-        q = self.apps.get(ticket.app)
-        if not q:
-            return False
-        return q[0] is ticket
+        return self.head(ticket.app) is ticket
 
-    def wait(self, ticket: Ticket, timeout: float | None) -> None:
-        """Sleep until woken, or ``timeout`` (the head sleeps :data:`POLL` at most)."""
-        if self.is_head(ticket):
-            timeout = POLL if timeout is None else min(timeout, POLL)
-        ticket.event.wait(timeout)
-        ticket.event.clear()
-
-    def leave(self, ticket: Ticket) -> None:
-        """Leave the queue (sent, timed out or failed); wake the next in line."""
+    def claim(self, ticket: Ticket, wake_next: bool = True) -> bool:
+        """Take ``ticket`` out of the queue to send it now; False if it is not the head any more."""
         with self.lock:
             q = self.apps.get(ticket.app)
+            if not q or q[0] is not ticket or ticket.claimed:
+                return False
+            ticket.claimed = True
+            q.popleft()
+            if not q:
+                del self.apps[ticket.app]
+            elif wake_next:
+                q[0].event.set()  # the next in line becomes the head (and the poller)
+            return True
+
+    def wait(self, ticket: Ticket, timeout: float | None) -> None:
+        """Sleep until woken or ``timeout``; the head polls every :data:`POLL`, the others :data:`TURN_POLL`."""
+        step = POLL if self.is_head(ticket) else TURN_POLL
+        ticket.event.wait(step if timeout is None else min(timeout, step))
+        ticket.event.clear()
+
+    def leave(self, ticket: Ticket) -> bool:
+        """Leave the queue unsent (timed out, failed); False if it was claimed meanwhile."""
+        with self.lock:
+            if ticket.claimed:
+                return False
+            q = self.apps.get(ticket.app)
             if q is None:
-                return
+                return True
+            was_head = bool(q) and q[0] is ticket
             try:
                 q.remove(ticket)
             except ValueError:
-                return
-            if q:
-                q[0].event.set()
-            else:
+                return True
+            if not q:
                 del self.apps[ticket.app]
+            elif was_head:
+                q[0].event.set()
+            return True
 
     def kick(self) -> None:
         """A slot may have been freed: wake the head of every app's queue."""
@@ -100,17 +134,26 @@ class SlotQueue:
 
 
 class AsyncTicket:
-    """An async caller's place in the queue of one app."""
+    """An async caller's place in the queue of one app, with the call it will send."""
 
-    __slots__ = ("app", "fut")
+    __slots__ = ("app", "rid", "bufs", "target", "fut", "sent", "error")
 
-    def __init__(self, app: str) -> None:
+    def __init__(self, app: str, rid: int, bufs: list[Any], target: Any) -> None:
         self.app = app
+        self.rid = rid
+        self.bufs = bufs
+        self.target = target  # the future or stream inbox its replies go to
         self.fut: asyncio.Future[None] | None = None
+        self.sent: Any = None  # (directory, connection) once a hand-off sent it
+        self.error: BaseException | None = None
 
 
 class AsyncSlotQueue:
-    """The async callers of one pool in one event loop waiting for a free slot, per app."""
+    """The async callers of one pool in one event loop waiting for a free slot, per app.
+
+    Everything runs in the loop's thread, so a hand-off (in ``data_received``, when
+    a reply frees a slot) takes the head and writes its frame in one step.
+    """
 
     def __init__(self) -> None:
         self.apps: dict[str, collections.deque[AsyncTicket]] = {}
@@ -120,55 +163,54 @@ class AsyncSlotQueue:
         q = self.apps.get(app)
         return len(q) if q else 0
 
-    def busy(self) -> bool:
-        """True when any call waits."""
-        return any(self.apps.values())
-
-    def join(self, app: str) -> AsyncTicket:
+    def join(self, app: str, rid: int, bufs: list[Any], target: Any) -> AsyncTicket:
         """Take a place at the back of ``app``'s queue."""
-        ticket = AsyncTicket(app)
+        ticket = AsyncTicket(app, rid, bufs, target)
         self.apps.setdefault(app, collections.deque()).append(ticket)
         return ticket
 
+    def head(self, app: str) -> AsyncTicket | None:
+        """The next call of ``app`` to leave, if any."""
+        q = self.apps.get(app)
+        return q[0] if q else None
+
     def is_head(self, ticket: AsyncTicket) -> bool:
         """Is ``ticket`` next to leave?"""
-        q = self.apps.get(ticket.app)
-        if not q:
-            return False
-        return q[0] is ticket
+        return self.head(ticket.app) is ticket
 
     async def wait(self, ticket: AsyncTicket, timeout: float | None) -> None:
-        """Sleep until woken, or ``timeout`` (the head sleeps :data:`POLL` at most)."""
-        if self.is_head(ticket):
-            timeout = POLL if timeout is None else min(timeout, POLL)
+        """Sleep until woken or ``timeout``; the head polls every :data:`POLL`, the others :data:`TURN_POLL`."""
+        step = POLL if self.is_head(ticket) else TURN_POLL
         fut = ticket.fut = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait([fut], timeout=timeout)
+            await asyncio.wait([fut], timeout=step if timeout is None else min(timeout, step))
         finally:
             ticket.fut = None
 
-    def leave(self, ticket: AsyncTicket) -> None:
-        """Leave the queue; wake the next in line."""
+    def leave(self, ticket: AsyncTicket, wake_next: bool = True) -> None:
+        """Leave the queue (sent or given up); wake the next in line unless told not to."""
         q = self.apps.get(ticket.app)
         if q is None:
             return
+        was_head = bool(q) and q[0] is ticket
         try:
             q.remove(ticket)
         except ValueError:
             return
-        if q:
-            _wake(q[0])
-        else:
+        if not q:
             del self.apps[ticket.app]
+        elif was_head and wake_next:
+            wake(q[0])
 
     def kick(self) -> None:
         """A slot may have been freed: wake the head of every app's queue."""
         for q in self.apps.values():
             if q:
-                _wake(q[0])
+                wake(q[0])
 
 
-def _wake(ticket: AsyncTicket) -> None:
+def wake(ticket: AsyncTicket) -> None:
+    """Wake the task waiting on ``ticket``."""
     fut = ticket.fut
     if fut is not None and not fut.done():
         fut.set_result(None)

@@ -134,6 +134,16 @@ class AsyncConn(asyncio.Protocol):
         if self._drain is not None:
             await self._drain
 
+    def send_now(self, rid: int, bufs: list[Any], target: Any) -> None:
+        """Register ``target`` and write the frame without waiting for the socket to drain."""
+        if not self.alive or self.transport is None:
+            raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
+        self.pending[rid] = target
+        if len(bufs) == 1:
+            self.transport.write(bufs[0])
+        else:
+            self.transport.writelines(bufs)
+
     def forget(self, rid: int, cancel: bool) -> None:
         """Stop waiting for ``rid``; send CANCEL when asked."""
         self.pending.pop(rid, None)

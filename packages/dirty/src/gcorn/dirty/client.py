@@ -10,6 +10,7 @@ connection per worker and run concurrently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import socket
@@ -19,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .admission import AsyncTicket, Ticket, queues_for
+from .admission import AsyncTicket, Ticket, queues_for, wake
 from .aioconn import AsyncConn, StreamInbox
 from .codec import check_size, get_codec
 from .directory import Directory
@@ -57,6 +58,8 @@ _DIRECTORY_RECHECK = 0.1
 # Arbiter requests of a client made with timeout=None wait this long for an answer.
 ARBITER_TIMEOUT = 30.0
 _ARBITER_READ = 256 * 1024
+# Frames up to this size may be sent by the thread that saw a slot free (see admission.py).
+_HANDOFF_MAX = 64 * 1024
 
 
 class DirtyClient:
@@ -188,26 +191,31 @@ class DirtyClient:
         return bufs  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------- sync calls
-    def _sync_target(self, app: str, deadline: float | None,
-                     d: Directory) -> tuple[Directory, SyncConn, Ticket | None]:
-        """A connection to a worker with a free slot for ``app``, waiting in line for one if need be.
-
-        The caller sends on the connection, then leaves the queue (``Ticket``) so the
-        next in line sees this call in the connection's load.
-        """
+    def _start_sync(self, app: str, rid: int, bufs: list[Any], deadline: float | None,
+                    d: Directory) -> tuple[Directory, SyncConn, Waiter]:
+        """Send a call to a worker with a free slot, waiting in line for one if need be."""
         queue = self._queues.sync
         ticket: Ticket | None = None
         try:
             while True:
-                d, conn, target = self._sync_pick(app, deadline, d)
-                if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
-                    return d, conn, ticket
+                if ticket is not None and ticket.claimed:
+                    ticket.done.wait()  # handed off: sent (or failed) by the thread that freed a slot
+                    if ticket.error is not None:
+                        raise ticket.error
+                    return ticket.sent  # type: ignore[no-any-return]
+                d, conn, choice = self._sync_pick(app, deadline, d)
+                if conn is not None:
+                    if ticket is None and not queue.waiting(app):
+                        return d, conn, conn.start(rid, bufs)
+                    if ticket is not None and queue.claim(ticket):
+                        ticket = None  # out of the queue: ours to send
+                        return d, conn, conn.start(rid, bufs)
                 if ticket is None:
-                    assert target is not None
-                    d.refuse_if_full(app, target[2] + queue.waiting(app))
-                    ticket = queue.join(app)
+                    assert choice is not None
+                    d.refuse_if_full(app, choice[2] + queue.waiting(app))
+                    ticket = queue.join(app, rid, bufs, _small(bufs))
                     if conn is not None:
-                        queue.kick()  # a slot is free: the head takes it
+                        self._pump_sync()  # a slot is free: the head takes it
                     continue
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -215,9 +223,48 @@ class DirtyClient:
                                             timeout=None)
                 queue.wait(ticket, remaining)
         except BaseException:
-            if ticket is not None:
-                queue.leave(ticket)
+            if ticket is not None and not queue.leave(ticket):
+                # Handed off while we gave up: it went out, so tell the worker to drop it.
+                ticket.done.wait()
+                if ticket.sent is not None:
+                    ticket.sent[1].forget(rid, cancel=True)
             raise
+
+    def _pump_sync(self) -> None:
+        """A call of this process ended: send waiting calls to the slots now free (hand-off)."""
+        queue = self._queues.sync
+        if not queue.apps:
+            return
+        for app in list(queue.apps):
+            while True:
+                head = queue.head(app)
+                if head is None:
+                    break
+                d = self._dir
+                if d is None or d.stale() or not head.small or self._pid != os.getpid():
+                    queue.kick()  # the head's own thread refreshes, connects or sends it
+                    break
+                conns = self._conns
+                try:
+                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+                except DirtyError:
+                    queue.kick()
+                    break
+                if choice is None or choice[1] >= d.threads:
+                    break
+                conn = conns.get(choice[0][1])
+                if conn is None or not conn.alive:
+                    queue.kick()
+                    break
+                if not queue.claim(head, wake_next=False):  # our next reply pumps again
+                    continue
+                try:
+                    head.sent = (d, conn, conn.start(head.rid, head.bufs))
+                except DirtyError as exc:
+                    head.error = exc
+                finally:
+                    head.done.set()
+                    head.event.set()
 
     def _sync_pick(self, app: str, deadline: float | None,
                    d: Directory) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
@@ -256,7 +303,7 @@ class DirtyClient:
                     raise
                 time.sleep(_BOOT_POLL)
                 continue
-            conn.on_free = self._queues.sync.kick
+            conn.on_free = self._pump_sync
             with self._lock:
                 old = self._conns.get(gen)
                 if old is not None and old.alive:
@@ -265,16 +312,6 @@ class DirtyClient:
                 else:
                     self._conns[gen] = conn
             return d, conn, choice
-
-    def _start_sync(self, app: str, rid: int, bufs: list[Any], deadline: float | None,
-                    d: Directory) -> tuple[Directory, SyncConn, Waiter]:
-        """Send a call to a worker with a free slot; return its connection and waiter."""
-        d, conn, ticket = self._sync_target(app, deadline, d)
-        try:
-            return d, conn, conn.start(rid, bufs)
-        finally:
-            if ticket is not None:
-                self._queues.sync.leave(ticket)
 
     def execute(self, app_path: str, action: str, *args: Any, _timeout: float | None = None,
                 **kwargs: Any) -> Any:
@@ -335,14 +372,25 @@ class DirtyClient:
         ticket: AsyncTicket | None = None
         try:
             while True:
+                if ticket is not None and (ticket.sent is not None or ticket.error is not None):
+                    if ticket.error is not None:
+                        raise ticket.error
+                    sent: tuple[Directory, AsyncConn] = ticket.sent
+                    ticket = None
+                    return sent
                 d, conn, choice = await self._async_pick(app, deadline)
+                if ticket is not None and ticket.sent is not None:
+                    continue  # handed off while we looked
                 if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
+                    if ticket is not None:
+                        queue.leave(ticket)
+                        ticket = None
                     await conn.send(rid, bufs, target)
                     return d, conn
                 if ticket is None:
                     assert choice is not None
                     d.refuse_if_full(app, choice[2] + queue.waiting(app))
-                    ticket = queue.join(app)
+                    ticket = queue.join(app, rid, bufs, target)
                     if conn is not None:
                         queue.kick()  # a slot is free: the head takes it
                     continue
@@ -351,9 +399,46 @@ class DirtyClient:
                     raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
                                             timeout=None)
                 await queue.wait(ticket, remaining)
-        finally:
+        except BaseException:
             if ticket is not None:
                 queue.leave(ticket)
+                if ticket.sent is not None:  # handed off just before we gave up
+                    ticket.sent[1].forget(rid, cancel=True)
+            raise
+
+    def _pump_async(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A call in ``loop`` ended: write waiting calls to the slots now free (hand-off)."""
+        queue = self._queues.for_loop(loop)
+        if not queue.apps:
+            return
+        conns = self._aconns.get(loop) or {}
+        for app in list(queue.apps):
+            while True:
+                head = queue.head(app)
+                if head is None:
+                    break
+                d = self._dir
+                if d is None or d.stale() or self._pid != os.getpid():
+                    queue.kick()
+                    break
+                try:
+                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+                except DirtyError:
+                    queue.kick()
+                    break
+                if choice is None or choice[1] >= d.threads:
+                    break
+                conn = conns.get(choice[0][1])
+                if conn is None or not conn.alive:
+                    queue.kick()
+                    break
+                queue.leave(head, wake_next=False)  # our next reply pumps again
+                try:
+                    conn.send_now(head.rid, head.bufs, head.target)
+                    head.sent = (d, conn)
+                except DirtyError as exc:
+                    head.error = exc
+                wake(head)
 
     async def _async_pick(self, app: str, deadline: float | None
                           ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
@@ -393,7 +478,7 @@ class DirtyClient:
                         raise
                     await asyncio.sleep(_BOOT_POLL)
                     continue
-                conn.on_free = self._queues.for_loop(loop).kick
+                conn.on_free = functools.partial(self._pump_async, loop)
                 old = conns.get(gen)
                 if old is not None and old.alive:
                     conn.close()
@@ -594,6 +679,11 @@ def _result(d: Directory, mtype: int, payload: Any) -> Any:
     if mtype == MsgType.ERROR:
         raise error_from_wire(d.codec.decode(payload))
     raise DirtyProtocolError(f"unexpected frame type {mtype} in reply")
+
+
+def _small(bufs: list[Any]) -> bool:
+    """A frame another thread may send for its caller without risk of blocking long."""
+    return len(bufs) == 1 and len(bufs[0]) < _HANDOFF_MAX
 
 
 def _connect_unix(path: str, timeout: float) -> socket.socket:
