@@ -13,7 +13,6 @@ import asyncio
 import functools
 import itertools
 import os
-import socket
 import threading
 import time
 import weakref
@@ -22,7 +21,8 @@ from typing import Any
 
 from .admission import AsyncTicket, Ticket, queues_for, wake
 from .aioconn import AsyncConn, StreamInbox
-from .codec import check_size, get_codec
+from .arbiterconn import ArbiterChannel
+from .codec import check_size
 from .directory import Directory
 from .errors import (
     DirtyConnectionError,
@@ -32,23 +32,17 @@ from .errors import (
     DirtyProtocolError,
     DirtyTimeoutError,
     error_from_wire,
-    unreachable,
 )
 from .protocol import (
-    MAX_FRAME_LIMIT,
     PAYLOAD_TYPES,
-    FrameParser,
     MsgType,
     Oversize,
-    frame_buffers,
     payload_size,
-    send_buffers,
 )
 from .scoreboard import Scoreboard
 from .syncconn import SyncConn, Waiter
 
 SOCKET_ENV = "GCORN_DIRTY_SOCKET"
-_SAFE = get_codec("safe")
 _ids = itertools.count(1)
 # While the only workers for an app are (re)booting, poll the scoreboard this often.
 _BOOT_POLL = 0.005
@@ -57,7 +51,6 @@ _BOOT_POLL = 0.005
 _DIRECTORY_RECHECK = 0.1
 # Arbiter requests of a client made with timeout=None wait this long for an answer.
 ARBITER_TIMEOUT = 30.0
-_ARBITER_READ = 256 * 1024
 # Frames up to this size may be sent by the thread that saw a slot free (see admission.py).
 _HANDOFF_MAX = 64 * 1024
 
@@ -69,8 +62,7 @@ class DirtyClient:
         self.socket_path = socket_path
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._arb: socket.socket | None = None
-        self._arb_lock = threading.Lock()
+        self._arbiter = ArbiterChannel(socket_path)
         self._dir: Directory | None = None
         self._board: Scoreboard | None = None
         self._conns: dict[int, SyncConn] = {}
@@ -90,7 +82,7 @@ class DirtyClient:
         return t if t is not None and t > 0 else ARBITER_TIMEOUT
 
     def _arbiter_frame(self, mtype: int, value: Any) -> list[Any]:
-        bufs = frame_buffers(mtype, 0, _SAFE.encode(value))
+        bufs = ArbiterChannel.frame(mtype, value)
         d = self._dir
         # A stash request's data is the value it stores; op, table and key are its envelope.
         data = value[3] if mtype == MsgType.STASH else value
@@ -103,41 +95,7 @@ class DirtyClient:
 
     def _arbiter_request(self, mtype: int, value: Any) -> Any:
         self._check_fork()
-        bufs = self._arbiter_frame(mtype, value)
-        timeout = self._arbiter_timeout()
-        with self._arb_lock:
-            for attempt in (0, 1):
-                sock = self._arb
-                connected = sock is not None
-                try:
-                    if sock is None:
-                        sock = self._arb = _connect_unix(self.socket_path, timeout)
-                        connected = True
-                    rtype, payload = _exchange(sock, bufs, time.monotonic() + timeout)
-                    break
-                except TimeoutError:
-                    self._drop_arbiter_socket()
-                    raise DirtyTimeoutError(f"the dirty arbiter at {self.socket_path} did not answer "
-                                            f"within {timeout} s", timeout=timeout) from None
-                except DirtyProtocolError:
-                    self._drop_arbiter_socket()  # out of sync: never reuse it
-                    raise
-                except OSError as exc:
-                    self._drop_arbiter_socket()
-                    if attempt and not connected:
-                        raise unreachable(self.socket_path, exc) from exc
-                    if attempt:
-                        raise DirtyConnectionError(f"connection to the dirty arbiter at {self.socket_path} "
-                                                   f"lost: {exc}", socket_path=self.socket_path) from exc
-        value = _SAFE.decode(payload)
-        if rtype == MsgType.ERROR:
-            raise error_from_wire(value)
-        return value
-
-    def _drop_arbiter_socket(self) -> None:
-        sock, self._arb = self._arb, None
-        if sock is not None:
-            sock.close()
+        return self._arbiter.request(self._arbiter_frame(mtype, value), self._arbiter_timeout())
 
     def _install_directory(self, data: dict[str, Any]) -> Directory:
         board = self._board
@@ -167,7 +125,7 @@ class DirtyClient:
     def _check_fork(self) -> None:
         if self._pid != os.getpid():  # inherited across fork: never share sockets with the parent
             self._pid = os.getpid()
-            self._arb = None
+            self._arbiter.forget()
             self._conns = {}
             self._aconns = weakref.WeakKeyDictionary()
             self._dir = None
@@ -511,40 +469,7 @@ class DirtyClient:
             self._refreshing.pop(loop, None)
 
     async def _arbiter_request_async(self, mtype: int, value: Any) -> Any:
-        bufs = self._arbiter_frame(mtype, value)
-        timeout = self._arbiter_timeout()
-        try:
-            async with asyncio.timeout(timeout):
-                rtype, payload = await self._exchange_async(bufs)
-        except TimeoutError:
-            raise DirtyTimeoutError(f"the dirty arbiter at {self.socket_path} did not answer within "
-                                    f"{timeout} s", timeout=timeout) from None
-        result = _SAFE.decode(payload)
-        if rtype == MsgType.ERROR:
-            raise error_from_wire(result)
-        return result
-
-    async def _exchange_async(self, bufs: list[Any]) -> tuple[int, Any]:
-        try:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path)
-        except OSError as exc:
-            raise unreachable(self.socket_path, exc) from exc
-        parser = FrameParser(MAX_FRAME_LIMIT)
-        try:
-            writer.writelines(bufs)
-            while True:
-                data = await reader.read(_ARBITER_READ)
-                if not data:
-                    raise DirtyConnectionError("the dirty arbiter closed the connection before answering",
-                                               socket_path=self.socket_path)
-                frames = parser.feed(data)
-                if frames:
-                    return frames[0][0], frames[0][2]
-        except OSError as exc:
-            raise DirtyConnectionError(f"dirty arbiter connection failed: {exc}",
-                                       socket_path=self.socket_path) from exc
-        finally:
-            writer.close()
+        return await self._arbiter.request_async(self._arbiter_frame(mtype, value), self._arbiter_timeout())
 
     async def execute_async(self, app_path: str, action: str, *args: Any,
                             _timeout: float | None = None, **kwargs: Any) -> Any:
@@ -634,10 +559,7 @@ class DirtyClient:
             conns, self._conns = self._conns, {}
         for conn in conns.values():
             conn.close()
-        with self._arb_lock:
-            if self._arb is not None:
-                self._arb.close()
-                self._arb = None
+        self._arbiter.close()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -684,29 +606,3 @@ def _result(d: Directory, mtype: int, payload: Any) -> Any:
 def _small(bufs: list[Any]) -> bool:
     """A frame another thread may send for its caller without risk of blocking long."""
     return len(bufs) == 1 and len(bufs[0]) < _HANDOFF_MAX
-
-
-def _connect_unix(path: str, timeout: float) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _exchange(sock: socket.socket, bufs: list[Any], deadline: float) -> tuple[int, Any]:
-    """Send one request to the arbiter and read its reply frame, by ``deadline``."""
-    sock.settimeout(max(0.001, deadline - time.monotonic()))
-    send_buffers(sock, bufs)
-    parser = FrameParser(MAX_FRAME_LIMIT)
-    while True:
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
-        data = sock.recv(_ARBITER_READ)
-        if not data:
-            raise ConnectionResetError("connection closed by the dirty arbiter")
-        frames = parser.feed(data)
-        if frames:
-            return frames[0][0], frames[0][2]
