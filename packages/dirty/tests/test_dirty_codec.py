@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 
@@ -9,7 +10,16 @@ import pytest
 
 from gcorn.dirty.codec import SafeCodec, get_codec
 from gcorn.dirty.errors import DirtyProtocolError
-from gcorn.dirty.protocol import HEADER, MAGIC, FrameParser, MsgType, Oversize, frame_buffers
+from gcorn.dirty.protocol import (
+    HEADER,
+    MAGIC,
+    MAP_MIN,
+    FrameParser,
+    MsgType,
+    Oversize,
+    frame_buffers,
+    wire_limit,
+)
 
 codec = SafeCodec()
 
@@ -94,6 +104,50 @@ def test_numpy_arrays_travel_with_dtype_and_shape():
     assert out.dtype == arr.dtype and out.shape == (3, 4) and (out == arr).all()
 
 
+def test_numpy_edge_arrays_round_trip_exactly():
+    np = pytest.importorskip("numpy")
+    point = np.dtype([("x", "<f8"), ("y", ">i4"), ("tag", "S3"), ("grid", "<u2", (2, 2))])
+    nested = np.dtype([("p", point), ("ok", "?")], align=True)
+    cases = [
+        np.array([], dtype=np.float64),
+        np.zeros((0, 3), dtype=np.int16),
+        np.zeros((2, 0, 4), dtype=">u4"),
+        np.array(7, dtype=np.int64),  # 0-d: an array, not an int
+        np.array(2.5, dtype=">f4"),
+        np.array([(1.5, -2, b"abc", [[1, 2], [3, 4]])], dtype=point),
+        np.zeros(3, dtype=nested),
+        np.array((0.5, 1, b"z", [[0, 0], [0, 9]]), dtype=point),  # 0-d and structured
+        np.arange(6, dtype=np.complex64).reshape(2, 3)[:, ::2],  # not contiguous
+        np.array([True, False]),
+        np.array(["ab", "c"], dtype="<U2"),
+    ]
+    for arr in cases:
+        out = roundtrip(arr)
+        assert type(out) is np.ndarray, (arr, out)
+        assert out.dtype == arr.dtype and out.shape == arr.shape, (arr.dtype, out.dtype, arr.shape, out.shape)
+        assert out.tobytes() == np.ascontiguousarray(arr).tobytes()
+        assert out.flags.writeable
+    assert roundtrip(np.float64(1.5)) == 1.5  # numpy scalars travel as Python numbers
+    with pytest.raises(TypeError, match="Python objects"):
+        codec.encode(np.array([object()]))
+    with pytest.raises(TypeError, match="Python objects"):
+        codec.encode(np.zeros(2, dtype=[("a", "O")]))
+
+    def ndarray_bytes(dtype, shape, data) -> bytes:
+        enc = [b"".join(bytes(p) for p in codec.encode(v)) for v in (dtype, shape, data)]
+        return bytes([0x0B]) + b"\x00\x00\x00\x00" + b"".join(enc)
+
+    assert codec.decode(ndarray_bytes("<i4", (2,), b"\x01\x00\x00\x00" * 2)).tolist() == [1, 1]
+    with pytest.raises(DirtyProtocolError, match="does not match its shape"):
+        codec.decode(ndarray_bytes("<i4", (5,), b"\x00" * 16))
+    with pytest.raises(DirtyProtocolError, match="Python objects"):
+        codec.decode(ndarray_bytes("O", (1,), b"\x00" * 8))
+    with pytest.raises(DirtyProtocolError, match="bad ndarray dtype"):
+        codec.decode(ndarray_bytes({"names": ["a"]}, (1,), b"\x00"))
+    with pytest.raises(DirtyProtocolError, match="bad ndarray shape"):
+        codec.decode(ndarray_bytes("<i4", (-1,), b""))
+
+
 def frames_of(value_parts, rid=7, mtype=MsgType.RESULT):
     return b"".join(bytes(b) for b in frame_buffers(mtype, rid, value_parts))
 
@@ -111,11 +165,12 @@ def test_parser_reassembles_frames_fed_byte_by_byte():
 
 def test_parser_skips_an_oversize_frame_and_stays_in_sync():
     parser = FrameParser(max_size=1024)
-    data = frames_of(codec.encode(b"y" * 5000), 1) + frames_of(codec.encode("after"), 2)
+    assert wire_limit(1024) == 1024 + 64 + 65536  # the data's limit plus room for the encoding
+    data = frames_of(codec.encode(b"y" * 70000), 1) + frames_of(codec.encode("after"), 2)
     got = []
     for i in range(0, len(data), 1000):
         got += parser.feed(data[i:i + 1000])
-    assert isinstance(got[0][2], Oversize) and got[0][2].size > 5000 and got[0][2].limit == 1024
+    assert isinstance(got[0][2], Oversize) and got[0][2].size > 70000 and got[0][2].limit == 1024
     assert codec.decode(got[1][2]) == "after"
 
 
@@ -126,3 +181,19 @@ def test_parser_rejects_a_foreign_peer():
     with pytest.raises(DirtyProtocolError, match="version"):
         FrameParser().feed(head)
     assert struct.calcsize(">2sBBIQ") == 16
+
+
+def test_parser_grows_a_large_payload_as_it_arrives():
+    # 600 KiB: a growing buffer; 3 MiB: a mapping; fed in pieces, both come back whole.
+    for size in (600 * 1024, 3 * 1024 * 1024):
+        blob = os.urandom(size)
+        data = frames_of(codec.encode(blob), 3) + frames_of(codec.encode("next"), 4)
+        parser = FrameParser()
+        got = parser.feed(data[:100])
+        assert got == [] and parser.wants_body()
+        if size < MAP_MIN:
+            assert len(parser._body) < 300 * 1024  # no buffer of the declared size yet
+        for i in range(100, len(data), 65536):
+            got += parser.feed(data[i:i + 65536])
+        assert [(t, r) for t, r, _ in got] == [(MsgType.RESULT, 3), (MsgType.RESULT, 4)]
+        assert codec.decode(got[0][2]) == blob and codec.decode(got[1][2]) == "next"

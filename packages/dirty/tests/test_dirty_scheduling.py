@@ -36,6 +36,64 @@ def test_no_head_of_line_blocking_behind_a_busy_worker(make_pool, tmp_path):
     assert latencies[-1] < 0.5, latencies
 
 
+def _slow_call_running(p, client, tmp_path, seconds: float) -> tuple[threading.Thread, int]:
+    marker = str(tmp_path / "slow")
+    th = threading.Thread(target=client.execute, args=(ECHO, "sleep_report", seconds, marker))
+    th.start()
+    assert wait_for(lambda: os.path.exists(marker), 5)
+    return th, int(open(marker).read())
+
+
+def test_fast_calls_never_queue_behind_a_slow_one_when_callers_outnumber_slots(make_pool, tmp_path):
+    p = make_pool(workers=2)
+    c = p.client()
+    for _ in range(4):
+        c.execute(ECHO, "noop", 0)
+    slow, slow_pid = _slow_call_running(p, c, tmp_path, 2.0)
+    latencies: list[float] = []
+    pids: list[int] = []
+    start = threading.Barrier(40)
+
+    def fast() -> None:
+        start.wait(5)
+        t0 = time.perf_counter()
+        pids.append(c.execute(ECHO, "pid_of"))
+        latencies.append(time.perf_counter() - t0)
+
+    callers = [threading.Thread(target=fast) for _ in range(40)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(10)
+    slow.join(5)
+    assert len(latencies) == 40
+    # every fast call ran on the free worker, none waited for the 2 s call
+    assert slow_pid not in pids and max(latencies) < 1.0, sorted(latencies)[-5:]
+
+
+def test_fast_async_calls_never_queue_behind_a_slow_one(make_pool, tmp_path):
+    import asyncio
+
+    p = make_pool(workers=2)
+    c = p.client()
+    c.execute(ECHO, "noop", 0)
+    slow, slow_pid = _slow_call_running(p, c, tmp_path, 2.0)
+
+    async def main() -> list[tuple[float, int]]:
+        async def fast() -> tuple[float, int]:
+            t0 = time.perf_counter()
+            pid = await c.execute_async(ECHO, "pid_of")
+            return time.perf_counter() - t0, pid
+
+        await c.execute_async(ECHO, "noop", 0)
+        return await asyncio.gather(*(fast() for _ in range(50)))
+
+    got = asyncio.run(main())
+    slow.join(5)
+    assert slow_pid not in {pid for _, pid in got}
+    assert max(t for t, _ in got) < 1.0, sorted(t for t, _ in got)[-5:]
+
+
 def test_dirty_threads_run_calls_at_once_on_one_worker(make_pool):
     p = make_pool(workers=1, threads=4)
     clients = [p.client() for _ in range(4)]
@@ -64,12 +122,15 @@ def test_full_queue_answers_busy_at_once(make_pool):
     for t in threads:
         t.start()
         time.sleep(0.05)
-    assert wait_for(lambda: p.status()["workers"][0]["inflight"] == 3, 2)
+    # one call runs in the worker; the other two wait in this process for a free slot
+    # (never in the worker's queue, where a slot freed elsewhere could not take them)
+    assert wait_for(lambda: p.status()["workers"][0]["inflight"] == 1, 2)
+    assert wait_for(lambda: c._queues.sync.waiting(ECHO) == 2, 2)
     t0 = time.monotonic()
     with pytest.raises(DirtyBusyError, match="dirty_queue_size=2"):
         c.execute(ECHO, "noop", 1)
     assert time.monotonic() - t0 < 0.3  # at once, not after the 1.8 s of queued work
-    # a second client (no local knowledge) is refused as well
+    # a second client of the same pool in this process shares the queue: refused as well
     with pytest.raises(DirtyBusyError):
         p.client().execute(ECHO, "noop", 1)
     for t in threads:
@@ -97,3 +158,39 @@ def test_calls_spread_over_workers(pool):
     c = pool.client()
     pids = {c.execute(ECHO, "pid_of") for _ in range(10)}
     assert len(pids) == 2
+
+
+def test_saturated_pool_answers_every_call_its_own_result(make_pool):
+    # callers far outnumber slots: each call is handed to a freed slot by whichever thread
+    # (or task) read the reply that freed it; none may be lost, doubled or crossed
+    import asyncio
+
+    p = make_pool(workers=2, threads=1)
+    c = p.client()
+    c.execute(ECHO, "noop", 0)
+    got: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def caller(base: int) -> None:
+        try:
+            for i in range(25):
+                n = base + i
+                got[n] = c.execute(ECHO, "noop", n) if i % 5 else list(c.stream(ECHO, "count", 2))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    async def tasks() -> list[object]:
+        return await asyncio.gather(*(c.execute_async(ECHO, "noop", -n) for n in range(1, 201)))
+
+    threads = [threading.Thread(target=caller, args=(k * 1000,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    async_results = asyncio.run(tasks())
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert async_results == [-n for n in range(1, 201)]
+    assert len(got) == 12 * 25
+    for n, value in got.items():
+        assert value == (n if n % 1000 % 5 else ["00000000", "00000001"]), (n, value)
+    assert c._queues.sync.apps == {}  # nobody left waiting

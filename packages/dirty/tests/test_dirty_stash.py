@@ -58,3 +58,68 @@ def test_workers_reach_the_stash_too(pool):
     c = pool.client()
     assert c.execute(ECHO, "stash_roundtrip", "k", [1, "v"]) == [1, "v"]
     assert stash.get("fromworker", "k", client=c) == [1, "v"]
+
+
+def test_incr_is_atomic_across_threads_and_processes(pool):
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from gcorn.dirty import StashError
+
+    c = pool.client()
+    assert stash.incr("counters", "hits", client=c) == 1  # missing: starts at 0
+    assert stash.incr("counters", "hits", 4, client=c) == 5
+    assert stash.incr("counters", "ratio", 0.5, client=c) == 0.5
+    script = (f"from gcorn.dirty import stash, connect\n"
+              f"c = connect({pool.socket!r}, timeout=10)\n"
+              f"for _ in range(300): stash.incr('counters', 'n', client=c)\n")
+    other = subprocess.Popen([sys.executable, "-c", script], env={**os.environ})
+
+    def bump() -> None:
+        mine = pool.client()
+        for _ in range(100):
+            stash.incr("counters", "n", client=mine)
+
+    threads = [threading.Thread(target=bump) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert other.wait(30) == 0
+    assert stash.get("counters", "n", client=c) == 900  # no update lost
+    stash.put("counters", "name", "text", client=c)
+    with pytest.raises(StashError, match="is a str, not a number"):
+        stash.incr("counters", "name", client=c)
+    with pytest.raises(StashError, match="int or float"):
+        stash.incr("counters", "n", "1", client=c)
+
+
+def test_gunicorn_names_stash_client_and_socket_path(pool, monkeypatch):
+    from gcorn.dirty import StashClient, StashError, StashTable
+    from gcorn.dirty.stash import get_stash_socket_path, set_stash_socket_path
+
+    monkeypatch.delenv("GCORN_DIRTY_SOCKET", raising=False)
+    with pytest.raises(StashError, match="set_stash_socket_path"):
+        get_stash_socket_path()
+    with pytest.raises(StashError):
+        stash.put("t", "k", 1)
+    set_stash_socket_path(pool.socket)
+    try:
+        assert get_stash_socket_path() == pool.socket
+        stash.put("gu", "k", [1, 2])  # the module functions follow the path
+        assert stash.get("gu", "k") == [1, 2]
+        with StashClient(pool.socket, timeout=5) as sc:
+            assert sc.get("gu", "k") == [1, 2] and sc.exists("gu", "k")
+            sc.put("gu", "j", "v")
+            assert sorted(sc.keys("gu")) == ["j", "k"] and sc.incr("gu", "c", 2) == 2
+            t = sc.table("gu")
+            assert isinstance(t, StashTable) and t["j"] == "v" and len(t) == 3
+            assert StashTable(sc, "gu")["j"] == "v"  # gunicorn's argument order
+            assert sc.info("gu")["size"] == 3 and "gu" in sc.tables()
+            assert sc.delete("gu", "j") and sc.delete_table("gu")
+    finally:
+        set_stash_socket_path(None)
+    monkeypatch.setenv("GCORN_DIRTY_SOCKET", pool.socket)
+    assert get_stash_socket_path() == pool.socket

@@ -25,6 +25,9 @@ LEVELS = {
 }
 ERROR_LOGGER = "gcorn.error"
 ACCESS_LOGGER = "gcorn.access"
+# The dirty pool (arbiter, workers, and the client in HTTP workers) logs here: its
+# records belong in the error log, with the server's own.
+DIRTY_LOGGER = "gcorn.dirty"
 
 
 class Logger:
@@ -72,6 +75,10 @@ class Logger:
         error_handler = logsetup.stream_or_file_handler(cfg.errorlog, sys.stderr)
         error_handler.setFormatter(logging.Formatter(logsetup.ERROR_FORMAT, logsetup.DATE_FORMAT))
         self._own(self.error_log, error_handler)
+        dirty_log = logging.getLogger(DIRTY_LOGGER)
+        dirty_log.propagate = False
+        dirty_log.setLevel(self.error_log.level)
+        self._own(dirty_log, error_handler)
         if cfg.capture_output and cfg.errorlog != "-":
             logsetup.redirect_stdio_to(error_handler)
 
@@ -82,7 +89,9 @@ class Logger:
             self._own(self.access_log, access_handler)
             self.access_enabled = True
         if cfg.syslog:
-            self._own(self.error_log, logsetup.syslog_handler(cfg, "error"))
+            syslog_error = logsetup.syslog_handler(cfg, "error")
+            self._own(self.error_log, syslog_error)
+            self._own(logging.getLogger(DIRTY_LOGGER), syslog_error)
             if not cfg.disable_redirect_access_to_syslog:
                 self._own(self.access_log, logsetup.syslog_handler(cfg, "access"))
                 self.access_enabled = True
@@ -93,7 +102,7 @@ class Logger:
 
     def _drop_owned_handlers(self) -> None:
         for handler in self._owned:
-            for name in (ERROR_LOGGER, ACCESS_LOGGER):
+            for name in (ERROR_LOGGER, ACCESS_LOGGER, DIRTY_LOGGER):
                 logging.getLogger(name).removeHandler(handler)
             handler.close()
         self._owned = []

@@ -32,13 +32,14 @@ from .errors import (
     StashKeyNotFoundError,
     StashTableNotFoundError,
 )
+from .stash import StashClient, StashTable
 
 __all__ = [
     "DirtyApp", "DirtyAppError", "DirtyAppNotFoundError", "DirtyBusyError", "DirtyClient",
     "DirtyConfig", "DirtyConfigError", "DirtyConnectionError", "DirtyError",
     "DirtyMessageTooLargeError", "DirtyNoWorkersAvailableError", "DirtyProtocolError",
-    "DirtyTimeoutError", "DirtyWorkerError", "DirtyWorkerLostError", "Hooks", "StashError",
-    "StashKeyNotFoundError", "StashTableNotFoundError", "close_dirty_client",
+    "DirtyTimeoutError", "DirtyWorkerError", "DirtyWorkerLostError", "Hooks", "StashClient",
+    "StashError", "StashKeyNotFoundError", "StashTable", "StashTableNotFoundError", "close_dirty_client",
     "close_dirty_client_async", "connect", "get_dirty_client", "get_dirty_client_async",
     "set_dirty_socket_path", "stash",
 ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any
 
-from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError
+from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError, unreachable
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
 
 FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
@@ -43,6 +44,8 @@ class AsyncConn(asyncio.Protocol):
         self.alive = True
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
+        # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
+        self.on_free: Callable[[], None] | None = None
 
     @classmethod
     async def open(cls, path: str, max_size: int) -> AsyncConn:
@@ -51,8 +54,7 @@ class AsyncConn(asyncio.Protocol):
         try:
             _, proto = await loop.create_unix_connection(lambda: cls(path, max_size), path)
         except OSError as exc:
-            raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
-                                       socket_path=path) from exc
+            raise unreachable(path, exc, "dirty worker") from exc
         return proto
 
     def load(self) -> int:
@@ -71,6 +73,7 @@ class AsyncConn(asyncio.Protocol):
             self._fail(exc)
             return
         pending = self.pending
+        freed = False
         for mtype, rid, payload in frames:
             target = pending.get(rid)
             if target is None:
@@ -78,10 +81,13 @@ class AsyncConn(asyncio.Protocol):
             final = mtype in FINAL or isinstance(payload, Oversize)
             if final:
                 del pending[rid]
+                freed = True
             if isinstance(target, StreamInbox):
                 target.push((mtype, payload), final)
             elif not target.done():
                 target.set_result((mtype, payload))
+        if freed and self.on_free is not None:
+            self.on_free()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every call still waiting on this worker."""
@@ -111,6 +117,8 @@ class AsyncConn(asyncio.Protocol):
             elif not target.done():
                 target.set_exception(error.copy())
         self.resume_writing()
+        if self.on_free is not None:
+            self.on_free()
         if self.transport is not None:
             self.transport.close()
 
@@ -125,6 +133,16 @@ class AsyncConn(asyncio.Protocol):
             self.transport.writelines(bufs)
         if self._drain is not None:
             await self._drain
+
+    def send_now(self, rid: int, bufs: list[Any], target: Any) -> None:
+        """Register ``target`` and write the frame without waiting for the socket to drain."""
+        if not self.alive or self.transport is None:
+            raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
+        self.pending[rid] = target
+        if len(bufs) == 1:
+            self.transport.write(bufs[0])
+        else:
+            self.transport.writelines(bufs)
 
     def forget(self, rid: int, cancel: bool) -> None:
         """Stop waiting for ``rid``; send CANCEL when asked."""

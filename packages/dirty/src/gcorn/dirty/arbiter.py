@@ -26,10 +26,11 @@ from . import scoreboard as sb
 from .app import AppSpec, probe_apps
 from .codec import get_codec
 from .config import DirtyConfig, Hooks
-from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError
+from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError, DirtyProtocolError
 from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
-from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, MsgType, frame_buffers
+from .privileges import become_user
+from .protocol import FrameParser, MsgType, Oversize, frame_buffers
 from .seats import Seat, SeatPlan
 from .stash_store import StashStore
 from .worker import DirtyWorker, reopen_log_files, set_process_title
@@ -41,6 +42,9 @@ SOCKET_ENV = "GCORN_DIRTY_SOCKET"
 HANDOVER_DELAY = 0.05
 MAX_BACKOFF = 10.0
 QUICK_STOP_LIMIT = 2.0
+# Each worker needs a scoreboard slot, and its replacement another while they hand over.
+MAX_WORKERS = sb.MAX_SLOTS // 2
+_READ_SIZE = 256 * 1024
 
 
 def make_socket_path() -> str:
@@ -51,6 +55,8 @@ def make_socket_path() -> str:
 def run(config: DirtyConfig, hooks: Hooks | None = None) -> int:
     """Run a dirty arbiter in this process until it is stopped; return the exit code."""
     try:
+        # First of all: whatever the pool creates from here on belongs to the configured user.
+        become_user(config.uid, config.gid, config.initgroups, config.dirty_socket)
         arbiter = DirtyArbiter(config, hooks or Hooks())
     except DirtyConfigError as exc:
         log.error("%s", exc)
@@ -316,6 +322,9 @@ class DirtyArbiter:
         """TTIN: one worker more."""
         if self._stopping:
             return 0
+        if len(self.plan.seats) >= MAX_WORKERS:
+            log.warning("dirty arbiter: cannot add a worker: %d is the most a pool runs", MAX_WORKERS)
+            return 0
         seat = self.plan.add_seat()
         self.num_workers = len(self.plan.seats)
         self._spawn(seat)
@@ -405,43 +414,63 @@ class DirtyArbiter:
         if mtype == MsgType.MANAGE:
             op, count = request
             fn = self.add_worker if op == "add" else self.remove_worker if op == "remove" else None
-            if fn is None or not isinstance(count, int) or count < 1:
-                raise DirtyError(f"bad manage request {request!r:.100}")
-            done = sum(fn() for _ in range(count))
+            if fn is None or type(count) is not int or not 1 <= count <= MAX_WORKERS:
+                raise DirtyError(f"bad manage request: want ['add' or 'remove', 1..{MAX_WORKERS}]")
+            done = 0
+            for _ in range(count):
+                if not fn():
+                    break  # at a bound (minimum or MAX_WORKERS): the rest would fail the same way
+                done += 1
             return {"changed": done, "total_workers": len(self.plan.seats)}
         raise DirtyError(f"unexpected frame type {mtype} sent to the dirty arbiter")
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        limit = self.cfg.dirty_max_message_size
+        # Every exit of this loop closes this one connection; nothing a peer sends can
+        # keep the loop from reading again (EOF, an error or a bad header end it), so the
+        # arbiter's other work never waits on one client.
+        parser = FrameParser(self.cfg.dirty_max_message_size)
         self._client_writers.add(writer)
         try:
             while True:
-                head = await reader.readexactly(HEADER_SIZE)
-                magic, version, mtype, length, rid = HEADER.unpack(head)
-                if magic != MAGIC or version != VERSION:
-                    log.warning("dirty arbiter: closing a connection that sent a bad frame header")
-                    return
-                if length > limit:
-                    while length:  # read and drop, so the connection stays usable
-                        length -= len(await reader.read(min(length, 1 << 20)))
-                    err: DirtyError = DirtyMessageTooLargeError(size=HEADER.unpack(head)[3], limit=limit)
-                    writer.writelines(frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire())))
-                    continue
-                payload = await reader.readexactly(length)
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    return  # EOF, with or without half a frame: that peer is gone
                 try:
-                    result = self._handle(mtype, self.codec.decode(payload) if length else None)
-                    bufs = frame_buffers(MsgType.RESULT, rid, self.codec.encode(result))
-                except (DirtyError, TypeError, ValueError) as exc:
-                    err = exc if isinstance(exc, DirtyError) else DirtyError(f"{type(exc).__name__}: {exc}")
-                    bufs = frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
-                writer.writelines(bufs)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+                    frames = parser.feed(data)
+                except DirtyProtocolError as exc:
+                    log.warning("dirty arbiter: closing a client connection: %s", exc)
+                    return
+                for mtype, rid, payload in frames:
+                    writer.writelines(self._answer(mtype, rid, payload))
+                if frames:
+                    await writer.drain()
+        except (ConnectionError, OSError):
             return
         finally:
             self._client_writers.discard(writer)
             writer.close()
 
+    def _answer(self, mtype: int, rid: int, payload: Any) -> list[Any]:
+        """The reply frame to one request (an ERROR frame for anything it cannot serve)."""
+        if isinstance(payload, Oversize):
+            log.warning("dirty arbiter: refusing an oversized request of %d bytes (limit %d)",
+                        payload.size, payload.limit)
+            err: DirtyError = DirtyMessageTooLargeError(
+                f"request of {payload.size} bytes exceeds dirty_max_message_size of {payload.limit} bytes",
+                size=payload.size, limit=payload.limit)
+            return frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
+        try:
+            result = self._handle(mtype, self.codec.decode(payload) if payload else None)
+            return frame_buffers(MsgType.RESULT, rid, self.codec.encode(result))
+        except (DirtyError, TypeError, ValueError) as exc:
+            err = exc if isinstance(exc, DirtyError) else DirtyError(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug must cost one request its answer, never the arbiter
+            log.exception("dirty arbiter: request of type %s failed", mtype)
+            err = DirtyError(f"internal error in the dirty arbiter: {type(exc).__name__}")
+        try:
+            return frame_buffers(MsgType.ERROR, rid, self.codec.encode(err.to_wire()))
+        except (DirtyError, TypeError, ValueError):  # details that cannot travel: send the text only
+            return frame_buffers(MsgType.ERROR, rid, self.codec.encode(DirtyError(str(err)).to_wire()))
 
 RUNTIME_PREFIX = "gcorn-dirty-w-"
 _FORWARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,

@@ -10,17 +10,19 @@ connection per worker and run concurrently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
-import socket
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from .admission import AsyncTicket, Ticket, queues_for, wake
 from .aioconn import AsyncConn, StreamInbox
-from .codec import get_codec
+from .arbiterconn import ArbiterChannel
+from .codec import check_size
 from .directory import Directory
 from .errors import (
     DirtyConnectionError,
@@ -31,18 +33,26 @@ from .errors import (
     DirtyTimeoutError,
     error_from_wire,
 )
-from .protocol import HEADER, HEADER_SIZE, MAGIC, MsgType, Oversize, frame_buffers, send_buffers
+from .protocol import (
+    PAYLOAD_TYPES,
+    MsgType,
+    Oversize,
+    payload_size,
+)
 from .scoreboard import Scoreboard
-from .syncconn import SyncConn
+from .syncconn import SyncConn, Waiter
 
 SOCKET_ENV = "GCORN_DIRTY_SOCKET"
-_SAFE = get_codec("safe")
 _ids = itertools.count(1)
 # While the only workers for an app are (re)booting, poll the scoreboard this often.
 _BOOT_POLL = 0.005
 # While no worker is ready, ask the arbiter again this often: if it died, nothing bumps the
 # epoch of its scoreboard, and its successor (same socket) publishes a new one.
 _DIRECTORY_RECHECK = 0.1
+# Arbiter requests of a client made with timeout=None wait this long for an answer.
+ARBITER_TIMEOUT = 30.0
+# Frames up to this size may be sent by the thread that saw a slot free (see admission.py).
+_HANDOFF_MAX = 64 * 1024
 
 
 class DirtyClient:
@@ -52,8 +62,7 @@ class DirtyClient:
         self.socket_path = socket_path
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._arb: socket.socket | None = None
-        self._arb_lock = threading.Lock()
+        self._arbiter = ArbiterChannel(socket_path)
         self._dir: Directory | None = None
         self._board: Scoreboard | None = None
         self._conns: dict[int, SyncConn] = {}
@@ -61,39 +70,32 @@ class DirtyClient:
         self._refreshing: weakref.WeakKeyDictionary[Any, asyncio.Future[Directory]] = \
             weakref.WeakKeyDictionary()
         self._pid = os.getpid()
+        self._queues = queues_for(socket_path)
 
     def __repr__(self) -> str:
         return f"<DirtyClient {self.socket_path}>"
 
     # --------------------------------------------------------- arbiter channel
+    def _arbiter_timeout(self) -> float:
+        """How long an arbiter request (directory, status, manage, stash) may take."""
+        t = self.timeout
+        return t if t is not None and t > 0 else ARBITER_TIMEOUT
+
+    def _arbiter_frame(self, mtype: int, value: Any) -> list[Any]:
+        bufs = ArbiterChannel.frame(mtype, value)
+        d = self._dir
+        # A stash request's data is the value it stores; op, table and key are its envelope.
+        data = value[3] if mtype == MsgType.STASH else value
+        over = None if d is None else check_size(data, payload_size(bufs), d.max_size)
+        if d is not None and over is not None:
+            raise DirtyMessageTooLargeError(
+                f"request of {over} bytes to the dirty arbiter exceeds dirty_max_message_size of "
+                f"{d.max_size} bytes", size=over, limit=d.max_size)
+        return bufs
+
     def _arbiter_request(self, mtype: int, value: Any) -> Any:
         self._check_fork()
-        bufs = frame_buffers(mtype, 0, _SAFE.encode(value))
-        with self._arb_lock:
-            for attempt in (0, 1):
-                sock = self._arb
-                try:
-                    if sock is None:
-                        sock = self._arb = _connect_unix(self.socket_path, 10.0)
-                    sock.settimeout(30.0)
-                    send_buffers(sock, bufs)
-                    head = _recv_exact(sock, HEADER_SIZE)
-                    magic, _v, rtype, length, _rid = HEADER.unpack(head)
-                    if magic != MAGIC:
-                        raise DirtyProtocolError("the dirty arbiter sent a bad frame header")
-                    payload = _recv_exact(sock, length)
-                    break
-                except OSError as exc:
-                    self._arb = None
-                    if sock is not None:
-                        sock.close()
-                    if attempt:
-                        raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: "
-                                                   f"{exc}", socket_path=self.socket_path) from exc
-        value = _SAFE.decode(payload)
-        if rtype == MsgType.ERROR:
-            raise error_from_wire(value)
-        return value
+        return self._arbiter.request(self._arbiter_frame(mtype, value), self._arbiter_timeout())
 
     def _install_directory(self, data: dict[str, Any]) -> Directory:
         board = self._board
@@ -123,39 +125,115 @@ class DirtyClient:
     def _check_fork(self) -> None:
         if self._pid != os.getpid():  # inherited across fork: never share sockets with the parent
             self._pid = os.getpid()
-            self._arb = None
+            self._arbiter.forget()
             self._conns = {}
             self._aconns = weakref.WeakKeyDictionary()
             self._dir = None
 
     def _timeout(self, d: Directory, override: float | None) -> float | None:
+        # The pool's dirty_timeout is a ceiling: a caller may wait less, never longer
+        # (the worker counts the call's deadline the same way).
         t = override if override is not None else self.timeout
-        if t is None:
+        if t is None or t <= 0 or (d.timeout is not None and t > d.timeout):
             t = d.timeout
         return t if t and t > 0 else None
 
     def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], timeout: float | None) -> list[Any]:
         bufs, size = d.codec.encode_frame(MsgType.CALL, rid, [app, action, args, kwargs, timeout])
-        if size > d.max_size:
+        over = check_size([args, kwargs], size, d.max_size)
+        if over is not None:
             raise DirtyMessageTooLargeError(
-                f"call {app}.{action} is {size} bytes, over dirty_max_message_size of {d.max_size} bytes",
-                size=size, limit=d.max_size)
+                f"call {app}.{action} is {over} bytes, over dirty_max_message_size of {d.max_size} bytes",
+                size=over, limit=d.max_size)
         return bufs  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------- sync calls
-    def _sync_target(self, app: str, deadline: float | None, d: Directory) -> tuple[Directory, SyncConn]:
+    def _start_sync(self, app: str, rid: int, bufs: list[Any], deadline: float | None,
+                    d: Directory) -> tuple[Directory, SyncConn, Waiter]:
+        """Send a call to a worker with a free slot, waiting in line for one if need be."""
+        queue = self._queues.sync
+        ticket: Ticket | None = None
+        try:
+            while True:
+                if ticket is not None and ticket.claimed:
+                    ticket.done.wait()  # handed off: sent (or failed) by the thread that freed a slot
+                    if ticket.error is not None:
+                        raise ticket.error
+                    return ticket.sent  # type: ignore[no-any-return]
+                d, conn, choice = self._sync_pick(app, deadline, d)
+                if conn is not None:
+                    if ticket is None and not queue.waiting(app):
+                        return d, conn, conn.start(rid, bufs)
+                    if ticket is not None and queue.claim(ticket):
+                        ticket = None  # out of the queue: ours to send
+                        return d, conn, conn.start(rid, bufs)
+                if ticket is None:
+                    assert choice is not None
+                    d.refuse_if_full(app, choice[2] + queue.waiting(app))
+                    ticket = queue.join(app, rid, bufs, _small(bufs))
+                    if conn is not None:
+                        self._pump_sync()  # a slot is free: the head takes it
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
+                                            timeout=None)
+                queue.wait(ticket, remaining)
+        except BaseException:
+            if ticket is not None and not queue.leave(ticket):
+                # Handed off while we gave up: it went out, so tell the worker to drop it.
+                ticket.done.wait()
+                if ticket.sent is not None:
+                    ticket.sent[1].forget(rid, cancel=True)
+            raise
+
+    def _pump_sync(self) -> None:
+        """A call of this process ended: send waiting calls to the slots now free (hand-off)."""
+        queue = self._queues.sync
+        if not queue.apps:
+            return
+        for app in list(queue.apps):
+            while True:
+                head = queue.head(app)
+                if head is None:
+                    break
+                d = self._dir
+                if d is None or d.stale() or not head.small or self._pid != os.getpid():
+                    queue.kick()  # the head's own thread refreshes, connects or sends it
+                    break
+                conns = self._conns
+                try:
+                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+                except DirtyError:
+                    queue.kick()
+                    break
+                if choice is None or choice[1] >= d.threads:
+                    break
+                conn = conns.get(choice[0][1])
+                if conn is None or not conn.alive:
+                    queue.kick()
+                    break
+                if not queue.claim(head, wake_next=False):  # our next reply pumps again
+                    continue
+                try:
+                    head.sent = (d, conn, conn.start(head.rid, head.bufs))
+                except DirtyError as exc:
+                    head.error = exc
+                finally:
+                    head.done.set()
+                    head.event.set()
+
+    def _sync_pick(self, app: str, deadline: float | None,
+                   d: Directory) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
+        """The least-busy worker for ``app``: its connection when it has a free slot, else None."""
         recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
             conns = self._conns
-            target = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
-            if target is not None:
-                conn = conns.get(target[1])
-                if conn is not None and conn.alive:
-                    return d, conn
-            if target is None:
+            choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+            if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise DirtyNoWorkersAvailableError(
@@ -167,6 +245,12 @@ class DirtyClient:
                     continue
                 time.sleep(_BOOT_POLL)
                 continue
+            target, load, _queued = choice
+            if load >= d.threads:
+                return d, None, choice
+            conn = conns.get(target[1])
+            if conn is not None and conn.alive:
+                return d, conn, choice
             slot, gen, path = target
             try:
                 conn = SyncConn(path, d.max_size)
@@ -177,6 +261,7 @@ class DirtyClient:
                     raise
                 time.sleep(_BOOT_POLL)
                 continue
+            conn.on_free = self._pump_sync
             with self._lock:
                 old = self._conns.get(gen)
                 if old is not None and old.alive:
@@ -184,7 +269,7 @@ class DirtyClient:
                     conn = old
                 else:
                     self._conns[gen] = conn
-            return d, conn
+            return d, conn, choice
 
     def execute(self, app_path: str, action: str, *args: Any, _timeout: float | None = None,
                 **kwargs: Any) -> Any:
@@ -194,8 +279,7 @@ class DirtyClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = self._sync_target(app_path, deadline, d)
-        waiter = conn.start(rid, bufs)
+        d, conn, waiter = self._start_sync(app_path, rid, bufs, deadline, d)
         try:
             conn.wait(waiter, deadline)
         except DirtyTimeoutError:
@@ -212,8 +296,8 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = self._sync_target(app_path, None if timeout is None else time.monotonic() + timeout, d)
-        waiter = conn.start(rid, bufs)
+        d, conn, waiter = self._start_sync(app_path, rid, bufs,
+                                           None if timeout is None else time.monotonic() + timeout, d)
         finished = False
         decode = d.codec.decode
         frames = waiter.frames
@@ -226,7 +310,7 @@ class DirtyClient:
                                             timeout=timeout) from None
                 while frames:
                     mtype, payload = frames.popleft()
-                    if mtype == MsgType.CHUNK and isinstance(payload, (bytes, bytearray)):
+                    if mtype == MsgType.CHUNK and isinstance(payload, PAYLOAD_TYPES):
                         yield decode(payload)
                         continue
                     finished = True
@@ -239,7 +323,84 @@ class DirtyClient:
                 conn.forget(rid, cancel=True)
 
     # ------------------------------------------------------------ async calls
-    async def _async_target(self, app: str, deadline: float | None) -> tuple[Directory, AsyncConn]:
+    async def _async_start(self, app: str, rid: int, bufs: list[Any], target: Any,
+                           deadline: float | None) -> tuple[Directory, AsyncConn]:
+        """Send a call to a worker with a free slot, waiting in line for one if need be."""
+        queue = self._queues.for_loop(asyncio.get_running_loop())
+        ticket: AsyncTicket | None = None
+        try:
+            while True:
+                if ticket is not None and (ticket.sent is not None or ticket.error is not None):
+                    if ticket.error is not None:
+                        raise ticket.error
+                    sent: tuple[Directory, AsyncConn] = ticket.sent
+                    ticket = None
+                    return sent
+                d, conn, choice = await self._async_pick(app, deadline)
+                if ticket is not None and ticket.sent is not None:
+                    continue  # handed off while we looked
+                if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
+                    if ticket is not None:
+                        queue.leave(ticket)
+                        ticket = None
+                    await conn.send(rid, bufs, target)
+                    return d, conn
+                if ticket is None:
+                    assert choice is not None
+                    d.refuse_if_full(app, choice[2] + queue.waiting(app))
+                    ticket = queue.join(app, rid, bufs, target)
+                    if conn is not None:
+                        queue.kick()  # a slot is free: the head takes it
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
+                                            timeout=None)
+                await queue.wait(ticket, remaining)
+        except BaseException:
+            if ticket is not None:
+                queue.leave(ticket)
+                if ticket.sent is not None:  # handed off just before we gave up
+                    ticket.sent[1].forget(rid, cancel=True)
+            raise
+
+    def _pump_async(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A call in ``loop`` ended: write waiting calls to the slots now free (hand-off)."""
+        queue = self._queues.for_loop(loop)
+        if not queue.apps:
+            return
+        conns = self._aconns.get(loop) or {}
+        for app in list(queue.apps):
+            while True:
+                head = queue.head(app)
+                if head is None:
+                    break
+                d = self._dir
+                if d is None or d.stale() or self._pid != os.getpid():
+                    queue.kick()
+                    break
+                try:
+                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+                except DirtyError:
+                    queue.kick()
+                    break
+                if choice is None or choice[1] >= d.threads:
+                    break
+                conn = conns.get(choice[0][1])
+                if conn is None or not conn.alive:
+                    queue.kick()
+                    break
+                queue.leave(head, wake_next=False)  # our next reply pumps again
+                try:
+                    conn.send_now(head.rid, head.bufs, head.target)
+                    head.sent = (d, conn)
+                except DirtyError as exc:
+                    head.error = exc
+                wake(head)
+
+    async def _async_pick(self, app: str, deadline: float | None
+                          ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
+        """The least-busy worker for ``app``: its connection when it has a free slot, else None."""
         loop = asyncio.get_running_loop()
         conns = self._aconns.get(loop)
         if conns is None:
@@ -249,18 +410,21 @@ class DirtyClient:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
-            target = d.choose(app, {g: c.load() for g, c in conns.items()})
-            if target is None:
+            choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+            if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise DirtyNoWorkersAvailableError(
                         f"no dirty worker for app {app!r} became ready in time", app_path=app)
                 if now >= recheck_at:
-                    self._dir = None  # the next _adirectory() asks the arbiter (see _sync_target)
+                    self._dir = None  # the next _adirectory() asks the arbiter (see _sync_pick)
                     recheck_at = now + _DIRECTORY_RECHECK
                     continue
                 await asyncio.sleep(_BOOT_POLL)
                 continue
+            target, load, _queued = choice
+            if load >= d.threads:
+                return d, None, choice
             slot, gen, path = target
             conn = conns.get(gen)
             if conn is None or not conn.alive:
@@ -272,13 +436,14 @@ class DirtyClient:
                         raise
                     await asyncio.sleep(_BOOT_POLL)
                     continue
+                conn.on_free = functools.partial(self._pump_async, loop)
                 old = conns.get(gen)
                 if old is not None and old.alive:
                     conn.close()
                     conn = old
                 else:
                     conns[gen] = conn
-            return d, conn
+            return d, conn, choice
 
     async def _adirectory(self) -> Directory:
         d = self._dir
@@ -304,25 +469,7 @@ class DirtyClient:
             self._refreshing.pop(loop, None)
 
     async def _arbiter_request_async(self, mtype: int, value: Any) -> Any:
-        try:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path)
-        except OSError as exc:
-            raise DirtyConnectionError(f"cannot reach the dirty arbiter at {self.socket_path}: {exc}",
-                                       socket_path=self.socket_path) from exc
-        try:
-            writer.writelines(frame_buffers(mtype, 0, _SAFE.encode(value)))
-            head = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), 30.0)
-            _m, _v, rtype, length, _rid = HEADER.unpack(head)
-            payload = await reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            raise DirtyConnectionError(f"dirty arbiter connection failed: {exc}",
-                                       socket_path=self.socket_path) from exc
-        finally:
-            writer.close()
-        result = _SAFE.decode(payload)
-        if rtype == MsgType.ERROR:
-            raise error_from_wire(result)
-        return result
+        return await self._arbiter.request_async(self._arbiter_frame(mtype, value), self._arbiter_timeout())
 
     async def execute_async(self, app_path: str, action: str, *args: Any,
                             _timeout: float | None = None, **kwargs: Any) -> Any:
@@ -332,10 +479,9 @@ class DirtyClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = await self._async_target(app_path, deadline)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
-        await conn.send(rid, bufs, fut)
+        d, conn = await self._async_start(app_path, rid, bufs, fut, deadline)
         handle = None
         if timeout is not None:
             handle = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, fut,  # type: ignore[operator]
@@ -361,9 +507,9 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         rid = next(_ids)
         bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn = await self._async_target(app_path, None if timeout is None else time.monotonic() + timeout)
         inbox = StreamInbox()
-        await conn.send(rid, bufs, inbox)
+        d, conn = await self._async_start(app_path, rid, bufs, inbox,
+                                          None if timeout is None else time.monotonic() + timeout)
         loop = asyncio.get_running_loop()
         decode = d.codec.decode
         finished = False
@@ -371,7 +517,7 @@ class DirtyClient:
             while True:
                 while inbox.frames:
                     mtype, payload = inbox.frames.popleft()
-                    if mtype == MsgType.CHUNK and isinstance(payload, (bytes, bytearray)):
+                    if mtype == MsgType.CHUNK and isinstance(payload, PAYLOAD_TYPES):
                         yield decode(payload)
                         continue
                     finished = True
@@ -413,10 +559,7 @@ class DirtyClient:
             conns, self._conns = self._conns, {}
         for conn in conns.values():
             conn.close()
-        with self._arb_lock:
-            if self._arb is not None:
-                self._arb.close()
-                self._arb = None
+        self._arbiter.close()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -460,24 +603,6 @@ def _result(d: Directory, mtype: int, payload: Any) -> Any:
     raise DirtyProtocolError(f"unexpected frame type {mtype} in reply")
 
 
-def _connect_unix(path: str, timeout: float) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if not k:
-            raise ConnectionResetError("connection closed by the dirty arbiter")
-        got += k
-    return bytes(buf)
+def _small(bufs: list[Any]) -> bool:
+    """A frame another thread may send for its caller without risk of blocking long."""
+    return len(bufs) == 1 and len(bufs[0]) < _HANDOFF_MAX

@@ -12,12 +12,13 @@ being copied into an intermediate buffer.
 
 from __future__ import annotations
 
+import mmap
 import pickle
 import struct
 from typing import Any
 
 from .errors import DirtyProtocolError
-from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, frame_buffers, payload_size
+from .protocol import HEADER, HEADER_SIZE, MAGIC, VERSION, frame_buffers, payload_size, wire_limit
 
 NONE, TRUE, FALSE, INT64, BIGINT, FLOAT, STR, BYTES, LIST, TUPLE, DICT, NDARRAY = range(12)
 
@@ -65,7 +66,7 @@ class SafeCodec:
 
     def decode(self, data: Any) -> Any:
         """Decode one value from a bytes-like object; trailing bytes are an error."""
-        if type(data) is not bytes and type(data) is not bytearray:
+        if type(data) is not bytes and type(data) is not bytearray and type(data) is not mmap.mmap:
             data = memoryview(data).cast("B").tobytes()
         try:
             value, end = _decode(data, 0, 0)
@@ -96,6 +97,57 @@ class PickleCodec:
             return pickle.loads(data)
         except Exception as exc:  # any unpickling failure is a protocol error
             raise DirtyProtocolError(f"cannot unpickle value: {exc!r}") from None
+
+
+def content_size(value: Any, depth: int = 0) -> int | None:
+    """The data ``value`` carries, as ``dirty_max_message_size`` counts it; None if unknown.
+
+    Bytes of str (UTF-8), bytes and numpy arrays, 8 per number; containers add
+    nothing of their own (tags and lengths are the encoding's, not the data).
+    """
+    if depth > MAX_DEPTH:
+        return None
+    t = type(value)
+    if t is bytes or t is bytearray:
+        return len(value)
+    if t is str:
+        return len(value.encode("utf-8", "surrogatepass"))
+    if value is None or t is bool:
+        return 0
+    if t is int:
+        return 8 if _I64_MIN <= value <= _I64_MAX else (value.bit_length() + 8) // 8
+    if t is float:
+        return 8
+    if isinstance(value, memoryview):
+        return value.nbytes
+    if t is list or t is tuple or t is dict:
+        items = [x for kv in value.items() for x in kv] if t is dict else value
+        total = 0
+        for item in items:
+            n = content_size(item, depth + 1)
+            if n is None:
+                return None
+            total += n
+        return total
+    if type(value).__module__ == "numpy" and hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    base: Any
+    for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
+        if isinstance(value, base):
+            return content_size(base(value), depth)
+    return None
+
+
+def check_size(value: Any, size: int, limit: int) -> int | None:
+    """Return the size to refuse ``value`` with (its frame payload is ``size``), or None if it fits."""
+    if size <= limit:
+        return None  # the frame fits whole: its data does too
+    if size > wire_limit(limit):
+        return size
+    data = content_size(value)
+    if data is None:
+        return size  # no way to tell data from encoding: the whole frame counts
+    return data if data > limit else None
 
 
 CODECS: dict[str, Any] = {"safe": SafeCodec(), "pickle": PickleCodec()}
@@ -166,18 +218,19 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
     """Subclasses of the base types, and numpy values when numpy is in use."""
     module = type(v).__module__
     if module == "numpy" and hasattr(v, "__array_interface__") and hasattr(v, "shape"):
-        if getattr(v, "ndim", 0) == 0:
+        import numpy
+
+        if not isinstance(v, numpy.ndarray):  # a numpy scalar (float64(1.5), int32(7)...)
             return _encode(v.item(), buf, parts, depth)
         if v.dtype.hasobject:
             raise TypeError("numpy arrays of Python objects cannot be sent by the safe codec")
         buf += _TAG_U32.pack(NDARRAY, 0)
-        buf = _encode(v.dtype.str, buf, parts, depth + 1)
+        buf = _encode(_dtype_spec(v.dtype), buf, parts, depth + 1)
         buf = _encode(tuple(int(n) for n in v.shape), buf, parts, depth + 1)
-        import numpy
-
-        # Any: ndarray exports the buffer protocol, but some numpy stubs do not declare it.
-        contiguous: Any = numpy.ascontiguousarray(v)
-        return _add_blob(BYTES, memoryview(contiguous).cast("B"), buf, parts)
+        # Flat bytes in C order, as a 1-d uint8 view: any dtype (structured ones too), any
+        # shape (0-d and empty too) gives a plain byte buffer, copied only if not contiguous.
+        flat: Any = numpy.ascontiguousarray(v).reshape(-1).view(numpy.uint8)
+        return _add_blob(BYTES, memoryview(flat), buf, parts)
     base: Any
     for base in (bool, int, float, str, bytes, bytearray, list, tuple, dict):
         if isinstance(v, base):
@@ -190,7 +243,7 @@ def _encode_other(v: Any, buf: bytearray, parts: list[Any], depth: int) -> bytea
 
 
 def _decode(data: Any, o: int, depth: int) -> tuple[Any, int]:
-    # ``data`` is bytes or bytearray; struct reads straight from it, slices copy once.
+    # ``data`` is bytes, bytearray or mmap; struct reads straight from it, slices copy once.
     if depth > MAX_DEPTH:
         raise DirtyProtocolError(f"value nested deeper than {MAX_DEPTH} levels")
     tag = data[o]
@@ -260,6 +313,36 @@ _i64 = _I64.unpack_from
 _f64 = _F64.unpack_from
 
 
+def _dtype_spec(dt: Any) -> Any:
+    """A numpy dtype as safe values: its str, or the fields of a structured or subarray dtype."""
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return ["subarray", _dtype_spec(base), [int(n) for n in shape]]
+    if dt.names is not None:
+        fields = [dt.fields[name] for name in dt.names]
+        return {"names": list(dt.names), "formats": [_dtype_spec(f[0]) for f in fields],
+                "offsets": [int(f[1]) for f in fields], "itemsize": int(dt.itemsize)}
+    return dt.str
+
+
+def _dtype_from(spec: Any, numpy: Any, depth: int = 0) -> Any:
+    """Rebuild a dtype from :func:`_dtype_spec`'s values (never one holding Python objects)."""
+    if depth > MAX_DEPTH:
+        raise ValueError("ndarray dtype nested too deep")
+    if type(spec) is str:
+        dt = numpy.dtype(spec)
+    elif type(spec) is list and len(spec) == 3 and spec[0] == "subarray" and type(spec[2]) is list:
+        dt = numpy.dtype((_dtype_from(spec[1], numpy, depth + 1), tuple(spec[2])))
+    elif type(spec) is dict and set(spec) == {"names", "formats", "offsets", "itemsize"}:
+        dt = numpy.dtype({"names": spec["names"], "offsets": spec["offsets"], "itemsize": spec["itemsize"],
+                          "formats": [_dtype_from(f, numpy, depth + 1) for f in spec["formats"]]})
+    else:
+        raise ValueError(f"bad ndarray dtype {spec!r:.100}")
+    if dt.hasobject:
+        raise ValueError(f"refusing ndarray dtype {dt!r:.100}: it holds Python objects")
+    return dt
+
+
 def _decode_ndarray(data: Any, o: int, depth: int) -> tuple[Any, int]:
     dtype, o = _decode(data, o, depth + 1)
     shape, o = _decode(data, o, depth + 1)
@@ -274,7 +357,18 @@ def _decode_ndarray(data: Any, o: int, depth: int) -> tuple[Any, int]:
         import numpy
     except ImportError:
         raise DirtyProtocolError("received a numpy array but numpy is not installed here") from None
-    if not isinstance(dtype, str) or numpy.dtype(dtype).hasobject:
-        raise ValueError(f"refusing ndarray dtype {dtype!r}")
-    arr = numpy.frombuffer(memoryview(data)[start:end].tobytes(), dtype=numpy.dtype(dtype)).reshape(shape)
+    try:
+        dt = _dtype_from(dtype, numpy)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"bad ndarray dtype {dtype!r:.100}: {exc}") from None
+    if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
+        raise ValueError(f"bad ndarray shape {shape!r:.100}")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dt.itemsize != end - start:
+        raise ValueError(f"ndarray data of {end - start} bytes does not match its shape {shape} "
+                         f"and dtype {dt}")
+    # A bytearray: the array comes back writable, as it left.
+    arr = numpy.frombuffer(bytearray(memoryview(data)[start:end]), dtype=dt, count=count).reshape(shape)
     return arr, end

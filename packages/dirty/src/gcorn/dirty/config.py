@@ -46,6 +46,11 @@ class DirtyConfig:
     dirty_pidfile: str | None = None
     proc_name: str = "gcorn-dirty"
     exit_with_parent: bool = True  # stop when the process that started us dies
+    # gcorn's --user/--group (numeric, as its cfg.uid/cfg.gid) and --initgroups: the pool runs
+    # as the HTTP workers do. None: stay who we are.
+    uid: int | None = None
+    gid: int | None = None
+    initgroups: bool = False
 
     def validate(self) -> DirtyConfig:
         """Check every value; raise DirtyConfigError naming the bad one."""
@@ -65,6 +70,10 @@ class DirtyConfig:
         if not isinstance(size, int) or not 1024 <= size <= MAX_FRAME_LIMIT:
             raise DirtyConfigError(
                 f"dirty_max_message_size must be an int in [1024, {MAX_FRAME_LIMIT}], got {size!r}")
+        for name in ("uid", "gid"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise DirtyConfigError(f"{name} must be an int >= 0 or None, got {value!r}")
         if self.dirty_codec not in CODECS:
             raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
         return self

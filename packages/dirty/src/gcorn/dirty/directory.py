@@ -2,8 +2,9 @@
 
 Routing happens here, in the caller's process: among the workers that hold
 the app and are READY, pick the one with the fewest calls in flight (ties
-rotate), and refuse with DirtyBusyError when every slot is taken and the
-app's queue is full.
+rotate). When every slot is taken the call waits in the caller's process
+(see admission.py), or is refused with DirtyBusyError once the app's queue
+is full.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ class Directory:
         """True when the pool's worker set changed since this snapshot."""
         return self.board.epoch() != self.epoch
 
-    def choose(self, app: str, local_load: dict[int, int]) -> Target | None:
-        """The least-busy READY worker holding ``app``; None when one is still booting."""
+    def choose(self, app: str, local_load: dict[int, int]) -> tuple[Target, int, int] | None:
+        """The least-busy READY worker holding ``app``, its load, and the calls queued in those workers.
+
+        None while the only workers for ``app`` are still booting.
+        """
         targets = self.by_app.get(app)
         if not targets:
             if app not in self.apps:
@@ -63,7 +67,7 @@ class Directory:
         start = next(self._rotation) % n if n > 1 else 0
         best: Target | None = None
         best_load = 1 << 62
-        waiting = 0
+        queued = 0
         for i in range(n):
             target = targets[(start + i) % n]
             load = board.load(target[0], target[1])
@@ -75,11 +79,14 @@ class Directory:
             if load < best_load:
                 best, best_load = target, load
             if load > threads:
-                waiting += load - threads
+                queued += load - threads
         if best is None:
             return None
-        if best_load >= threads and waiting >= self.queue_size:
+        return best, best_load, queued
+
+    def refuse_if_full(self, app: str, queued: int) -> None:
+        """Raise DirtyBusyError when ``queued`` calls already wait for ``app`` (dirty_queue_size)."""
+        if queued >= self.queue_size:
             raise DirtyBusyError(f"dirty app {app!r} is busy: every slot is taken and "
-                                 f"{waiting} calls are queued (dirty_queue_size={self.queue_size})",
+                                 f"{queued} calls are queued (dirty_queue_size={self.queue_size})",
                                  {"app_path": app})
-        return best

@@ -240,30 +240,30 @@ class Dispatcher:
     def _readable(self, conn: WorkerConn) -> None:
         parser = conn.parser
         try:
-            target = parser.body_target()
-            if target is not None:
-                n = conn.sock.recv_into(target)
-                frames = parser.body_advanced(n) if n else None
+            if parser.wants_body():
+                n, frames = parser.recv_body(conn.sock)
                 # A large body: keep reading what is already there instead of going
                 # back to epoll for every socket-buffer's worth.
-                while n and not frames and (target := parser.body_target()) is not None:
+                while n and not frames and parser.wants_body():
                     try:
-                        k = conn.sock.recv_into(target, 0, socket.MSG_DONTWAIT)
+                        k, frames = parser.recv_body(conn.sock, socket.MSG_DONTWAIT)
                     except BlockingIOError:
                         break
                     if not k:
                         n = 0
                         break
-                    frames = parser.body_advanced(k)
             else:
                 data = conn.sock.recv(_RECV)
                 n = len(data)
-                frames = parser.feed(data) if n else None
+                frames = parser.feed(data) if n else []
         except BlockingIOError:
-            n, frames = -1, None
-        except (OSError, DirtyError) as exc:
+            n, frames = -1, []
+        except DirtyError as exc:  # a bad header: nothing after it on this stream can be trusted
+            log.warning("dirty worker %s: closing a client connection: %s", os.getpid(), exc)
+            n, frames = 0, []
+        except OSError as exc:
             log.debug("dropping client connection: %s", exc)
-            n, frames = 0, None
+            n, frames = 0, []
         if not n:
             self._drop(conn)
             return
@@ -292,6 +292,8 @@ class Dispatcher:
 
     def _accept_call(self, conn: WorkerConn, rid: int, payload: Any) -> None:
         if isinstance(payload, Oversize):
+            log.warning("dirty worker %s: refusing an oversized call of %d bytes (limit %d)",
+                        os.getpid(), payload.size, payload.limit)
             self.reply_error(conn, rid, DirtyMessageTooLargeError(
                 f"request of {payload.size} bytes exceeds dirty_max_message_size of {payload.limit} bytes",
                 size=payload.size, limit=payload.limit))

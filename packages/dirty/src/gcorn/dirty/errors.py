@@ -9,6 +9,8 @@ the caller as the same class.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 
@@ -56,6 +58,25 @@ class DirtyConnectionError(DirtyError):
             details.setdefault("socket_path", socket_path)
         super().__init__(message, details)
         self.socket_path = details.get("socket_path")
+
+
+_reported: set[tuple[str, int | None]] = set()
+_client_log = logging.getLogger("gcorn.dirty.client")
+
+
+def unreachable(path: str, exc: OSError, what: str = "dirty pool") -> DirtyConnectionError:
+    """The error for a failed connect to ``path``; logged once per path and errno (error level).
+
+    A caller sees the exception every time; the log (gcorn's error log) says it
+    once, so a pool refused to every request of an HTTP worker (EACCES when the
+    pool runs as another user, ENOENT, ECONNREFUSED) is visible without flooding it.
+    """
+    key = (path, exc.errno)
+    if key not in _reported:
+        _reported.add(key)
+        _client_log.error("cannot connect to the %s at %s: [Errno %s] %s (pid %s, uid %s)", what, path,
+                          exc.errno, exc.strerror or exc, os.getpid(), os.getuid())
+    return DirtyConnectionError(f"cannot connect to the {what} at {path}: {exc}", socket_path=path)
 
 
 class DirtyTimeoutError(DirtyError):

@@ -10,6 +10,7 @@ worker share it.
 from __future__ import annotations
 
 import enum
+import mmap
 import socket
 import struct
 from typing import Any
@@ -25,6 +26,22 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 # Payloads at least this large are received straight into their own buffer.
 BIG_FRAME = 256 * 1024
 IOV_MAX = 512
+
+
+def wire_limit(limit: int) -> int:
+    """Largest frame payload a peer may send under ``dirty_max_message_size = limit``.
+
+    The limit counts the data a frame carries (see codec.content_size); the
+    encoding's own bytes (tags, lengths, a call's app and action names) come on
+    top, up to 1/16 of the limit plus 64 KiB.
+    """
+    return min(MAX_FRAME_LIMIT, limit + limit // 16 + 65536)
+
+
+# Payloads at least this large are received into a mapping of their own.
+MAP_MIN = 1024 * 1024
+# Zero-filled pages only become memory once written: see _payload_buffer.
+_MAP_FLAGS = mmap.MAP_PRIVATE | getattr(mmap, "MAP_NORESERVE", 0)
 
 
 class MsgType(enum.IntEnum):
@@ -54,6 +71,8 @@ class Oversize:
 
 
 Frame = tuple[int, int, Any]
+# What a received payload can be: small ones are bytes, large ones one of the others.
+PAYLOAD_TYPES = (bytes, bytearray, mmap.mmap)
 
 
 def frame_buffers(msg_type: int, request_id: int, parts: list[Any]) -> list[Any]:
@@ -106,35 +125,64 @@ def send_buffers(sock: socket.socket, bufs: list[Any]) -> None:
 class FrameParser:
     """Incremental frame parser: ``feed`` bytes, get complete frames.
 
-    A frame whose announced payload exceeds ``max_size`` is read and dropped
+    A frame whose announced payload exceeds ``wire_limit(max_size)`` is read and dropped
     (the stream stays in sync, so the connection remains usable) and reported
     as a frame whose payload is an :class:`Oversize`.
+
+    Memory follows the bytes that arrived, never a header's word. A payload
+    of 1 MiB or more is received into a private anonymous mapping of its
+    size, whose pages the kernel provides only as bytes are written (and
+    takes back as soon as the payload is dropped); a smaller one, or one
+    whose mapping is refused, into a buffer that starts at :data:`BIG_FRAME`
+    and at most doubles as it fills. A peer that announces 64 MiB and sends
+    one byte costs one page.
     """
 
     def __init__(self, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.max_size = max_size
+        self.wire_max = wire_limit(max_size)
         self.buf = bytearray()
         self._head: tuple[int, int, int] | None = None
-        self._body: bytearray | None = None
+        self._body: bytearray | mmap.mmap | None = None
         self._fill = 0
         self._skip = 0
 
-    def body_target(self) -> memoryview | None:
-        """Where a large payload in progress wants its next bytes (for ``recv_into``)."""
-        if self._body is None:
-            return None
-        return memoryview(self._body)[self._fill:]
+    def wants_body(self) -> bool:
+        """True while a large payload is in progress (read it with :meth:`recv_body`)."""
+        return self._body is not None
 
-    def body_advanced(self, n: int) -> list[Frame]:
-        """Account for ``n`` bytes received into :meth:`body_target`."""
+    def recv_body(self, sock: socket.socket, flags: int = 0) -> tuple[int, list[Frame]]:
+        """``recv_into`` the payload in progress; return the bytes read (0: EOF) and finished frames."""
+        body = self._body
+        assert body is not None and self._head is not None
+        if self._fill == len(body):
+            self._grow(1)
+            body = self._body
+            assert body is not None
+        # The views are released before returning, so the buffer can grow on the next call.
+        with memoryview(body) as mv, mv[self._fill:] as tail:
+            n = sock.recv_into(tail, 0, flags)
+        if not n:
+            return 0, []
         self._fill += n
-        return self._maybe_finish_body()
+        return n, self._maybe_finish_body()
+
+    def _grow(self, need: int) -> None:
+        """Make room for ``need`` more payload bytes: at least double, never past the declared length."""
+        assert self._body is not None and self._head is not None
+        length = self._head[2]
+        size = len(self._body)
+        new = min(length, max(self._fill + need, 2 * size, BIG_FRAME))
+        if new > size:
+            assert isinstance(self._body, bytearray)  # a mapping has its full size from the start
+            # bytes(n) comes from calloc: zero pages, nothing written until the copy below.
+            self._body += bytes(new - size)
 
     def _maybe_finish_body(self) -> list[Frame]:
         assert self._body is not None and self._head is not None
-        if self._fill < len(self._body):
+        mtype, rid, length = self._head
+        if self._fill < length:
             return []
-        mtype, rid, _ = self._head
         body = self._body
         self._body = None
         self._head = None
@@ -156,7 +204,10 @@ class FrameParser:
                     out.append((mtype, rid, Oversize(length, self.max_size)))
                 continue
             if self._body is not None:
-                n = min(len(self._body) - self._fill, mv.nbytes)
+                assert self._head is not None
+                n = min(self._head[2] - self._fill, mv.nbytes)
+                if self._fill + n > len(self._body):
+                    self._grow(n)
                 self._body[self._fill:self._fill + n] = mv[:n]
                 self._fill += n
                 mv = mv[n:]
@@ -177,7 +228,7 @@ class FrameParser:
                 raise DirtyProtocolError(
                     f"bad frame header (magic {bytes(magic)!r}, version {version}): not a gcorn-dirty peer?")
             start = pos + HEADER_SIZE
-            if length > self.max_size:
+            if length > self.wire_max:
                 have = min(end - start, length)
                 self._head = (mtype, rid, length)
                 self._skip = length - have
@@ -192,13 +243,26 @@ class FrameParser:
                 pos = start + length
                 continue
             if length >= BIG_FRAME:
-                body = bytearray(length)
                 have = end - start
-                body[:have] = buf[start:end]
                 self._head = (mtype, rid, length)
+                body = _payload_buffer(length)
+                if isinstance(body, mmap.mmap):
+                    body[:have] = buf[start:end]
+                else:
+                    body += buf[start:end]
                 self._body = body
                 self._fill = have
                 pos = end
             break
         if pos:
             del buf[:pos]
+
+
+def _payload_buffer(length: int) -> bytearray | mmap.mmap:
+    """A buffer for a large payload that costs memory only as it fills (see FrameParser)."""
+    if length < MAP_MIN:
+        return bytearray()  # grows in FrameParser._grow: a copy or two of under 1 MiB
+    try:
+        return mmap.mmap(-1, length, flags=_MAP_FLAGS)
+    except (OSError, ValueError):  # address space refused (strict overcommit, ulimit -v)
+        return bytearray()  # grows in FrameParser._grow

@@ -45,6 +45,18 @@ class StashStore:
         """A value, or the default."""
         return self.tables.get(table, {}).get(key, default)
 
+    def op_incr(self, table: str, key: Any, n: Any, _extra: Any) -> int | float:
+        """Add ``n`` to the number under ``key`` (missing: 0); return the new value."""
+        if type(n) not in (int, float):
+            raise StashError(f"stash incr needs an int or float, got {type(n).__name__}")
+        values = self.tables.setdefault(table, {})
+        current = values.get(key, 0)
+        if type(current) not in (int, float):
+            raise StashError(f"stash incr: the value under {key!r:.100} in {table!r} is a "
+                             f"{type(current).__name__}, not a number")
+        values[key] = current + n
+        return values[key]  # type: ignore[no-any-return]
+
     def op_delete(self, table: str, key: Any, _value: Any, _extra: Any) -> bool:
         """Remove a key; True if it was there."""
         return self.tables.get(table, {}).pop(key, _MISSING) is not _MISSING

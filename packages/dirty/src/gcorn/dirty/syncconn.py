@@ -14,9 +14,16 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from .errors import DirtyConnectionError, DirtyError, DirtyTimeoutError, DirtyWorkerLostError
+from .errors import (
+    DirtyConnectionError,
+    DirtyError,
+    DirtyTimeoutError,
+    DirtyWorkerLostError,
+    unreachable,
+)
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers, send_buffers
 
 _RECV = 256 * 1024
@@ -47,8 +54,7 @@ class SyncConn:
             sock.connect(path)
         except OSError as exc:
             sock.close()
-            raise DirtyConnectionError(f"cannot connect to dirty worker at {path}: {exc}",
-                                       socket_path=path) from exc
+            raise unreachable(path, exc, "dirty worker") from exc
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         # Blocking mode with a kernel receive timeout: each send and recv is one system
         # call (Python's own socket timeouts add a poll() and fcntl() calls to each).
@@ -64,6 +70,8 @@ class SyncConn:
         self.sleepers: set[Waiter] = set()
         self.alive = True
         self.lost: DirtyError | None = None
+        # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
+        self.on_free: Callable[[], None] | None = None
 
     def load(self) -> int:
         """Calls this connection has in flight."""
@@ -140,14 +148,12 @@ class SyncConn:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
             try:
-                target = parser.body_target()
-                if target is not None:
-                    n = sock.recv_into(target)
-                    frames = parser.body_advanced(n) if n else None
+                if parser.wants_body():
+                    n, frames = parser.recv_body(sock)
                 else:
                     data = sock.recv(_RECV)
                     n = len(data)
-                    frames = parser.feed(data) if n else None
+                    frames = parser.feed(data) if n else []
             except (BlockingIOError, TimeoutError):
                 continue  # a receive-timeout tick: look at the deadline again
             except OSError as exc:
@@ -167,6 +173,7 @@ class SyncConn:
 
     def _dispatch(self, frames: list[tuple[int, int, Any]]) -> None:
         waiters = self.waiters
+        freed = False
         with self.state_lock:
             for mtype, rid, payload in frames:
                 w = waiters.get(rid)
@@ -176,11 +183,14 @@ class SyncConn:
                 if mtype in FINAL or isinstance(payload, Oversize):
                     del waiters[rid]
                     w.done = True
+                    freed = True
                 if w in self.sleepers:
                     # Taken out now, so a leader passing its role on never picks a thread
                     # that is about to return with its answer.
                     self.sleepers.discard(w)
                     _wake(w)
+        if freed and self.on_free is not None:
+            self.on_free()
 
     def _fail(self, error: DirtyError) -> None:
         with self.state_lock:
@@ -191,6 +201,8 @@ class SyncConn:
             for w in self.waiters.values():
                 _wake(w)
             self.waiters.clear()
+        if self.on_free is not None:
+            self.on_free()  # callers in line re-read the directory and find another worker
         try:
             self.sock.close()
         except OSError:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import scoreboard as sb
 from .app import load_app_class
-from .codec import get_codec
+from .codec import check_size, get_codec
 from .config import DirtyConfig, Hooks
 from .dispatch import Dispatcher, WorkerConn
 from .errors import (
@@ -35,6 +35,7 @@ from .errors import (
     DirtyAppNotFoundError,
     DirtyError,
     DirtyMessageTooLargeError,
+    DirtyProtocolError,
     DirtyTimeoutError,
 )
 from .protocol import MsgType, frame_buffers
@@ -203,12 +204,14 @@ class DirtyWorker:
 
     def _execute(self, conn: WorkerConn, rid: int, payload: Any, received: float, ident: int) -> None:
         try:
-            app_path, action, args, kwargs, timeout = self.codec.decode(payload)
+            app_path, action, args, kwargs, timeout = parse_call(self.codec.decode(payload))
         except (DirtyError, ValueError, TypeError) as exc:
-            self._reply_error(conn, rid, DirtyError(f"malformed call: {exc}"))
+            log.warning("dirty worker %s: refusing a malformed call: %s", self.pid, exc)
+            self._reply_error(conn, rid, DirtyProtocolError(f"malformed call: {exc}"))
             return
-        if not timeout or timeout <= 0:
-            timeout = self.cfg.dirty_timeout or None
+        limit = self.cfg.dirty_timeout or None
+        if not timeout or timeout <= 0 or (limit is not None and timeout > limit):
+            timeout = limit  # the pool's limit wins over a longer one asked by the caller
         deadline = received + timeout if timeout else float("inf")
         if rid in conn.cancelled or not conn.alive:
             return
@@ -226,7 +229,7 @@ class DirtyWorker:
             return
         self._running[ident] = deadline
         try:
-            result = app(action, *args, **(kwargs or {}))
+            result = app(action, *args, **kwargs)
             if inspect.iscoroutine(result):
                 result = _thread_loop().run_until_complete(result)
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
@@ -244,10 +247,11 @@ class DirtyWorker:
         except (TypeError, ValueError, DirtyError) as exc:
             self._reply_error(conn, rid, app_error(app_path, action, exc))
             return False
-        if size > self.max_size:
+        over = check_size(value, size, self.max_size)
+        if over is not None:
             self._reply_error(conn, rid, DirtyMessageTooLargeError(
-                f"reply of {size} bytes from {app_path}.{action} exceeds dirty_max_message_size "
-                f"of {self.max_size} bytes", size=size, limit=self.max_size))
+                f"reply of {over} bytes from {app_path}.{action} exceeds dirty_max_message_size "
+                f"of {self.max_size} bytes", size=over, limit=self.max_size))
             return False
         if mtype != MsgType.CHUNK:
             self._release_slot()
@@ -296,6 +300,24 @@ class DirtyWorker:
                 threading.Timer(max(0.1, self.cfg.dirty_graceful_timeout), os._exit, (1,)).start()
                 return
             time.sleep(interval)
+
+
+def parse_call(value: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any], float | None]:
+    """Check a CALL payload's shape: ``[app_path, action, args, kwargs, timeout]``."""
+    if type(value) not in (list, tuple) or len(value) != 5:
+        raise DirtyProtocolError("a call is [app_path, action, args, kwargs, timeout]")
+    app_path, action, args, kwargs, timeout = value
+    if type(app_path) is not str or type(action) is not str:
+        raise DirtyProtocolError("a call's app_path and action must be str")
+    if type(args) not in (list, tuple):
+        raise DirtyProtocolError("a call's args must be a tuple")
+    if kwargs is None:
+        kwargs = {}
+    if type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
+        raise DirtyProtocolError("a call's kwargs must be a dict with str keys")
+    if timeout is not None and (type(timeout) not in (int, float) or timeout != timeout):
+        raise DirtyProtocolError("a call's timeout must be a number or None")
+    return app_path, action, tuple(args), kwargs, timeout
 
 
 def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:

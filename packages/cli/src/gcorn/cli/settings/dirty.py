@@ -38,7 +38,8 @@ SETTINGS = (
         value_type="int",
         default=300,
         validator=v.positive_int,
-        doc="Seconds a dirty call may run, and a dirty worker may stay silent; 0 disables.",
+        doc="Seconds a dirty call may run, and a dirty worker may stay silent; 0 disables. "
+        "A longer client or call timeout is cut to it: the pool's limit wins.",
     ),
     Setting(
         name="dirty_threads",
@@ -68,8 +69,9 @@ SETTINGS = (
         value_type="int",
         default=1024,
         validator=v.positive_int,
-        doc="Calls that may wait for a free dirty worker slot, per app; past it a call "
-        "fails at once with DirtyBusyError.",
+        doc="Calls that may wait for a free dirty worker slot, per app and per client "
+        "process (calls wait in the caller's process, and go to the least busy worker "
+        "once a slot frees); past it a call fails at once with DirtyBusyError.",
     ),
     Setting(
         name="dirty_max_message_size",
@@ -79,7 +81,9 @@ SETTINGS = (
         value_type="int",
         default=64 * 1024 * 1024,
         validator=v.int_range(1024, 2**32 - 1),
-        doc="The largest frame on the dirty wire, in bytes; a larger one is refused.",
+        doc="The most data one dirty call, reply or stash value carries, in bytes (the "
+        "bytes of its strings, bytes and arrays; the encoding's envelope comes on top); "
+        "a larger one is refused with DirtyMessageTooLargeError before it is sent.",
     ),
     Setting(
         name="dirty_codec",
