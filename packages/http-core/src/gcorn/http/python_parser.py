@@ -23,8 +23,8 @@ from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .fields import parse_fields
 from .grammar import BARE_LINE_ENDING, CHUNK_HEADER, REQUEST_LINE
 from .head import FORBIDDEN_TRAILERS, build_head, parse_request_line
+from .interface import RequestParser
 from .options import DEFAULT_OPTIONS
-from .parser import RequestParser
 
 # States of the machine.
 HEAD = 0  # waiting for (the rest of) a request head
