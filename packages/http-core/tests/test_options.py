@@ -118,11 +118,23 @@ def test_a_method_must_be_a_token_even_when_permissive(parse):
 
 
 def test_casefold_http_method(parse):
-    assert parse(b"get / HTTP/1.1\r\n\r\n", casefold_http_method=True)[0].method == b"GET"
-    assert parse(b"Purge / HTTP/1.1\r\n\r\n", casefold_http_method=True)[0].method == b"PURGE"
+    # As gunicorn: the method rules come first, then the method is upper-cased.
+    with pytest.raises(InvalidMethod):
+        parse(b"get / HTTP/1.1\r\n\r\n", casefold_http_method=True)
+    lenient = {"casefold_http_method": True, "permit_unconventional_http_method": True}
+    assert parse(b"get / HTTP/1.1\r\n\r\n", **lenient)[0].method == b"GET"
+    assert parse(b"Purge / HTTP/1.1\r\n\r\n", **lenient)[0].method == b"PURGE"
+    assert parse(b"get / HTTP/1.1\r\n\r\n", permit_unconventional_http_method=True)[
+        0
+    ].method == b"get"
 
 
-@pytest.mark.parametrize("version", [(1, 2), (2, 0), (0, 9), (3, 1)])
+def test_a_higher_http_1_minor_version_is_read_as_1_1(parse):
+    head = parse(b"GET / HTTP/1.2\r\n\r\n")[0]
+    assert head.version == (1, 2) and head.keep_alive
+
+
+@pytest.mark.parametrize("version", [(2, 0), (0, 9), (3, 1)])
 def test_permit_unconventional_http_version(parse, version):
     data = b"GET / HTTP/%d.%d\r\n\r\n" % version
     with pytest.raises(UnsupportedVersion) as info:

@@ -6,6 +6,8 @@ Both parser backends end here, so they accept and reject the same heads.
 
 from __future__ import annotations
 
+import ipaddress
+
 from .errors import (
     DuplicateHeader,
     ExpectationFailed,
@@ -20,7 +22,14 @@ from .errors import (
 )
 from .events import Header, RequestHead
 from .fields import parse_fields
-from .grammar import ABSOLUTE_FORM, AUTHORITY_FORM, HTTP_VERSION, REQUEST_LINE, TOKEN
+from .grammar import (
+    ABSOLUTE_FORM,
+    AUTHORITY_FORM,
+    HTTP_VERSION,
+    IPV_FUTURE,
+    REQUEST_LINE,
+    TOKEN,
+)
 from .options import ParserOptions
 
 # Methods that pass every method rule, to skip the checks in the common case.
@@ -31,16 +40,21 @@ _VERSIONS = {b"1.1": (1, 1), b"1.0": (1, 0)}
 # Transfer codings a server may meet before "chunked"; the body is passed on
 # still coded, and the connection closes after it (as gunicorn does).
 _CONTENT_CODINGS = frozenset((b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"))
+# "identity" (dropped from the registry by RFC 9112) changes nothing: before
+# "chunked" it is skipped, as gunicorn does; chunked still frames the body, so
+# every recipient that reads chunked last agrees on where the body ends.
+_IDENTITY = b"identity"
 # Fields that change how the message is framed or handled.
 _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade",
      b"content-type")
 )
 # Fields that may not appear in a trailer section (they would change framing,
-# routing or authentication after the head was acted on).
+# routing or authentication after the head was acted on): gunicorn's list
+# (RFC 9110 6.5.1). Other fields are handed over as trailers, never merged
+# into the head, so a Content-Type or Connection there changes nothing.
 FORBIDDEN_TRAILERS = frozenset(
-    (b"content-length", b"transfer-encoding", b"host", b"trailer", b"te", b"authorization",
-     b"content-type", b"connection", b"expect", b"upgrade")
+    (b"content-length", b"transfer-encoding", b"host", b"trailer", b"te", b"authorization")
 )
 _MAX_LENGTH_DIGITS = 18  # below 2**63: a longer Content-Length is surely an attack
 
@@ -58,7 +72,8 @@ def parse_request_line(
     version = _VERSIONS.get(version_text)
     if version is None:
         version = (version_text[0] - 48, version_text[2] - 48)
-        if not options.permit_unconventional_http_version:
+        # RFC 9112 2.3: a 1.x minor version above ours is read as 1.1 (as gunicorn).
+        if version[0] != 1 and not options.permit_unconventional_http_version:
             raise UnsupportedVersion()
     return method, target, version
 
@@ -84,40 +99,66 @@ def check_method(method: bytes, options: ParserOptions) -> bytes:
     """Apply the method rules (token, and gunicorn's conventional-method rule)."""
     if method in _USUAL_METHODS:
         return method
-    if options.casefold_http_method:
-        method = method.upper()
-        if method in _USUAL_METHODS:
-            return method
     if TOKEN.fullmatch(method) is None:
         raise InvalidMethod()
     if not options.permit_unconventional_http_method and (
         not 3 <= len(method) <= 20 or method.upper() != method or b"#" in method
     ):
         raise InvalidMethod("unconventional request method")
-    return method
+    # As gunicorn: upper-cased only after the rules, so a lower-case method
+    # still needs permit_unconventional_http_method.
+    return method.upper() if options.casefold_http_method else method
 
 
 def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes]:
-    """Check the form of the request target for this method; return (path, query)."""
-    if b"#" in target:
-        raise InvalidTarget("a fragment is not allowed in a request target")
+    """Check the form of the request target for this method; return (path, query).
+
+    A fragment (which a client should not send) is accepted and left out of
+    path and query, as gunicorn does; the target itself keeps it (RAW_URI).
+    """
     first = target[:1]
     if method == b"CONNECT":
         if first == b"/" or AUTHORITY_FORM.fullmatch(target) is None:
             raise InvalidTarget("CONNECT needs an authority-form target")
         return b"", b""
+    reference = target.partition(b"#")[0]
     if first == b"/":
-        path, _, query = target.partition(b"?")
+        path, _, query = reference.partition(b"?")
         return path, query
     if target == b"*":
         if method != b"OPTIONS":
             raise InvalidTarget("asterisk-form is only for OPTIONS")
         return b"*", b""
-    absolute = ABSOLUTE_FORM.fullmatch(target)
+    absolute = ABSOLUTE_FORM.fullmatch(reference)
     if absolute is None:
         raise InvalidTarget()
+    _check_authority(absolute.group(2))
     path, _, query = absolute.group(3).partition(b"?")
     return path or b"/", query
+
+
+def _check_authority(authority: bytes) -> None:
+    """Refuse an absolute-form authority whose host is a broken IP literal.
+
+    RFC 3986 3.2.2: "[" and "]" appear in an authority only around an IPv6
+    address or an IPvFuture literal. A target such as ``s://]ufd/:`` cannot be
+    the URI the client meant. The rule is the one gunicorn applies (through
+    urllib.parse.urlsplit), so both refuse the same targets.
+    """
+    opened = b"[" in authority
+    if opened != (b"]" in authority):
+        raise InvalidTarget("unbalanced brackets in the target's authority")
+    if not opened:
+        return
+    literal = authority.partition(b"[")[2].partition(b"]")[0]
+    if literal[:1] == b"v":
+        if IPV_FUTURE.fullmatch(literal) is None:
+            raise InvalidTarget("invalid IPvFuture literal in the target's authority")
+        return
+    try:
+        ipaddress.IPv6Address(literal.decode("ascii"))
+    except ValueError:
+        raise InvalidTarget("invalid IPv6 address in the target's authority") from None
 
 
 def build_head(
@@ -207,11 +248,13 @@ def _check_codings(codings: list[bytes], content_length: int | None, http11: boo
     if not codings:
         raise InvalidFraming("empty Transfer-Encoding")
     for coding in codings:
-        if coding != b"chunked" and coding not in _CONTENT_CODINGS:
+        if coding != b"chunked" and coding not in _CONTENT_CODINGS and coding != _IDENTITY:
             raise UnsupportedTransferCoding()
     if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+        # RFC 9112 6.1: without chunked last, the length cannot be known: 400.
         raise InvalidFraming("chunked must be the final transfer coding, once")
-    return len(codings) == 1
+    # Only a real content coding before chunked closes the connection after the body.
+    return all(coding == b"chunked" or coding == _IDENTITY for coding in codings)
 
 
 def parse_head(head: bytes, options: ParserOptions) -> RequestHead:
