@@ -73,7 +73,7 @@ LIMIT_FIELD_SIZE = "limit_request_field_size 8190 (431)"
 TE_HTTP10 = "Transfer-Encoding on HTTP/1.0 refused (RFC 9112 6.1)"
 EMPTY_EXTENSION = "chunk extension needs a name"
 VERSION_505 = "versions other than 1.0/1.1 answered 505"
-LEADING_EMPTY_LINES = "empty lines before a request line are skipped (RFC 9112 2.2)"
+LEADING_EMPTY_LINES = "one empty line before a request line is skipped (RFC 9112 2.2)"
 NO_CTL_IN_VALUES = "no control character but HTAB in a field value (RFC 9110 5.5)"
 NO_CL_WITH_TE = "Content-Length with Transfer-Encoding refused, not ignored (no smuggling)"
 CHUNK_EXT_GRAMMAR = "chunk extensions follow the RFC 9112 7.1.1 grammar"
@@ -137,7 +137,7 @@ VALID = [
     Case("100 fields", req(GET, *[b"X-F%d: %d" % (i, i) for i in range(99)])),
     Case("request line of 4094 bytes", req(b"GET /" + b"a" * 4080 + b" HTTP/1.1")),
     Case("field line of 8190 bytes", req(GET, b"X-Long: " + b"v" * 8180)),
-    Case("empty lines before the request line", b"\r\n\r\n" + req(GET),
+    Case("an empty line before the request line", b"\r\n" + req(GET),
          differs=LEADING_EMPTY_LINES),
     Case("percent-encoded path", req(b"GET /a%20b/%C3%A9?x=%2F HTTP/1.1")),
     Case("path with ; @ : characters", req(b"GET /a;b=c/@user:1/x HTTP/1.1")),
@@ -291,6 +291,10 @@ INVALID = [
     Case("field line of 8191 bytes", req(GET, b"X-Long: " + b"v" * 8181), HeaderFieldTooLarge,
          LIMIT_FIELD_SIZE),
     Case("space before the method", req(b" GET / HTTP/1.1"), InvalidRequestLine),
+    Case("two empty lines before the request line", b"\r\n\r\n" + req(GET),
+         InvalidRequestLine),
+    Case("x-gzip transfer coding", req(POST, b"Transfer-Encoding: x-gzip, chunked",
+                                       body=b"0\r\n\r\n"), UnsupportedTransferCoding),
     Case("CR without LF after the request line", b"GET / HTTP/1.1\rHost: a\r\n\r\n",
          InvalidLineEnding),
 ]
