@@ -523,3 +523,76 @@ compat_settings = st.fixed_dictionaries({}, optional={
 def test_streams_agree_with_gunicorn_under_its_parser_settings(pieces, options):
     """Each compatibility setting and limit changes both verdicts the same way."""
     check_stream(pieces, **options)
+
+
+# ---------------------------------------------------------------------------
+# The cases of issue 9, and one stream per declared difference: each must
+# give the verdict written here, so that the recognisers above are each seen
+# to work and a change on either side shows up by name.
+
+H = b"Host: example.com\r\n"
+POST = b"POST /form HTTP/1.1\r\n" + H
+ISSUE_CASES = [
+    # (name, stream, what gcorn does: "serves" or "refuses", same verdict as gunicorn?)
+    ("M-SEARCH with an origin-form target", b"M-SEARCH /upnp HTTP/1.1\r\n" + H + b"\r\n", "serves"),
+    ("M-SEARCH * (asterisk-form is for OPTIONS only)", b"M-SEARCH * HTTP/1.1\r\n" + H + b"\r\n",
+     "refuses"),
+    ("a fragment in the target", b"GET /path?x=1#frag HTTP/1.1\r\n" + H + b"\r\n", "serves"),
+    ("raw UTF-8 in an HTTP/1.0 target", b"GET /caf\xc3\xa9 HTTP/1.0\r\n\r\n", "refuses"),
+    ("raw UTF-8 in an HTTP/1.1 target", b"GET /caf\xc3\xa9 HTTP/1.1\r\n" + H + b"\r\n", "refuses"),
+    ("Transfer-Encoding: identity alone", POST + b"Transfer-Encoding: identity\r\n\r\n",
+     "refuses"),
+    ("identity with a Content-Length", POST + b"Transfer-Encoding: identity\r\n"
+     b"Content-Length: 3\r\n\r\nabc", "refuses"),
+    ("identity, then chunked in a second field", POST + b"Transfer-Encoding: identity\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "serves"),
+    ("identity, chunked", POST + b"Transfer-Encoding: identity, chunked\r\n\r\n"
+     b"3\r\nabc\r\n0\r\n\r\n", "serves"),
+    ("chunked, identity", POST + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+     "refuses"),
+    ("chunked trailers", POST + b"Transfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\n"
+     b"X-Checksum: 1\r\nContent-Type: text/plain\r\nExpires: 0\r\n\r\n", "serves"),
+    ("a forbidden trailer", POST + b"Transfer-Encoding: chunked\r\n\r\n0\r\nHost: x\r\n\r\n",
+     "refuses"),
+    ("a broken absolute-form authority", b"PUT s://]ufd/: HTTP/1.1\r\n" + H + b"\r\n",
+     "refuses"),
+    ("HTTP/1.2", b"GET / HTTP/1.2\r\n" + H + b"\r\n", "serves"),
+    ("Expect other than 100-continue on HTTP/1.0", b"GET / HTTP/1.0\r\nExpect: x\r\n\r\n",
+     "refuses"),
+    ("two empty lines before a request", b"\r\n\r\nGET / HTTP/1.1\r\n" + H + b"\r\n", "refuses"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("name", "data", "verdict"), ISSUE_CASES, ids=[c[0] for c in ISSUE_CASES])
+def test_issue_9_cases_match_gunicorn(backend, name, data, verdict):
+    ours = gcorn_verdict([data], backend)
+    assert ours == gunicorn_verdict([data])
+    assert (ours[-1][0] == "request") == (verdict == "serves"), ours
+
+
+DECLARED_CASES = [
+    ("version-505", b"GET / HTTP/2.0\r\n" + H + b"\r\n", {}),
+    ("huge-length", POST + b"Content-Length: 1000000000000000000000\r\n\r\nabc", {}),
+    ("truncated-body", POST + b"Content-Length: 10\r\n\r\nabc", {}),
+    ("absolute-form-without-path", b"GET http://example.com HTTP/1.1\r\n" + H + b"\r\n", {}),
+    ("connect-target", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", {}),
+    ("head-buffer-limit", b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+     {"limit_request_fields": 2, "limit_request_field_size": 8}),
+    ("dropped-fields-count", b"GET / HTTP/1.1\r\nX_A: 1\r\nX_B: 2\r\nC: 3\r\n\r\n",
+     {"limit_request_fields": 2}),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("key", "data", "options"), DECLARED_CASES, ids=[c[0] for c in DECLARED_CASES])
+def test_each_declared_difference_is_real_and_recognised(backend, key, data, options):
+    pieces = [data[:20], data[20:]]  # gunicorn reads the head in pieces, as from a socket
+    ours = gcorn_verdict(pieces, backend, **options)
+    theirs = gunicorn_verdict(pieces, **options)
+    assert ours != theirs, f"{key}: gcorn and gunicorn agree now; drop the README row"
+    assert explain(b"".join(pieces), ours, theirs, options) == key
+
+
+def test_every_declared_difference_has_an_example():
+    assert {case[0] for case in DECLARED_CASES} == set(declared_differences())
