@@ -596,3 +596,43 @@ def test_each_declared_difference_is_real_and_recognised(backend, key, data, opt
 
 def test_every_declared_difference_has_an_example():
     assert {case[0] for case in DECLARED_CASES} == set(declared_differences())
+
+
+SETTING_CASES = [
+    # (setting, value, a stream whose verdict the setting changes)
+    ("permit_obsolete_folding", True, b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n"),
+    ("strip_header_spaces", True, b"GET / HTTP/1.1\r\nX-A : a\r\n\r\n"),
+    ("permit_unconventional_http_method", True, b"Get / HTTP/1.1\r\n\r\n"),
+    ("permit_unconventional_http_version", True, b"GET / HTTP/2.0\r\n\r\n"),
+    ("limit_request_line", 20000, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"),
+    ("limit_request_line", 8, b"GET /abc HTTP/1.1\r\n\r\n"),
+    ("limit_request_fields", 1, b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n"),
+    ("limit_request_field_size", 10, b"GET / HTTP/1.1\r\nA: 123456789\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("name", "value", "data"), SETTING_CASES,
+                         ids=[f"{c[0]}={c[1]}" for c in SETTING_CASES])
+def test_each_parser_setting_changes_the_verdict_as_in_gunicorn(backend, name, value, data):
+    """The setting, passed as gcorn's workers pass it, moves both parsers the same way."""
+    default = gcorn_verdict([data], backend)
+    changed = gcorn_verdict([data], backend, **{name: value})
+    theirs = gunicorn_verdict([data])
+    assert default == theirs or explain(data, default, theirs, {}) in declared_differences()
+    assert changed == gunicorn_verdict([data], **{name: value})
+    if name == "limit_request_line" and value > 8190:
+        assert changed == default  # clamped to 8190 in both
+    else:
+        assert changed != default
+
+
+def test_casefold_http_method_upper_cases_after_the_method_rules_as_in_gunicorn():
+    data = b"get / HTTP/1.1\r\n\r\n"
+    for options in ({"casefold_http_method": True},
+                    {"casefold_http_method": True, "permit_unconventional_http_method": True}):
+        for backend in BACKENDS:
+            assert gcorn_verdict([data], backend, **options) == gunicorn_verdict([data], **options)
+    lenient = gcorn_verdict([data], "python", casefold_http_method=True,
+                            permit_unconventional_http_method=True)
+    assert lenient[0][1] == b"GET"

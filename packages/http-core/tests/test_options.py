@@ -41,6 +41,13 @@ def test_limit_request_line_boundary(parse, limit):
     assert info.value.status == 414
 
 
+def test_limit_request_line_above_8190_is_8190_as_in_gunicorn(parse):
+    line = b"GET /" + b"a" * (8190 - 14) + b" HTTP/1.1"
+    assert parse(line + b"\r\n\r\n", limit_request_line=20000)[0].target.startswith(b"/a")
+    with pytest.raises(RequestLineTooLong):
+        parse(b"GET /a" + line[5:] + b"\r\n\r\n", limit_request_line=20000)
+
+
 def test_limit_request_line_zero_means_large(parse):
     line = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n"
     assert parse(line, limit_request_line=0)[0].path == b"/" + b"a" * 100_000
