@@ -5,7 +5,8 @@ fields, framing headers, chunked bodies with extensions and trailers,
 pipelined requests, cut into pieces anywhere) go to gcorn's parser and to
 gunicorn's ``gunicorn.http.parser.RequestParser`` fed from an iterable. Both
 must reach the same verdict: the same requests (method, target, path, query,
-version, header fields, body, trailers), then the same refusal (status) or
+version, header fields, body, trailers), then the same refusal (status class:
+4xx or 5xx; which rule a request breaking two of them trips first may differ) or
 none. Every disagreement must be one that packages/http-core/README.md
 declares in its table "Differences from gunicorn"; the table is the single
 list, and each of its rows has a recogniser here (the test fails on a row
@@ -186,15 +187,6 @@ def _we_refuse(pattern: bytes, status: set[Any] | None = None) -> Callable[..., 
         mine, _ = _first_split(ours, theirs)
         return (_refused(mine) and (status is None or mine[1] in status)
                 and compiled.search(data) is not None)
-    return check
-
-
-def _they_refuse(pattern: bytes) -> Callable[..., bool]:
-    compiled = re.compile(pattern, re.DOTALL)
-
-    def check(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> bool:
-        _, other = _first_split(ours, theirs)
-        return _refused(other) and compiled.search(data) is not None
     return check
 
 
