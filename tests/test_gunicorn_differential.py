@@ -221,14 +221,17 @@ def _dropped_fields_count(data: bytes, ours: Verdict, theirs: Verdict, options: 
             and _UNDERSCORE_FIELD.search(data) is not None)
 
 
-_CONNECT_ELSEWHERE = re.compile(rb"(?:^|\n)CONNECT (?![^ \r\n]*:[0-9]++ )")
+_CONNECT_ELSEWHERE = re.compile(rb"CONNECT (?![^ \r\n]*:[0-9]++ )")
 
 
 def _connect(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> bool:
     mine, other = _first_split(ours, theirs)
     if mine is None or other is None:
         return False
-    if mine == ("refused", "4xx"):  # gcorn refuses the target before reading the fields
+    if mine == ("refused", "4xx"):
+        if other[0] == "request":
+            return other[1] == b"CONNECT"
+        # Both refuse: gcorn for the target, before it reads the fields.
         return _CONNECT_ELSEWHERE.search(data) is not None
     return (other[0] == mine[0] == "request" and other[1] == mine[1] == b"CONNECT"
             and mine[3:5] == (b"", b"") and mine[5:] == other[5:])
