@@ -237,11 +237,25 @@ def _connect(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> b
             and mine[3:5] == (b"", b"") and mine[5:] == other[5:])
 
 
+def _not_a_uri(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> bool:
+    mine, other = _first_split(ours, theirs)
+    return (mine == ("refused", "4xx") and other is not None and other[0] == "request"
+            and b"://" in other[2] and other[3] == other[2].partition(b"?")[0].partition(b"#")[0])
+
+
+def _cut_short(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> bool:
+    mine, other = _first_split(ours, theirs)
+    pair = (("refused", "4xx"), ("refused", "incomplete"))
+    return (mine, other) in (pair, pair[::-1])
+
+
 RECOGNISERS: dict[str, Callable[[bytes, Verdict, Verdict, Options], bool]] = {
     "version-505": _refused_by_both({"5xx"}, {"4xx"}),
     "huge-length": _we_refuse(rb"(?i)(?:content-length:[ \t]*[0-9]{19}|\n0*[0-9a-f]{17})",
                               {"4xx"}),
     "truncated-body": _truncated_length_body,
+    "cut-short": _cut_short,
+    "not-a-uri": _not_a_uri,
     "absolute-form-without-path": _absolute_form_without_path,
     "connect-target": _connect,
     "head-buffer-limit": _head_buffer,
@@ -486,7 +500,7 @@ def bounded(examples: int) -> settings:
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@bounded(1500)
+@bounded(1200)
 @given(grammar(scale=1))
 def test_generated_streams_agree_with_gunicorn(pieces):
     """Odd parts often: the rules meet the inputs they refuse."""
@@ -497,6 +511,31 @@ def test_generated_streams_agree_with_gunicorn(pieces):
 @given(grammar(scale=6))
 def test_mostly_valid_streams_agree_with_gunicorn(pieces):
     """Odd parts rarely: pipelined requests, bodies and trailers get read to the end."""
+    check_stream(pieces)
+
+
+@st.composite
+def mutated_streams(draw: Any) -> list[bytes]:
+    """A mostly valid stream with one to three bytes set, inserted or deleted anywhere."""
+    data = bytearray(b"".join(draw(grammar(scale=6))))
+    for _ in range(draw(st.integers(1, 3))):
+        index = draw(st.integers(0, max(0, len(data) - 1)))
+        byte = draw(st.integers(0, 255))
+        operation = draw(st.sampled_from(["set", "insert", "delete"]))
+        if operation == "insert" or not data:
+            data.insert(index, byte)
+        elif operation == "set":
+            data[index] = byte
+        else:
+            del data[index]
+    cut = draw(st.integers(0, len(data)))
+    return [piece for piece in (bytes(data[:cut]), bytes(data[cut:])) if piece]
+
+
+@bounded(300)
+@given(mutated_streams())
+def test_mutated_streams_agree_with_gunicorn(pieces):
+    """Any byte anywhere: the character classes of every part meet both parsers."""
     check_stream(pieces)
 
 
@@ -570,6 +609,8 @@ DECLARED_CASES = [
     ("version-505", b"GET / HTTP/2.0\r\n" + H + b"\r\n", {}),
     ("huge-length", POST + b"Content-Length: 1000000000000000000000\r\n\r\nabc", {}),
     ("truncated-body", POST + b"Content-Length: 10\r\n\r\nabc", {}),
+    ("cut-short", b"GET / HTTP/1.1\r\nX-A: a\rb", {}),
+    ("not-a-uri", b"GET 1http://example.com/ HTTP/1.1\r\n" + H + b"\r\n", {}),
     ("absolute-form-without-path", b"GET http://example.com HTTP/1.1\r\n" + H + b"\r\n", {}),
     ("connect-target", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", {}),
     ("head-buffer-limit", b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\nGET / HTTP/1.1\r\n\r\n",
