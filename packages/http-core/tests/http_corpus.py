@@ -55,7 +55,9 @@ TCHARS = b"!#$%&'*+-.^_`|~09azAZ"
 
 # Rules that gcorn applies on purpose and h11 does not (or the other way round).
 CONVENTIONAL_METHOD = "method: 3-20 characters, no lower case, no '#' (gunicorn)"
-TARGET_FORMS = "request-target form must suit the method; no fragment (RFC 9112 3.2)"
+TARGET_FORMS = "request-target form must suit the method (RFC 9112 3.2)"
+IDENTITY = "identity before chunked is skipped (gunicorn); h11 knows only chunked"
+BAD_AUTHORITY = "an absolute-form authority with a broken IP literal is refused (gunicorn)"
 CRLF_ONLY = "lines end with CRLF; bare LF refused (RFC 9112 2.2 allows either)"
 NO_OBS_FOLD = "obsolete line folding refused unless permitted (RFC 9112 5.2)"
 SINGLETONS = "Host, Content-Type and Content-Length appear at most once"
@@ -71,7 +73,7 @@ LIMIT_FIELD_SIZE = "limit_request_field_size 8190 (431)"
 TE_HTTP10 = "Transfer-Encoding on HTTP/1.0 refused (RFC 9112 6.1)"
 EMPTY_EXTENSION = "chunk extension needs a name"
 VERSION_505 = "versions other than 1.0/1.1 answered 505"
-LEADING_EMPTY_LINES = "empty lines before a request line are skipped (RFC 9112 2.2)"
+LEADING_EMPTY_LINES = "one empty line before a request line is skipped (RFC 9112 2.2)"
 NO_CTL_IN_VALUES = "no control character but HTAB in a field value (RFC 9110 5.5)"
 NO_CL_WITH_TE = "Content-Length with Transfer-Encoding refused, not ignored (no smuggling)"
 CHUNK_EXT_GRAMMAR = "chunk extensions follow the RFC 9112 7.1.1 grammar"
@@ -135,7 +137,7 @@ VALID = [
     Case("100 fields", req(GET, *[b"X-F%d: %d" % (i, i) for i in range(99)])),
     Case("request line of 4094 bytes", req(b"GET /" + b"a" * 4080 + b" HTTP/1.1")),
     Case("field line of 8190 bytes", req(GET, b"X-Long: " + b"v" * 8180)),
-    Case("empty lines before the request line", b"\r\n\r\n" + req(GET),
+    Case("an empty line before the request line", b"\r\n" + req(GET),
          differs=LEADING_EMPTY_LINES),
     Case("percent-encoded path", req(b"GET /a%20b/%C3%A9?x=%2F HTTP/1.1")),
     Case("path with ; @ : characters", req(b"GET /a;b=c/@user:1/x HTTP/1.1")),
@@ -154,6 +156,16 @@ VALID = [
                                   body=b"2\r\nzz\r\n0\r\n\r\n"), differs=CONTENT_CODINGS),
     Case("lower-case hex size", chunked(POST, b"a\r\n0123456789\r\n0\r\n\r\n")),
     Case("OPTIONS with an absolute-form target", req(b"OPTIONS http://example.com/ HTTP/1.1")),
+    Case("HTTP/1.2, read as 1.1", req(b"GET / HTTP/1.2")),
+    Case("fragment in the target, dropped", req(b"GET /a?b=c#frag HTTP/1.1")),
+    Case("fragment in an absolute-form target", req(b"GET http://example.com/a#f HTTP/1.1")),
+    Case("IPv6 literal in an absolute-form target", req(b"GET http://[::1]:80/ HTTP/1.1")),
+    Case("identity before chunked", req(POST, b"Transfer-Encoding: identity, chunked",
+                                        body=b"1\r\na\r\n0\r\n\r\n"), differs=IDENTITY),
+    Case("identity, then chunked in a second field", req(
+        POST, b"Transfer-Encoding: identity", b"Transfer-Encoding: chunked",
+        body=b"1\r\na\r\n0\r\n\r\n"), differs=IDENTITY),
+    Case("Content-Type in a trailer", chunked(POST, b"0\r\nContent-Type: text/plain\r\n\r\n")),
 ]
 
 INVALID = [
@@ -171,14 +183,16 @@ INVALID = [
     Case("lower-case protocol name", req(b"GET / http/1.1"), InvalidRequestLine),
     Case("one-digit version", req(b"GET / HTTP/1"), InvalidRequestLine),
     Case("HTTP/2.0", req(b"GET / HTTP/2.0"), UnsupportedVersion, VERSION_505),
-    Case("HTTP/1.2", req(b"GET / HTTP/1.2"), UnsupportedVersion, VERSION_505),
     Case("HTTP/0.9", req(b"GET / HTTP/0.9"), UnsupportedVersion, VERSION_505),
     Case("empty target", req(b"GET  HTTP/1.1"), InvalidTarget),
     Case("control character in the target", req(b"GET /a\x01b HTTP/1.1"), InvalidTarget),
     Case("non-ASCII byte in the target", req(b"GET /caf\xe9 HTTP/1.1"), InvalidTarget),
     Case("NUL in the target", req(b"GET /a\x00 HTTP/1.1"), InvalidTarget),
-    Case("fragment in the target", req(b"GET /a#frag HTTP/1.1"), InvalidTarget, TARGET_FORMS),
     Case("relative target", req(b"GET index.html HTTP/1.1"), InvalidTarget, TARGET_FORMS),
+    Case("broken IP literal in an absolute-form target", req(b"PUT s://]ufd/: HTTP/1.1"),
+         InvalidTarget, BAD_AUTHORITY),
+    Case("IPv4 in brackets in an absolute-form target", req(b"GET http://[1.2.3.4]/ HTTP/1.1"),
+         InvalidTarget, BAD_AUTHORITY),
     Case("asterisk-form for GET", req(b"GET * HTTP/1.1"), InvalidTarget, TARGET_FORMS),
     Case("CONNECT with origin-form", req(b"CONNECT /x HTTP/1.1"), InvalidTarget, TARGET_FORMS),
     Case("CONNECT without a port", req(b"CONNECT example.com HTTP/1.1"), InvalidTarget,
@@ -235,8 +249,10 @@ INVALID = [
          InvalidFraming),
     Case("unknown transfer coding", req(POST, b"Transfer-Encoding: foo, chunked",
                                         body=b"0\r\n\r\n"), UnsupportedTransferCoding),
-    Case("identity transfer coding", req(POST, b"Transfer-Encoding: identity"),
-         UnsupportedTransferCoding),
+    Case("identity transfer coding alone", req(POST, b"Transfer-Encoding: identity"),
+         InvalidFraming),
+    Case("identity after chunked", req(POST, b"Transfer-Encoding: chunked, identity",
+                                       body=b"0\r\n\r\n"), InvalidFraming),
     Case("chunked twice", req(POST, b"Transfer-Encoding: chunked, chunked", body=b"0\r\n\r\n"),
          InvalidFraming),
     Case("chunked not last", req(POST, b"Transfer-Encoding: chunked, gzip", body=b"0\r\n\r\n"),
@@ -275,6 +291,10 @@ INVALID = [
     Case("field line of 8191 bytes", req(GET, b"X-Long: " + b"v" * 8181), HeaderFieldTooLarge,
          LIMIT_FIELD_SIZE),
     Case("space before the method", req(b" GET / HTTP/1.1"), InvalidRequestLine),
+    Case("two empty lines before the request line", b"\r\n\r\n" + req(GET),
+         InvalidRequestLine),
+    Case("x-gzip transfer coding", req(POST, b"Transfer-Encoding: x-gzip, chunked",
+                                       body=b"0\r\n\r\n"), UnsupportedTransferCoding),
     Case("CR without LF after the request line", b"GET / HTTP/1.1\rHost: a\r\n\r\n",
          InvalidLineEnding),
 ]

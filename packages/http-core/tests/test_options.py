@@ -41,6 +41,13 @@ def test_limit_request_line_boundary(parse, limit):
     assert info.value.status == 414
 
 
+def test_limit_request_line_above_8190_is_8190_as_in_gunicorn(parse):
+    line = b"GET /" + b"a" * (8190 - 14) + b" HTTP/1.1"
+    assert parse(line + b"\r\n\r\n", limit_request_line=20000)[0].target.startswith(b"/a")
+    with pytest.raises(RequestLineTooLong):
+        parse(b"GET /a" + line[5:] + b"\r\n\r\n", limit_request_line=20000)
+
+
 def test_limit_request_line_zero_means_large(parse):
     line = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n"
     assert parse(line, limit_request_line=0)[0].path == b"/" + b"a" * 100_000
@@ -118,11 +125,23 @@ def test_a_method_must_be_a_token_even_when_permissive(parse):
 
 
 def test_casefold_http_method(parse):
-    assert parse(b"get / HTTP/1.1\r\n\r\n", casefold_http_method=True)[0].method == b"GET"
-    assert parse(b"Purge / HTTP/1.1\r\n\r\n", casefold_http_method=True)[0].method == b"PURGE"
+    # As gunicorn: the method rules come first, then the method is upper-cased.
+    with pytest.raises(InvalidMethod):
+        parse(b"get / HTTP/1.1\r\n\r\n", casefold_http_method=True)
+    lenient = {"casefold_http_method": True, "permit_unconventional_http_method": True}
+    assert parse(b"get / HTTP/1.1\r\n\r\n", **lenient)[0].method == b"GET"
+    assert parse(b"Purge / HTTP/1.1\r\n\r\n", **lenient)[0].method == b"PURGE"
+    assert parse(b"get / HTTP/1.1\r\n\r\n", permit_unconventional_http_method=True)[
+        0
+    ].method == b"get"
 
 
-@pytest.mark.parametrize("version", [(1, 2), (2, 0), (0, 9), (3, 1)])
+def test_a_higher_http_1_minor_version_is_read_as_1_1(parse):
+    head = parse(b"GET / HTTP/1.2\r\n\r\n")[0]
+    assert head.version == (1, 2) and head.keep_alive
+
+
+@pytest.mark.parametrize("version", [(2, 0), (0, 9), (3, 1)])
 def test_permit_unconventional_http_version(parse, version):
     data = b"GET / HTTP/%d.%d\r\n\r\n" % version
     with pytest.raises(UnsupportedVersion) as info:

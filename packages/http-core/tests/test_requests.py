@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gcorn.http import Body, EndOfMessage, RequestHead, RequestParser
+from gcorn.http import Body, EndOfMessage, InvalidRequestLine, RequestHead, RequestParser
 
 
 def test_get_head_fields(parse_one):
@@ -147,9 +147,20 @@ def test_missing_host_on_http11_is_accepted(parse_one):
     assert head.get(b"host") is None
 
 
-def test_empty_lines_before_a_request_are_skipped(parse):
-    events = parse(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
+def test_one_empty_line_before_a_request_is_skipped(parse):
+    events = parse(b"\r\nGET / HTTP/1.1\r\n\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
     assert [e.path for e in events if isinstance(e, RequestHead)] == [b"/", b"/2"]
+
+
+@pytest.mark.parametrize("cut", range(1, 8))
+def test_a_second_empty_line_is_an_empty_request_line_however_the_bytes_arrive(backend, cut):
+    # As gunicorn: RFC 9112 2.2 asks to skip at least one; skipping one per
+    # request, however split, gives both servers the same verdict.
+    data = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+    parser = RequestParser(backend)
+    with pytest.raises(InvalidRequestLine):
+        parser.feed(data[:cut])
+        parser.feed(data[cut:])
 
 
 def test_large_body_is_not_copied_when_it_is_all_body(backend):

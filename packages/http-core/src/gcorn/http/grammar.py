@@ -40,7 +40,11 @@ REQUEST_LINE = re.compile(
 HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 
 # absolute-form: scheme "://" authority path-abempty [ "?" query ] (RFC 9112 3.2.2).
-ABSOLUTE_FORM = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*+)://([^/?]++)(.*+)", re.DOTALL)
+# The authority may be empty here (``http:///x``, which gunicorn serves too).
+ABSOLUTE_FORM = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*+)://([^/?]*+)(.*+)", re.DOTALL)
+# IPvFuture = "v" 1*HEXDIG "." 1*( ... ) (RFC 3986 3.2.2), as loosely as
+# urllib.parse checks it, so that gcorn and gunicorn refuse the same literals.
+IPV_FUTURE = re.compile(rb"v[0-9A-Fa-f]++\..++", re.DOTALL)
 # authority-form: uri-host ":" port, for CONNECT only (RFC 9112 3.2.3).
 AUTHORITY_FORM = re.compile(
     rb"(?:\[[0-9A-Fa-f:.]++\]|[-A-Za-z0-9._~!$&'()*+,;=%]++):[0-9]{1,5}"

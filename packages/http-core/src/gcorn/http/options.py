@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 # gunicorn's meanings for 0 / out-of-range values: a limit of 0 never means
 # "unbounded memory" here, only "the largest value we accept".
 MAX_REQUEST_LINE = 1024 * 1024
+# gunicorn clamps a limit_request_line above this to this (silently).
+CLAMPED_REQUEST_LINE = 8190
 MAX_FIELDS = 32768
 DEFAULT_FIELD_SIZE = 8190
 
@@ -25,7 +27,7 @@ class ParserOptions:
     strip_header_spaces: bool = False
     # The limits as enforced, computed once (the parser reads them per request).
     request_line_limit: int = field(init=False, repr=False, compare=False)
-    """Longest request line accepted, without its CRLF (0 means 1 MiB)."""
+    """Longest request line accepted, without its CRLF (0 means 1 MiB; above 8190, 8190)."""
     fields_limit: int = field(init=False, repr=False, compare=False)
     """Most header (or trailer) fields accepted (0 or more than 32768 means 32768)."""
     field_size_limit: int = field(init=False, repr=False, compare=False)
@@ -42,7 +44,9 @@ class ParserOptions:
         if fields == 0 or fields > MAX_FIELDS:
             fields = MAX_FIELDS
         size = self.limit_request_field_size or DEFAULT_FIELD_SIZE
-        object.__setattr__(self, "request_line_limit", self.limit_request_line or MAX_REQUEST_LINE)
+        line = self.limit_request_line
+        line = min(line, CLAMPED_REQUEST_LINE) if line else MAX_REQUEST_LINE
+        object.__setattr__(self, "request_line_limit", line)
         object.__setattr__(self, "fields_limit", fields)
         object.__setattr__(self, "field_size_limit", size)
         object.__setattr__(self, "head_limit", fields * (size + 2) + 4)

@@ -15,6 +15,7 @@ from .errors import (
     IncompleteMessage,
     InvalidChunk,
     InvalidLineEnding,
+    InvalidRequestLine,
     InvalidTrailer,
     ParseError,
     RequestLineTooLong,
@@ -23,8 +24,8 @@ from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .fields import parse_fields
 from .grammar import BARE_LINE_ENDING, CHUNK_HEADER, REQUEST_LINE
 from .head import FORBIDDEN_TRAILERS, build_head, parse_request_line
+from .interface import RequestParser
 from .options import DEFAULT_OPTIONS
-from .parser import RequestParser
 
 # States of the machine.
 HEAD = 0  # waiting for (the rest of) a request head
@@ -181,11 +182,16 @@ class PythonParser(RequestParser):
             if state >= PAUSED:  # paused or closed: the rest is not HTTP to parse here
                 break
             if state == HEAD:
-                while buf.startswith(b"\r\n", pos):  # RFC 9112 2.2: ignore empty lines
+                start = pos
+                # RFC 9112 2.2: one empty line before a request line is ignored;
+                # a second one is an empty request line (as gunicorn).
+                if buf.startswith(b"\r\n", pos):
                     pos += 2
+                    if buf.startswith(b"\r\n", pos):
+                        raise InvalidRequestLine("empty request line")
                 head_end = buf.find(b"\r\n\r\n", pos)
                 if head_end < 0:
-                    return pos  # feed() keeps and checks the partial head
+                    return start  # feed() keeps and checks the partial head
                 line_end = buf.find(b"\r\n", pos)
                 match = REQUEST_LINE.fullmatch(buf, pos, line_end)
                 if match is not None and line_end - pos <= options.request_line_limit and (
@@ -306,8 +312,10 @@ class PythonParser(RequestParser):
         if self._state == HEAD:
             limit += options.request_line_limit
             start = 0
-            while pending.startswith(b"\r\n", start):  # empty lines before a request line
-                start += 2
+            if pending.startswith(b"\r\n"):  # the one empty line allowed before a request line
+                start = 2
+                if pending.startswith(b"\r\n", 2):
+                    raise InvalidRequestLine("empty request line")
             if self._line_end < 0:
                 self._line_end = pending.find(b"\r\n", max(start, since))
                 if self._line_end < 0:

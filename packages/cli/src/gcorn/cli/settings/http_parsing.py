@@ -36,9 +36,13 @@ SETTINGS = (
     ),
     _switch(
         "permit_unconventional_http_version",
-        "Accept HTTP versions outside 1.0-1.x.",
+        "Accept HTTP versions outside 1.0-1.x (1.2-1.9 are always read as 1.1).",
     ),
-    _switch("casefold_http_method", "Upper-case the request method."),
+    _switch(
+        "casefold_http_method",
+        "Upper-case the request method once it passed the method rules (so a lower-case "
+        "method also needs `permit_unconventional_http_method`, as in gunicorn).",
+    ),
     Setting(
         name="header_map",
         section=SECTION,
