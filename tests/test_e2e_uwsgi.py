@@ -16,11 +16,11 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from harness import Gcorn, free_port, tcp_probe
+from harness import Gcorn, free_port, tcp_probe, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "workers" / "tests"))
 from green_support import eventlet_missing, gevent_missing
@@ -185,26 +185,35 @@ def uwsgi_probe(port: int) -> Any:
     return probe
 
 
+class Served(NamedTuple):
+    """The gcorn under test: its worker class, port and access log."""
+
+    worker: str
+    port: int
+    access_log: Path
+
+
 @pytest.fixture(scope="module", params=PARAMS)
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           ) -> Iterator[tuple[str, int]]:
-    """(worker, port) of a gcorn speaking uwsgi with that worker (one per module)."""
+           ) -> Iterator[Served]:
+    """A gcorn speaking uwsgi with that worker (one per module), with an access log."""
     worker = request.param
     tmp = tmp_path_factory.mktemp(f"uwsgi-{worker}")
     (tmp / "uwsgiapp.py").write_text(ASGI_APP if worker == "asgi" else WSGI_APP)
-    gcorn = Gcorn([*WORKERS[worker], "--protocol", "uwsgi", "uwsgiapp:app"], cwd=tmp,
-                  ready_path=None, shared=True)
+    gcorn = Gcorn([*WORKERS[worker], "--protocol", "uwsgi", "--access-logfile",
+                   str(tmp / "access.log"), "uwsgiapp:app"], cwd=tmp, ready_path=None,
+                  shared=True)
     gcorn.ready = uwsgi_probe(gcorn.port)
     with gcorn:
         gcorn.wait_ready()
-        yield worker, gcorn.port
+        yield Served(worker, gcorn.port, tmp / "access.log")
         log = gcorn.log()
     # the one traceback allowed is the app's own failure (/boom), logged, never sent
     assert log.count("Traceback") <= 1, log
 
 
-def test_get_with_query(served: tuple[str, int]) -> None:
-    worker, port = served
+def test_get_with_query(served: Served) -> None:
+    worker, port = served.worker, served.port
     reply = exchange(port, packet(nginx_vars("GET", "/items/caf%C3%A9?a=1&b=two",
                                              HTTP_X_CUSTOM="yes",
                                              PATH_INFO="/items/caf\xc3\xa9")))
@@ -225,8 +234,8 @@ def test_get_with_query(served: tuple[str, int]) -> None:
     assert reply.headers["connection"] == "close"  # one request per connection
 
 
-def test_post_with_body(served: tuple[str, int]) -> None:
-    _, port = served
+def test_post_with_body(served: Served) -> None:
+    port = served.port
     body = b"name=value&" * 1000
     reply = exchange(port, packet(nginx_vars("POST", "/submit", body)) + body)
     assert reply.status == 200, reply.raw[:300]
@@ -237,8 +246,8 @@ def test_post_with_body(served: tuple[str, int]) -> None:
     assert info["CONTENT_LENGTH"] == str(len(body))
 
 
-def test_one_mib_response_is_not_chunked(served: tuple[str, int]) -> None:
-    _, port = served
+def test_one_mib_response_is_not_chunked(served: Served) -> None:
+    port = served.port
     reply = exchange(port, packet(nginx_vars("GET", "/big")))
     assert reply.status == 200, reply.raw[:300]
     # nginx's uwsgi module reads the body raw: chunk markers would end up in it
@@ -246,8 +255,8 @@ def test_one_mib_response_is_not_chunked(served: tuple[str, int]) -> None:
     assert reply.body == b"".join(bytes([65 + i]) * 65536 for i in range(16))
 
 
-def test_environ_from_the_variables(served: tuple[str, int]) -> None:
-    _, port = served
+def test_environ_from_the_variables(served: Served) -> None:
+    port = served.port
     reply = exchange(port, packet(nginx_vars("GET", "/app/page", SCRIPT_NAME="/app",
                                              HTTPS="on", REMOTE_ADDR="203.0.113.7")))
     assert reply.status == 200, reply.raw
@@ -260,16 +269,25 @@ def test_environ_from_the_variables(served: tuple[str, int]) -> None:
     assert plain["SCRIPT_NAME"] == ""
 
 
-def test_peer_not_allowed_gets_403(served: tuple[str, int]) -> None:
-    _, port = served
+def test_access_log_names_the_client(served: Served) -> None:
+    exchange(served.port, packet(nginx_vars("GET", "/logged?k=v", REMOTE_ADDR="192.0.2.77")))
+    line = wait_until(lambda: next((line for line in (
+        served.access_log.read_text().splitlines() if served.access_log.exists() else [])
+        if "/logged" in line), None), timeout=5)
+    assert line is not None and line.startswith("192.0.2.77 "), line
+    assert '"GET /logged?k=v HTTP/1.1" 200' in line, line
+
+
+def test_peer_not_allowed_gets_403(served: Served) -> None:
+    port = served.port
     # uwsgi_allow_ips defaults to 127.0.0.1,::1: 127.0.0.2 is another peer (exact match)
     reply = exchange(port, packet(nginx_vars()), source="127.0.0.2")
     assert reply.status == 403, reply.raw
     assert b"Traceback" not in reply.raw
 
 
-def test_malformed_packet_gets_400(served: tuple[str, int]) -> None:
-    _, port = served
+def test_malformed_packet_gets_400(served: Served) -> None:
+    port = served.port
     # a 6-byte block whose first name claims 5 bytes: the value size runs past the block
     reply = exchange(port, b"\x00\x06\x00\x00\x05\x00ABCD")
     assert reply.status == 400, reply.raw
@@ -280,16 +298,16 @@ def test_malformed_packet_gets_400(served: tuple[str, int]) -> None:
     assert b"Traceback" not in cut.raw
 
 
-def test_modifier1_other_than_zero_gets_501(served: tuple[str, int]) -> None:
-    _, port = served
+def test_modifier1_other_than_zero_gets_501(served: Served) -> None:
+    port = served.port
     reply = exchange(port, packet(nginx_vars(), modifier1=5))
     # gunicorn's UnsupportedModifier carries 501 too
     assert reply.status == 501, reply.raw
     assert b"Traceback" not in reply.raw
 
 
-def test_app_error_gets_500_without_traceback(served: tuple[str, int]) -> None:
-    _, port = served
+def test_app_error_gets_500_without_traceback(served: Served) -> None:
+    port = served.port
     reply = exchange(port, packet(nginx_vars("GET", "/boom")))
     assert reply.status == 500, reply.raw
     assert b"Traceback" not in reply.raw and b"the app failed" not in reply.raw

@@ -119,7 +119,7 @@ def test_asgi_scope_from_the_environ():
                            "SERVER_PORT": "443", "HTTPS": "on", "SERVER_PROTOCOL": "HTTP/1.0"},
                           PEER, SERVER, "", tls=False)
     scope: dict[str, object] = {}
-    assert uwsgi_scope(scope, environ) == ("https", "/r/caf\xe9")
+    assert uwsgi_scope(scope, environ) == ("https", "/r/caf\xe9", ("192.0.2.5", 5555))
     assert scope["client"] == ("192.0.2.5", 5555)
     assert scope["server"] == ("example.org", 443)
     assert scope["root_path"] == "/r"

@@ -117,7 +117,7 @@ def _head(request: UwsgiRequest) -> RequestHead:
     target = variables.get("REQUEST_URI") or _join(variables.get("PATH_INFO") or "/", query)
     headers: list[tuple[bytes, bytes]] = []
     for key, value in variables.items():
-        if key.startswith("HTTP_"):
+        if key.startswith("HTTP_") and len(key) > 5:
             name = key[5:].lower().replace("_", "-")
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             name = key.lower().replace("_", "-")
@@ -208,10 +208,12 @@ def _utf8(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "replace")
 
 
-def uwsgi_scope(scope: dict[str, Any], environ: dict[str, str]) -> tuple[str, str]:
-    """Fill an ASGI http scope from `cgi_environ`'s result; returns its scheme and path."""
+def uwsgi_scope(scope: dict[str, Any], environ: dict[str, str],
+                ) -> tuple[str, str, tuple[str, int]]:
+    """Fill an ASGI http scope from `cgi_environ`'s result; returns its scheme, path and client."""
     scope["server"] = (environ["SERVER_NAME"], _port(environ["SERVER_PORT"]))
-    scope["client"] = (environ["REMOTE_ADDR"], _port(environ.get("REMOTE_PORT", "")))
+    client = (environ["REMOTE_ADDR"], _port(environ.get("REMOTE_PORT", "")))
+    scope["client"] = client
     scope["scheme"] = environ["wsgi.url_scheme"]
     root_path = _utf8(environ["SCRIPT_NAME"])
     scope["root_path"] = root_path
@@ -221,4 +223,4 @@ def uwsgi_scope(scope: dict[str, Any], environ: dict[str, str]) -> tuple[str, st
     scope["query_string"] = environ["QUERY_STRING"].encode("latin-1")
     protocol = environ["SERVER_PROTOCOL"]
     scope["http_version"] = protocol[5:] if protocol in ("HTTP/1.0", "HTTP/1.1") else "1.1"
-    return scope["scheme"], scope["path"]
+    return scope["scheme"], scope["path"], client

@@ -290,7 +290,8 @@ class HttpProtocol(asyncio.Protocol):
         }
         if state.uwsgi_allow is not None:
             # the packet's variables, not the socket, say who and where (gcorn.workers.uwsgi)
-            scheme, full_path = uwsgi_scope(scope, cgi_environ(
+            # the access log's client too (one request per connection)
+            scheme, full_path, self.client = uwsgi_scope(scope, cgi_environ(
                 self.parser.variables, self.peer, _text_address(self.server), root_path,
                 self.scheme == "https"))
         cycle = RequestCycle(self, scope, minor, head.keep_alive and state.keep_alive_ok,
