@@ -289,8 +289,8 @@ class HttpProtocol(asyncio.Protocol):
             "state": state.lifespan_state.copy(),
         }
         if state.uwsgi_allow is not None:
-            # the packet's variables, not the socket, say who and where (gcorn.workers.uwsgi)
-            # the access log's client too (one request per connection)
+            # the packet's variables, not the socket, say who and where (gcorn.workers.uwsgi);
+            # the client is the access log's too (one request per connection)
             scheme, full_path, self.client = uwsgi_scope(scope, cgi_environ(
                 self.parser.variables, self.peer, _text_address(self.server), root_path,
                 self.scheme == "https"))
