@@ -14,6 +14,7 @@ from gcorn.workers import proxy_protocol
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.tls import build_context, is_tls_enabled, wrap_connection
+from gcorn.workers.uwsgi import UwsgiReader, uwsgi_allow_list
 from gcorn.workers.wsgi.connection import Connection
 from gcorn.workers.wsgi.handler import RequestHandler
 
@@ -79,6 +80,8 @@ class WsgiServing:
         # seconds to read a whole request head (0: no limit); gcorn only
         self.header_timeout = float(getattr(cfg, "header_timeout", 10) or 0)
         self.proxy = proxy_protocol.ProxyProtocol(cfg, self.handler.policy.proxy_allow)
+        # protocol = uwsgi: each connection gets a uwsgi reader in place of the HTTP parser
+        self.uwsgi_allow = uwsgi_allow_list(cfg)
 
     def open(self, client: socket.socket, addr: Any, listener: Any) -> Connection | None:
         """Wrap an accepted socket (TLS handshake included); None if it failed."""
@@ -93,7 +96,9 @@ class WsgiServing:
                 return None
             client = tls
         # TCP_NODELAY: accepted sockets inherit it from the arbiter's listeners
-        return self.connection_class(client, addr, listener, self.make_parser(), self.io_timeout)
+        parser = self.make_parser() if self.uwsgi_allow is None else UwsgiReader(
+            self.uwsgi_allow, addr)
+        return self.connection_class(client, addr, listener, parser, self.io_timeout)
 
     def first_request(self, conn: Connection) -> Any:
         """The first request head of a connection (PROXY header read first when enabled)."""

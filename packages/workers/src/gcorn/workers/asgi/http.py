@@ -25,6 +25,7 @@ from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, metho
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
 from gcorn.workers.errors import WorkerError
+from gcorn.workers.uwsgi import cgi_environ, uwsgi_scope
 
 __all__ = ["HttpProtocol"]
 
@@ -77,6 +78,8 @@ class HttpProtocol(asyncio.Protocol):
         self.server = address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+        if self.state.uwsgi_allow is not None:
+            self.parser.peer = self.peer  # uwsgi_allow_ips is checked at the first bytes
         self.state.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -285,6 +288,12 @@ class HttpProtocol(asyncio.Protocol):
             "headers": headers,
             "state": state.lifespan_state.copy(),
         }
+        if state.uwsgi_allow is not None:
+            # the packet's variables, not the socket, say who and where (gcorn.workers.uwsgi);
+            # the client is the access log's too (one request per connection)
+            scheme, full_path, self.client = uwsgi_scope(scope, cgi_environ(
+                self.parser.variables, self.peer, _text_address(self.server), root_path,
+                self.scheme == "https"))
         cycle = RequestCycle(self, scope, minor, head.keep_alive and state.keep_alive_ok,
                              head.expects_continue, method == "HEAD")
         self.cycle = cycle
@@ -476,6 +485,10 @@ class HttpProtocol(asyncio.Protocol):
         elif (self.cycle is not None and not self.cycle.response_started
               and not self.pending):
             self.cycle.keep_alive = False
+
+
+def _text_address(address: tuple[str, int] | None) -> tuple[str, str]:
+    return ("", "") if address is None else (address[0], str(address[1]))
 
 
 def _cancel_if_running(task: asyncio.Task[None]) -> None:

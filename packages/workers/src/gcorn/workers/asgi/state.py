@@ -14,6 +14,7 @@ from gcorn.workers.asgi.response import date_and_server
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.proxy import ForwardedPolicy
 from gcorn.workers.proxy_protocol import proxy_mode
+from gcorn.workers.uwsgi import UwsgiReader, uwsgi_allow_list
 
 __all__ = ["ASGI_VERSION", "ServerState"]
 
@@ -54,6 +55,11 @@ class ServerState:
                                                           True))
         # one validated set of parser options for every connection (fails at boot)
         self.new_parser = parser_factory(cfg)
+        # protocol = uwsgi: a uwsgi reader per connection instead (its peer set on connect)
+        self.uwsgi_allow = uwsgi_allow_list(cfg)
+        if self.uwsgi_allow is not None:
+            allow = self.uwsgi_allow
+            self.new_parser = lambda: UwsgiReader(allow)
         self.policy = ForwardedPolicy(cfg)
         self.proxy_mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
         self.pre_request = active_hook(getattr(cfg, "pre_request", None), self.log)

@@ -15,6 +15,7 @@ from gcorn.http import ParseError
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.proxy import ForwardedPolicy
+from gcorn.workers.uwsgi import uwsgi_allow_list
 from gcorn.workers.wsgi.environ import EnvironBuilder
 from gcorn.workers.wsgi.file_wrapper import FileWrapper
 from gcorn.workers.wsgi.input import InputStream
@@ -47,6 +48,7 @@ class RequestHandler:
         self.environ = EnvironBuilder(cfg, multithread)
         self.server_header = server_header("gcorn")
         self.policy = ForwardedPolicy(cfg)
+        self.uwsgi = uwsgi_allow_list(cfg) is not None
         self.tls = False
         self.sendfile = bool(getattr(cfg, "sendfile", True) is not False)
         self.pre_request = getattr(cfg, "pre_request", None)
@@ -110,12 +112,18 @@ class RequestHandler:
         """Run the app for `head`; True when the connection can be kept open."""
         started = time.monotonic()
         peer = conn.peer
-        try:
-            scheme, headers = self.policy.filter_headers(
-                head.headers, peer, "https" if conn.is_tls else "http")
-        except WorkerError as exc:
-            self.refuse(conn, exc, head)
-            return False
+        # protocol = uwsgi: the head came from a packet (gcorn.workers.uwsgi), whose
+        # variables are the environ; the header policy is for HTTP clients
+        variables = conn.parser.variables if self.uwsgi else None
+        if variables is not None:
+            scheme, headers = "http", head.headers
+        else:
+            try:
+                scheme, headers = self.policy.filter_headers(
+                    head.headers, peer, "https" if conn.is_tls else "http")
+            except WorkerError as exc:
+                self.refuse(conn, exc, head)
+                return False
         method = head.method.decode("latin-1")
         target = head.target.decode("latin-1")
         query = head.query.decode("latin-1")
@@ -126,8 +134,14 @@ class RequestHandler:
         # the stream consumes it, so the next event is the next request's head
         body = InputStream(conn, False, head.expects_continue)
         try:
-            environ = self.environ.build(method, target, head.path, query, protocol, headers,
-                                         scheme, peer, conn.listener, conn.sock, body)
+            if variables is None:
+                environ = self.environ.build(method, target, head.path, query, protocol,
+                                             headers, scheme, peer, conn.listener, conn.sock,
+                                             body)
+            else:
+                environ = self.environ.build_uwsgi(variables, peer, conn.listener, conn.sock,
+                                                   body, conn.is_tls)
+                scheme = environ["wsgi.url_scheme"]
         except WorkerError as exc:
             self.log.error("%s", exc)
             self.send_error(conn, exc.status, _reason(exc.status))
