@@ -42,7 +42,9 @@ _WAIT = 0.5  # seconds a serving thread sleeps in epoll before checking for stop
 
 
 class ThreadWorker(Worker):
-    """The gunicorn-compatible threaded WSGI worker (gthread)."""
+    """The gunicorn-compatible threaded WSGI worker (gthread), HTTP/1.1 and HTTP/2."""
+
+    serves_http2 = True  # the cli warns when HTTP/2 is asked of a worker without this
 
     def run(self) -> None:
         """Start the serving threads, beat, reap idle connections, stop gracefully."""
