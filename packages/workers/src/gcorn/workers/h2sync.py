@@ -81,7 +81,7 @@ class H2Threads:
         return (len(data) >= 3 and data[:24] == PREFACE[:len(data[:24])]
                 and self.handler.policy.trusted.allows(conn.peer))
 
-    def hand_over(self, conn: Any, data: bytes, on_close: Callable[[Any], None]) -> None:
+    def hand_over(self, conn: Any, data: bytes, on_close: Callable[..., None]) -> None:
         """Serve `conn` as HTTP/2 on its own I/O thread; `on_close(conn)` when it ends."""
         session = H2Session(self, conn, data, on_close)
         thread = threading.Thread(target=session.run, name="gthread-h2-io", daemon=True)
@@ -191,7 +191,7 @@ class H2Session:
     """One HTTP/2 connection of the gthread worker."""
 
     def __init__(self, owner: H2Threads, conn: Any, data: bytes,
-                 on_close: Callable[[Any], None]) -> None:
+                 on_close: Callable[..., None]) -> None:
         self.owner = owner
         self.conn = conn
         self.initial = data
@@ -203,6 +203,7 @@ class H2Session:
         self.cond = threading.Condition(threading.RLock())
         self.streams: dict[int, Stream] = {}
         self.closed = False
+        self.failed = False  # ended by an error GOAWAY: linger before closing
         self.goaway_sent = False
         self.last_stream = 0
         self.wake_r, self.wake_w = os.pipe()
@@ -238,7 +239,9 @@ class H2Session:
                 self.cond.notify_all()
             os.close(self.wake_r)
             os.close(self.wake_w)
-            self.on_close(conn)
+            # after an error GOAWAY, unread input at close() would make the kernel send
+            # a RST that can destroy the GOAWAY on its way: half-close and drain first
+            self.on_close(conn, linger=self.failed)
 
     def _loop(self) -> None:
         conn = self.conn
@@ -289,7 +292,7 @@ class H2Session:
                 events = self.h2.receive_data(data)
             except ProtocolError as exc:
                 self.log.debug("h2 protocol error from %s: %s", self.conn.peer, exc)
-                self.closed = True
+                self.closed = self.failed = True
                 events = []
             try:
                 for event in events:
@@ -298,7 +301,7 @@ class H2Session:
                 self.log.warning("h2 client %s: %s; closing", self.conn.peer, exc)
                 self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
                                          last_stream_id=self.last_stream)
-                self.closed = True
+                self.closed = self.failed = True
             self.cond.notify_all()
         self._flush()
 

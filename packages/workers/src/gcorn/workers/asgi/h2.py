@@ -320,6 +320,7 @@ class H2Protocol(asyncio.Protocol):
         self.idle_since = state.clock
         self.head_since: float | None = None
         self.read_paused = 0
+        self.discarding = False  # after an error GOAWAY: input is read and dropped
 
     # -- taking the transport over ---------------------------------------------------
 
@@ -374,7 +375,7 @@ class H2Protocol(asyncio.Protocol):
         self.write_waiters.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.discarding:
             return
         from h2.exceptions import ProtocolError
 
@@ -384,7 +385,7 @@ class H2Protocol(asyncio.Protocol):
             # h2 has queued its GOAWAY (CONTINUATION flood, HPACK bomb, too many streams...)
             self.state.log.debug("h2 protocol error from %s: %s", self.client, exc)
             self.flush()
-            self._close()
+            self._close_after_error()
             return
         try:
             for event in events:
@@ -394,7 +395,7 @@ class H2Protocol(asyncio.Protocol):
             self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
                                      last_stream_id=self.last_stream)
             self.flush()
-            self._close()
+            self._close_after_error()
             return
         self.flush()
 
@@ -686,6 +687,14 @@ class H2Protocol(asyncio.Protocol):
             state.log.access(stream.access_info(peer, time.monotonic() - stream.start_time))
         except Exception:
             state.log.exception("Failed to write the access log line")
+
+    def _close_after_error(self) -> None:
+        """Close a second after an error GOAWAY, reading meanwhile: closing with unread
+        input makes the kernel send a RST, which can destroy the GOAWAY on its way."""
+        self.discarding = True
+        for stream in list(self.streams.values()):
+            self._lose(stream)
+        self.loop.call_later(1.0, self._close)
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
