@@ -497,10 +497,12 @@ def test_ping_and_settings_floods_get_goaway(start_gcorn: Callable[..., Gcorn], 
     get_one(server.port)
 
 
-def test_continuation_flood_gets_goaway(start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_continuation_flood_gets_goaway(start_gcorn: Callable[..., Gcorn], apps: Path,
+                                        worker: str) -> None:
     from hyperframe.frame import ContinuationFrame, HeadersFrame
 
-    server = start_h2c(start_gcorn, "asgi")
+    server = start_h2c(start_gcorn, worker)
     client = Client(server.port)
     block = client.h2.encoder.encode([(b":method", b"GET"), (b":path", b"/"),
                                       (b":scheme", b"http"), (b":authority", b"x")])
@@ -515,8 +517,10 @@ def test_continuation_flood_gets_goaway(start_gcorn: Callable[..., Gcorn], apps:
     get_one(server.port)
 
 
-def test_hpack_bomb_gets_goaway(start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
-    server = start_h2c(start_gcorn, "asgi", "--limit-request-fields", "1000")
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_hpack_bomb_gets_goaway(start_gcorn: Callable[..., Gcorn], apps: Path,
+                                worker: str) -> None:
+    server = start_h2c(start_gcorn, worker, "--limit-request-fields", "1000")
     client = Client(server.port)
     # one 4000-byte field in the dynamic table, then referenced by a one-byte index
     # 60 times: a block of ~4 KB that decodes to 240 KB (the limit is 64 KiB)
@@ -528,8 +532,10 @@ def test_hpack_bomb_gets_goaway(start_gcorn: Callable[..., Gcorn], apps: Path) -
     get_one(server.port)
 
 
-def test_too_many_streams_are_refused(start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
-    server = start_h2c(start_gcorn, "asgi", "--http2-max-concurrent-streams", "5")
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_too_many_streams_are_refused(start_gcorn: Callable[..., Gcorn], apps: Path,
+                                      worker: str) -> None:
+    server = start_h2c(start_gcorn, worker, "--http2-max-concurrent-streams", "5")
     client = Client(server.port)
     client.read(lambda: client.h2.remote_settings.max_concurrent_streams == 5, timeout=2)
     client.h2.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 1000  # ignore the limit
@@ -542,9 +548,11 @@ def test_too_many_streams_are_refused(start_gcorn: Callable[..., Gcorn], apps: P
     get_one(server.port)
 
 
-def test_zero_window_stall_is_reset(start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_zero_window_stall_is_reset(start_gcorn: Callable[..., Gcorn], apps: Path,
+                                    worker: str) -> None:
     # a client that never opens its window holds a response (and a task) until `timeout`
-    server = start_h2c(start_gcorn, "asgi", "--timeout", "2")
+    server = start_h2c(start_gcorn, worker, "--timeout", "2")
     client = Client(server.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: 0}, ack=False)
     sid = client.request("/big")
     client.read(lambda: client.reset_of(sid) is not None, timeout=5)

@@ -433,6 +433,7 @@ class H2Session:
 
         h2 = self.h2
         view = memoryview(data)
+        stalled_at: float | None = None  # when the window closed, for the stall limit
         with self.cond:
             try:
                 while True:
@@ -445,14 +446,20 @@ class H2Session:
                     window = h2.local_flow_control_window(stream.sid)
                     if window <= 0:
                         self._wake()
-                        if not self.cond.wait(self.options.stall_timeout):
+                        now = time.monotonic()
+                        if stalled_at is None:
+                            stalled_at = now
+                        left = stalled_at + self.options.stall_timeout - now
+                        if left <= 0:
                             # zero-window stall: the client holds a pool thread hostage
                             self.log.info("h2 stream %d stalled on a closed window; reset",
                                           stream.sid)
                             stream.reset = True
                             self._reset(stream.sid, _ENHANCE_YOUR_CALM)
                             raise ClientDisconnected("flow-control window stalled")
+                        self.cond.wait(left)
                         continue
+                    stalled_at = None
                     size = min(window, h2.max_outbound_frame_size, len(view))
                     last = end and size == len(view)
                     h2.send_data(stream.sid, view[:size].tobytes(), end_stream=last)

@@ -586,6 +586,7 @@ class H2Protocol(asyncio.Protocol):
         h2 = self.h2
         sid = stream.sid
         view = memoryview(data)
+        stalled_at: float | None = None  # when the window closed, for the stall limit
         try:
             while True:
                 if self.closed or stream.disconnected:
@@ -597,8 +598,11 @@ class H2Protocol(asyncio.Protocol):
                 window = h2.local_flow_control_window(sid)
                 if window <= 0:
                     self.flush()
-                    await self._wait_window(stream)
+                    if stalled_at is None:
+                        stalled_at = time.monotonic()
+                    await self._wait_window(stream, stalled_at)
                     continue
+                stalled_at = None
                 size = min(window, h2.max_outbound_frame_size, len(view))
                 last = end and size == len(view)
                 h2.send_data(sid, view[:size].tobytes(), end_stream=last)
@@ -613,12 +617,17 @@ class H2Protocol(asyncio.Protocol):
             self.write_waiters.append(waiter)
             await waiter
 
-    async def _wait_window(self, stream: H2Stream) -> None:
+    async def _wait_window(self, stream: H2Stream, stalled_at: float) -> None:
         waiter = stream.window_waiter
         if waiter is None or waiter.done():
             waiter = stream.window_waiter = self.loop.create_future()
+        # the limit runs from when the window closed: frames that do not open it
+        # (a connection-level update, a PING) do not restart it
+        left = stalled_at + self.options.stall_timeout - time.monotonic()
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), self.options.stall_timeout)
+            if left <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(asyncio.shield(waiter), left)
         except TimeoutError:
             # zero-window stall: the client keeps the response (and a task) hanging
             self.state.log.info("h2 stream %d stalled on a closed window; reset", stream.sid)
