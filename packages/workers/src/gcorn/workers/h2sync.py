@@ -206,6 +206,7 @@ class H2Session:
         self.failed = False  # ended by an error GOAWAY: linger before closing
         self.goaway_sent = False
         self.last_stream = 0
+        self.wake_pending = False
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         self.idle_since = time.monotonic()
@@ -269,6 +270,7 @@ class H2Session:
                         os.read(self.wake_r, 4096)
                     except BlockingIOError:
                         pass
+                    self.wake_pending = False
                     self._flush()
                 if sock not in ready:
                     continue
@@ -361,6 +363,11 @@ class H2Session:
     # -- output (any thread; the I/O thread writes) ------------------------------------------
 
     def _wake(self) -> None:
+        # one byte in the pipe is enough: the I/O thread clears the flag before it
+        # collects the output, so what is queued after that writes a new byte
+        if self.wake_pending:
+            return
+        self.wake_pending = True
         try:
             os.write(self.wake_w, b"x")
         except (BlockingIOError, OSError):

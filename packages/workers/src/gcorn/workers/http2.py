@@ -156,9 +156,11 @@ def new_connection(options: H2Options) -> Any:
     from h2.connection import H2Connection
     from h2.settings import SettingCodes, Settings
 
+    # header blocks are checked by `request_fields` (HTTP/1's field rules, pseudo-headers,
+    # connection-specific fields) and `response_fields`: h2 need not check them again
     config = H2Configuration(client_side=False, header_encoding=None,
-                             validate_inbound_headers=True, normalize_inbound_headers=True,
-                             validate_outbound_headers=True)
+                             validate_inbound_headers=False, normalize_inbound_headers=False,
+                             validate_outbound_headers=False, normalize_outbound_headers=False)
     conn = H2Connection(config=config)
     values = {
         SettingCodes.MAX_CONCURRENT_STREAMS: options.max_concurrent_streams,
@@ -203,11 +205,22 @@ class RequestFields:
     content_length: int | None
 
 
+# fields already checked: clients send the same ones on every request
+_CHECKED: set[tuple[bytes, bytes]] = set()
+_CHECKED_MAX = 4096
+
+
 def _check_field(name: bytes, value: bytes) -> None:
+    key = (name, value)
+    if key in _CHECKED:
+        return
     try:
         check_header(name, value)
     except InvalidResponse as exc:
         raise H2RequestError(f"invalid header field {name!r}: {exc}") from None
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED.add(key)
 
 
 def request_fields(raw: Iterable[tuple[bytes, bytes]], options: H2Options) -> RequestFields:
@@ -300,10 +313,14 @@ def response_fields(status: int, headers: Iterable[Sequence[Any]], date_server: 
             name = name.encode("latin-1")
         if isinstance(value, str):
             value = value.encode("latin-1")
-        try:
-            check_header(name, value)
-        except InvalidResponse as exc:
-            raise ValueError(f"invalid response header {name!r}: {exc}") from None
+        if (name, value) not in _CHECKED:
+            try:
+                check_header(name, value)
+            except InvalidResponse as exc:
+                raise ValueError(f"invalid response header {name!r}: {exc}") from None
+            if len(_CHECKED) >= _CHECKED_MAX:
+                _CHECKED.clear()
+            _CHECKED.add((bytes(name), bytes(value)))
         lowered = bytes(name).lower()
         if lowered in _CONNECTION_SPECIFIC or lowered in _SERVER_OWNED:
             continue

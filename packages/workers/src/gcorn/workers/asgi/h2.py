@@ -321,6 +321,7 @@ class H2Protocol(asyncio.Protocol):
         self.head_since: float | None = None
         self.read_paused = 0
         self.discarding = False  # after an error GOAWAY: input is read and dropped
+        self.flush_scheduled = False
 
     # -- taking the transport over ---------------------------------------------------
 
@@ -384,7 +385,7 @@ class H2Protocol(asyncio.Protocol):
         except ProtocolError as exc:
             # h2 has queued its GOAWAY (CONTINUATION flood, HPACK bomb, too many streams...)
             self.state.log.debug("h2 protocol error from %s: %s", self.client, exc)
-            self.flush()
+            self.flush_now()
             self._close_after_error()
             return
         try:
@@ -394,7 +395,7 @@ class H2Protocol(asyncio.Protocol):
             self.state.log.warning("h2 client %s: %s; closing", self.client, exc)
             self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
                                      last_stream_id=self.last_stream)
-            self.flush()
+            self.flush_now()
             self._close_after_error()
             return
         self.flush()
@@ -441,7 +442,7 @@ class H2Protocol(asyncio.Protocol):
         elif kind is ev.PingReceived:
             self.guard.control_frame()
         elif kind is ev.ConnectionTerminated:
-            self.flush()
+            self.flush_now()
             self._close()
 
     def _lose(self, stream: H2Stream) -> None:
@@ -540,7 +541,15 @@ class H2Protocol(asyncio.Protocol):
     # -- output -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what h2 has queued; a peer that stops reading is cut off."""
+        """Write what h2 has queued, once per loop iteration: the frames of every stream
+        that answered meanwhile leave in one write."""
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        """Write what h2 has queued now; a peer that stops reading is cut off."""
+        self.flush_scheduled = False
         data = self.h2.data_to_send()
         if data and not self.closed and self.transport is not None:
             self.transport.write(data)
@@ -707,6 +716,7 @@ class H2Protocol(asyncio.Protocol):
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
+            self.flush_now()
             self.transport.close()
 
     def abort(self) -> None:
@@ -731,6 +741,7 @@ class H2Protocol(asyncio.Protocol):
     def _goaway(self) -> None:
         if not self.goaway_sent and self.transport is not None and not self.closed:
             self.goaway_sent = True
+            self.flush_now()
             self.transport.write(goaway_frame(self.last_stream))
 
     def shutdown(self) -> None:
