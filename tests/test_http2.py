@@ -293,9 +293,9 @@ def test_curl_h2c_prior_knowledge_and_upgrade(start_gcorn: Callable[..., Gcorn],
     body.write_bytes(b"u" * 1_000_000)
     posted = curl("--http2-prior-knowledge", "--data-binary", f"@{body}", server.url + "/p")
     assert "POST http 1000000" in posted.stdout, posted.stdout + posted.stderr
-    if worker == "asgi":  # Upgrade: h2c is served by the asgi worker
-        up = curl("--http2", "-w", " %{http_version}", server.url + "/u")
-        assert up.stdout.startswith("2 GET http 0") and up.stdout.endswith(" 2"), up.stdout
+    # Upgrade: h2c (RFC 7540 3.2): the upgrading request is answered on stream 1
+    up = curl("--http2", "-w", " %{http_version}", server.url + "/u")
+    assert up.stdout.startswith(f"{version} GET http 0") and up.stdout.endswith(" 2"), up.stdout
     wait_until(lambda: "HTTP/2.0\" 200" in server.log(), timeout=3)
     assert '"GET /a HTTP/2.0" 200' in server.log()
 

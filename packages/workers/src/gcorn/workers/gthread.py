@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from gcorn.arbiter import WORKER_BOOT_ERROR, Worker
-from gcorn.http import ParseError
+from gcorn.http import EndOfMessage, ParseError
 from gcorn.workers.base import (
     boot_serving,
     drain_wakeup_fd,
@@ -337,6 +337,11 @@ class ThreadWorker(Worker):
                         continue
                 head = conn.events.popleft()
                 conn.head_since = None
+                if (self.h2 is not None and head.upgrade is not None
+                        and all(type(e) is EndOfMessage for e in conn.events)
+                        and self.h2.takes_upgrade(conn, head)):
+                    self.h2.upgrade(conn, head, self.close)  # `Upgrade: h2c`
+                    return
                 keep = serving.handler.serve(conn, head, closing=not self.alive)
                 conn.requests += 1
                 served += 1

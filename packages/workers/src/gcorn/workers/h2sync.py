@@ -81,9 +81,28 @@ class H2Threads:
         return (len(data) >= 3 and data[:24] == PREFACE[:len(data[:24])]
                 and self.handler.policy.trusted.allows(conn.peer))
 
-    def hand_over(self, conn: Any, data: bytes, on_close: Callable[..., None]) -> None:
+    def takes_upgrade(self, conn: Any, head: Any) -> bool:
+        """RFC 7540 3.2: a body-less `Upgrade: h2c` request with HTTP2-Settings, from a
+        trusted peer over cleartext, switches the connection to HTTP/2."""
+        if conn.is_tls or not self.options.upgrade or head.upgrade is None:
+            return False
+        if b"h2c" not in [t.strip() for t in head.upgrade.lower().split(b",")]:
+            return False
+        settings = [v for k, v in head.headers if k == b"http2-settings"]
+        return (len(settings) == 1 and not head.chunked and not head.content_length
+                and self.handler.policy.trusted.allows(conn.peer))
+
+    def upgrade(self, conn: Any, head: Any, on_close: Callable[..., None]) -> None:
+        """Answer 101 and serve `conn` as HTTP/2; the upgrading request becomes stream 1."""
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: h2c\r\n\r\n")
+        rest = conn.parser.take_unparsed() if getattr(conn.parser, "paused", False) else b""
+        self.hand_over(conn, rest, on_close, head)
+
+    def hand_over(self, conn: Any, data: bytes, on_close: Callable[..., None],
+                  upgrade: Any = None) -> None:
         """Serve `conn` as HTTP/2 on its own I/O thread; `on_close(conn)` when it ends."""
-        session = H2Session(self, conn, data, on_close)
+        session = H2Session(self, conn, data, on_close, upgrade)
         thread = threading.Thread(target=session.run, name="gthread-h2-io", daemon=True)
         thread.start()
 
@@ -191,8 +210,9 @@ class H2Session:
     """One HTTP/2 connection of the gthread worker."""
 
     def __init__(self, owner: H2Threads, conn: Any, data: bytes,
-                 on_close: Callable[..., None]) -> None:
+                 on_close: Callable[..., None], upgrade: Any = None) -> None:
         self.owner = owner
+        self.upgrade = upgrade  # the HTTP/1 head of an `Upgrade: h2c` request
         self.conn = conn
         self.initial = data
         self.on_close = on_close
@@ -218,12 +238,19 @@ class H2Session:
         conn = self.conn
         try:
             with self.cond:
-                self.h2.initiate_connection()
+                head = self.upgrade
+                if head is not None:
+                    settings = next(v for k, v in head.headers if k == b"http2-settings")
+                    self.h2.initiate_upgrade_connection(settings.strip())
+                else:
+                    self.h2.initiate_connection()
                 opts = self.options
                 wanted = min(opts.max_concurrent_streams * opts.initial_window_size,
                              _CONNECTION_WINDOW_MAX)
                 if wanted > 65535:
                     self.h2.increment_flow_control_window(wanted - 65535)
+                if head is not None:
+                    self._start_upgraded(head)
             self._flush()
             if self.initial:
                 self._receive(self.initial)
@@ -359,6 +386,22 @@ class H2Session:
         except RuntimeError:  # the pool is shut down: the worker is stopping
             self.streams.pop(sid, None)
             self._reset(sid, _REFUSED_STREAM)
+
+    def _start_upgraded(self, head: Any) -> None:
+        """Stream 1 of an upgraded connection: the HTTP/1 request that asked for it (lock held)."""
+        from gcorn.workers.http2 import RequestFields
+
+        headers = [(k, v) for k, v in head.headers
+                   if k not in (b"connection", b"upgrade", b"http2-settings")]
+        host = next((v for k, v in headers if k == b"host"), b"")
+        fields = RequestFields(method=head.method.decode("latin-1"), scheme="http",
+                               authority=host, path=head.path, query=head.query,
+                               target=head.target, headers=headers, content_length=None)
+        self.last_stream = 1
+        stream = Stream(self, 1)
+        stream.body_complete = True
+        self.streams[1] = stream
+        self.owner.pool.submit(self._serve, stream, fields)
 
     # -- output (any thread; the I/O thread writes) ------------------------------------------
 
