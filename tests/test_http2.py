@@ -324,6 +324,33 @@ def test_httpx_http2(start_gcorn: Callable[..., Gcorn], apps: Path, cert: tuple[
     assert "localhost" not in responses[0].text and f"127.0.0.1:{server.port}" in responses[0].text
 
 
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_h2_requests_go_to_statsd_and_hooks(start_gcorn: Callable[..., Gcorn], apps: Path,
+                                           worker: str) -> None:
+    # statsd and the request hooks see an h2 stream as they see an HTTP/1 request
+    (apps / "hooks.py").write_text(
+        "def pre_request(worker, req):\n"
+        "    with open('hook.log', 'a') as out:\n"
+        "        out.write('%s %s %s\\n' % (req.method, req.path, req.version))\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(5)
+        server = start_h2c(start_gcorn, worker, "-c", "hooks.py", "--statsd-host",
+                           f"127.0.0.1:{udp.getsockname()[1]}")
+        udp.settimeout(0.3)
+        try:
+            while True:  # the metrics of the readiness probe (HTTP/1) are not what is checked
+                udp.recv(65536)
+        except TimeoutError:
+            pass
+        udp.settimeout(5)
+        get_one(server.port, "/stat")
+        packets = b""
+        while b"request.status.200" not in packets or b"requests" not in packets:
+            packets += udp.recv(65536)
+    assert wait_until(lambda: "GET /stat (2, 0)" in (apps / "hook.log").read_text(), timeout=3)
+
+
 def test_h2c_prior_knowledge_only_for_trusted_peers(start_gcorn: Callable[..., Gcorn],
                                                      apps: Path) -> None:
     # as gunicorn: h2c is for peers in forwarded_allow_ips; others get HTTP/1 (a 400 here)
