@@ -50,9 +50,16 @@ _RECV_SIZE = 65536
 _POLL = 0.5
 
 
+_DATE: list[Any] = [b"", []]
+
+
 def _date_server() -> list[tuple[bytes, bytes]]:
-    date = http_date().split(b":", 1)[1].strip()
-    return [(b"date", date), (b"server", b"gcorn")]
+    """`date` and `server` fields, rebuilt when http_date's second changes."""
+    line = http_date()
+    if line is not _DATE[0]:
+        _DATE[1] = [(b"date", line.split(b":", 1)[1].strip()), (b"server", b"gcorn")]
+        _DATE[0] = line
+    return _DATE[1]  # type: ignore[no-any-return]
 
 
 class H2Threads:
@@ -219,6 +226,9 @@ class H2Session:
         self.options = owner.options
         self.log = owner.log
         self.h2 = new_connection(owner.options)
+        from h2 import events  # an optional dependency, present once a session exists
+
+        self.ev = events
         self.guard = AbuseGuard(owner.options)
         self.cond = threading.Condition(threading.RLock())
         self.streams: dict[int, Stream] = {}
@@ -335,8 +345,7 @@ class H2Session:
         self._flush()
 
     def _event(self, event: Any) -> None:
-        from h2 import events as ev
-
+        ev = self.ev
         kind = type(event)
         if kind is ev.RequestReceived:
             self._request(event.stream_id, event.headers, event.stream_ended is not None)
@@ -592,8 +601,9 @@ class H2Session:
                              for n, v in headers]
             return write
 
+        hooked = handler.pre_request is not None or handler.post_request is not None
         req = HookRequest(fields.method, target, environ["PATH_INFO"], query, (2, 0), headers,
-                          scheme, conn.peer, body)
+                          scheme, conn.peer, body) if hooked else None
         worker = owner.worker
         lock = handler._nr_lock
         if lock is None:

@@ -309,6 +309,12 @@ class H2Protocol(asyncio.Protocol):
         self.server = server
         self.scheme = scheme
         self.h2 = new_connection(options)
+        # h2 is an optional dependency: imported once a connection exists, kept at hand
+        from h2 import events
+        from h2.exceptions import ProtocolError
+
+        self.ev = events
+        self.protocol_error = ProtocolError
         self.guard = AbuseGuard(options)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}  # streams whose app task still runs
@@ -378,11 +384,9 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed or self.discarding:
             return
-        from h2.exceptions import ProtocolError
-
         try:
             events = self.h2.receive_data(data)
-        except ProtocolError as exc:
+        except self.protocol_error as exc:
             # h2 has queued its GOAWAY (CONTINUATION flood, HPACK bomb, too many streams...)
             self.state.log.debug("h2 protocol error from %s: %s", self.client, exc)
             self.flush_now()
@@ -403,8 +407,7 @@ class H2Protocol(asyncio.Protocol):
     # -- h2 events ----------------------------------------------------------------------
 
     def _event(self, event: Any) -> None:
-        from h2 import events as ev
-
+        ev = self.ev
         kind = type(event)
         if kind is ev.RequestReceived:
             self._request(event.stream_id, event.headers, event.stream_ended is not None)
