@@ -66,6 +66,10 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
+    if path == "/huge":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"h" * (32 << 20)})
+        return
     if path == "/trailers":
         await send({"type": "http.response.start", "status": 200, "trailers": True,
                     "headers": [(b"content-type", b"text/plain")]})
@@ -403,6 +407,19 @@ def test_file_wrapper_and_streamed_body(start_gcorn: Callable[..., Gcorn], apps:
     if worker == "gthread":
         data = get_one(server.port, "/file")
         assert hashlib.md5(data).digest() == hashlib.md5((apps / "blob.bin").read_bytes()).digest()
+
+
+def test_a_body_larger_than_the_output_limit_to_a_wide_open_window(
+        start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
+    # 32 MiB in one send, to a client whose windows never close: the worker slices it
+    # and waits for the transport to drain, so the safety net (16 MiB queued) stays off
+    server = start_h2c(start_gcorn, "asgi")
+    client = Client(server.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    client.h2.increment_flow_control_window(2**31 - 1 - 65535)
+    client.flush()
+    sid = client.request("/huge")
+    client.read(lambda: client.ended(sid), timeout=20)
+    assert client.ended(sid) and len(client.data[sid]) == 32 << 20
 
 
 def test_rst_stream_gives_the_app_http_disconnect(start_gcorn: Callable[..., Gcorn],

@@ -40,8 +40,11 @@ __all__ = ["H2Protocol"]
 Message = dict[str, Any]
 
 _DISCONNECT = {"type": "http.disconnect"}
-# bytes queued in the transport past which the peer counts as not reading
-_OUTPUT_LIMIT = 4 * 1024 * 1024
+# bytes queued in the transport past which the peer counts as not reading (a safety
+# net: input is not read while output is paused, and each stream queues at most
+# _SEND_BATCH before it waits for the transport to drain)
+_OUTPUT_LIMIT = 16 * 1024 * 1024
+_SEND_BATCH = 64 * 1024
 # the connection-level receive window: streams' unread bodies share it
 _CONNECTION_WINDOW_MAX = 16 * 1024 * 1024
 _REFUSED_STREAM = 0x7
@@ -373,9 +376,15 @@ class H2Protocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        # a peer that does not read what it is sent is not read either: the answers to
+        # its frames (PING ACKs, SETTINGS ACKs, RSTs) cannot pile up in the worker
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
         for waiter in self.write_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -599,6 +608,7 @@ class H2Protocol(asyncio.Protocol):
         sid = stream.sid
         view = memoryview(data)
         stalled_at: float | None = None  # when the window closed, for the stall limit
+        batch = 0
         try:
             while True:
                 if self.closed or stream.disconnected:
@@ -621,9 +631,18 @@ class H2Protocol(asyncio.Protocol):
                 view = view[size:]
                 if last:
                     break
+                batch += size
+                if batch >= _SEND_BATCH:
+                    # a big body leaves in slices, each after the transport drained
+                    batch = 0
+                    self.flush_now()
+                    await self._drained()
         except StreamClosedError:
             raise ClientDisconnected("the stream is closed") from None
         self.flush()
+        await self._drained()
+
+    async def _drained(self) -> None:
         if self.write_paused and not self.closed:
             waiter = self.loop.create_future()
             self.write_waiters.append(waiter)
