@@ -98,6 +98,9 @@ def app(environ, start_response):
     if path == "/big":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (b"x" * 65536 for _ in range(16))
+    if path == "/huge":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"h" * (32 << 20)]
     text = "%s %s %s %d %s" % (environ["SERVER_PROTOCOL"], environ["REQUEST_METHOD"],
                                environ["wsgi.url_scheme"], len(body), environ.get("HTTP_HOST"))
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -409,11 +412,12 @@ def test_file_wrapper_and_streamed_body(start_gcorn: Callable[..., Gcorn], apps:
         assert hashlib.md5(data).digest() == hashlib.md5((apps / "blob.bin").read_bytes()).digest()
 
 
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
 def test_a_body_larger_than_the_output_limit_to_a_wide_open_window(
-        start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
+        start_gcorn: Callable[..., Gcorn], apps: Path, worker: str) -> None:
     # 32 MiB in one send, to a client whose windows never close: the worker slices it
     # and waits for the transport to drain, so the safety net (16 MiB queued) stays off
-    server = start_h2c(start_gcorn, "asgi")
+    server = start_h2c(start_gcorn, worker)
     client = Client(server.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
     client.h2.increment_flow_control_window(2**31 - 1 - 65535)
     client.flush()

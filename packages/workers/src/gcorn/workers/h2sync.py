@@ -47,6 +47,8 @@ _ENHANCE_YOUR_CALM = 0xB
 _PROTOCOL_ERROR = 0x1
 _CONNECTION_WINDOW_MAX = 16 * 1024 * 1024
 _RECV_SIZE = 65536
+# body bytes queued in h2 for the I/O thread before a stream waits for it to write them
+_QUEUE_LIMIT = 1024 * 1024
 _POLL = 0.5
 
 
@@ -237,6 +239,7 @@ class H2Session:
         self.goaway_sent = False
         self.last_stream = 0
         self.wake_pending = False
+        self.queued = 0  # body bytes handed to h2 since the I/O thread last wrote
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         self.idle_since = time.monotonic()
@@ -429,6 +432,9 @@ class H2Session:
         """Write what h2 has queued (the I/O thread only)."""
         with self.cond:
             data = self.h2.data_to_send()
+            if self.queued:
+                self.queued = 0
+                self.cond.notify_all()
         if data:
             self.conn.sendall(data)
 
@@ -525,7 +531,13 @@ class H2Session:
                     view = view[size:]
                     if last:
                         break
-                    if len(view) and size == window:
+                    self.queued += size
+                    if self.queued >= _QUEUE_LIMIT:
+                        # a client with huge windows: memory is bounded by the queue,
+                        # not by the body (the I/O thread writes, then notifies)
+                        self._wake()
+                        self.cond.wait(_POLL)
+                    elif len(view) and size == window:
                         self._wake()
             except StreamClosedError:
                 raise ClientDisconnected("the stream is closed") from None
