@@ -1,4 +1,4 @@
-"""HTTP/2 through the `gcorn` command: curl, httpx and a raw h2 client, on the asgi and gthread workers.
+"""HTTP/2 through `gcorn`: curl, httpx and a raw h2 client, on the asgi and gthread workers.
 
 curl (with nghttp2) checks ALPN over TLS, h2c with prior knowledge and `Upgrade: h2c`;
 httpx with http2=True is a second real client; a raw client on the `h2` library

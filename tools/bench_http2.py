@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
@@ -109,7 +110,8 @@ def h2load(url: str, requests: int, clients: int, streams: int) -> tuple[float, 
     return float(finished.group(3)), seconds, int(done.group(1))
 
 
-def run_server(name: str, argv: list[str], folder: str, fn: callable) -> object:  # type: ignore[valid-type]
+def run_server(name: str, argv: list[str], folder: str,
+               fn: Callable[[int], tuple[float, float, int]]) -> tuple[float, float, int] | None:
     """Start a server, call fn(port) once it listens (plus warm-up), stop it."""
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in argv]
@@ -154,8 +156,8 @@ def main() -> int:
         for name, argv in servers.items():
             result = run_server(name, argv, folder, lambda port: h2load(
                 f"https://127.0.0.1:{port}/", args.requests, 10, 10))
-            if result and result[2] == args.requests:  # type: ignore[index]
-                rates[name].append(result[0])  # type: ignore[index]
+            if result and result[2] == args.requests:
+                rates[name].append(result[0])
     med = {name: statistics.median(r) for name, r in rates.items() if r}
     print(f"\nh2load -c 10 -m 10 -n {args.requests}, 1 worker, TLS, {args.reps} reps (median)\n")
     print("| server | req/s | runs ok |\n|---|---|---|")
@@ -174,7 +176,7 @@ def main() -> int:
         result = run_server(name, servers[name], folder, lambda port: h2load(
             f"https://127.0.0.1:{port}/sleep", 100, 1, 100))
         if result:
-            print(f"| {name} | {result[1]:.2f} | {result[2]}/100 |")  # type: ignore[index]
+            print(f"| {name} | {result[1]:.2f} | {result[2]}/100 |")
         else:
             print(f"| {name} | failed | - |")
     print(f"\nlogs: {folder}")

@@ -40,8 +40,8 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection speaking HTTP/1.x (and, after an upgrade, WebSocket)."""
 
     __slots__ = (
-        "client", "closed", "cycle", "fresh", "h2_upgrade", "head_since", "idle_since", "loop", "parser", "peer",
-        "pending",
+        "client", "closed", "cycle", "fresh", "h2_upgrade", "head_since", "idle_since", "loop",
+        "parser", "peer", "pending",
         "proxy_buffer", "running_pending",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
