@@ -184,7 +184,10 @@ class Client:
             ctx.set_alpn_protocols(["h2"])
             sock = ctx.wrap_socket(sock)
         self.sock: socket.socket = sock
-        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+        # outbound checks off: some tests send what a conforming client would not
+        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None,
+                                               validate_outbound_headers=False,
+                                               normalize_outbound_headers=False))
         if settings:
             self.h2.local_settings.update(settings)
             self.h2.local_settings.acknowledge()
@@ -356,6 +359,35 @@ def test_h2_requests_go_to_statsd_and_hooks(start_gcorn: Callable[..., Gcorn], a
         while b"request.status.200" not in packets or b"requests" not in packets:
             packets += udp.recv(65536)
     assert wait_until(lambda: "GET /stat (2, 0)" in (apps / "hook.log").read_text(), timeout=3)
+
+
+def test_settings_are_announced(start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
+    server = start_h2c(start_gcorn, "asgi", "--http2-max-concurrent-streams", "7",
+                       "--http2-initial-window-size", "1000", "--http2-max-frame-size", "20000",
+                       "--http2-max-header-list-size", "9000")
+    client = Client(server.port)
+    client.read(lambda: client.h2.remote_settings.max_concurrent_streams == 7, timeout=3)
+    remote = client.h2.remote_settings
+    assert (remote.max_concurrent_streams, remote.initial_window_size, remote.max_frame_size,
+            remote.max_header_list_size, remote.enable_push) == (7, 1000, 20000, 9000, 0)
+
+
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_header_blocks_follow_the_http1_field_rules(start_gcorn: Callable[..., Gcorn],
+                                                     apps: Path, worker: str) -> None:
+    server = start_h2c(start_gcorn, worker, "--limit-request-field_size", "200")
+    client = Client(server.port)
+    bad = client.request("/", extra=[("x-bad", "a\x01b")])  # a control character
+    upper = client.request("/", extra=[("X-Upper", "1")])
+    hop = client.request("/", extra=[("connection", "keep-alive")])
+    big = client.request("/", extra=[("x-big", "v" * 300)])  # over limit_request_field_size
+    good = client.request("/ok")
+    client.read(lambda: all(client.reset_of(s) or client.ended(s)
+                            for s in (bad, upper, hop, big, good)))
+    for sid in (bad, upper, hop):
+        assert client.reset_of(sid) is not None and client.reset_of(sid).error_code == 1
+    assert client.status(big) == 431
+    assert client.status(good) == 200
 
 
 def test_h2c_prior_knowledge_only_for_trusted_peers(start_gcorn: Callable[..., Gcorn],
