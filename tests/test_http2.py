@@ -535,6 +535,20 @@ def test_goaway_on_graceful_stop_lets_open_streams_finish(start_gcorn: Callable[
     assert server.wait_exit(10) == 0
 
 
+def test_quick_stop_does_not_wait_for_a_gthread_stream(start_gcorn: Callable[..., Gcorn],
+                                                       apps: Path) -> None:
+    # QUIT is a quick stop: an app stuck in an h2 stream must not hold the worker up
+    server = start_h2c(start_gcorn, "gthread")
+    client = Client(server.port)
+    client.request("/sleep?30")
+    time.sleep(0.5)
+    started = time.monotonic()
+    os.kill(server.pid, signal.SIGQUIT)
+    server.wait_exit(10)
+    assert time.monotonic() - started < 4, server.log()
+    assert "Worker exiting" in server.log() or "Shutting down" in server.log()
+
+
 # -- attacks: GOAWAY/RST, and the server goes on serving -----------------------------------
 
 
