@@ -99,11 +99,17 @@ def test_example_config_checks(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_http2_settings_are_accepted_with_a_warning(tmp_path: Path) -> None:
-    # gunicorn configs may ask for h2; gcorn serves HTTP/1.1 and must say so, not stay silent
+def test_http2_settings_warn_only_where_http2_is_not_served(tmp_path: Path) -> None:
+    # the asgi and gthread workers speak h2: no warning; sync does not and must say so
     shutil.copy(EXAMPLES / "hello.py", tmp_path / "hello.py")
-    done = run_gcorn(["--http-protocols", "h2,h1", "--check-config", "hello:app"], tmp_path)
+    for worker in ("asgi", "gthread"):
+        done = run_gcorn(["-k", worker, "--http-protocols", "h2,h1", "--check-config",
+                          "hello:app"], tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "HTTP/1.1 only" not in done.stderr, done.stderr
+    done = run_gcorn(["-k", "sync", "--http-protocols", "h2,h1", "--check-config", "hello:app"],
+                     tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "gcorn speaks HTTP/1.1 only" in done.stderr
+    assert "this worker class speaks HTTP/1.1 only" in done.stderr
     plain = run_gcorn(["--check-config", "hello:app"], tmp_path)
     assert "HTTP/1.1 only" not in plain.stderr

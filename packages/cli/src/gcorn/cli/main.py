@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import traceback
@@ -97,11 +98,24 @@ def prepare(argv: list[str]) -> tuple[Config, Any, AppLoader]:
 
 
 def warn_unserved_settings(cfg: Config, log: Any) -> None:
-    """Say so when a setting asks for something gcorn accepts but does not serve yet."""
-    if any(proto != "h1" for proto in cfg.http_protocols) or cfg.http2_cleartext != "off":
+    """Say so when an HTTP/2 setting asks for what this worker class or install cannot serve."""
+    if "h3" in cfg.http_protocols:
+        log.warning("setting 'http_protocols': h3 is not served by gcorn; ignored")
+    if "h2" not in cfg.http_protocols and cfg.http2_cleartext == "off":
+        return
+    try:
+        worker_class = cfg.worker_class
+    except Exception:  # reported where the worker class is loaded
+        return
+    if not getattr(worker_class, "serves_http2", False):
         log.warning(
-            "settings 'http_protocols'/'http2_cleartext': gcorn speaks HTTP/1.1 only; "
-            "h2 and h2c are accepted for gunicorn compatibility and ignored"
+            "settings 'http_protocols'/'http2_cleartext': HTTP/2 is served by the asgi and "
+            "gthread workers; this worker class speaks HTTP/1.1 only"
+        )
+    elif importlib.util.find_spec("h2") is None:
+        log.warning(
+            "settings 'http_protocols'/'http2_cleartext': HTTP/2 needs the h2 library "
+            "(pip install 'gcorn-workers[http2]'); serving HTTP/1.1 only"
         )
 
 

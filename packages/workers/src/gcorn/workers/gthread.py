@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from gcorn.arbiter import WORKER_BOOT_ERROR, Worker
-from gcorn.http import ParseError
+from gcorn.http import EndOfMessage, ParseError
 from gcorn.workers.base import (
     boot_serving,
     drain_wakeup_fd,
@@ -30,6 +30,8 @@ from gcorn.workers.base import (
 )
 from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import ClientDisconnected, RequestHeadTimeout, WorkerError
+from gcorn.workers.h2sync import H2Threads
+from gcorn.workers.http2 import H2Options, alpn_protocols, h2_available
 from gcorn.workers.wsgi.connection import Connection
 
 __all__ = ["ThreadWorker"]
@@ -42,7 +44,9 @@ _WAIT = 0.5  # seconds a serving thread sleeps in epoll before checking for stop
 
 
 class ThreadWorker(Worker):
-    """The gunicorn-compatible threaded WSGI worker (gthread)."""
+    """The gunicorn-compatible threaded WSGI worker (gthread), HTTP/1.1 and HTTP/2."""
+
+    serves_http2 = True  # the cli warns when HTTP/2 is asked of a worker without this
 
     def run(self) -> None:
         """Start the serving threads, beat, reap idle connections, stop gracefully."""
@@ -51,6 +55,7 @@ class ThreadWorker(Worker):
             sys.exit(int(WORKER_BOOT_ERROR))
         self.serving = boot_serving(self, multithread=True)
         cfg = self.cfg
+        self.h2 = self.boot_http2()
         self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
         self.header_timeout = self.serving.header_timeout
         self.max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
@@ -86,6 +91,21 @@ class ThreadWorker(Worker):
             os.write(self.stop_w, b"q")
             raise
         self.stop(threads)
+
+    def boot_http2(self) -> H2Threads | None:
+        """HTTP/2 when the settings ask for it and h2 is installed: ALPN and the stream pool."""
+        try:
+            options = H2Options.from_cfg(self.cfg)
+        except ValueError as exc:
+            self.log.error("Worker failed to boot: %s", exc)
+            sys.exit(int(WORKER_BOOT_ERROR))
+        if not options.enabled or not h2_available():
+            return None
+        context = self.serving.ssl_context
+        alpn = alpn_protocols(options)
+        if context is not None and alpn:
+            context.set_alpn_protocols(alpn)
+        return H2Threads(self, self.serving, options)
 
     # -- main thread ---------------------------------------------------------
 
@@ -179,6 +199,8 @@ class ThreadWorker(Worker):
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0.1))
         self.reap_idle(float("inf"))
+        if self.h2 is not None:
+            self.h2.shutdown()
         self.epoll.close()
         os.close(self.stop_r)
         os.close(self.stop_w)
@@ -287,6 +309,9 @@ class ThreadWorker(Worker):
         try:
             if first and serving.proxy.enabled:
                 serving.proxy.read(conn)
+            if first and self.h2 is not None and conn.is_tls and self.h2.takes(conn, None):
+                self.h2.hand_over(conn, b"", self.close)  # ALPN chose h2
+                return
             served = 0
             while True:
                 if not conn.events:
@@ -298,6 +323,10 @@ class ThreadWorker(Worker):
                     if data is None:
                         self.park(conn)
                         return
+                    if (self.h2 is not None and not conn.requests and conn.head_since is None
+                            and self.h2.takes(conn, data)):
+                        self.h2.hand_over(conn, data, self.close)  # the h2c preface
+                        return
                     conn.feed(data)
                     if not data:
                         self.close(conn)
@@ -308,6 +337,11 @@ class ThreadWorker(Worker):
                         continue
                 head = conn.events.popleft()
                 conn.head_since = None
+                if (self.h2 is not None and head.upgrade is not None
+                        and all(type(e) is EndOfMessage for e in conn.events)
+                        and self.h2.takes_upgrade(conn, head)):
+                    self.h2.upgrade(conn, head, self.close)  # `Upgrade: h2c`
+                    return
                 keep = serving.handler.serve(conn, head, closing=not self.alive)
                 conn.requests += 1
                 served += 1

@@ -1,4 +1,4 @@
-"""Settings of the section "HTTP/2" (accepted for gunicorn compatibility)."""
+"""Settings of the section "HTTP/2" (served by the asgi and gthread workers)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, read_proxy_h
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.errors import ServiceUnavailable
+from gcorn.workers.asgi.h2 import H2Protocol
 from gcorn.workers.asgi.hooks import HookRequest, call_hook
 from gcorn.workers.asgi.response import error_response
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
@@ -40,8 +41,8 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection speaking HTTP/1.x (and, after an upgrade, WebSocket)."""
 
     __slots__ = (
-        "client", "closed", "cycle", "head_since", "idle_since", "loop", "parser", "peer",
-        "pending",
+        "client", "closed", "cycle", "fresh", "h2_upgrade", "head_since", "idle_since", "loop",
+        "parser", "peer", "pending",
         "proxy_buffer", "running_pending",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
@@ -60,6 +61,8 @@ class HttpProtocol(asyncio.Protocol):
         self.write_waiters: list[asyncio.Future[None]] = []
         self.ws: Any = None
         self.closed = False
+        self.fresh = state.h2_prior  # the first bytes may be the h2c preface
+        self.h2_upgrade: Any = None  # (HTTP2-Settings, head) of an accepted `Upgrade: h2c`
         self.idle_since = state.clock
         self.head_since: float | None = None  # first byte of a head still incomplete
         self.client: tuple[str, int] | None = None
@@ -78,9 +81,22 @@ class HttpProtocol(asyncio.Protocol):
         self.server = address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+            if self.state.h2_ready:
+                ssl_object = transport.get_extra_info("ssl_object")
+                if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                    self._switch_to_h2(b"")
+                    return
         if self.state.uwsgi_allow is not None:
             self.parser.peer = self.peer  # uwsgi_allow_ips is checked at the first bytes
         self.state.connections.add(self)
+
+    def _switch_to_h2(self, data: bytes, upgrade: Any = None) -> None:
+        """Hand the transport to an HTTP/2 connection (ALPN h2, h2c preface or upgrade)."""
+        self.state.connections.discard(self)
+        self.closed = True  # this object writes nothing more
+        proto = H2Protocol(self.state, self.state.h2_options, self.peer, self.client,
+                           self.server, self.scheme)
+        proto.take_over(self.transport, data, upgrade)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -126,6 +142,11 @@ class HttpProtocol(asyncio.Protocol):
             if not rest:
                 return
             data = rest
+        if self.fresh:
+            self.fresh = False
+            if self.state.is_h2c_preface(data, self.peer):
+                self._switch_to_h2(data)
+                return
         try:
             events = self.parser.feed(data)
         except ParseError as exc:
@@ -173,6 +194,15 @@ class HttpProtocol(asyncio.Protocol):
 
     def _after_upgrade_request(self) -> None:
         # the parser stops after a request that asks for a protocol switch
+        if self.h2_upgrade is not None:
+            upgrade, self.h2_upgrade = self.h2_upgrade, None
+            if self.closed:
+                return
+            self.transport.write(  # type: ignore[union-attr]
+                b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")
+            self._switch_to_h2(self.parser.take_unparsed() if self.parser.paused else b"",
+                               upgrade)
+            return
         if self.ws is not None:
             early = self.parser.take_unparsed()
             if early:
@@ -268,6 +298,9 @@ class HttpProtocol(asyncio.Protocol):
         if head.upgrade is not None and is_websocket_handshake(head, headers):
             self._start_websocket(head, scheme, headers)
             return
+        if (head.upgrade is not None and self.state.h2_upgrade and self.cycle is None
+                and self._h2c_upgrade(head, complete)):
+            return
         raw_path = head.path
         root_path = state.root_path
         method = METHODS.get(head.method) or method_str(head.method)
@@ -333,6 +366,21 @@ class HttpProtocol(asyncio.Protocol):
         if not task.done():
             cycle.task = task
             state.tasks.add(task)
+
+    def _h2c_upgrade(self, head: RequestHead, complete: bool) -> bool:
+        """RFC 7540 3.2: a body-less request with `Upgrade: h2c` and HTTP2-Settings from a
+        trusted peer switches to HTTP/2; the request becomes stream 1."""
+        tokens = [t.strip() for t in head.upgrade.lower().split(b",")]  # type: ignore[union-attr]
+        if b"h2c" not in tokens:
+            return False
+        settings = [v for k, v in head.headers if k == b"http2-settings"]
+        if (len(settings) != 1 or not (complete or not (head.chunked or head.content_length))
+                or not self.state.policy.trusted.allows(self.peer) or self.pending):
+            return False
+        self.h2_upgrade = (settings[0].strip(), head)
+        if not self.parser.paused:
+            self._after_upgrade_request()
+        return True
 
     def _start_websocket(self, head: RequestHead, scheme: str,
                          headers: Sequence[tuple[bytes, bytes]]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from gcorn.workers.access import access_wanted
 from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
+from gcorn.workers.http2 import PREFACE, H2Options, h2_available
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.proxy import ForwardedPolicy
 from gcorn.workers.proxy_protocol import proxy_mode
@@ -68,6 +69,11 @@ class ServerState:
         # the one decision the WSGI workers use too; a HUP replaces the worker, so once is enough
         self.access_enabled = access_wanted(self.log)
         self.date_server = date_and_server()
+        # HTTP/2: settings read once; h2 only when the `h2` library is installed
+        self.h2_options = H2Options.from_cfg(cfg)
+        self.h2_ready = self.h2_options.enabled and h2_available()
+        self.h2_prior = self.h2_ready and self.h2_options.prior_knowledge
+        self.h2_upgrade = self.h2_ready and self.h2_options.upgrade
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
@@ -79,6 +85,11 @@ class ServerState:
         self.keep_alive_ok = self.keepalive > 0
         # monotonic time of the last tick: idle timestamps need no clock call per request
         self.clock = time.monotonic()
+
+    def is_h2c_preface(self, data: bytes, peer: Any) -> bool:
+        """The first bytes of a connection open h2c with prior knowledge, from a trusted peer."""
+        return (self.h2_prior and len(data) >= 3 and data[:24] == PREFACE[:len(data[:24])]
+                and self.policy.trusted.allows(peer))
 
     def tick(self) -> None:
         """Refresh the cached clock and `date` header (called by the worker's tick)."""

@@ -19,6 +19,7 @@ from gcorn.workers.asgi.loop import new_event_loop
 from gcorn.workers.asgi.state import ASGI_VERSION, ServerState
 from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import TLSSetupError
+from gcorn.workers.http2 import alpn_protocols
 from gcorn.workers.tls import build_context
 
 __all__ = ["AsgiWorker"]
@@ -117,7 +118,10 @@ class Acceptor:
 
 
 class AsgiWorker(Worker):
-    """The `asgi` worker class: asyncio (uvloop when installed), HTTP/1.1, WebSocket, lifespan."""
+    """The `asgi` worker class: asyncio (uvloop when installed), HTTP/1.1, HTTP/2, WebSocket,
+    lifespan."""
+
+    serves_http2 = True  # the cli warns when HTTP/2 is asked of a worker without this
 
     def run(self) -> None:
         """Serve until told to stop; a failed boot step exits with code 3."""
@@ -163,7 +167,8 @@ class AsgiWorker(Worker):
             self.log.error("Application startup failed: %s", exc)
             return WORKER_BOOT_ERROR
         try:
-            ssl_context = build_context(cfg)
+            ssl_context = build_context(cfg, alpn_protocols(state.h2_options)
+                                        if state.h2_ready else None)
         except TLSSetupError as exc:
             self.log.error("%s", exc)
             await lifespan.shutdown(1.0)

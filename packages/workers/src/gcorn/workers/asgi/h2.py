@@ -1,0 +1,778 @@
+"""HTTP/2 connections of the ASGI worker: every stream is its own ASGI http scope, run concurrently.
+
+`H2Protocol` takes a transport over from `HttpProtocol` (ALPN "h2" after the
+TLS handshake, the h2c preface, or `Upgrade: h2c`), feeds it to the `h2`
+state machine of `gcorn.workers.http2` and starts one task per stream, up to
+`http2_max_concurrent_streams`. Flow control runs both ways: request DATA is
+acknowledged (the window reopened) only once the app has received it, and a
+response waits for the client's window (up to `timeout` seconds) rather than
+being buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gcorn.workers.access import AccessInfo
+from gcorn.workers.asgi.connection import ClientDisconnected
+from gcorn.workers.asgi.errors import AppProtocolError
+from gcorn.workers.asgi.hooks import HookRequest, HookResponse, call_hook
+from gcorn.workers.asgi.scope import METHODS, PATHS, decode_path
+from gcorn.workers.asgi.state import ServerState
+from gcorn.workers.errors import WorkerError
+from gcorn.workers.http2 import (
+    AbuseGuard,
+    EnhanceYourCalm,
+    H2Options,
+    H2RequestError,
+    goaway_frame,
+    new_connection,
+    request_fields,
+    response_fields,
+    trailer_fields,
+)
+
+__all__ = ["H2Protocol"]
+
+Message = dict[str, Any]
+
+_DISCONNECT = {"type": "http.disconnect"}
+# bytes queued in the transport past which the peer counts as not reading (a safety
+# net: input is not read while output is paused, and each stream queues at most
+# _SEND_BATCH before it waits for the transport to drain)
+_OUTPUT_LIMIT = 16 * 1024 * 1024
+_SEND_BATCH = 64 * 1024
+# the connection-level receive window: streams' unread bodies share it
+_CONNECTION_WINDOW_MAX = 16 * 1024 * 1024
+_REFUSED_STREAM = 0x7
+_CANCEL = 0x8
+_INTERNAL_ERROR = 0x2
+_ENHANCE_YOUR_CALM = 0xB
+_PROTOCOL_ERROR = 0x1
+_DATE_CACHE: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+
+def _date_server(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """The state's `date: ...\\r\\nserver: ...\\r\\n` bytes as header pairs (cached per tick)."""
+    hit = _DATE_CACHE.get(raw)
+    if hit is None:
+        hit = []
+        for line in raw.split(b"\r\n"):
+            if line:
+                name, _, value = line.partition(b": ")
+                hit.append((name.lower(), value))
+        _DATE_CACHE.clear()
+        _DATE_CACHE[raw] = hit
+    return hit
+
+
+class H2Stream:
+    """One request/response exchange on a stream: body in, response out, the app task."""
+
+    __slots__ = (
+        "body", "body_complete", "bytes_sent", "disconnected", "final_body_sent", "final_sent",
+        "head_pending",
+        "hook_req", "is_head", "proto", "response_complete", "response_headers",
+        "response_started", "scope", "sid", "start_time", "status", "task", "trailers",
+        "waiter", "window_waiter",
+    )
+
+    def __init__(self, proto: H2Protocol, sid: int, scope: Message, is_head: bool) -> None:
+        self.proto = proto
+        self.sid = sid
+        self.scope = scope
+        self.is_head = is_head
+        self.body: list[tuple[bytes, int]] = []  # (data, flow-controlled length)
+        self.body_complete = False
+        self.final_sent = False
+        self.final_body_sent = False
+        self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.window_waiter: asyncio.Future[None] | None = None
+        self.response_started = False
+        self.response_complete = False
+        self.head_pending: tuple[int, Any] | None = None
+        self.trailers = False
+        self.status = 0
+        self.response_headers: Sequence[tuple[bytes, bytes]] = []
+        self.bytes_sent = 0
+        self.start_time = 0.0
+        self.hook_req: HookRequest | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- fed by the connection -----------------------------------------------------
+
+    def feed_body(self, data: bytes, flow_length: int) -> None:
+        """Buffer a DATA frame; its window reopens when the app takes it."""
+        self.body.append((data, flow_length))
+        self._wake()
+
+    def end_body(self) -> None:
+        """END_STREAM: the whole request body is here."""
+        self.body_complete = True
+        self._wake()
+
+    def lose_client(self) -> None:
+        """RST_STREAM or a lost connection: `receive` says http.disconnect, `send` raises."""
+        self.disconnected = True
+        self._wake()
+        self.wake_window()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def wake_window(self) -> None:
+        """The send window may have grown (WINDOW_UPDATE, SETTINGS) or the stream ended."""
+        waiter = self.window_waiter
+        if waiter is not None:
+            self.window_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the app's side -------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """ASGI `receive`: the next `http.request` piece, or `http.disconnect`."""
+        while True:
+            if self.final_sent or self.response_complete or (self.disconnected
+                                                             and not self.body):
+                while not self.disconnected and not self.response_complete:
+                    await self._wait()
+                return _DISCONNECT
+            if self.body or self.body_complete:
+                break
+            await self._wait()
+        pieces = self.body
+        self.body = []
+        data = b"".join(piece for piece, _ in pieces)
+        flow = sum(length for _, length in pieces)
+        if flow:
+            self.proto.ack(self.sid, flow)
+        more = not self.body_complete
+        if not more:
+            self.final_sent = True
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    def _wait(self) -> asyncio.Future[None]:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            waiter = self.waiter = self.proto.loop.create_future()
+        return waiter
+
+    async def send(self, message: Message) -> None:
+        """ASGI `send`: response start, body pieces and (when announced) trailers."""
+        kind = message["type"]
+        if self.disconnected:
+            raise ClientDisconnected("the client reset the stream")
+        proto = self.proto
+        if kind == "http.response.start" and not self.response_started:
+            self.response_started = True
+            self.trailers = bool(message.get("trailers", False))
+            self.head_pending = (message["status"], message.get("headers", ()))
+            return
+        if kind == "http.response.body" and self.response_started and not self.final_body_sent:
+            body = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            end = not more and not self.trailers
+            if self.head_pending is not None:
+                self._send_head(None if more else len(body), end and (self.is_head or not body))
+            if self.is_head:
+                body = b""
+                if end and not self.response_complete:
+                    self._complete()
+                elif not more:
+                    self.final_body_sent = True
+                return
+            if body or end:
+                await proto.send_data(self, body, end)
+            self.bytes_sent += len(body)
+            if end:
+                self._complete()
+            elif not more:
+                self.final_body_sent = True
+            return
+        if kind == "http.response.trailers" and self.trailers and not self.response_complete:
+            if self.head_pending is not None:
+                self._send_head(None, False)
+            more = bool(message.get("more_trailers", False))
+            try:
+                fields = trailer_fields(message.get("headers", ()))
+            except ValueError as exc:
+                raise AppProtocolError(str(exc)) from None
+            if fields or not more:
+                proto.send_trailers(self, fields, not more)
+            if not more:
+                self._complete()
+            return
+        if not self.response_started:
+            raise AppProtocolError(f"expected http.response.start, got {kind!r}")
+        if self.response_complete:
+            raise AppProtocolError(f"{kind!r} sent after the response was complete")
+        raise AppProtocolError(f"unexpected {kind!r}")
+
+    def _send_head(self, length: int | None, end: bool) -> None:
+        assert self.head_pending is not None
+        status, headers = self.head_pending
+        self.head_pending = None
+        try:
+            fields = response_fields(status, headers, _date_server(self.proto.state.date_server),
+                                     length)
+        except ValueError as exc:
+            raise AppProtocolError(str(exc)) from None
+        self.status = status
+        self.response_headers = [(bytes(k).lower(), bytes(v)) for k, v in headers]
+        self.proto.send_headers(self, fields, end)
+
+    def _complete(self) -> None:
+        self.response_complete = True
+        self._wake()
+        self.proto.stream_done(self)
+
+    # -- the app task ---------------------------------------------------------------
+
+    async def run(self, app: Any) -> None:
+        """Run the app for this stream; an error becomes a 500 or a reset stream."""
+        proto = self.proto
+        state = proto.state
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            state.log.debug("h2 stream %d reset before its response was sent", self.sid)
+        except asyncio.CancelledError:
+            if not self.disconnected:
+                state.log.warning("ASGI app task cancelled before its response was complete")
+                self._fail()
+            raise
+        except Exception as exc:
+            state.log.exception("Exception in ASGI application")
+            self._fail(str(exc))
+        else:
+            if not self.response_complete and not self.disconnected:
+                state.log.error("ASGI callable returned without completing the response")
+                self._fail()
+        finally:
+            state.in_flight -= 1
+            if self.task is not None:
+                state.tasks.discard(self.task)
+            proto.task_done(self)
+            if state.post_request is not None and self.hook_req is not None:
+                call_hook(state.post_request, state.log, "post_request", state.worker,
+                          self.hook_req, self.scope,
+                          HookResponse(self.status, self.response_headers, self.bytes_sent))
+
+    def _fail(self, detail: str = "") -> None:
+        if self.response_complete or self.disconnected:
+            return
+        proto = self.proto
+        if self.head_pending is not None or not self.response_started:
+            self.head_pending = None
+            self.response_started = True
+            self.status = 500
+            proto.send_error(self, 500, "Internal Server Error")
+            self._complete()
+        else:
+            # part of the response is out: resetting the stream is the honest signal
+            self.response_complete = True
+            proto.reset(self.sid, _INTERNAL_ERROR)
+            proto.stream_done(self)
+
+    def access_info(self, peer: str, request_time: float) -> AccessInfo:
+        """The access-log record of this exchange (`%(H)s` is HTTP/2.0)."""
+        scope = self.scope
+        query = scope["query_string"].decode("latin-1")
+        return AccessInfo(
+            remote_addr=peer, method=scope["method"],
+            raw_uri=scope["raw_path"].decode("latin-1") + ("?" + query if query else ""),
+            path=scope["path"], query=query, protocol="HTTP/2.0", status=self.status,
+            bytes_sent=self.bytes_sent, request_time=request_time,
+            request_headers=scope["headers"],
+            response_headers=[(k.decode("latin-1"), v.decode("latin-1"))
+                              for k, v in self.response_headers],
+            environ=None)
+
+
+class H2Protocol(asyncio.Protocol):
+    """One client connection speaking HTTP/2."""
+
+    def __init__(self, state: ServerState, options: H2Options, peer: Any,
+                 client: tuple[str, int] | None, server: tuple[str, int] | None,
+                 scheme: str) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.options = options
+        self.peer = peer
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.h2 = new_connection(options)
+        # h2 is an optional dependency: imported once a connection exists, kept at hand
+        from h2 import events
+        from h2.exceptions import ProtocolError
+
+        self.ev = events
+        self.protocol_error = ProtocolError
+        self.guard = AbuseGuard(options)
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, H2Stream] = {}  # streams whose app task still runs
+        self.closed = False
+        self.write_paused = False
+        self.write_waiters: list[asyncio.Future[None]] = []
+        self.goaway_sent = False
+        self.last_stream = 0
+        self.idle_since = state.clock
+        self.head_since: float | None = None
+        self.read_paused = 0
+        self.discarding = False  # after an error GOAWAY: input is read and dropped
+        self.flush_scheduled = False
+
+    # -- taking the transport over ---------------------------------------------------
+
+    def take_over(self, transport: asyncio.Transport, data: bytes = b"",
+                  upgrade: tuple[bytes, Any] | None = None) -> None:
+        """Serve `transport` from now on; `data` is what was read already; `upgrade` is
+        (HTTP2-Settings, the HTTP/1 request head) of an `Upgrade: h2c` request."""
+        self.transport = transport
+        transport.set_protocol(self)
+        self.state.connections.add(self)
+        h2 = self.h2
+        if upgrade is not None:
+            h2.initiate_upgrade_connection(upgrade[0])
+        else:
+            h2.initiate_connection()
+        wanted = min(self.options.max_concurrent_streams * self.options.initial_window_size,
+                     _CONNECTION_WINDOW_MAX)
+        if wanted > 65535:
+            h2.increment_flow_control_window(wanted - 65535)
+        if upgrade is not None:
+            self._start_upgraded(upgrade[1])
+        self.flush()
+        if data:
+            self.data_received(data)
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        state = self.state
+        state.connections.discard(self)
+        if state.accept_paused:
+            state.resume_accepting()
+        for stream in list(self.streams.values()):
+            self._lose(stream)
+        for waiter in self.write_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.write_waiters.clear()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        # a peer that does not read what it is sent is not read either: the answers to
+        # its frames (PING ACKs, SETTINGS ACKs, RSTs) cannot pile up in the worker
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        for waiter in self.write_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.write_waiters.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed or self.discarding:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except self.protocol_error as exc:
+            # h2 has queued its GOAWAY (CONTINUATION flood, HPACK bomb, too many streams...)
+            self.state.log.debug("h2 protocol error from %s: %s", self.client, exc)
+            self.flush_now()
+            self._close_after_error()
+            return
+        try:
+            for event in events:
+                self._event(event)
+        except EnhanceYourCalm as exc:
+            self.state.log.warning("h2 client %s: %s; closing", self.client, exc)
+            self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
+                                     last_stream_id=self.last_stream)
+            self.flush_now()
+            self._close_after_error()
+            return
+        self.flush()
+
+    # -- h2 events ----------------------------------------------------------------------
+
+    def _event(self, event: Any) -> None:
+        ev = self.ev
+        kind = type(event)
+        if kind is ev.RequestReceived:
+            self._request(event.stream_id, event.headers, event.stream_ended is not None)
+        elif kind is ev.DataReceived:
+            stream = self.streams.get(event.stream_id)
+            if stream is None or stream.disconnected:
+                # a stream that no longer has an app: give its window back at once
+                self.ack(event.stream_id, event.flow_controlled_length)
+            else:
+                stream.feed_body(event.data, event.flow_controlled_length)
+            if event.stream_ended is not None and stream is not None:
+                stream.end_body()
+        elif kind is ev.StreamEnded:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.end_body()
+        elif kind is ev.StreamReset:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                self._lose(stream)
+            if event.remote_reset:
+                self.guard.stream_reset()
+        elif kind is ev.WindowUpdated:
+            if event.stream_id == 0:
+                for stream in self.streams.values():
+                    stream.wake_window()
+            else:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.wake_window()
+        elif kind is ev.RemoteSettingsChanged:
+            self.guard.control_frame()
+            for stream in self.streams.values():
+                stream.wake_window()
+        elif kind is ev.PingReceived:
+            self.guard.control_frame()
+        elif kind is ev.ConnectionTerminated:
+            self.flush_now()
+            self._close()
+
+    def _lose(self, stream: H2Stream) -> None:
+        stream.lose_client()
+        task = stream.task
+        if task is not None and not task.done():
+            # as on HTTP/1: the app hears http.disconnect first, then is cancelled
+            self.loop.call_later(self.state.disconnect_grace, _cancel_if_running, task)
+
+    def _request(self, sid: int, raw: Any, ended: bool) -> None:
+        state = self.state
+        if self.goaway_sent and sid > self.last_stream:
+            self.reset(sid, _REFUSED_STREAM)
+            return
+        if len(self.streams) >= self.options.max_concurrent_streams:
+            # streams reset by the client whose tasks still run count too: a rapid
+            # reset cannot pile up app tasks beyond the stream limit
+            self.reset(sid, _REFUSED_STREAM)
+            return
+        self.last_stream = max(self.last_stream, sid)
+        try:
+            fields = request_fields(raw, self.options)
+            scheme, headers = state.policy.filter_headers(fields.headers, self.peer, self.scheme)
+        except H2RequestError as exc:
+            state.log.debug("Invalid h2 request from %s: %s", self.client, exc)
+            if exc.status == 400:
+                self.reset(sid, _PROTOCOL_ERROR)
+            else:
+                self._answer_error(sid, exc.status, str(exc))
+            return
+        except WorkerError as exc:
+            self._answer_error(sid, exc.status, exc.client_message)
+            return
+        self._start(sid, fields.method, scheme, fields.path, fields.query, fields.target,
+                    headers, ended)
+
+    def _start_upgraded(self, head: Any) -> None:
+        """Stream 1 of an `Upgrade: h2c` connection: the HTTP/1 request that asked for it."""
+        state = self.state
+        self.last_stream = 1
+        try:
+            scheme, headers = state.policy.filter_headers(head.headers, self.peer, self.scheme)
+        except WorkerError as exc:
+            self._answer_error(1, exc.status, exc.client_message)
+            return
+        headers = [(k, v) for k, v in headers
+                   if k not in (b"connection", b"upgrade", b"http2-settings")]
+        self._start(1, METHODS.get(head.method) or head.method.decode("ascii"), scheme,
+                    head.path, head.query, head.target, headers, True)
+
+    def _start(self, sid: int, method: str, scheme: str, raw_path: bytes, query: bytes,
+               target: bytes, headers: Sequence[tuple[bytes, bytes]], ended: bool) -> None:
+        state = self.state
+        root_path = state.root_path
+        path = PATHS.get(raw_path) or decode_path(raw_path)
+        full_path = root_path + path if root_path else path
+        scope: Message = {
+            "type": "http",
+            "asgi": state.asgi,
+            "http_version": "2",
+            "server": self.server,
+            "client": self.client,
+            "scheme": scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": full_path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": headers,
+            "state": state.lifespan_state.copy(),
+            "extensions": {"http.response.trailers": {}},
+        }
+        stream = H2Stream(self, sid, scope, method == "HEAD")
+        if ended:
+            stream.body_complete = True
+        if state.access_enabled:
+            stream.start_time = time.monotonic()
+        if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
+            stream.status = 503
+            self.send_error(stream, 503, "Service Unavailable")
+            stream.response_started = stream.response_complete = True
+            self._log(stream)
+            return
+        if state.wants_hook_request:
+            stream.hook_req = HookRequest(method, target.decode("latin-1"), full_path,
+                                          query.decode("latin-1"), (2, 0), headers, scheme)
+            if state.pre_request is not None:
+                call_hook(state.pre_request, state.log, "pre_request", state.worker,
+                          stream.hook_req)
+        self.streams[sid] = stream
+        state.in_flight += 1
+        task = self.loop.create_task(stream.run(state.app))
+        stream.task = task
+        state.tasks.add(task)
+
+    # -- output -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what h2 has queued, once per loop iteration: the frames of every stream
+        that answered meanwhile leave in one write."""
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        """Write what h2 has queued now; a peer that stops reading is cut off."""
+        self.flush_scheduled = False
+        data = self.h2.data_to_send()
+        if data and not self.closed and self.transport is not None:
+            self.transport.write(data)
+            if self.transport.get_write_buffer_size() > _OUTPUT_LIMIT:
+                self.state.log.warning("h2 client %s does not read; closing", self.client)
+                self.abort()
+
+    def ack(self, sid: int, length: int) -> None:
+        """The app took `length` flow-controlled bytes of `sid`: reopen the windows."""
+        if self.closed or not length:
+            return
+        from h2.exceptions import H2Error
+
+        try:
+            self.h2.acknowledge_received_data(length, sid)
+        except H2Error as exc:  # the connection is closing: nothing to reopen
+            self.state.log.debug("h2 window update for %d not sent: %s", sid, exc)
+        self.flush()
+
+    def send_headers(self, stream: H2Stream, fields: list[tuple[bytes, bytes]],
+                     end: bool) -> None:
+        """The response head of `stream`."""
+        if self.closed or stream.disconnected:
+            raise ClientDisconnected("the client went away")
+        self.h2.send_headers(stream.sid, fields, end_stream=end)
+        self.flush()
+
+    def send_trailers(self, stream: H2Stream, fields: list[tuple[bytes, bytes]],
+                      end: bool) -> None:
+        """Trailers of `stream` (a HEADERS frame after the body)."""
+        if self.closed or stream.disconnected:
+            raise ClientDisconnected("the client went away")
+        if fields:
+            self.h2.send_headers(stream.sid, fields, end_stream=end)
+        elif end:
+            self.h2.end_stream(stream.sid)
+        self.flush()
+
+    async def send_data(self, stream: H2Stream, data: bytes, end: bool) -> None:
+        """Send body bytes as the peer's windows allow; `end` closes the stream."""
+        from h2.exceptions import StreamClosedError
+
+        h2 = self.h2
+        sid = stream.sid
+        view = memoryview(data)
+        stalled_at: float | None = None  # when the window closed, for the stall limit
+        batch = 0
+        try:
+            while True:
+                if self.closed or stream.disconnected:
+                    raise ClientDisconnected("the client went away")
+                if not view:
+                    if end:
+                        h2.end_stream(sid)
+                    break
+                window = h2.local_flow_control_window(sid)
+                if window <= 0:
+                    self.flush()
+                    if stalled_at is None:
+                        stalled_at = time.monotonic()
+                    await self._wait_window(stream, stalled_at)
+                    continue
+                stalled_at = None
+                size = min(window, h2.max_outbound_frame_size, len(view))
+                last = end and size == len(view)
+                h2.send_data(sid, view[:size].tobytes(), end_stream=last)
+                view = view[size:]
+                if last:
+                    break
+                batch += size
+                if batch >= _SEND_BATCH:
+                    # a big body leaves in slices, each after the transport drained
+                    batch = 0
+                    self.flush_now()
+                    await self._drained()
+        except StreamClosedError:
+            raise ClientDisconnected("the stream is closed") from None
+        self.flush()
+        await self._drained()
+
+    async def _drained(self) -> None:
+        if self.write_paused and not self.closed:
+            waiter = self.loop.create_future()
+            self.write_waiters.append(waiter)
+            await waiter
+
+    async def _wait_window(self, stream: H2Stream, stalled_at: float) -> None:
+        waiter = stream.window_waiter
+        if waiter is None or waiter.done():
+            waiter = stream.window_waiter = self.loop.create_future()
+        # the limit runs from when the window closed: frames that do not open it
+        # (a connection-level update, a PING) do not restart it
+        left = stalled_at + self.options.stall_timeout - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(asyncio.shield(waiter), left)
+        except TimeoutError:
+            # zero-window stall: the client keeps the response (and a task) hanging
+            self.state.log.info("h2 stream %d stalled on a closed window; reset", stream.sid)
+            self.reset(stream.sid, _ENHANCE_YOUR_CALM)
+            self._lose(stream)
+            raise ClientDisconnected("flow-control window stalled") from None
+
+    def send_error(self, stream: H2Stream, status: int, message: str) -> None:
+        """A plain-text error response on `stream`."""
+        body = (message + "\n").encode("utf-8", "replace")
+        self._error_response(stream.sid, status, body)
+        stream.bytes_sent = len(body)
+        stream.response_headers = [(b"content-type", b"text/plain; charset=utf-8")]
+
+    def _error_response(self, sid: int, status: int, body: bytes) -> None:
+        if self.closed:
+            return
+        from h2.exceptions import H2Error
+
+        fields = response_fields(status, [(b"content-type", b"text/plain; charset=utf-8")],
+                                 _date_server(self.state.date_server), len(body))
+        try:
+            self.h2.send_headers(sid, fields, end_stream=False)
+            window = self.h2.local_flow_control_window(sid)
+            self.h2.send_data(sid, body[:window], end_stream=True)
+        except H2Error as exc:
+            self.state.log.debug("cannot answer h2 stream %d: %s", sid, exc)
+        self.flush()
+
+    def _answer_error(self, sid: int, status: int, message: str) -> None:
+        self._error_response(sid, status, (message + "\n").encode("utf-8", "replace"))
+
+    def reset(self, sid: int, code: int) -> None:
+        """RST_STREAM `sid` with `code` (ignored when the stream is already closed)."""
+        if self.closed:
+            return
+        from h2.exceptions import H2Error
+
+        try:
+            self.h2.reset_stream(sid, error_code=code)
+        except H2Error:
+            pass
+        self.flush()
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def stream_done(self, stream: H2Stream) -> None:
+        """The response of `stream` is complete: log and count it."""
+        self.state.count_request()
+        self._log(stream)
+
+    def task_done(self, stream: H2Stream) -> None:
+        """The app task of `stream` ended: forget the stream."""
+        self.streams.pop(stream.sid, None)
+        if not self.streams:
+            self.idle_since = self.state.clock
+            if self.goaway_sent:
+                self._close()
+
+    def _log(self, stream: H2Stream) -> None:
+        state = self.state
+        if not state.access_enabled:
+            return
+        peer = self.client[0] if self.client else str(self.peer or "")
+        try:
+            state.log.access(stream.access_info(peer, time.monotonic() - stream.start_time))
+        except Exception:
+            state.log.exception("Failed to write the access log line")
+
+    def _close_after_error(self) -> None:
+        """Close a second after an error GOAWAY, reading meanwhile: closing with unread
+        input makes the kernel send a RST, which can destroy the GOAWAY on its way."""
+        self.discarding = True
+        for stream in list(self.streams.values()):
+            self._lose(stream)
+        self.loop.call_later(1.0, self._close)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.flush_now()
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close the connection at once."""
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+        self.closed = True
+
+    def is_idle(self) -> bool:
+        """No stream has an app running."""
+        return not self.streams
+
+    def close_if_idle_for(self, now: float, limit: float, heads_too: bool = True) -> None:
+        """Idle sweep: GOAWAY and close after `limit` seconds without a stream."""
+        if not self.streams and now - self.idle_since > limit and not self.closed:
+            self._goaway()
+            self._close()
+
+    def close_if_head_late(self, limit: float) -> None:
+        """header_timeout concerns HTTP/1 heads only (h2 header blocks come whole)."""
+
+    def _goaway(self) -> None:
+        if not self.goaway_sent and self.transport is not None and not self.closed:
+            self.goaway_sent = True
+            self.flush_now()
+            self.transport.write(goaway_frame(self.last_stream))
+
+    def shutdown(self) -> None:
+        """Graceful stop: GOAWAY (no new streams); open streams finish, then close."""
+        self._goaway()
+        if not self.streams:
+            self._close()
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

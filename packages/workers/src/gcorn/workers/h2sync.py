@@ -1,0 +1,691 @@
+"""HTTP/2 for the threaded WSGI worker: one I/O thread per connection, streams on a thread pool.
+
+The gthread worker hands a connection over (`H2Threads.hand_over`) when ALPN
+chose "h2" or the first bytes are the h2c preface from a trusted peer. From
+then on one I/O thread owns the socket: it alone reads and writes it (an
+`ssl.SSLSocket` must not be read and written from two threads at once),
+feeds the `h2` state machine and wakes up when a stream has output. Each
+stream's WSGI call runs on the worker's HTTP/2 thread pool (`threads`
+threads), so the streams of one connection are served concurrently, and a
+response body is sent as the app yields it, within the client's
+flow-control windows (a stream waits for WINDOW_UPDATE, never buffers past
+it). `wsgi.file_wrapper` is iterated in blocks (sendfile cannot cross h2
+framing).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from gcorn.workers.access import AccessInfo, access_wanted
+from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.http2 import (
+    AbuseGuard,
+    EnhanceYourCalm,
+    H2Options,
+    H2RequestError,
+    goaway_frame,
+    new_connection,
+    request_fields,
+    response_fields,
+)
+from gcorn.workers.wsgi.request import HookRequest
+from gcorn.workers.wsgi.response import http_date
+
+__all__ = ["H2Threads"]
+
+_REFUSED_STREAM = 0x7
+_INTERNAL_ERROR = 0x2
+_ENHANCE_YOUR_CALM = 0xB
+_PROTOCOL_ERROR = 0x1
+_CONNECTION_WINDOW_MAX = 16 * 1024 * 1024
+_RECV_SIZE = 65536
+# body bytes queued in h2 for the I/O thread before a stream waits for it to write them
+_QUEUE_LIMIT = 1024 * 1024
+_POLL = 0.5
+
+
+_DATE: list[Any] = [b"", []]
+
+
+def _date_server() -> list[tuple[bytes, bytes]]:
+    """`date` and `server` fields, rebuilt when http_date's second changes."""
+    line = http_date()
+    if line is not _DATE[0]:
+        _DATE[1] = [(b"date", line.split(b":", 1)[1].strip()), (b"server", b"gcorn")]
+        _DATE[0] = line
+    return _DATE[1]  # type: ignore[no-any-return]
+
+
+class H2Threads:
+    """The HTTP/2 side of one gthread worker: the settings, the stream pool, the hand-over."""
+
+    def __init__(self, worker: Any, serving: Any, options: H2Options) -> None:
+        self.worker = worker
+        self.serving = serving
+        self.handler = serving.handler
+        self.options = options
+        self.log = worker.log
+        threads = max(int(getattr(worker.cfg, "threads", 1) or 1), 1)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gthread-h2")
+        keepalive = float(getattr(worker.cfg, "keepalive", 2) or 0)
+        self.idle_limit = keepalive if keepalive > 0 else 5.0
+        self.graceful = float(getattr(worker.cfg, "graceful_timeout", 30) or 30)
+
+    def takes(self, conn: Any, data: bytes | None) -> bool:
+        """Whether `conn` speaks HTTP/2: ALPN h2, or (first bytes) the h2c preface."""
+        if conn.is_tls:
+            return bool(self.options.h2_over_tls and conn.sock.selected_alpn_protocol() == "h2")
+        if data is None or not self.options.prior_knowledge:
+            return False
+        from gcorn.workers.http2 import PREFACE
+
+        return (len(data) >= 3 and data[:24] == PREFACE[:len(data[:24])]
+                and self.handler.policy.trusted.allows(conn.peer))
+
+    def takes_upgrade(self, conn: Any, head: Any) -> bool:
+        """RFC 7540 3.2: a body-less `Upgrade: h2c` request with HTTP2-Settings, from a
+        trusted peer over cleartext, switches the connection to HTTP/2."""
+        if conn.is_tls or not self.options.upgrade or head.upgrade is None:
+            return False
+        if b"h2c" not in [t.strip() for t in head.upgrade.lower().split(b",")]:
+            return False
+        settings = [v for k, v in head.headers if k == b"http2-settings"]
+        return (len(settings) == 1 and not head.chunked and not head.content_length
+                and self.handler.policy.trusted.allows(conn.peer))
+
+    def upgrade(self, conn: Any, head: Any, on_close: Callable[..., None]) -> None:
+        """Answer 101 and serve `conn` as HTTP/2; the upgrading request becomes stream 1."""
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: h2c\r\n\r\n")
+        rest = conn.parser.take_unparsed() if getattr(conn.parser, "paused", False) else b""
+        self.hand_over(conn, rest, on_close, head)
+
+    def hand_over(self, conn: Any, data: bytes, on_close: Callable[..., None],
+                  upgrade: Any = None) -> None:
+        """Serve `conn` as HTTP/2 on its own I/O thread; `on_close(conn)` when it ends."""
+        session = H2Session(self, conn, data, on_close, upgrade)
+        thread = threading.Thread(target=session.run, name="gthread-h2-io", daemon=True)
+        thread.start()
+
+    def shutdown(self) -> None:
+        """Stop the stream pool (running streams finish)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class H2Input:
+    """`wsgi.input` of one stream: reads block until the client sends more or ends."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    def _fill(self) -> bool:
+        data = self.stream.take_body()
+        if data:
+            self.buffer += data
+            return True
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative)."""
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data, self.buffer = self.buffer, b""
+            return data
+        while len(self.buffer) < size and self._fill():
+            pass
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """One line, at most `size` bytes."""
+        while b"\n" not in self.buffer and (size is None or size < 0
+                                            or len(self.buffer) < size) and self._fill():
+            pass
+        end = self.buffer.find(b"\n") + 1 or len(self.buffer)
+        if size is not None and size >= 0:
+            end = min(end, size)
+        data, self.buffer = self.buffer[:end], self.buffer[end:]
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        """All lines."""
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+class Stream:
+    """One request stream: its body queue and its response state."""
+
+    def __init__(self, session: H2Session, sid: int) -> None:
+        self.session = session
+        self.sid = sid
+        self.body: deque[tuple[bytes, int]] = deque()
+        self.body_complete = False
+        self.reset = False
+        self.headers_sent = False
+        self.done = False
+
+    def take_body(self) -> bytes:
+        """The next piece of the request body (b'' at its end or when the stream is gone)."""
+        session = self.session
+        with session.cond:
+            while not self.body and not self.body_complete and not self.reset \
+                    and not session.closed:
+                session.cond.wait(_POLL)
+            if not self.body:
+                return b""
+            data, flow = self.body.popleft()
+            if flow:
+                session.ack(self.sid, flow)
+            return data
+
+
+class _Response:
+    """What the access log and post_request see of an h2 WSGI response."""
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.status_code = 0
+        self.headers: list[tuple[str, str]] = []
+        self.sent = 0
+
+
+class H2Session:
+    """One HTTP/2 connection of the gthread worker."""
+
+    def __init__(self, owner: H2Threads, conn: Any, data: bytes,
+                 on_close: Callable[..., None], upgrade: Any = None) -> None:
+        self.owner = owner
+        self.upgrade = upgrade  # the HTTP/1 head of an `Upgrade: h2c` request
+        self.conn = conn
+        self.initial = data
+        self.on_close = on_close
+        self.options = owner.options
+        self.log = owner.log
+        self.h2 = new_connection(owner.options)
+        from h2 import events  # an optional dependency, present once a session exists
+
+        self.ev = events
+        self.guard = AbuseGuard(owner.options)
+        self.cond = threading.Condition(threading.RLock())
+        self.streams: dict[int, Stream] = {}
+        self.closed = False
+        self.failed = False  # ended by an error GOAWAY: linger before closing
+        self.goaway_sent = False
+        self.last_stream = 0
+        self.wake_pending = False
+        self.queued = 0  # body bytes handed to h2 since the I/O thread last wrote
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        self.idle_since = time.monotonic()
+
+    # -- the I/O thread -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve the connection until it ends, then hand it back to the worker to close."""
+        conn = self.conn
+        try:
+            with self.cond:
+                head = self.upgrade
+                if head is not None:
+                    settings = next(v for k, v in head.headers if k == b"http2-settings")
+                    self.h2.initiate_upgrade_connection(settings.strip())
+                else:
+                    self.h2.initiate_connection()
+                opts = self.options
+                wanted = min(opts.max_concurrent_streams * opts.initial_window_size,
+                             _CONNECTION_WINDOW_MAX)
+                if wanted > 65535:
+                    self.h2.increment_flow_control_window(wanted - 65535)
+                if head is not None:
+                    self._start_upgraded(head)
+            self._flush()
+            if self.initial:
+                self._receive(self.initial)
+            self._loop()
+        except (ClientDisconnected, OSError) as exc:
+            self.log.debug("h2 client %s went away: %s", conn.peer, exc)
+        except Exception:
+            self.log.exception("unexpected error serving h2 client %s", conn.peer)
+        finally:
+            with self.cond:
+                self.closed = True
+                for stream in self.streams.values():
+                    stream.reset = True
+                self.cond.notify_all()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            # after an error GOAWAY, unread input at close() would make the kernel send
+            # a RST that can destroy the GOAWAY on its way: half-close and drain first
+            self.on_close(conn, linger=self.failed)
+
+    def _loop(self) -> None:
+        conn = self.conn
+        sock = conn.sock
+        worker = self.owner.worker
+        stop_deadline: float | None = None
+        while not self.closed:
+            if not worker.alive and not self.goaway_sent:
+                self._goaway()
+                stop_deadline = time.monotonic() + self.owner.graceful
+            with self.cond:
+                idle = not self.streams
+            if idle and (self.goaway_sent or
+                         time.monotonic() - self.idle_since > self.owner.idle_limit):
+                self._goaway()
+                self._flush()
+                return
+            if stop_deadline is not None and time.monotonic() > stop_deadline:
+                return
+            pending = conn.is_tls and sock.pending()
+            if not pending:
+                ready, _, _ = select.select([sock, self.wake_r], [], [], _POLL)
+                if self.wake_r in ready:
+                    try:
+                        os.read(self.wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                    self.wake_pending = False
+                    self._flush()
+                if sock not in ready:
+                    continue
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                if type(exc).__name__ == "SSLWantReadError":
+                    continue
+                raise ClientDisconnected(str(exc)) from exc
+            if not data:
+                return
+            self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        from h2.exceptions import ProtocolError
+
+        with self.cond:
+            try:
+                events = self.h2.receive_data(data)
+            except ProtocolError as exc:
+                self.log.debug("h2 protocol error from %s: %s", self.conn.peer, exc)
+                self.closed = self.failed = True
+                events = []
+            try:
+                for event in events:
+                    self._event(event)
+            except EnhanceYourCalm as exc:
+                self.log.warning("h2 client %s: %s; closing", self.conn.peer, exc)
+                self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
+                                         last_stream_id=self.last_stream)
+                self.closed = self.failed = True
+            self.cond.notify_all()
+        self._flush()
+
+    def _event(self, event: Any) -> None:
+        ev = self.ev
+        kind = type(event)
+        if kind is ev.RequestReceived:
+            self._request(event.stream_id, event.headers, event.stream_ended is not None)
+        elif kind is ev.DataReceived:
+            stream = self.streams.get(event.stream_id)
+            if stream is None or stream.reset:
+                self.ack(event.stream_id, event.flow_controlled_length)
+            else:
+                stream.body.append((event.data, event.flow_controlled_length))
+                if event.stream_ended is not None:
+                    stream.body_complete = True
+        elif kind is ev.StreamEnded:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.body_complete = True
+        elif kind is ev.StreamReset:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.reset = True
+            if event.remote_reset:
+                self.guard.stream_reset()
+        elif kind in (ev.RemoteSettingsChanged, ev.PingReceived):
+            self.guard.control_frame()
+        elif kind is ev.ConnectionTerminated:
+            self.closed = True
+
+    def _request(self, sid: int, raw: Any, ended: bool) -> None:
+        if (self.goaway_sent and sid > self.last_stream) or (
+                len(self.streams) >= self.options.max_concurrent_streams):
+            self._reset(sid, _REFUSED_STREAM)
+            return
+        self.last_stream = max(self.last_stream, sid)
+        try:
+            fields = request_fields(raw, self.options)
+        except H2RequestError as exc:
+            self.log.debug("Invalid h2 request from %s: %s", self.conn.peer, exc)
+            if exc.status == 400:
+                self._reset(sid, _PROTOCOL_ERROR)
+            else:
+                self._error(sid, exc.status, str(exc))
+            return
+        stream = Stream(self, sid)
+        stream.body_complete = ended
+        self.streams[sid] = stream
+        try:
+            self.owner.pool.submit(self._serve, stream, fields)
+        except RuntimeError:  # the pool is shut down: the worker is stopping
+            self.streams.pop(sid, None)
+            self._reset(sid, _REFUSED_STREAM)
+
+    def _start_upgraded(self, head: Any) -> None:
+        """Stream 1 of an upgraded connection: the HTTP/1 request that asked for it (lock held)."""
+        from gcorn.workers.http2 import RequestFields
+
+        headers = [(k, v) for k, v in head.headers
+                   if k not in (b"connection", b"upgrade", b"http2-settings")]
+        host = next((v for k, v in headers if k == b"host"), b"")
+        fields = RequestFields(method=head.method.decode("latin-1"), scheme="http",
+                               authority=host, path=head.path, query=head.query,
+                               target=head.target, headers=headers, content_length=None)
+        self.last_stream = 1
+        stream = Stream(self, 1)
+        stream.body_complete = True
+        self.streams[1] = stream
+        self.owner.pool.submit(self._serve, stream, fields)
+
+    # -- output (any thread; the I/O thread writes) ------------------------------------------
+
+    def _wake(self) -> None:
+        # one byte in the pipe is enough: the I/O thread clears the flag before it
+        # collects the output, so what is queued after that writes a new byte
+        if self.wake_pending:
+            return
+        self.wake_pending = True
+        try:
+            os.write(self.wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or the session ended
+
+    def _flush(self) -> None:
+        """Write what h2 has queued (the I/O thread only)."""
+        with self.cond:
+            data = self.h2.data_to_send()
+            if self.queued:
+                self.queued = 0
+                self.cond.notify_all()
+        if data:
+            self.conn.sendall(data)
+
+    def ack(self, sid: int, length: int) -> None:
+        """The app read `length` flow-controlled bytes: reopen the windows (lock held)."""
+        from h2.exceptions import H2Error
+
+        if not length or self.closed:
+            return
+        try:
+            self.h2.acknowledge_received_data(length, sid)
+        except H2Error:
+            return
+        self._wake()
+
+    def _reset(self, sid: int, code: int) -> None:
+        from h2.exceptions import H2Error
+
+        try:
+            self.h2.reset_stream(sid, error_code=code)
+        except H2Error:
+            pass
+        self._wake()
+
+    def _error(self, sid: int, status: int, message: str) -> None:
+        from h2.exceptions import H2Error
+
+        body = (message + "\n").encode("utf-8", "replace")
+        fields = response_fields(status, [(b"content-type", b"text/plain; charset=utf-8")],
+                                 _date_server(), len(body))
+        try:
+            self.h2.send_headers(sid, fields)
+            self.h2.send_data(sid, body[:self.h2.local_flow_control_window(sid)],
+                              end_stream=True)
+        except H2Error as exc:
+            self.log.debug("cannot answer h2 stream %d: %s", sid, exc)
+        self._wake()
+
+    def _goaway(self) -> None:
+        if self.goaway_sent:
+            return
+        self.goaway_sent = True
+        with self.cond:
+            last = self.last_stream
+        self._flush()
+        # outside h2's state machine: it would refuse the frames of the streams let finish
+        self.conn.sendall(goaway_frame(last))
+
+    def send_headers(self, stream: Stream, fields: list[tuple[bytes, bytes]], end: bool) -> None:
+        """The response head of `stream` (a pool thread)."""
+        with self.cond:
+            if stream.reset or self.closed:
+                raise ClientDisconnected("the client reset the stream")
+            self.h2.send_headers(stream.sid, fields, end_stream=end)
+            stream.headers_sent = True
+        self._wake()
+
+    def send_data(self, stream: Stream, data: bytes, end: bool) -> None:
+        """Body bytes within the client's windows; waits (up to `timeout`) for WINDOW_UPDATE."""
+        from h2.exceptions import StreamClosedError
+
+        h2 = self.h2
+        view = memoryview(data)
+        stalled_at: float | None = None  # when the window closed, for the stall limit
+        with self.cond:
+            try:
+                while True:
+                    if stream.reset or self.closed:
+                        raise ClientDisconnected("the client reset the stream")
+                    if not view:
+                        if end:
+                            h2.end_stream(stream.sid)
+                        break
+                    window = h2.local_flow_control_window(stream.sid)
+                    if window <= 0:
+                        self._wake()
+                        now = time.monotonic()
+                        if stalled_at is None:
+                            stalled_at = now
+                        left = stalled_at + self.options.stall_timeout - now
+                        if left <= 0:
+                            # zero-window stall: the client holds a pool thread hostage
+                            self.log.info("h2 stream %d stalled on a closed window; reset",
+                                          stream.sid)
+                            stream.reset = True
+                            self._reset(stream.sid, _ENHANCE_YOUR_CALM)
+                            raise ClientDisconnected("flow-control window stalled")
+                        self.cond.wait(left)
+                        continue
+                    stalled_at = None
+                    size = min(window, h2.max_outbound_frame_size, len(view))
+                    last = end and size == len(view)
+                    h2.send_data(stream.sid, view[:size].tobytes(), end_stream=last)
+                    view = view[size:]
+                    if last:
+                        break
+                    self.queued += size
+                    if self.queued >= _QUEUE_LIMIT:
+                        # a client with huge windows: memory is bounded by the queue,
+                        # not by the body (the I/O thread writes, then notifies)
+                        self._wake()
+                        self.cond.wait(_POLL)
+                    elif len(view) and size == window:
+                        self._wake()
+            except StreamClosedError:
+                raise ClientDisconnected("the stream is closed") from None
+        self._wake()
+
+    # -- one stream, on a pool thread ----------------------------------------------------------
+
+    def _serve(self, stream: Stream, fields: Any) -> None:
+        try:
+            if not stream.reset and not self.closed:
+                self._run_app(stream, fields)
+        except ClientDisconnected as exc:
+            self.log.debug("h2 stream %d: client went away: %s", stream.sid, exc)
+        except Exception:
+            self.log.exception("unexpected error serving h2 stream %d", stream.sid)
+        finally:
+            with self.cond:
+                self.streams.pop(stream.sid, None)
+                if not self.streams:
+                    self.idle_since = time.monotonic()
+            self._wake()
+
+    def _run_app(self, stream: Stream, fields: Any) -> None:
+        owner = self.owner
+        handler = owner.handler
+        conn = self.conn
+        started = time.monotonic()
+        try:
+            scheme, headers = handler.policy.filter_headers(
+                fields.headers, conn.peer, "https" if conn.is_tls else fields.scheme)
+        except WorkerError as exc:
+            with self.cond:
+                self._error(stream.sid, exc.status, exc.client_message)
+            return
+        query = fields.query.decode("latin-1")
+        target = fields.target.decode("latin-1")
+        body = H2Input(stream)
+        try:
+            environ = handler.environ.build(fields.method, target, fields.path, query,
+                                            "HTTP/2.0", headers, scheme, conn.peer,
+                                            conn.listener, conn.sock, body)
+        except WorkerError as exc:
+            with self.cond:
+                self._error(stream.sid, exc.status, str(exc))
+            return
+        environ["HTTP_VERSION"] = "2"
+        resp = _Response()
+        state: dict[str, Any] = {"head": None}
+        is_head = fields.method == "HEAD"
+
+        def send_head(length: int | None, end: bool) -> None:
+            head = state["head"]
+            state["head"] = None
+            fields_out = response_fields(resp.status_code, head, _date_server(), length)
+            self.send_headers(stream, fields_out, end)
+
+        def write(data: bytes) -> None:
+            if not data:
+                return
+            if state["head"] is not None:
+                send_head(None, False)
+            if not is_head:
+                self.send_data(stream, bytes(data), False)
+                resp.sent += len(data)
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            if exc_info is not None and stream.headers_sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+            code = int(str(status).split(" ", 1)[0])
+            resp.status, resp.status_code, resp.headers = status, code, list(headers)
+            state["head"] = [(n.lower().encode("latin-1"), str(v).encode("latin-1"))
+                             for n, v in headers]
+            return write
+
+        hooked = handler.pre_request is not None or handler.post_request is not None
+        req = HookRequest(fields.method, target, environ["PATH_INFO"], query, (2, 0), headers,
+                          scheme, conn.peer, body) if hooked else None
+        worker = owner.worker
+        lock = handler._nr_lock
+        if lock is None:
+            worker.nr += 1
+        else:
+            with lock:
+                worker.nr += 1
+        if worker.nr >= getattr(worker, "max_requests", 0) > 0 and worker.alive:
+            self.log.info("Autorestarting worker after current request.")
+            worker.alive = False
+        result: Any = None
+        try:
+            if handler.pre_request is not None:
+                handler.pre_request(worker, req)
+            result = handler.app(environ, start_response)
+            if type(result) in (list, tuple) and state["head"] is not None:
+                # the whole body is known: one HEADERS with content-length, then DATA
+                payload = b"".join(result)
+                send_head(len(payload), is_head or not payload)
+                if payload and not is_head:
+                    self.send_data(stream, payload, True)
+                    resp.sent += len(payload)
+            else:
+                for chunk in _iterate(result):
+                    write(chunk)
+                if state["head"] is not None:
+                    send_head(0, True)  # nothing was written: an empty body
+                else:
+                    self.send_data(stream, b"", True)
+            stream.done = True
+        except ClientDisconnected:
+            raise
+        except Exception:
+            self.log.exception("Error handling request %s", target)
+            with self.cond:
+                if not stream.headers_sent and not stream.reset:
+                    resp.status, resp.status_code = "500 Internal Server Error", 500
+                    resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
+                    self._error(stream.sid, 500, "Internal Server Error")
+                else:
+                    self._reset(stream.sid, _INTERNAL_ERROR)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    self.log.exception("the response iterable's close() failed")
+            try:
+                if handler.post_request is not None:
+                    handler.post_request(worker, req, environ, resp)
+            except Exception:
+                self.log.exception("the post_request hook failed")
+            if handler.access is not None and resp.status and access_wanted(self.log):
+                self._log(environ, resp, headers, time.monotonic() - started)
+
+    def _log(self, environ: dict[str, Any], resp: _Response, headers: Any,
+             elapsed: float) -> None:
+        try:
+            self.owner.handler.access(AccessInfo(
+                remote_addr=environ.get("REMOTE_ADDR", "-"), method=environ["REQUEST_METHOD"],
+                raw_uri=environ["RAW_URI"], path=environ["PATH_INFO"],
+                query=environ["QUERY_STRING"], protocol="HTTP/2.0", status=resp.status_code,
+                bytes_sent=resp.sent, request_time=elapsed, request_headers=headers,
+                response_headers=resp.headers, environ=environ))
+        except Exception:
+            self.log.exception("writing the access log failed")
+
+
+def _iterate(result: Iterable[bytes]) -> Iterator[bytes]:
+    for chunk in result:
+        if chunk:
+            yield chunk
