@@ -43,11 +43,11 @@ if needs_install; then
         "$PYTHON" -m venv "$VENV" || { say "could not create a venv with $PYTHON (on Debian: apt-get install python3-venv)"; exit 1; }
     fi
     say "installing gcorn's packages into $VENV (about a minute the first time)"
-    # the extras are those of the meta-package: httptools, uvloop, websockets, setproctitle
+    # the extras are those of the meta-package: httptools, uvloop, websockets, h2, setproctitle
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "$ROOT/packages/http-core[fast]" \
         "$ROOT/packages/arbiter[setproctitle]" \
-        "$ROOT/packages/workers[uvloop,websockets,httptools]" \
+        "$ROOT/packages/workers[uvloop,websockets,httptools,http2]" \
         "$ROOT/packages/dirty" \
         "$ROOT/packages/cli[dirty]"
     touch "$STAMP"
