@@ -277,6 +277,8 @@ class ThreadWatchdog:
             if self.running.get(entry.ident) is not entry:
                 return  # it ended meanwhile
             entry.expired_at = now
+            # under the lock: the thread cannot end the request (and close the socket)
+            # while its 504 is written; a short write into an empty buffer, it does not wait
             answered = self.answer(entry.conn, entry.resp, entry.environ, entry.headers,
                                    entry.started)
             environ = entry.environ

@@ -191,10 +191,6 @@ class Connection:
         """Send every byte or raise `ClientGone`."""
         if self.timed_out:
             raise ClientGone("the request ran past request_timeout: already answered")
-        self.send_final(data)
-
-    def send_final(self, data: bytes | bytearray | memoryview) -> None:
-        """`sendall` even past the timed-out mark (the gthread watchdog's 504)."""
         sock = self.sock
         if self.is_tls:
             try:
@@ -220,6 +216,17 @@ class Connection:
             except _ERRNO_GONE as exc:
                 raise ClientGone(str(exc)) from exc
             view = view[sent:]
+
+    def send_final(self, data: bytes) -> None:
+        """A short last answer past the timed-out mark (the gthread watchdog's 504).
+
+        Nothing of the response was sent yet, so the send buffer has room: one
+        `sendall` does it even on the non-blocking socket.
+        """
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:  # BlockingIOError, resets and ssl.SSLError alike
+            raise ClientGone(str(exc)) from exc
 
     def send_parts(self, *parts: bytes) -> None:
         """Send several buffers in one system call when possible, without joining them."""
