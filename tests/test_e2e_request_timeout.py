@@ -210,3 +210,23 @@ def test_a_bad_request_timeout_is_a_clear_error(start_gcorn: Callable[..., Gcorn
     server = start_gcorn("--request-timeout", "soon", "stuckapp:app", wait=False)
     assert server.proc.wait(10) != 0
     assert "request_timeout" in server.log() or "--request-timeout" in server.log()
+
+
+COUNTER_HOOK = '''
+def post_request(worker, req, environ, resp):
+    worker.log.warning("request_timeouts=%d", worker.request_timeouts)
+'''
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_each_worker_counts_its_timed_out_requests(start_gcorn: Callable[..., Gcorn],
+                                                   tmp_path: Path, worker: str) -> None:
+    (tmp_path / "counter.conf.py").write_text(COUNTER_HOOK)
+    server = _serve(start_gcorn, tmp_path, worker, "-c", "counter.conf.py",
+                    "--request-timeout", "1")
+    assert httpx.get(server.url + "/", timeout=5).text == "ok"
+    # gthread: a busy loop, so that the interrupted thread comes back to run the hook
+    path = "/spin" if worker == "gthread" else "/stuck"
+    assert httpx.get(server.url + path, timeout=10).status_code == 504
+    assert wait_until(lambda: "request_timeouts=1" in server.log(), timeout=5), server.log()
+    assert "request_timeouts=0" in server.log()  # the hook ran for / before
