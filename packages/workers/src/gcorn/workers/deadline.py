@@ -226,23 +226,38 @@ class ThreadWatchdog:
         """Register the calling thread's request; returns what unregisters it."""
         entry = _Running(conn, resp, environ, headers, self.limit)
         with self.lock:
+            previous = self.running.get(entry.ident)
+        if previous is not None:  # left over by an interruption: this thread is back
+            self._release(previous)
+        with self.lock:
             self.running[entry.ident] = entry
 
         def disarm() -> None:
-            with self.lock:
-                if self.running.get(entry.ident) is entry:
-                    del self.running[entry.ident]
-                if entry.interrupted:
-                    # the request ended before the interruption arrived: it must not
-                    # land in this thread's next request
-                    _async_raise(entry.ident, None)
-                if entry.stuck:
-                    entry.stuck = False
-                    self.stuck -= 1
-                    self.log.warning("a stuck serving thread came back (%d of %d still stuck)",
-                                     self.stuck, self.threads)
+            self._release(entry)
 
         return disarm
+
+    def release_current(self) -> None:
+        """Forget the calling thread's request, if an interruption cut its disarm short."""
+        with self.lock:
+            entry = self.running.get(threading.get_ident())
+        if entry is not None:
+            self._release(entry)
+
+    def _release(self, entry: _Running) -> None:
+        with self.lock:
+            if self.running.get(entry.ident) is entry:
+                del self.running[entry.ident]
+            if entry.interrupted:
+                # the request ended before the interruption arrived: it must not
+                # land in this thread's next request
+                entry.interrupted = False
+                _async_raise(entry.ident, None)
+            if entry.stuck:
+                entry.stuck = False
+                self.stuck -= 1
+                self.log.warning("a stuck serving thread came back (%d of %d still stuck)",
+                                 self.stuck, self.threads)
 
     def stuck_threads(self) -> set[int]:
         """The idents of the serving threads stuck now."""

@@ -359,6 +359,8 @@ class ThreadWorker(Worker):
             self.close(conn)
         except RequestTimeout:
             # the watchdog's interruption arrived outside the app call: already answered
+            if self.watchdog is not None:
+                self.watchdog.release_current()
             self.close(conn)
         except (ParseError, WorkerError) as exc:
             serving.refuse(conn, exc)
