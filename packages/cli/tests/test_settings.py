@@ -18,6 +18,7 @@ GCORN_ONLY = {
     "boot_failure_limit",
     "boot_failure_window",
     "header_timeout",
+    "request_timeout",
     "dirty_queue_size",
     "dirty_max_message_size",
     "dirty_codec",

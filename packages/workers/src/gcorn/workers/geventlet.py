@@ -74,6 +74,11 @@ class EventletHub:
         """Raise GreenletExit in `green`."""
         greenthread.kill(green)
 
+    def call_later(self, seconds: float, func: Any) -> Any:
+        """Run `func()` from the hub in `seconds`; returns its cancel."""
+        timer = eventlet.hubs.get_hub().schedule_call_global(seconds, func)
+        return timer.cancel
+
     def original_socket(self) -> type:
         """The stdlib's `socket.socket`, even after patching."""
         cls: type = patcher.original("socket").socket

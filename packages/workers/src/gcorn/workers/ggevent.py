@@ -70,6 +70,12 @@ class GeventHub:
         """Raise GreenletExit in `green`, without waiting for it to end."""
         gevent.kill(green)
 
+    def call_later(self, seconds: float, func: Any) -> Any:
+        """Run `func()` from the hub in `seconds` (a loop timer); returns its cancel."""
+        timer = gevent.get_hub().loop.timer(seconds)
+        timer.start(func)
+        return timer.close
+
     def original_socket(self) -> type:
         """The stdlib's `socket.socket`, even after patching."""
         cls: type = monkey.get_original("socket", "socket")

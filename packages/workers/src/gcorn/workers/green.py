@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol
 from gcorn.arbiter import Worker
 from gcorn.http import ParseError
 from gcorn.workers.base import WsgiServing, boot_serving, raw_socket
+from gcorn.workers.deadline import GreenGuard, RequestTimeout
 from gcorn.workers.draining import idle_grace
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.wsgi.connection import Connection
@@ -68,6 +69,9 @@ class GreenHub(Protocol):
 
     def kill(self, green: Any) -> None:
         """End a greenlet (raises GreenletExit in it) without waiting for it."""
+
+    def call_later(self, seconds: float, func: Any) -> Any:
+        """Run `func()` from the hub in `seconds`; returns a callable that cancels it."""
 
     def original_socket(self) -> type:
         """The stdlib's `socket.socket` class, as it was before patching."""
@@ -147,6 +151,10 @@ class GreenWorker(Worker):
         # and wsgi.multithread stays False, as gunicorn's gevent worker has it
         self.serving = serving = boot_serving(self, multithread=False)
         serving.connection_class = GreenConnection
+        self.request_timeouts = 0  # requests ended by request_timeout
+        if serving.handler.request_timeout > 0:
+            # a hub timer throws RequestTimeout into the request's greenlet
+            serving.handler.guard = GreenGuard(hub, serving.handler.request_timeout)
         cfg = self.cfg
         self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
         max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
@@ -285,6 +293,8 @@ class GreenWorker(Worker):
             conn.close(linger=True)
         except Wake:
             return  # woken while not idle: nothing to answer any more
+        except RequestTimeout:
+            return  # thrown as the request ended, after its answer: nothing left to say
         except Exception:
             # a bug below us (parser, hook) must cost one connection, not the worker
             self.log.exception("unexpected error serving %s", conn.peer)

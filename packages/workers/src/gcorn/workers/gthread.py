@@ -28,6 +28,7 @@ from gcorn.workers.base import (
     raw_socket,
     signal_wakeup_fd,
 )
+from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import ClientDisconnected, RequestHeadTimeout, WorkerError
 from gcorn.workers.h2sync import H2Threads
@@ -78,6 +79,16 @@ class ThreadWorker(Worker):
         self.running = True
         # before the threads start: a thread that reaches max_requests writes to it
         self.wakeup, self.wake_w = signal_wakeup_fd()
+        self.request_timeouts = 0  # requests ended by request_timeout
+        self.watchdog: ThreadWatchdog | None = None
+        limit = self.serving.handler.request_timeout
+        if limit > 0:
+            # one thread for the worker, however many serving threads (gcorn.workers.deadline)
+            self.watchdog = ThreadWatchdog(self.log, limit, nthreads,
+                                           self.serving.handler.answer_from_watchdog,
+                                           self.recycle_stuck)
+            self.serving.handler.guard = self.watchdog
+            self.watchdog.start()
         threads = [threading.Thread(target=self.serve_forever, name=f"gthread-{i}", daemon=True)
                    for i in range(nthreads)]
         for thread in threads:
@@ -130,6 +141,17 @@ class ThreadWorker(Worker):
             for fd, _ in poller.poll(int(tick * 1000)):
                 if fd == wakeup:
                     drain_wakeup_fd(wakeup)
+
+    def recycle_stuck(self) -> None:
+        """Every serving thread is stuck past request_timeout: stop gracefully (the arbiter
+        starts a new worker), so that the capacity does not drain away unnoticed."""
+        self.alive = False
+        self.stop_accepting()
+        os.write(self.wake_w, b"s")  # wake the main thread now
+
+    def stuck(self) -> int:
+        """How many serving threads are stuck in a timed-out request (never waited for)."""
+        return self.watchdog.stuck_count() if self.watchdog is not None else 0
 
     def reap_idle(self, older_than: float, heads_too: bool = True) -> None:
         """Close parked connections whose last activity is before `older_than`."""
@@ -185,19 +207,27 @@ class ThreadWorker(Worker):
         """Graceful stop: no more accepts; every connection ends after a `Connection: close`
         answer, or once idle through the drain grace (see `gcorn.workers.draining`)."""
         self.stop_accepting()
-        self.take_backlog()
+        if self.watchdog is None or not self.watchdog.exhausted:
+            self.take_backlog()
+        # else no thread is left to serve them: the queued clients stay in the kernel's
+        # backlog, for the worker the arbiter starts next
         grace = idle_grace(self.keepalive)
         deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
         # the serving threads still answer what arrives on parked connections
         self.reap_idle(time.monotonic() - grace)
-        while self.nconns > 0 and time.monotonic() < deadline:
+        # a connection held by a thread stuck past request_timeout was answered already
+        while self.nconns > self.stuck() and time.monotonic() < deadline:
             self.notify()
             time.sleep(0.05)
             self.reap_idle(time.monotonic() - grace)
         self.running = False
         os.write(self.stop_w, b"x")
+        stuck = self.watchdog.stuck_threads() if self.watchdog is not None else set()
         for thread in threads:
-            thread.join(max(deadline - time.monotonic(), 0.1))
+            if thread.ident not in stuck:
+                thread.join(max(deadline - time.monotonic(), 0.1))
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.reap_idle(float("inf"))
         if self.h2 is not None:
             self.h2.shutdown()
@@ -345,6 +375,9 @@ class ThreadWorker(Worker):
                 keep = serving.handler.serve(conn, head, closing=not self.alive)
                 conn.requests += 1
                 served += 1
+                if conn.timed_out:  # answered by the request_timeout watchdog: never kept
+                    self.close(conn)
+                    return
                 if self.nr >= self.max_requests and self.alive:
                     self.log.info("Autorestarting worker after current request.")
                     self.alive = False
@@ -357,6 +390,11 @@ class ThreadWorker(Worker):
                     return
         except ClientDisconnected as exc:
             self.log.debug("client %s went away: %s", conn.peer, exc)
+            self.close(conn)
+        except RequestTimeout:
+            # the watchdog's interruption arrived outside the app call: already answered
+            if self.watchdog is not None:
+                self.watchdog.release_current()
             self.close(conn)
         except (ParseError, WorkerError) as exc:
             serving.refuse(conn, exc)

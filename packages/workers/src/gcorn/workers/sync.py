@@ -19,6 +19,7 @@ from gcorn.workers.base import (
     raw_socket,
     signal_wakeup_fd,
 )
+from gcorn.workers.deadline import AlarmGuard, RequestTimeout
 from gcorn.workers.draining import SHUTDOWN_IDLE_GRACE, take_backlog
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 
@@ -31,6 +32,10 @@ class SyncWorker(Worker):
     def run(self) -> None:
         """Accept and serve until told to stop or orphaned."""
         serving = boot_serving(self, multithread=False)
+        self.request_timeouts = 0  # requests ended by request_timeout
+        if serving.handler.request_timeout > 0:
+            # SIGALRM in the main thread: raised in the app's frame, a busy loop included
+            serving.handler.guard = AlarmGuard(serving.handler.request_timeout)
         listeners = [raw_socket(s) for s in self.sockets]
         for sock in listeners:
             sock.setblocking(False)
@@ -106,6 +111,9 @@ class SyncWorker(Worker):
             linger = conn.unread_body
         except ClientDisconnected as exc:
             self.log.debug("client %s went away: %s", addr, exc)
+        except RequestTimeout:
+            # the alarm fired between the app's end and its disarming: nothing to answer
+            self.log.debug("request_timeout fired as the request of %s ended", addr)
         except (ParseError, WorkerError) as exc:
             conn.deadline = None
             serving.refuse(conn, exc)

@@ -124,4 +124,20 @@ SETTINGS = (
         "worker. 0 = no limit. gcorn only: gunicorn has no such limit (a client sending one "
         "header line a second holds a gunicorn worker or thread for as long as it likes).",
     ),
+    Setting(
+        name="request_timeout",
+        section=SECTION,
+        flags=("--request-timeout",),
+        metavar="FLOAT",
+        value_type="float",
+        default=0.0,
+        validator=v.positive_number,
+        doc="Seconds one request may run in the app, on every worker type; past it the request "
+        "is answered 504 (or its connection closed if the response had started), the traceback "
+        "of where it was stuck is logged, and the worker keeps serving. sync: SIGALRM in the "
+        "app's frame; gthread: a watchdog thread, and a worker whose `threads` threads are all "
+        "stuck in C code is recycled gracefully; asgi: the task is cancelled; gevent, eventlet: "
+        "the greenlet is interrupted. 0 = no limit (the default). gcorn only: gunicorn's "
+        "`timeout` ends a stuck request on sync workers only, by killing the worker.",
+    ),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
@@ -43,6 +44,7 @@ class RequestCycle:
     start_time = 0.0
     hook_req: HookRequest | None = None
     task: asyncio.Task[None] | None = None
+    timed_out = False  # ended by request_timeout
 
     def __init__(self, conn: Connection, scope: Message, minor: int, keep_alive: bool,
                  expect_continue: bool, is_head: bool) -> None:
@@ -205,12 +207,15 @@ class RequestCycle:
         """Run the app for this request; turn its errors into a 500 or a closed connection."""
         conn = self.conn
         state = conn.state
+        timer = None
+        if state.request_timeout:
+            timer = conn.loop.call_later(state.request_timeout, self._time_out)
         try:
             await app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             state.log.debug("client went away before the response was sent")
         except asyncio.CancelledError:
-            if not self.disconnected:
+            if not self.disconnected and not self.timed_out:
                 state.log.warning("ASGI app task cancelled before its response was complete")
                 self._fail_response()
             raise
@@ -225,6 +230,8 @@ class RequestCycle:
                     state.log.error("ASGI callable returned without sending a response")
                 self._fail_response()
         finally:
+            if timer is not None:
+                timer.cancel()
             state.in_flight -= 1
             if self.task is not None:
                 state.tasks.discard(self.task)
@@ -233,16 +240,42 @@ class RequestCycle:
                           self.hook_req, self.scope,
                           HookResponse(self.status, self.response_headers, self.bytes_sent))
 
-    def _fail_response(self, detail: str = "") -> None:
+    def _time_out(self) -> None:
+        """request_timeout passed: log where the app task is, answer 504 (or cut), cancel it."""
+        task = self.task
+        if task is None or task.done():
+            return
+        self.timed_out = True
+        state = self.conn.state
+        deadline.count_timeout(state.worker)
+        stack = deadline.stack_of_coroutine(task.get_coro())
+        if self.disconnected:
+            answered = "the client had gone"
+        elif self.response_complete:
+            answered = "the response was complete"
+        elif self.head_pending is not None or not self.response_started:
+            answered = f"answered {deadline.STATUS}"
+        else:
+            answered = "response already started: connection closed"
+        self._fail_response(status=deadline.STATUS, message=deadline.MESSAGE)
+        scope = self.scope
+        query = scope["query_string"].decode("latin-1")
+        uri = scope["raw_path"].decode("latin-1") + ("?" + query if query else "")
+        deadline.log_timeout(state.log, scope["method"], uri, state.request_timeout,
+                             stack, answered)
+        task.cancel()
+
+    def _fail_response(self, detail: str = "", status: int = 500,
+                       message: str = "Internal Server Error") -> None:
         conn = self.conn
         if self.response_complete or self.disconnected:
             return
         if self.head_pending is not None or not self.response_started:
             self.head_pending = None
             self.response_started = True
-            self.status = 500
+            self.status = status
             self.keep_alive = False
-            conn.write(error_response(500, "Internal Server Error", conn.state.date_server))
+            conn.write(error_response(status, message, conn.state.date_server))
             self.response_complete = True
             conn.response_done(self)
         else:

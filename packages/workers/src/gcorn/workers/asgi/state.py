@@ -11,6 +11,7 @@ from typing import Any
 from gcorn.workers.access import access_wanted
 from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
+from gcorn.workers.deadline import request_timeout
 from gcorn.workers.http2 import PREFACE, H2Options, h2_available
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.proxy import ForwardedPolicy
@@ -47,6 +48,8 @@ class ServerState:
         self.root_path: str = _setting(cfg, "root_path", "") or ""
         self.keepalive: float = float(_setting(cfg, "keepalive", 2))
         self.header_timeout: float = float(_setting(cfg, "header_timeout", 10) or 0)
+        # seconds one request's app task may run (0: no limit); gcorn.workers.deadline
+        self.request_timeout: float = request_timeout(cfg)
         self.limit_concurrency: int = int(_setting(cfg, "limit_concurrency", 0))
         self.disconnect_grace: float = float(_setting(cfg, "asgi_disconnect_grace_period", 3))
         self.ws_max_size: int = int(_setting(cfg, "websocket_max_message_size", 16 * 1024 * 1024))

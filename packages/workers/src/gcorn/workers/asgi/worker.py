@@ -128,6 +128,7 @@ class AsgiWorker(Worker):
         cfg = self.cfg
         if getattr(self, "nr", None) is None:
             self.nr = 0
+        self.request_timeouts = 0  # requests ended by request_timeout (gcorn.workers.deadline)
         if int(getattr(cfg, "threads", 1) or 1) > 1:
             self.log.warning("the asgi worker ignores threads = %s", cfg.threads)
         try:

@@ -33,7 +33,7 @@ class Connection:
 
     __slots__ = ("closed", "deadline", "events", "fd", "head_since", "is_tls", "last_active",
                  "listener", "parser", "peer", "proxy_info", "registered", "requests", "sock",
-                 "timeout", "unread_body")
+                 "timed_out", "timeout", "unread_body")
 
     def __init__(self, sock: socket.socket, peer: Any, listener: Any, parser: Any,
                  timeout: float | None) -> None:
@@ -54,6 +54,8 @@ class Connection:
         self.unread_body = False
         self.registered = False  # in the gthread worker's epoll set
         self.closed = False
+        # request_timeout (gthread): answered by the watchdog; the stuck thread's writes fail
+        self.timed_out = False
         # header_timeout: reads past `deadline` raise RequestHeadTimeout (sync); gthread
         # stamps `head_since` at the first byte of a head and its reaper checks it
         self.deadline: float | None = None
@@ -187,6 +189,8 @@ class Connection:
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """Send every byte or raise `ClientGone`."""
+        if self.timed_out:
+            raise ClientGone("the request ran past request_timeout: already answered")
         sock = self.sock
         if self.is_tls:
             try:
@@ -213,10 +217,21 @@ class Connection:
                 raise ClientGone(str(exc)) from exc
             view = view[sent:]
 
+    def send_final(self, data: bytes) -> None:
+        """A short last answer past the timed-out mark (the gthread watchdog's 504).
+
+        Nothing of the response was sent yet, so the send buffer has room: one
+        `sendall` does it even on the non-blocking socket.
+        """
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:  # BlockingIOError, resets and ssl.SSLError alike
+            raise ClientGone(str(exc)) from exc
+
     def send_parts(self, *parts: bytes) -> None:
         """Send several buffers in one system call when possible, without joining them."""
         total = sum(map(len, parts))
-        if self.is_tls or total < 8192:
+        if self.is_tls or total < 8192 or self.timed_out:
             self.sendall(b"".join(parts))  # a small copy is cheaper than a scatter list
             return
         try:
@@ -238,6 +253,8 @@ class Connection:
         """Send a file with `os.sendfile` (plain sockets only); returns bytes sent."""
         import os
 
+        if self.timed_out:
+            raise ClientGone("the request ran past request_timeout: already answered")
         fd = fileobj.fileno()
         if count is None:
             count = os.fstat(fd).st_size - offset
@@ -256,6 +273,14 @@ class Connection:
         return total
 
     # -- closing ------------------------------------------------------------
+
+    def cut(self) -> None:
+        """End the stream to the client now, from any thread; the socket stays open for
+        the thread that still holds it (its close() releases it)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the peer is already gone
 
     def close(self, linger: bool = False) -> None:
         """Close the socket; with `linger`, half-close and drain first (RFC 9112 §9.6)."""

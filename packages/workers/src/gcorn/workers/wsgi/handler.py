@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from gcorn.http import ParseError
+from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.proxy import ForwardedPolicy
@@ -56,11 +57,18 @@ class RequestHandler:
         self._nr_lock = threading.Lock() if multithread else None
         access = getattr(worker.log, "access", None)
         self.access = access if callable(access) else None
+        # request_timeout: the worker sets a guard whose arm() starts the limit of one
+        # app call and returns what stops it (gcorn.workers.deadline)
+        self.request_timeout = deadline.request_timeout(cfg)
+        self.guard: Any = None
 
     # -- errors before the app ran --------------------------------------------
 
-    def send_error(self, conn: Any, status: int, message: str) -> int:
-        """Answer a request the worker refuses (the caller closes); returns the body size."""
+    def send_error(self, conn: Any, status: int, message: str, final: bool = False) -> int:
+        """Answer a request the worker refuses (the caller closes); returns the body size.
+
+        `final`: written past the connection's timed-out mark (the gthread watchdog).
+        """
         body = f"{message}\n".encode("latin-1", "replace")
         head = b"".join((
             f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1"),
@@ -68,7 +76,7 @@ class RequestHandler:
             b"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n",
             b"Content-Length: %d\r\n\r\n" % len(body)))
         try:
-            conn.sendall(head + body)
+            (conn.send_final if final else conn.sendall)(head + body)
         except (ClientDisconnected, OSError) as exc:
             self.log.debug("could not send the %d answer: %s", status, exc)
             return 0
@@ -165,14 +173,16 @@ class RequestHandler:
         try:
             if self.pre_request is not None:
                 self.pre_request(worker, req)
-            keep = self._run_app(conn, environ, resp, body)
+            keep = self._run_app(conn, environ, resp, body, headers)
         finally:
             try:
                 if self.post_request is not None:
                     self.post_request(worker, req, environ, resp)
             except Exception:
                 self.log.exception("the post_request hook failed")
-            if self.access is not None and resp.status is not None and access_wanted(self.log):
+            if (self.access is not None and resp.status is not None and not conn.timed_out
+                    and access_wanted(self.log)):
+                # timed_out: the gthread watchdog has written this request's line already
                 self._log_access(environ, resp, headers, time.monotonic() - started)
         if not keep or not resp.keep_alive or resp.must_close:
             conn.unread_body = not body.settle()
@@ -187,9 +197,13 @@ class RequestHandler:
         return True
 
     def _run_app(self, conn: Any, environ: dict[str, Any], resp: Response,
-                 body: InputStream) -> bool:
+                 body: InputStream, headers: Any) -> bool:
         result: Any = None
+        guard = self.guard
+        disarm = None
         try:
+            if guard is not None:
+                disarm = guard.arm(conn, resp, environ, headers)
             result = self.app(environ, resp.start_response)
             rtype = type(result)
             if rtype is list or rtype is tuple:
@@ -200,6 +214,12 @@ class RequestHandler:
                 for chunk in result:
                     resp.write(chunk)
             resp.finish()
+        except deadline.RequestTimeout as exc:
+            if disarm is not None:
+                disarm()
+                disarm = None
+            self._request_timed_out(conn, resp, environ, exc)
+            return False
         except ClientDisconnected as exc:
             self.log.debug("client went away: %s", exc)
             return False
@@ -219,6 +239,8 @@ class RequestHandler:
                 self._timed_out(conn, resp, environ, exc)
             raise
         finally:
+            if disarm is not None:
+                disarm()
             close = getattr(result, "close", None)
             if close is not None:
                 try:
@@ -254,6 +276,44 @@ class RequestHandler:
         self.send_error(conn, 500, "Internal Server Error")
         resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
         resp.must_close = True
+
+    def _request_timed_out(self, conn: Any, resp: Response, environ: dict[str, Any],
+                           exc: deadline.RequestTimeout) -> None:
+        if conn.timed_out:
+            # gthread: the watchdog logged the frame and answered; this is its interruption
+            self.log.debug("the timed-out request %s %s was interrupted",
+                           environ["REQUEST_METHOD"], environ["RAW_URI"])
+            return
+        deadline.count_timeout(self.worker)
+        answered = self._answer_timeout(conn, resp)
+        deadline.log_timeout(self.log, environ["REQUEST_METHOD"], environ["RAW_URI"],
+                             self.request_timeout, deadline.stack_of_traceback(exc.__traceback__),
+                             answered)
+
+    def _answer_timeout(self, conn: Any, resp: Response, final: bool = False) -> str:
+        """504 if the response has not started, else the connection is cut; says which."""
+        resp.must_close = True
+        if resp.headers_sent:
+            return "response already started: connection closed"
+        resp.status, resp.status_code = f"{deadline.STATUS} {deadline.REASON}", deadline.STATUS
+        resp.sent = self.send_error(conn, deadline.STATUS, deadline.MESSAGE, final)
+        resp.headers = [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]
+        return f"answered {deadline.STATUS}"
+
+    def answer_from_watchdog(self, conn: Any, resp: Response, environ: dict[str, Any],
+                             headers: Any, started: float) -> str:
+        """gthread: answer a stuck request from the watchdog thread, and log its access line.
+
+        The connection is marked first, so that the stuck thread's later writes fail
+        (and it is not kept alive); then 504 or, if the response had started, a cut.
+        """
+        conn.timed_out = True
+        deadline.count_timeout(self.worker)
+        answered = self._answer_timeout(conn, resp, final=True)
+        conn.cut()
+        if self.access is not None and access_wanted(self.log):
+            self._log_access(environ, resp, headers, time.monotonic() - started)
+        return answered
 
     def _log_access(self, environ: dict[str, Any], resp: Response, headers: Any,
                     elapsed: float) -> None:
