@@ -10,6 +10,8 @@ sends and receives with no thread switch at all.
 from __future__ import annotations
 
 import collections
+import os
+import select
 import socket
 import struct
 import threading
@@ -60,6 +62,12 @@ class SyncConn:
         # call (Python's own socket timeouts add a poll() and fcntl() calls to each).
         sock.settimeout(None)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TICK_TIMEVAL)
+        # A green socket (gevent, eventlet) keeps its descriptor non-blocking and waits in
+        # the hub with its own timeout, so the kernel tick above never fires: the reader
+        # then waits for data through the (patched) select with the tick as its timeout.
+        # Not settimeout(TICK): that is shared with a sender of another greenlet, and would
+        # cut its long sendall.
+        self.green = not os.get_blocking(sock.fileno())
         self.sock = sock
         self.path = path
         self.parser = FrameParser(max_size)
@@ -148,6 +156,8 @@ class SyncConn:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
             try:
+                if self.green and not select.select([sock], [], [], TICK)[0]:
+                    continue  # the tick: look at the deadline again
                 if parser.wants_body():
                     n, frames = parser.recv_body(sock)
                 else:
