@@ -41,6 +41,7 @@ class AsyncConn(asyncio.Protocol):
         self.parser = FrameParser(max_size)
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, Any] = {}  # rid -> Future (execute) or StreamInbox (stream)
+        self.batched: set[int] = set()  # calls to @batched actions: no slot each (see SyncConn)
         self.alive = True
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -58,8 +59,8 @@ class AsyncConn(asyncio.Protocol):
         return proto
 
     def load(self) -> int:
-        """Calls in flight on this connection."""
-        return len(self.pending)
+        """Calls in flight on this connection that hold a worker slot (batched ones do not)."""
+        return len(self.pending) - len(self.batched)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -81,6 +82,8 @@ class AsyncConn(asyncio.Protocol):
             final = mtype in FINAL or isinstance(payload, Oversize)
             if final:
                 del pending[rid]
+                if self.batched:
+                    self.batched.discard(rid)
                 freed = True
             if isinstance(target, StreamInbox):
                 target.push((mtype, payload), final)
@@ -111,6 +114,7 @@ class AsyncConn(asyncio.Protocol):
         self.alive = False
         self.lost = error
         pending, self.pending = self.pending, {}
+        self.batched.clear()
         for target in pending.values():
             if isinstance(target, StreamInbox):
                 target.push((-1, error.copy()), True)
@@ -122,11 +126,13 @@ class AsyncConn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def send(self, rid: int, bufs: list[Any], target: Any) -> None:
+    async def send(self, rid: int, bufs: list[Any], target: Any, batched: bool = False) -> None:
         """Register ``target`` for ``rid`` and write the frame (waiting when the socket is full)."""
         if not self.alive or self.transport is None:
             raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
         self.pending[rid] = target
+        if batched:
+            self.batched.add(rid)
         if len(bufs) == 1:
             self.transport.write(bufs[0])
         else:
@@ -147,6 +153,7 @@ class AsyncConn(asyncio.Protocol):
     def forget(self, rid: int, cancel: bool) -> None:
         """Stop waiting for ``rid``; send CANCEL when asked."""
         self.pending.pop(rid, None)
+        self.batched.discard(rid)
         if cancel and self.alive and self.transport is not None:
             self.transport.write(frame_buffers(MsgType.CANCEL, rid, [])[0])
 

@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 from typing import Any, ClassVar
 
+from .batching import batched_actions
 from .errors import DirtyConfigError
 
 
@@ -48,6 +49,7 @@ class AppSpec:
 
     path: str  # "pkg.mod:Class", the name clients call it by
     limit: int | None  # None: every worker
+    batched: tuple[tuple[str, int], ...] = ()  # (action, max_size) of its @batched actions
 
     @classmethod
     def parse(cls, spec: str) -> AppSpec:
@@ -105,7 +107,7 @@ def resolve_specs(specs: list[str]) -> list[AppSpec]:
                 if not isinstance(attr, int) or isinstance(attr, bool) or attr < 1:
                     raise DirtyConfigError(f"{spec.path}.workers must be an int >= 1, got {attr!r}")
                 limit = attr
-        out.append(AppSpec(spec.path, limit))
+        out.append(AppSpec(spec.path, limit, tuple(sorted(batched_actions(cls).items()))))
     return out
 
 
@@ -137,7 +139,7 @@ def probe_apps(specs: list[str]) -> tuple[list[AppSpec], list[str]]:
             os.close(rfd)
             try:
                 resolved = resolve_specs(specs)
-                report = {"specs": [[s.path, s.limit] for s in resolved],
+                report = {"specs": [[s.path, s.limit, s.batched] for s in resolved],
                           "stashes": declared_stashes(resolved)}
             except DirtyConfigError as exc:
                 report = {"error": str(exc)}
@@ -159,4 +161,5 @@ def probe_apps(specs: list[str]) -> tuple[list[AppSpec], list[str]]:
         raise DirtyConfigError("the process that loads the dirty apps crashed") from None
     if "error" in report:
         raise DirtyConfigError(report["error"])
-    return [AppSpec(p, n) for p, n in report["specs"]], list(report["stashes"])
+    return ([AppSpec(p, n, tuple((a, int(m)) for a, m in b)) for p, n, b in report["specs"]],
+            list(report["stashes"]))

@@ -393,6 +393,7 @@ class DirtyArbiter:
                 "codec": self.cfg.dirty_codec, "max_message_size": self.cfg.dirty_max_message_size,
                 "timeout": float(self.cfg.dirty_timeout), "threads": self.cfg.dirty_threads,
                 "queue_size": self.cfg.dirty_queue_size, "apps": [s.path for s in self.specs],
+                "batched": {s.path: dict(s.batched) for s in self.specs if s.batched},
                 "seats": seats}
 
     def status(self) -> dict[str, Any]:

@@ -75,6 +75,9 @@ class SyncConn:
         self.state_lock = threading.Lock()
         self.reading = False
         self.waiters: dict[int, Waiter] = {}
+        # Calls to @batched actions among the waiters: they gather in the worker without
+        # taking a slot each, so they are not this connection's slot load.
+        self.batched: set[int] = set()
         self.sleepers: set[Waiter] = set()
         self.alive = True
         self.lost: DirtyError | None = None
@@ -82,16 +85,18 @@ class SyncConn:
         self.on_free: Callable[[], None] | None = None
 
     def load(self) -> int:
-        """Calls this connection has in flight."""
-        return len(self.waiters)
+        """Calls this connection has in flight that hold a worker slot (batched ones do not)."""
+        return len(self.waiters) - len(self.batched)
 
-    def start(self, rid: int, bufs: list[Any]) -> Waiter:
+    def start(self, rid: int, bufs: list[Any], batched: bool = False) -> Waiter:
         """Register a request and send its frame."""
         waiter = Waiter()
         with self.state_lock:
             if not self.alive:
                 raise _lost(self.lost)
             self.waiters[rid] = waiter
+            if batched:
+                self.batched.add(rid)
         try:
             with self.write_lock:
                 send_buffers(self.sock, bufs)
@@ -105,6 +110,7 @@ class SyncConn:
         """Stop waiting for ``rid`` (timed out or abandoned); tell the worker when asked."""
         with self.state_lock:
             self.waiters.pop(rid, None)
+            self.batched.discard(rid)
         if cancel and self.alive:
             try:
                 with self.write_lock:
@@ -192,6 +198,8 @@ class SyncConn:
                 w.frames.append((mtype, payload))
                 if mtype in FINAL or isinstance(payload, Oversize):
                     del waiters[rid]
+                    if self.batched:
+                        self.batched.discard(rid)
                     w.done = True
                     freed = True
                 if w in self.sleepers:
@@ -211,6 +219,7 @@ class SyncConn:
             for w in self.waiters.values():
                 _wake(w)
             self.waiters.clear()
+            self.batched.clear()
         if self.on_free is not None:
             self.on_free()  # callers in line re-read the directory and find another worker
         try:

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import scoreboard as sb
 from .app import load_app_class
+from .batching import Batcher, BatchSpec, batch_spec
 from .codec import check_size, get_codec
 from .config import DirtyConfig, Hooks
 from .dispatch import Dispatcher, WorkerConn
@@ -85,6 +86,7 @@ class DirtyWorker:
         self._stop_at = 0.0
         self._running: dict[int, float] = {}
         self.dispatcher: Dispatcher | None = None
+        self.batcher: Batcher | None = None
         self._install_signals()
         if unblock is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblock)
@@ -103,6 +105,11 @@ class DirtyWorker:
         dispatcher = self.dispatcher = Dispatcher(
             listener, self.threads, self.cfg.dirty_queue_size, self.max_size, self.codec,
             self._run_call, self.board, self.slot)
+        self.batcher = Batcher(dispatcher.submit, self._reply_error, self._reply_result, self._running,
+                               self.cfg.dirty_queue_size, self.threads, self.board, self.slot,
+                               lambda coro: _thread_loop().run_until_complete(coro), app_error)
+        dispatcher.on_batch = self._accept_batch
+        self.batcher.start()
         dispatcher.start()
         threading.Thread(target=self._heartbeat_loop, name="dirty-heartbeat", daemon=True).start()
         self.booted = True
@@ -119,6 +126,10 @@ class DirtyWorker:
                     app.close()
                 except Exception:  # close() of user code must not stop the others
                     log.exception("close() of a dirty app failed")
+        if self.batcher is not None:
+            self.batcher.stop()
+            if self.batcher.batches:
+                log.info("dirty worker %s batches: %s", self.pid, self.batcher.stats())
         dispatcher.close()
         return 0
 
@@ -136,7 +147,8 @@ class DirtyWorker:
                     if self.board is not None:
                         self.board.set_state(self.slot, sb.SlotState.DRAINING)
                 waited = time.monotonic() - self._stop_at
-                if dispatcher.inflight == 0 and waited >= DRAIN_LINGER:
+                idle = dispatcher.inflight == 0 and (self.batcher is None or self.batcher.idle())
+                if idle and waited >= DRAIN_LINGER:
                     return
                 if waited >= self.cfg.dirty_graceful_timeout:
                     log.warning("dirty worker %s: calls still running after dirty_graceful_timeout",
@@ -195,7 +207,45 @@ class DirtyWorker:
         assert self.dispatcher is not None
         self.dispatcher.release()
 
+    def _reply_result(self, conn: WorkerConn, rid: int, value: Any, app_path: str, action: str) -> None:
+        self._send_value(conn, rid, MsgType.RESULT, value, app_path, action)
+
+    def _accept_batch(self, conn: WorkerConn, rid: int, payload: Any, received: float) -> None:
+        """A BATCH frame (read by any dispatch thread, slot or not): into its action's batch."""
+        try:
+            app_path, action, args, kwargs, timeout = parse_call(self.codec.decode(payload))
+        except (DirtyError, ValueError, TypeError) as exc:
+            log.warning("dirty worker %s: refusing a malformed call: %s", self.pid, exc)
+            self._reply_error(conn, rid, DirtyProtocolError(f"malformed call: {exc}"))
+            return
+        app = self.apps.get(app_path)
+        spec = batch_spec(_action(app, action)) if app is not None else None
+        if spec is None:
+            # Not (or no longer, after a reload) batched here: an ordinary call, run on a slot.
+            assert self.dispatcher is not None
+            self.dispatcher.accept_call(conn, rid, payload)
+            return
+        self._add_batched(conn, rid, app, app_path, action, spec, args, kwargs, timeout, received)
+
+    def _add_batched(self, conn: WorkerConn, rid: int, app: Any, app_path: str, action: str,
+                     spec: BatchSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     timeout: float | None, received: float) -> None:
+        if kwargs:
+            self._reply_error(conn, rid, DirtyAppError(
+                f"batched action {app_path}.{action} takes positional arguments only "
+                f"(got keyword arguments {sorted(kwargs)})", {"app_path": app_path, "action": action}))
+            return
+        limit = self.cfg.dirty_timeout or None
+        if not timeout or timeout <= 0 or (limit is not None and timeout > limit):
+            timeout = limit
+        deadline = received + timeout if timeout else float("inf")
+        assert self.batcher is not None
+        self.batcher.add(conn, rid, app_path, action, getattr(app, action), spec, args, deadline, timeout)
+
     def _run_call(self, conn: WorkerConn, rid: int, payload: Any, received: float) -> None:
+        if conn is None:  # a batch the batcher queued for a slot
+            payload()
+            return
         ident = threading.get_ident()
         try:
             self._execute(conn, rid, payload, received, ident)
@@ -226,6 +276,10 @@ class DirtyWorker:
             self._reply_error(conn, rid, DirtyAppNotFoundError(
                 f"dirty app {app_path!r} is not loaded in worker {self.pid}",
                 {"app_path": app_path, "action": action}))
+            return
+        spec = batch_spec(_action(app, action))
+        if spec is not None:  # a plain CALL to a batched action (an older client): batch it too
+            self._add_batched(conn, rid, app, app_path, action, spec, args, kwargs, timeout, received)
             return
         self._running[ident] = deadline
         try:
@@ -318,6 +372,13 @@ def parse_call(value: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any], f
     if timeout is not None and (type(timeout) not in (int, float) or timeout != timeout):
         raise DirtyProtocolError("a call's timeout must be a number or None")
     return app_path, action, tuple(args), kwargs, timeout
+
+
+def _action(app: Any, action: str) -> Any:
+    """The method ``action`` of ``app`` if it is a public action, else None."""
+    if not action or action.startswith("_") or action in ("init", "close", "workers", "stashes"):
+        return None
+    return getattr(app, action, None)
 
 
 def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:
