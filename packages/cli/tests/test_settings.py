@@ -21,6 +21,7 @@ GCORN_ONLY = {
     "dirty_queue_size",
     "dirty_max_message_size",
     "dirty_codec",
+    "dirty_resources",
     "websocket_max_message_size",
     "limit_concurrency",
     "websocket_ping_interval",

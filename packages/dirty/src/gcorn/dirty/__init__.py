@@ -33,6 +33,7 @@ from .errors import (
     StashKeyNotFoundError,
     StashTableNotFoundError,
 )
+from .resources import current_resources
 from .stash import StashClient, StashTable
 
 __all__ = [
@@ -42,5 +43,5 @@ __all__ = [
     "DirtyTimeoutError", "DirtyWorkerError", "DirtyWorkerLostError", "Hooks", "StashClient",
     "StashError", "StashKeyNotFoundError", "StashTable", "StashTableNotFoundError", "close_dirty_client",
     "close_dirty_client_async", "connect", "get_dirty_client", "get_dirty_client_async",
-    "batched", "set_dirty_socket_path", "stash",
+    "batched", "current_resources", "set_dirty_socket_path", "stash",
 ]

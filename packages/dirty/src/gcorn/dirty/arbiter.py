@@ -31,6 +31,7 @@ from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
 from .privileges import become_user
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
+from .resources import ResourcePool
 from .seats import Seat, SeatPlan
 from .stash_store import StashStore
 from .worker import DirtyWorker, reopen_log_files, set_process_title
@@ -80,6 +81,12 @@ class DirtyArbiter:
             log.warning("dirty_workers=%d is below the %d workers the apps' N require; using %d",
                         cfg.dirty_workers, self.plan.minimum(), self.plan.minimum())
         self.num_workers = max(cfg.dirty_workers, self.plan.minimum())
+        self.demands = {s.path: dict(s.resources) for s in self.specs if s.resources}
+        configured = self.cfg.dirty_resources
+        self.resources = ResourcePool(configured) if configured is not None else None
+        if self.resources is None and self.demands:
+            log.warning("dirty apps declare resources %s but dirty_resources is not set: "
+                        "no slots are given out", self.demands)
         self.stash = StashStore(stashes)
         self.codec = get_codec("safe")  # the arbiter channel always uses the safe codec
         self.workers: dict[int, DirtyWorker] = {}  # pid -> worker, every live child
@@ -123,7 +130,13 @@ class DirtyArbiter:
                              (signal.SIGTTOU, self.remove_worker), (signal.SIGCHLD, self._reap)):
             loop.add_signal_handler(sig, handler)
         for _ in range(self.num_workers):
-            self.plan.add_seat()
+            try:
+                self._seat_resources(self.plan.add_seat())
+            except DirtyConfigError as exc:
+                log.error("%s", exc)
+                server.close()
+                self._cleanup()
+                return exc.exit_code
         log.info("dirty arbiter %s serving %s on %s with %d workers x %d threads", self.pid,
                  [s.path for s in self.specs], self.socket_path, self.num_workers, self.cfg.dirty_threads)
         try:
@@ -166,7 +179,8 @@ class DirtyArbiter:
         self._age += 1
         slot = self._free_slots.pop()
         path = os.path.join(self.runtime_dir, f"w{self._age}.sock")
-        worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board)
+        worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board,
+                             seat.resources)
         worker.seat = seat
         self.board.claim(slot, self._age, self.cfg.dirty_threads)
         # Signals stay blocked across fork until the child has its own handlers: the
@@ -306,6 +320,16 @@ class DirtyArbiter:
         for pid in list(self.workers):
             self._kill(pid, signal.SIGUSR1)
 
+    def _seat_resources(self, seat: Seat) -> None:
+        """Give a new seat the resource tokens its apps need (kept for its replacements)."""
+        if self.resources is None:
+            return
+        seat.resources = self.resources.allocate(
+            {p: self.demands[p] for p in seat.apps if p in self.demands})
+        if seat.resources:
+            log.info("dirty arbiter: worker seat %d for %s holds %s", self.plan.seats.index(seat),
+                     list(seat.apps), seat.resources)
+
     def reload(self) -> None:
         """HUP: replace every worker by a new one, handing over once each new one is ready."""
         if self._stopping:
@@ -326,6 +350,12 @@ class DirtyArbiter:
             log.warning("dirty arbiter: cannot add a worker: %d is the most a pool runs", MAX_WORKERS)
             return 0
         seat = self.plan.add_seat()
+        try:
+            self._seat_resources(seat)
+        except DirtyConfigError as exc:  # never over-subscribe: the pool stays as it was
+            self.plan.seats.remove(seat)
+            log.error("dirty arbiter: cannot add a worker (TTIN): %s", exc)
+            return 0
         self.num_workers = len(self.plan.seats)
         self._spawn(seat)
         log.info("dirty arbiter: %d workers (TTIN)", self.num_workers)
@@ -339,6 +369,8 @@ class DirtyArbiter:
                         len(self.plan.seats))
             return 0
         self.plan.seats.remove(seat)
+        if self.resources is not None:
+            self.resources.release(seat.resources)
         self.num_workers = len(self.plan.seats)
         for worker in (seat.worker, seat.pending):
             if worker is not None:
@@ -402,8 +434,15 @@ class DirtyArbiter:
                 "apps": [s.path for s in self.specs],
                 "workers": [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths), "booted": w.booted,
                              "state": self.board.state(w.slot).name,
-                             "inflight": self.board.get_i64(w.slot, sb.INFLIGHT)}
-                            for w in self.workers.values()]}
+                             "inflight": self.board.get_i64(w.slot, sb.INFLIGHT),
+                             "batched": self.board.get_i64(w.slot, sb.BATCHED),
+                             "resources": {k: [[t, s] for t, s in v] for k, v in (w.resources or {}).items()}}
+                            for w in self.workers.values()],
+                "resources": None if self.resources is None else {
+                    "free": self.resources.free(),
+                    "seats": [{"apps": list(seat.apps), "pid": seat.worker.pid if seat.worker else None,
+                               "resources": {k: [[t, s] for t, s in v] for k, v in seat.resources.items()}}
+                              for seat in self.plan.seats]}}
 
     def _handle(self, mtype: int, request: Any) -> Any:
         if mtype == MsgType.DIRECTORY:

@@ -44,6 +44,8 @@ class DirtyConfig:
     dirty_codec: str = "safe"
     dirty_socket: str | None = None  # None: a fresh private directory
     dirty_pidfile: str | None = None
+    # resource tokens per kind, e.g. {"gpu": [0, 1]} or {"gpu": "auto"} (or its JSON text)
+    dirty_resources: Any = None
     proc_name: str = "gcorn-dirty"
     exit_with_parent: bool = True  # stop when the process that started us dies
     # gcorn's --user/--group (numeric, as its cfg.uid/cfg.gid) and --initgroups: the pool runs
@@ -74,6 +76,8 @@ class DirtyConfig:
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
                 raise DirtyConfigError(f"{name} must be an int >= 0 or None, got {value!r}")
+        from .resources import parse_resources
+        self.dirty_resources = parse_resources(self.dirty_resources)
         if self.dirty_codec not in CODECS:
             raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
         return self

@@ -40,6 +40,8 @@ from .errors import (
     DirtyTimeoutError,
 )
 from .protocol import MsgType, frame_buffers
+from .resources import Alloc
+from .resources import apply as apply_resources
 
 log = logging.getLogger("gcorn.dirty.worker")
 
@@ -54,7 +56,8 @@ class DirtyWorker:
     """A dirty worker: the handle hooks receive, and the process main loop."""
 
     def __init__(self, cfg: DirtyConfig, hooks: Hooks, age: int, slot: int, app_paths: tuple[str, ...],
-                 socket_path: str, board: sb.Scoreboard | None) -> None:
+                 socket_path: str, board: sb.Scoreboard | None,
+                 resources: Alloc | None = None) -> None:
         self.cfg = cfg
         self.hooks = hooks
         self.age = age
@@ -62,6 +65,7 @@ class DirtyWorker:
         self.app_paths = app_paths
         self.socket_path = socket_path
         self.board = board
+        self.resources = resources  # the seat's resource tokens (resources.py)
         self.pid = 0
         self.ppid = os.getpid()
         self.apps: dict[str, Any] = {}
@@ -79,6 +83,7 @@ class DirtyWorker:
     def run(self, arbiter: Any, unblock: Any = None) -> int:
         """Body of the forked process; returns the exit code (``unblock``: signal mask to restore)."""
         self.pid = os.getpid()
+        apply_resources(self.resources, self.cfg.dirty_resources)  # before any app is imported
         self.codec = get_codec(self.cfg.dirty_codec)
         self.max_size = self.cfg.dirty_max_message_size
         self.threads = self.cfg.dirty_threads
@@ -376,7 +381,8 @@ def parse_call(value: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any], f
 
 def _action(app: Any, action: str) -> Any:
     """The method ``action`` of ``app`` if it is a public action, else None."""
-    if not action or action.startswith("_") or action in ("init", "close", "workers", "stashes"):
+    if not action or action.startswith("_") or action in ("init", "close", "workers", "stashes",
+                                                          "resources"):
         return None
     return getattr(app, action, None)
 
