@@ -143,3 +143,14 @@ class BatchApp(DirtyApp):
 
     def pid(self):
         return os.getpid()
+
+
+class SlowInitApp(DirtyApp):
+    """init() takes $SLOW_INIT seconds (default 1.5): readiness and boot-timeout tests."""
+
+    def init(self) -> None:
+        time.sleep(float(os.environ.get("SLOW_INIT", "1.5")))
+        self.pid = os.getpid()
+
+    def whoami(self):
+        return self.pid

@@ -99,6 +99,7 @@ class DirtyArbiter:
         self._stopping = ""
         self._fds_to_close_in_child: set[int] = set()
         self._client_writers: set[asyncio.StreamWriter] = set()
+        self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -236,7 +237,16 @@ class DirtyArbiter:
                 self._kill(worker.pid, signal.SIGKILL)
                 worker.kill_at = now + 5.0
                 continue
-            if timeout:
+            boot_timeout = self.cfg.dirty_boot_timeout
+            if not worker.booted and boot_timeout and now - worker.spawned_at > boot_timeout:
+                log.error("dirty worker %s did not finish loading and init() of %s within "
+                          "dirty_boot_timeout=%g s: killing it", worker.pid, list(worker.app_paths),
+                          boot_timeout)
+                self._kill(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + 5.0
+                continue
+            if timeout and (worker.booted or not boot_timeout):
+                # Before boot, dirty_boot_timeout bounds init(); after, the heartbeat does.
                 last = self.board.heartbeat(worker.slot) if worker.booted else worker.spawned_at
                 if now - max(last, worker.spawned_at) > timeout:
                     log.critical("DIRTY WORKER TIMEOUT (pid:%s): no heartbeat for %.1f s",
@@ -255,6 +265,7 @@ class DirtyArbiter:
         if old is not None and old.pid in self.workers:
             self._retire(old)
         self.board.bump_epoch()
+        self._reload_next()
 
     def _retire(self, worker: DirtyWorker, delay: float = HANDOVER_DELAY) -> None:
         self.board.set_state(worker.slot, sb.SlotState.DRAINING)
@@ -298,6 +309,7 @@ class DirtyArbiter:
                 seat.pending = None
                 log.error("replacement dirty worker %s exited with %s before booting; "
                           "keeping the old one", pid, code)
+                self._reload_next()
             self.board.bump_epoch()
             try:
                 self.hooks.dirty_worker_exit(self, worker)
@@ -334,13 +346,26 @@ class DirtyArbiter:
         """HUP: replace every worker by a new one, handing over once each new one is ready."""
         if self._stopping:
             return
-        log.info("dirty arbiter: reloading, replacing %d workers", len(self.plan.seats))
-        for seat in self.plan.seats:
-            if seat.pending is None:
-                if seat.worker is None:
-                    self._spawn(seat)
-                else:
-                    self._spawn(seat, replacing=True)
+        log.info("dirty arbiter: reloading, replacing %d workers one by one", len(self.plan.seats))
+        # One seat at a time, each new worker ready before the old one drains: the pool keeps
+        # all its ready workers throughout (the replacement is one extra), and the new code's
+        # init() runs in one worker at a time, not in all of them at once.
+        self._reload_queue += [s for s in self.plan.seats if s not in self._reload_queue]
+        self._reload_next()
+
+    def _reload_next(self) -> None:
+        """Start the next replacement of a HUP, if none is in progress."""
+        if any(seat.pending is not None for seat in self.plan.seats):
+            return
+        while self._reload_queue and not self._stopping:
+            seat = self._reload_queue.pop(0)
+            if seat not in self.plan.seats:
+                continue  # removed (TTOU) meanwhile
+            if seat.worker is None:
+                self._spawn(seat)
+                continue  # nothing to hand over: go on with the next
+            if self._spawn(seat, replacing=True) is not None:
+                return
 
     def add_worker(self) -> int:
         """TTIN: one worker more."""
@@ -438,6 +463,12 @@ class DirtyArbiter:
                              "batched": self.board.get_i64(w.slot, sb.BATCHED),
                              "resources": {k: [[t, s] for t, s in v] for k, v in (w.resources or {}).items()}}
                             for w in self.workers.values()],
+                "ready_apps": {s.path: any(seat.worker is not None and s.path in seat.apps
+                                           and self.board.state(seat.worker.slot) == sb.SlotState.READY
+                                           for seat in self.plan.seats)
+                               for s in self.specs},
+                "boot_failures": {p: max([seat.failures for seat in self.plan.seats if p in seat.apps] or [0])
+                                  for p in (s.path for s in self.specs)},
                 "resources": None if self.resources is None else {
                     "free": self.resources.free(),
                     "seats": [{"apps": list(seat.apps), "pid": seat.worker.pid if seat.worker else None,

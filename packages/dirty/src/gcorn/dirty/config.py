@@ -39,6 +39,7 @@ class DirtyConfig:
     dirty_timeout: float = 300.0  # per-call default deadline and heartbeat limit; 0 = off
     dirty_threads: int = 1
     dirty_graceful_timeout: float = 30.0
+    dirty_boot_timeout: float = 120.0  # seconds a worker may take to import and init() its apps; 0 = off
     dirty_queue_size: int = 1024  # calls waiting per app once every slot is busy
     dirty_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     dirty_codec: str = "safe"
@@ -64,7 +65,7 @@ class DirtyConfig:
                 raise DirtyConfigError(f"{name} must be an int >= 1, got {value!r}")
         if not isinstance(self.dirty_queue_size, int) or self.dirty_queue_size < 0:
             raise DirtyConfigError(f"dirty_queue_size must be an int >= 0, got {self.dirty_queue_size!r}")
-        for name in ("dirty_timeout", "dirty_graceful_timeout"):
+        for name in ("dirty_timeout", "dirty_graceful_timeout", "dirty_boot_timeout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise DirtyConfigError(f"{name} must be a number >= 0, got {value!r}")

@@ -108,4 +108,16 @@ SETTINGS = (
         "its tokens in each worker that loads it (`CUDA_VISIBLE_DEVICES`, "
         "`gcorn.dirty.current_resources()`), set before the app is imported.",
     ),
+    Setting(
+        name="dirty_boot_timeout",
+        section=SECTION,
+        flags=("--dirty-boot-timeout",),
+        metavar="INT",
+        value_type="int",
+        default=120,
+        validator=v.positive_int,
+        doc="Seconds a dirty worker may take to import and init() its apps before it is "
+        "killed (an error names them); 0 disables. The master reports ready (when_ready, "
+        "READY=1) and starts its HTTP workers once every dirty app has a ready worker.",
+    ),
 )
