@@ -104,12 +104,12 @@ class Batcher:
     """Gathers the calls of every batched action of one worker and runs them on its slots."""
 
     def __init__(self, submit: Callable[[Callable[[], None]], None], reply_error: Callable[..., None],
-                 reply: Callable[..., None], running: dict[int, float], queue_size: int, threads: int,
+                 reply: Callable[..., list[Any] | None], running: dict[int, float], queue_size: int, threads: int,
                  board: sb.Scoreboard | None, slot: int, run_coro: Callable[[Any], Any],
                  app_error: Callable[[str, str, BaseException], DirtyError]) -> None:
         self.submit = submit  # queue a job for the next free slot
         self.reply_error = reply_error  # (conn, rid, DirtyError)
-        self.reply = reply  # (conn, rid, value, app, action)
+        self.reply = reply  # (conn, rid, value, app, action) -> the encoded frame, or None if refused
         self.running = running  # thread ident -> deadline, watched by the heartbeat
         # Callers one action may have waiting before DirtyBusyError: a full batch for every
         # slot plus the pool's queue bound.
@@ -269,11 +269,18 @@ class Batcher:
             for it in take:
                 self.reply_error(it.conn, it.rid, err)
             return
+        # The results for one connection go out in one write: a batch of 64 callers from
+        # a few processes costs a few system calls, not 64.
+        out: dict[Any, list[Any]] = {}
         for it, result in zip(take, results, strict=True):
             if isinstance(result, BaseException):  # this caller alone fails
                 self.reply_error(it.conn, it.rid, app_error(q.app, q.action, result))
-            else:
-                self.reply(it.conn, it.rid, result, q.app, q.action)
+                continue
+            bufs = self.reply(it.conn, it.rid, result, q.app, q.action)
+            if bufs is not None:
+                out.setdefault(it.conn, []).extend(bufs)
+        for conn, bufs in out.items():
+            conn.send(bufs)
 
     def stats(self) -> dict[str, Any]:
         """Batch count, size histogram and mean queue wait, for the status output."""

@@ -212,8 +212,10 @@ class DirtyWorker:
         assert self.dispatcher is not None
         self.dispatcher.release()
 
-    def _reply_result(self, conn: WorkerConn, rid: int, value: Any, app_path: str, action: str) -> None:
-        self._send_value(conn, rid, MsgType.RESULT, value, app_path, action)
+    def _reply_result(self, conn: WorkerConn, rid: int, value: Any, app_path: str,
+                      action: str) -> list[Any] | None:
+        """Encode a batched caller's RESULT frame (None: refused, an ERROR was sent instead)."""
+        return self._encode_value(conn, rid, MsgType.RESULT, value, app_path, action)
 
     def _accept_batch(self, conn: WorkerConn, rid: int, payload: Any, received: float) -> None:
         """A BATCH frame (read by any dispatch thread, slot or not): into its action's batch."""
@@ -301,20 +303,25 @@ class DirtyWorker:
 
     def _send_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
                     app_path: str, action: str) -> bool:
+        bufs = self._encode_value(conn, rid, mtype, value, app_path, action)
+        return bufs is not None and conn.send(bufs)
+
+    def _encode_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
+                      app_path: str, action: str) -> list[Any] | None:
         try:
             bufs, size = self.codec.encode_frame(mtype, rid, value)
         except (TypeError, ValueError, DirtyError) as exc:
             self._reply_error(conn, rid, app_error(app_path, action, exc))
-            return False
+            return None
         over = check_size(value, size, self.max_size)
         if over is not None:
             self._reply_error(conn, rid, DirtyMessageTooLargeError(
                 f"reply of {over} bytes from {app_path}.{action} exceeds dirty_max_message_size "
                 f"of {self.max_size} bytes", size=over, limit=self.max_size))
-            return False
+            return None
         if mtype != MsgType.CHUNK:
             self._release_slot()
-        return conn.send(bufs)
+        return bufs  # type: ignore[no-any-return]
 
     def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int,
                 app_path: str, action: str) -> None:
