@@ -103,6 +103,7 @@ def test_sixty_four_concurrent_requests_are_batched_and_each_gets_its_own_answer
     assert server.stop(timeout=15) == 0
 
 
+@pytest.mark.slow
 def test_a_request_whose_deadline_passes_while_queued_answers_504_at_its_timeout(server: Gcorn) -> None:
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
         first = [ex.submit(httpx.get, server.url + f"/slow/{i}", timeout=15) for i in range(4)]

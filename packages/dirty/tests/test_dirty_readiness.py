@@ -47,7 +47,6 @@ def test_a_call_whose_timeout_ends_before_init_fails_at_its_timeout(tmp_path) ->
         pool.stop()
 
 
-@pytest.mark.slow
 def test_boot_timeout_kills_an_init_that_takes_too_long_naming_the_app(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SLOW_INIT", "30")
     pool = Pool(tmp_path, [SLOW], workers=1, wait=False, extra=["--boot-timeout", "1"])
