@@ -135,6 +135,10 @@ class BatchApp(DirtyApp):
         time.sleep(0.5)
         return [x for (x,) in calls]
 
+    @batched(max_size=8, max_wait_ms=20)
+    def length(self, calls):
+        return [len(x) for (x,) in calls]
+
     def sizes_seen(self):
         return list(self.sizes)
 

@@ -87,6 +87,20 @@ def test_async_callers_gather_and_each_gets_its_own_result(make_pool) -> None:
     assert sum(sizes) == 64 and len(sizes) <= 12, sizes
 
 
+def test_large_async_batched_calls_written_together_all_arrive(make_pool) -> None:
+    pool = make_pool([BATCH], workers=1, threads=1)
+
+    async def main() -> list[int]:
+        from gcorn.dirty import connect
+        client = connect(pool.socket, timeout=20)
+        try:  # 16 x 4 MiB in one loop turn: more than a socket buffer holds
+            return list(await asyncio.gather(*(client.execute_async(BATCH, "length", bytes(4 << 20))
+                                               for _ in range(16))))
+        finally:
+            await client.close_async()
+    assert asyncio.run(main()) == [4 << 20] * 16
+
+
 def test_a_returned_exception_fails_only_its_caller(make_pool) -> None:
     pool = make_pool([BATCH], workers=1, threads=1)
     client = pool.client()

@@ -42,6 +42,7 @@ class AsyncConn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, Any] = {}  # rid -> Future (execute) or StreamInbox (stream)
         self.batched: set[int] = set()  # calls to @batched actions: no slot each (see SyncConn)
+        self._corked: list[Any] = []  # frames of batched calls written at the end of this loop turn
         self.alive = True
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -139,6 +140,30 @@ class AsyncConn(asyncio.Protocol):
             self.transport.writelines(bufs)
         if self._drain is not None:
             await self._drain
+
+    def send_batched(self, rid: int, bufs: list[Any], target: Any) -> None:
+        """Register a call to a @batched action; its frame goes out with the others of this loop turn.
+
+        Many tasks calling a batched action at once would cost one system call each; they
+        are waiting to be gathered into one batch anyway, so one write carries them all.
+        """
+        if not self.alive or self.transport is None:
+            raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
+        self.pending[rid] = target
+        self.batched.add(rid)
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork)
+        self._corked.extend(bufs)
+
+    async def drained(self) -> None:
+        """Wait while the socket is full (writers of large calls must not outrun the worker)."""
+        if self._drain is not None:
+            await self._drain
+
+    def _uncork(self) -> None:
+        bufs, self._corked = self._corked, []
+        if bufs and self.alive and self.transport is not None:
+            self.transport.writelines(bufs)
 
     def send_now(self, rid: int, bufs: list[Any], target: Any) -> None:
         """Register ``target`` and write the frame without waiting for the socket to drain."""

@@ -498,7 +498,8 @@ class DirtyClient:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
             d, aconn, _ = await self._async_pick(app_path, deadline, batched=True)
             assert aconn is not None
-            await aconn.send(rid, bufs, fut, batched=True)
+            aconn.send_batched(rid, bufs, fut)
+            await aconn.drained()
             conn = aconn
         else:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
