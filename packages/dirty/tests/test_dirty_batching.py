@@ -101,6 +101,16 @@ def test_large_async_batched_calls_written_together_all_arrive(make_pool) -> Non
     assert asyncio.run(main()) == [4 << 20] * 16
 
 
+def test_a_stopping_worker_logs_its_batch_size_histogram_and_queue_wait(make_pool) -> None:
+    pool = make_pool([BATCH], workers=1, threads=1)
+    client = pool.client()
+    assert _concurrently(lambda x: client.execute(BATCH, "double", x), list(range(8))) == \
+        [2 * x for x in range(8)]
+    pool.stop()
+    line = next((ln for ln in pool.log().splitlines() if "batches: {" in ln), "")
+    assert "'sizes': {" in line and "'mean_wait_ms'" in line, pool.log()
+
+
 def test_a_returned_exception_fails_only_its_caller(make_pool) -> None:
     pool = make_pool([BATCH], workers=1, threads=1)
     client = pool.client()
