@@ -22,6 +22,8 @@ GCORN_ONLY = {
     "dirty_queue_size",
     "dirty_max_message_size",
     "dirty_codec",
+    "dirty_resources",
+    "dirty_boot_timeout",
     "websocket_max_message_size",
     "limit_concurrency",
     "websocket_ping_interval",

@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 
-from gcorn.dirty import DirtyApp, stash
+from gcorn.dirty import DirtyApp, batched, stash
 
 
 class EchoApp(DirtyApp):
@@ -94,3 +94,67 @@ class HeavyApp(DirtyApp):
 class BrokenInitApp(DirtyApp):
     def init(self) -> None:
         raise RuntimeError("cannot load model")
+
+
+class BatchApp(DirtyApp):
+    """@batched actions: each batch records its size, so tests can see the gathering."""
+
+    def init(self) -> None:
+        self.sizes: list[int] = []
+        self.slow_seen: list[object] = []
+
+    @batched(max_size=16, max_wait_ms=30)
+    def double(self, calls):
+        self.sizes.append(len(calls))
+        time.sleep(0.05)  # one "model" pass per batch, whatever its size
+        return [x * 2 for (x,) in calls]
+
+    @batched(max_size=8, max_wait_ms=20)
+    def picky(self, calls):
+        # A returned exception fails its caller only.
+        return [ValueError(f"odd {x}") if x % 2 else x for (x,) in calls]
+
+    @batched(max_size=8, max_wait_ms=20)
+    def explode(self, calls):
+        if any(x == "bomb" for (x,) in calls):
+            raise RuntimeError("the whole batch blew up")
+        return [x for (x,) in calls]
+
+    @batched(max_size=8, max_wait_ms=20)
+    def short(self, calls):
+        return [0] * (len(calls) - 1)
+
+    @batched(max_size=4, max_wait_ms=5)
+    def slow(self, calls):
+        self.slow_seen.extend(x for (x,) in calls)
+        time.sleep(1.0)
+        return [x for (x,) in calls]
+
+    @batched(max_size=8, max_wait_ms=10)
+    def other(self, calls):
+        time.sleep(0.5)
+        return [x for (x,) in calls]
+
+    @batched(max_size=8, max_wait_ms=20)
+    def length(self, calls):
+        return [len(x) for (x,) in calls]
+
+    def sizes_seen(self):
+        return list(self.sizes)
+
+    def seen_by_slow(self):
+        return list(self.slow_seen)
+
+    def pid(self):
+        return os.getpid()
+
+
+class SlowInitApp(DirtyApp):
+    """init() takes $SLOW_INIT seconds (default 1.5): readiness and boot-timeout tests."""
+
+    def init(self) -> None:
+        time.sleep(float(os.environ.get("SLOW_INIT", "1.5")))
+        self.pid = os.getpid()
+
+    def whoami(self):
+        return self.pid

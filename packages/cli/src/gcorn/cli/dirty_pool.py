@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from typing import Any
 
 from .config import Config
@@ -65,3 +66,76 @@ def dirty_side_process(cfg: Config) -> Any:
     # Set before any fork, so every HTTP worker's get_dirty_client() finds the pool.
     os.environ[SOCKET_ENV] = path
     return SideProcess("dirty-arbiter", target=run, args=(dirty_cfg, hooks))
+
+
+def wire_dirty_readiness(cfg: Config, side: Any) -> None:
+    """Make the master's when_ready (and so READY=1 and the HTTP workers) wait for the pool.
+
+    The master reports ready only once every dirty app has a worker whose init()
+    returned, so that no request meets a pool that is still loading its models.
+    """
+    path = os.environ[SOCKET_ENV]
+    user_hook = cfg.when_ready
+    timeout = float(cfg.dirty_boot_timeout or 0)
+
+    def when_ready(server: Any) -> None:
+        wait_for_dirty_pool(side, path, timeout, server.log)
+        user_hook(server)
+
+    when_ready.__doc__ = user_hook.__doc__
+    cfg.set("when_ready", when_ready, source="dirty pool readiness")
+
+
+def wait_for_dirty_pool(side: Any, path: str, timeout: float, log: Any) -> bool:
+    """Block until every dirty app has a READY worker; False (logged) on timeout or failure."""
+    from gcorn.dirty import DirtyError, connect
+
+    started = time.monotonic()
+    # dirty_boot_timeout bounds each worker's init(); the pool also has to import and fork.
+    deadline = started + (timeout + 10.0 if timeout > 0 else 600.0)
+    client = None
+    missing: list[str] = []
+    try:
+        while time.monotonic() < deadline:
+            if not _alive(int(getattr(side, "pid", 0) or 0)) and time.monotonic() - started > 1.0:
+                log.error("the dirty arbiter exited before its workers were ready")
+                return False
+            if os.path.exists(path):  # before that, a connect would only log an error
+                try:
+                    client = client or connect(path, timeout=5)
+                    status = client.status()
+                    missing = [app for app, ok in status.get("ready_apps", {}).items() if not ok]
+                    if not missing:
+                        log.info("dirty pool ready after %.2f s", time.monotonic() - started)
+                        return True
+                    failures = status.get("boot_failures", {})
+                    if all(failures.get(app) for app in missing):
+                        log.error("dirty apps %s fail to boot (see above); serving without them", missing)
+                        return False
+                except DirtyError:
+                    if client is not None:
+                        client.close()
+                    client = None
+            time.sleep(0.02)
+        log.error("dirty pool not ready after %.0f s: no ready worker for %s",
+                  time.monotonic() - started, missing or "any app (no arbiter socket)")
+        return False
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not started yet (or not known): keep waiting
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

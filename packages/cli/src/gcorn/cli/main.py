@@ -11,7 +11,7 @@ from typing import Any
 
 from .apploader import AppLoader, prepare_paths
 from .config import Config
-from .dirty_pool import check_dirty_apps, dirty_enabled, dirty_side_process
+from .dirty_pool import check_dirty_apps, dirty_enabled, dirty_side_process, wire_dirty_readiness
 from .errors import AppLoadError, CliError, ConfigError
 from .sources import build_config
 
@@ -46,7 +46,9 @@ def main(argv: list[str]) -> int:
     arbiter = Arbiter(cfg, log, app, reload=make_reloader(argv, start_dir, cfg, log, app))
     if dirty_enabled(cfg):
         try:
-            arbiter.add_side_process(dirty_side_process(cfg))
+            side = dirty_side_process(cfg)
+            arbiter.add_side_process(side)
+            wire_dirty_readiness(cfg, side)
         except CliError as exc:
             report_error(exc)
             return exc.exit_code

@@ -1,10 +1,11 @@
 """gcorn.dirty: a supervised pool of stateful worker processes, and its clients.
 
-    from gcorn.dirty import DirtyApp, connect, get_dirty_client, stash
+    from gcorn.dirty import DirtyApp, batched, connect, get_dirty_client, stash
 """
 
 from . import stash
 from .app import DirtyApp
+from .batching import batched
 from .client import DirtyClient
 from .clients import (
     close_dirty_client,
@@ -32,6 +33,7 @@ from .errors import (
     StashKeyNotFoundError,
     StashTableNotFoundError,
 )
+from .resources import current_resources
 from .stash import StashClient, StashTable
 
 __all__ = [
@@ -41,5 +43,5 @@ __all__ = [
     "DirtyTimeoutError", "DirtyWorkerError", "DirtyWorkerLostError", "Hooks", "StashClient",
     "StashError", "StashKeyNotFoundError", "StashTable", "StashTableNotFoundError", "close_dirty_client",
     "close_dirty_client_async", "connect", "get_dirty_client", "get_dirty_client_async",
-    "set_dirty_socket_path", "stash",
+    "batched", "current_resources", "set_dirty_socket_path", "stash",
 ]

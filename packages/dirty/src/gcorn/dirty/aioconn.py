@@ -41,6 +41,8 @@ class AsyncConn(asyncio.Protocol):
         self.parser = FrameParser(max_size)
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, Any] = {}  # rid -> Future (execute) or StreamInbox (stream)
+        self.batched: set[int] = set()  # calls to @batched actions: no slot each (see SyncConn)
+        self._corked: list[Any] = []  # frames of batched calls written at the end of this loop turn
         self.alive = True
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -58,8 +60,8 @@ class AsyncConn(asyncio.Protocol):
         return proto
 
     def load(self) -> int:
-        """Calls in flight on this connection."""
-        return len(self.pending)
+        """Calls in flight on this connection that hold a worker slot (batched ones do not)."""
+        return len(self.pending) - len(self.batched)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -81,6 +83,8 @@ class AsyncConn(asyncio.Protocol):
             final = mtype in FINAL or isinstance(payload, Oversize)
             if final:
                 del pending[rid]
+                if self.batched:
+                    self.batched.discard(rid)
                 freed = True
             if isinstance(target, StreamInbox):
                 target.push((mtype, payload), final)
@@ -111,6 +115,7 @@ class AsyncConn(asyncio.Protocol):
         self.alive = False
         self.lost = error
         pending, self.pending = self.pending, {}
+        self.batched.clear()
         for target in pending.values():
             if isinstance(target, StreamInbox):
                 target.push((-1, error.copy()), True)
@@ -122,17 +127,43 @@ class AsyncConn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def send(self, rid: int, bufs: list[Any], target: Any) -> None:
+    async def send(self, rid: int, bufs: list[Any], target: Any, batched: bool = False) -> None:
         """Register ``target`` for ``rid`` and write the frame (waiting when the socket is full)."""
         if not self.alive or self.transport is None:
             raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
         self.pending[rid] = target
+        if batched:
+            self.batched.add(rid)
         if len(bufs) == 1:
             self.transport.write(bufs[0])
         else:
             self.transport.writelines(bufs)
         if self._drain is not None:
             await self._drain
+
+    def send_batched(self, rid: int, bufs: list[Any], target: Any) -> None:
+        """Register a call to a @batched action; its frame goes out with the others of this loop turn.
+
+        Many tasks calling a batched action at once would cost one system call each; they
+        are waiting to be gathered into one batch anyway, so one write carries them all.
+        """
+        if not self.alive or self.transport is None:
+            raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
+        self.pending[rid] = target
+        self.batched.add(rid)
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork)
+        self._corked.extend(bufs)
+
+    async def drained(self) -> None:
+        """Wait while the socket is full (writers of large calls must not outrun the worker)."""
+        if self._drain is not None:
+            await self._drain
+
+    def _uncork(self) -> None:
+        bufs, self._corked = self._corked, []
+        if bufs and self.alive and self.transport is not None:
+            self.transport.writelines(bufs)
 
     def send_now(self, rid: int, bufs: list[Any], target: Any) -> None:
         """Register ``target`` and write the frame without waiting for the socket to drain."""
@@ -147,6 +178,7 @@ class AsyncConn(asyncio.Protocol):
     def forget(self, rid: int, cancel: bool) -> None:
         """Stop waiting for ``rid``; send CANCEL when asked."""
         self.pending.pop(rid, None)
+        self.batched.discard(rid)
         if cancel and self.alive and self.transport is not None:
             self.transport.write(frame_buffers(MsgType.CANCEL, rid, [])[0])
 

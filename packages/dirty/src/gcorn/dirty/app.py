@@ -6,7 +6,9 @@ import dataclasses
 import importlib
 from typing import Any, ClassVar
 
+from .batching import batched_actions
 from .errors import DirtyConfigError
+from .resources import parse_demand
 
 
 class DirtyApp:
@@ -21,6 +23,8 @@ class DirtyApp:
     workers: ClassVar[int | None] = None
     #: stash tables the dirty arbiter creates at start.
     stashes: ClassVar[list[str]] = []
+    #: what one worker holding this app needs of the pool's dirty_resources, e.g. {"gpu": 1}.
+    resources: ClassVar[dict[str, float]] = {}
 
     def init(self) -> None:
         """Load state (models, indexes); runs once in each worker that holds the app."""
@@ -39,7 +43,7 @@ class DirtyApp:
         return method(*args, **kwargs)
 
 
-_RESERVED = frozenset({"init", "close", "workers", "stashes"})
+_RESERVED = frozenset({"init", "close", "workers", "stashes", "resources"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +52,8 @@ class AppSpec:
 
     path: str  # "pkg.mod:Class", the name clients call it by
     limit: int | None  # None: every worker
+    batched: tuple[tuple[str, int], ...] = ()  # (action, max_size) of its @batched actions
+    resources: tuple[tuple[str, float], ...] = ()  # what one worker of it needs (class attribute)
 
     @classmethod
     def parse(cls, spec: str) -> AppSpec:
@@ -105,7 +111,9 @@ def resolve_specs(specs: list[str]) -> list[AppSpec]:
                 if not isinstance(attr, int) or isinstance(attr, bool) or attr < 1:
                     raise DirtyConfigError(f"{spec.path}.workers must be an int >= 1, got {attr!r}")
                 limit = attr
-        out.append(AppSpec(spec.path, limit))
+        demand = parse_demand(spec.path, getattr(cls, "resources", None))
+        out.append(AppSpec(spec.path, limit, tuple(sorted(batched_actions(cls).items())),
+                           tuple(sorted(demand.items()))))
     return out
 
 
@@ -137,7 +145,7 @@ def probe_apps(specs: list[str]) -> tuple[list[AppSpec], list[str]]:
             os.close(rfd)
             try:
                 resolved = resolve_specs(specs)
-                report = {"specs": [[s.path, s.limit] for s in resolved],
+                report = {"specs": [[s.path, s.limit, s.batched, s.resources] for s in resolved],
                           "stashes": declared_stashes(resolved)}
             except DirtyConfigError as exc:
                 report = {"error": str(exc)}
@@ -159,4 +167,6 @@ def probe_apps(specs: list[str]) -> tuple[list[AppSpec], list[str]]:
         raise DirtyConfigError("the process that loads the dirty apps crashed") from None
     if "error" in report:
         raise DirtyConfigError(report["error"])
-    return [AppSpec(p, n) for p, n in report["specs"]], list(report["stashes"])
+    return ([AppSpec(p, n, tuple((a, int(m)) for a, m in b), tuple((k, float(v)) for k, v in r))
+             for p, n, b, r in report["specs"]],
+            list(report["stashes"]))

@@ -31,6 +31,7 @@ from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
 from .privileges import become_user
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
+from .resources import ResourcePool
 from .seats import Seat, SeatPlan
 from .stash_store import StashStore
 from .worker import DirtyWorker, reopen_log_files, set_process_title
@@ -80,6 +81,12 @@ class DirtyArbiter:
             log.warning("dirty_workers=%d is below the %d workers the apps' N require; using %d",
                         cfg.dirty_workers, self.plan.minimum(), self.plan.minimum())
         self.num_workers = max(cfg.dirty_workers, self.plan.minimum())
+        self.demands = {s.path: dict(s.resources) for s in self.specs if s.resources}
+        configured = self.cfg.dirty_resources
+        self.resources = ResourcePool(configured) if configured is not None else None
+        if self.resources is None and self.demands:
+            log.warning("dirty apps declare resources %s but dirty_resources is not set: "
+                        "no slots are given out", self.demands)
         self.stash = StashStore(stashes)
         self.codec = get_codec("safe")  # the arbiter channel always uses the safe codec
         self.workers: dict[int, DirtyWorker] = {}  # pid -> worker, every live child
@@ -92,6 +99,7 @@ class DirtyArbiter:
         self._stopping = ""
         self._fds_to_close_in_child: set[int] = set()
         self._client_writers: set[asyncio.StreamWriter] = set()
+        self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -123,7 +131,13 @@ class DirtyArbiter:
                              (signal.SIGTTOU, self.remove_worker), (signal.SIGCHLD, self._reap)):
             loop.add_signal_handler(sig, handler)
         for _ in range(self.num_workers):
-            self.plan.add_seat()
+            try:
+                self._seat_resources(self.plan.add_seat())
+            except DirtyConfigError as exc:
+                log.error("%s", exc)
+                server.close()
+                self._cleanup()
+                return exc.exit_code
         log.info("dirty arbiter %s serving %s on %s with %d workers x %d threads", self.pid,
                  [s.path for s in self.specs], self.socket_path, self.num_workers, self.cfg.dirty_threads)
         try:
@@ -166,7 +180,8 @@ class DirtyArbiter:
         self._age += 1
         slot = self._free_slots.pop()
         path = os.path.join(self.runtime_dir, f"w{self._age}.sock")
-        worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board)
+        worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board,
+                             seat.resources)
         worker.seat = seat
         self.board.claim(slot, self._age, self.cfg.dirty_threads)
         # Signals stay blocked across fork until the child has its own handlers: the
@@ -222,7 +237,16 @@ class DirtyArbiter:
                 self._kill(worker.pid, signal.SIGKILL)
                 worker.kill_at = now + 5.0
                 continue
-            if timeout:
+            boot_timeout = self.cfg.dirty_boot_timeout
+            if not worker.booted and boot_timeout and now - worker.spawned_at > boot_timeout:
+                log.error("dirty worker %s did not finish loading and init() of %s within "
+                          "dirty_boot_timeout=%g s: killing it", worker.pid, list(worker.app_paths),
+                          boot_timeout)
+                self._kill(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + 5.0
+                continue
+            if timeout and (worker.booted or not boot_timeout):
+                # Before boot, dirty_boot_timeout bounds init(); after, the heartbeat does.
                 last = self.board.heartbeat(worker.slot) if worker.booted else worker.spawned_at
                 if now - max(last, worker.spawned_at) > timeout:
                     log.critical("DIRTY WORKER TIMEOUT (pid:%s): no heartbeat for %.1f s",
@@ -241,6 +265,7 @@ class DirtyArbiter:
         if old is not None and old.pid in self.workers:
             self._retire(old)
         self.board.bump_epoch()
+        self._reload_next()
 
     def _retire(self, worker: DirtyWorker, delay: float = HANDOVER_DELAY) -> None:
         self.board.set_state(worker.slot, sb.SlotState.DRAINING)
@@ -284,6 +309,7 @@ class DirtyArbiter:
                 seat.pending = None
                 log.error("replacement dirty worker %s exited with %s before booting; "
                           "keeping the old one", pid, code)
+                self._reload_next()
             self.board.bump_epoch()
             try:
                 self.hooks.dirty_worker_exit(self, worker)
@@ -306,17 +332,40 @@ class DirtyArbiter:
         for pid in list(self.workers):
             self._kill(pid, signal.SIGUSR1)
 
+    def _seat_resources(self, seat: Seat) -> None:
+        """Give a new seat the resource tokens its apps need (kept for its replacements)."""
+        if self.resources is None:
+            return
+        seat.resources = self.resources.allocate(
+            {p: self.demands[p] for p in seat.apps if p in self.demands})
+        if seat.resources:
+            log.info("dirty arbiter: worker seat %d for %s holds %s", self.plan.seats.index(seat),
+                     list(seat.apps), seat.resources)
+
     def reload(self) -> None:
         """HUP: replace every worker by a new one, handing over once each new one is ready."""
         if self._stopping:
             return
-        log.info("dirty arbiter: reloading, replacing %d workers", len(self.plan.seats))
-        for seat in self.plan.seats:
-            if seat.pending is None:
-                if seat.worker is None:
-                    self._spawn(seat)
-                else:
-                    self._spawn(seat, replacing=True)
+        log.info("dirty arbiter: reloading, replacing %d workers one by one", len(self.plan.seats))
+        # One seat at a time, each new worker ready before the old one drains: the pool keeps
+        # all its ready workers throughout (the replacement is one extra), and the new code's
+        # init() runs in one worker at a time, not in all of them at once.
+        self._reload_queue += [s for s in self.plan.seats if s not in self._reload_queue]
+        self._reload_next()
+
+    def _reload_next(self) -> None:
+        """Start the next replacement of a HUP, if none is in progress."""
+        if any(seat.pending is not None for seat in self.plan.seats):
+            return
+        while self._reload_queue and not self._stopping:
+            seat = self._reload_queue.pop(0)
+            if seat not in self.plan.seats:
+                continue  # removed (TTOU) meanwhile
+            if seat.worker is None:
+                self._spawn(seat)
+                continue  # nothing to hand over: go on with the next
+            if self._spawn(seat, replacing=True) is not None:
+                return
 
     def add_worker(self) -> int:
         """TTIN: one worker more."""
@@ -326,6 +375,12 @@ class DirtyArbiter:
             log.warning("dirty arbiter: cannot add a worker: %d is the most a pool runs", MAX_WORKERS)
             return 0
         seat = self.plan.add_seat()
+        try:
+            self._seat_resources(seat)
+        except DirtyConfigError as exc:  # never over-subscribe: the pool stays as it was
+            self.plan.seats.remove(seat)
+            log.error("dirty arbiter: cannot add a worker (TTIN): %s", exc)
+            return 0
         self.num_workers = len(self.plan.seats)
         self._spawn(seat)
         log.info("dirty arbiter: %d workers (TTIN)", self.num_workers)
@@ -339,6 +394,8 @@ class DirtyArbiter:
                         len(self.plan.seats))
             return 0
         self.plan.seats.remove(seat)
+        if self.resources is not None:
+            self.resources.release(seat.resources)
         self.num_workers = len(self.plan.seats)
         for worker in (seat.worker, seat.pending):
             if worker is not None:
@@ -393,6 +450,7 @@ class DirtyArbiter:
                 "codec": self.cfg.dirty_codec, "max_message_size": self.cfg.dirty_max_message_size,
                 "timeout": float(self.cfg.dirty_timeout), "threads": self.cfg.dirty_threads,
                 "queue_size": self.cfg.dirty_queue_size, "apps": [s.path for s in self.specs],
+                "batched": {s.path: dict(s.batched) for s in self.specs if s.batched},
                 "seats": seats}
 
     def status(self) -> dict[str, Any]:
@@ -401,8 +459,21 @@ class DirtyArbiter:
                 "apps": [s.path for s in self.specs],
                 "workers": [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths), "booted": w.booted,
                              "state": self.board.state(w.slot).name,
-                             "inflight": self.board.get_i64(w.slot, sb.INFLIGHT)}
-                            for w in self.workers.values()]}
+                             "inflight": self.board.get_i64(w.slot, sb.INFLIGHT),
+                             "batched": self.board.get_i64(w.slot, sb.BATCHED),
+                             "resources": {k: [[t, s] for t, s in v] for k, v in (w.resources or {}).items()}}
+                            for w in self.workers.values()],
+                "ready_apps": {s.path: any(seat.worker is not None and s.path in seat.apps
+                                           and self.board.state(seat.worker.slot) == sb.SlotState.READY
+                                           for seat in self.plan.seats)
+                               for s in self.specs},
+                "boot_failures": {p: max([seat.failures for seat in self.plan.seats if p in seat.apps] or [0])
+                                  for p in (s.path for s in self.specs)},
+                "resources": None if self.resources is None else {
+                    "free": self.resources.free(),
+                    "seats": [{"apps": list(seat.apps), "pid": seat.worker.pid if seat.worker else None,
+                               "resources": {k: [[t, s] for t, s in v] for k, v in seat.resources.items()}}
+                              for seat in self.plan.seats]}}
 
     def _handle(self, mtype: int, request: Any) -> Any:
         if mtype == MsgType.DIRECTORY:

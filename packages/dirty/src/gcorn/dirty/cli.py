@@ -32,10 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--socket", dest="dirty_socket", help="arbiter socket path (default: a private tmp dir)")
     s.add_argument("-t", "--timeout", type=float, dest="dirty_timeout")
     s.add_argument("--graceful-timeout", type=float, dest="dirty_graceful_timeout")
+    s.add_argument("--boot-timeout", type=float, dest="dirty_boot_timeout",
+                   help="seconds a worker may take to load and init() its apps (0: no limit)")
     s.add_argument("--queue-size", type=int, dest="dirty_queue_size")
     s.add_argument("--max-message-size", type=_size, dest="dirty_max_message_size")
     s.add_argument("--codec", choices=["safe", "pickle"], dest="dirty_codec")
     s.add_argument("--pidfile", dest="dirty_pidfile")
+    s.add_argument("--resources", dest="dirty_resources", metavar="JSON",
+                   help='resource tokens per kind, e.g. \'{"gpu": [0, 1, 2, 3]}\' or \'{"gpu": "auto"}\'')
     s.add_argument("--exit-with-parent", action="store_true", default=None,
                    help="stop when the process that started the pool exits")
     s.add_argument("--log-level", default="info")

@@ -139,8 +139,9 @@ class DirtyClient:
         return t if t and t > 0 else None
 
     def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
-                     kwargs: dict[str, Any], timeout: float | None) -> list[Any]:
-        bufs, size = d.codec.encode_frame(MsgType.CALL, rid, [app, action, args, kwargs, timeout])
+                     kwargs: dict[str, Any], timeout: float | None,
+                     mtype: int = MsgType.CALL) -> list[Any]:
+        bufs, size = d.codec.encode_frame(mtype, rid, [app, action, args, kwargs, timeout])
         over = check_size([args, kwargs], size, d.max_size)
         if over is not None:
             raise DirtyMessageTooLargeError(
@@ -224,15 +225,19 @@ class DirtyClient:
                     head.done.set()
                     head.event.set()
 
-    def _sync_pick(self, app: str, deadline: float | None,
-                   d: Directory) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
-        """The least-busy worker for ``app``: its connection when it has a free slot, else None."""
+    def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: bool = False
+                   ) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
+        """The least-busy worker for ``app``: its connection when it has a free slot, else None.
+
+        ``batched``: a call to a @batched action, which needs no free slot (the worker
+        gathers it into a batch): the worker with the fewest gathering calls, always.
+        """
         recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
             conns = self._conns
-            choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+            choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {}, batched)
             if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -246,7 +251,7 @@ class DirtyClient:
                 time.sleep(_BOOT_POLL)
                 continue
             target, load, _queued = choice
-            if load >= d.threads:
+            if load >= d.threads and not batched:
                 return d, None, choice
             conn = conns.get(target[1])
             if conn is not None and conn.alive:
@@ -278,8 +283,14 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
-        bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
-        d, conn, waiter = self._start_sync(app_path, rid, bufs, deadline, d)
+        if d.is_batched(app_path, action):
+            bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
+            d, conn, _ = self._sync_pick(app_path, deadline, d, batched=True)
+            assert conn is not None
+            waiter = conn.start(rid, bufs, batched=True)
+        else:
+            bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
+            d, conn, waiter = self._start_sync(app_path, rid, bufs, deadline, d)
         try:
             conn.wait(waiter, deadline)
         except DirtyTimeoutError:
@@ -398,9 +409,12 @@ class DirtyClient:
                     head.error = exc
                 wake(head)
 
-    async def _async_pick(self, app: str, deadline: float | None
+    async def _async_pick(self, app: str, deadline: float | None, batched: bool = False
                           ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
-        """The least-busy worker for ``app``: its connection when it has a free slot, else None."""
+        """The least-busy worker for ``app``: its connection when it has a free slot, else None.
+
+        ``batched``: as in :meth:`_sync_pick`.
+        """
         loop = asyncio.get_running_loop()
         conns = self._aconns.get(loop)
         if conns is None:
@@ -410,7 +424,7 @@ class DirtyClient:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
-            choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+            choice = d.choose(app, {g: c.load() for g, c in conns.items()}, batched)
             if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -423,7 +437,7 @@ class DirtyClient:
                 await asyncio.sleep(_BOOT_POLL)
                 continue
             target, load, _queued = choice
-            if load >= d.threads:
+            if load >= d.threads and not batched:
                 return d, None, choice
             slot, gen, path = target
             conn = conns.get(gen)
@@ -478,10 +492,18 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
-        bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
-        d, conn = await self._async_start(app_path, rid, bufs, fut, deadline)
+        if d.is_batched(app_path, action):
+            bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
+            d, aconn, _ = await self._async_pick(app_path, deadline, batched=True)
+            assert aconn is not None
+            aconn.send_batched(rid, bufs, fut)
+            await aconn.drained()
+            conn = aconn
+        else:
+            bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
+            d, conn = await self._async_start(app_path, rid, bufs, fut, deadline)
         handle = None
         if timeout is not None:
             handle = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, fut,  # type: ignore[operator]

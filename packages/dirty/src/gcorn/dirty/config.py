@@ -39,11 +39,14 @@ class DirtyConfig:
     dirty_timeout: float = 300.0  # per-call default deadline and heartbeat limit; 0 = off
     dirty_threads: int = 1
     dirty_graceful_timeout: float = 30.0
+    dirty_boot_timeout: float = 120.0  # seconds a worker may take to import and init() its apps; 0 = off
     dirty_queue_size: int = 1024  # calls waiting per app once every slot is busy
     dirty_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     dirty_codec: str = "safe"
     dirty_socket: str | None = None  # None: a fresh private directory
     dirty_pidfile: str | None = None
+    # resource tokens per kind, e.g. {"gpu": [0, 1]} or {"gpu": "auto"} (or its JSON text)
+    dirty_resources: Any = None
     proc_name: str = "gcorn-dirty"
     exit_with_parent: bool = True  # stop when the process that started us dies
     # gcorn's --user/--group (numeric, as its cfg.uid/cfg.gid) and --initgroups: the pool runs
@@ -62,7 +65,7 @@ class DirtyConfig:
                 raise DirtyConfigError(f"{name} must be an int >= 1, got {value!r}")
         if not isinstance(self.dirty_queue_size, int) or self.dirty_queue_size < 0:
             raise DirtyConfigError(f"dirty_queue_size must be an int >= 0, got {self.dirty_queue_size!r}")
-        for name in ("dirty_timeout", "dirty_graceful_timeout"):
+        for name in ("dirty_timeout", "dirty_graceful_timeout", "dirty_boot_timeout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise DirtyConfigError(f"{name} must be a number >= 0, got {value!r}")
@@ -74,6 +77,8 @@ class DirtyConfig:
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
                 raise DirtyConfigError(f"{name} must be an int >= 0 or None, got {value!r}")
+        from .resources import parse_resources
+        self.dirty_resources = parse_resources(self.dirty_resources)
         if self.dirty_codec not in CODECS:
             raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
         return self

@@ -32,6 +32,8 @@ class Directory:
         self.threads: int = data["threads"]
         self.queue_size: int = data["queue_size"]
         self.apps = frozenset(data["apps"])
+        # app -> {action: max_size} of its @batched actions (older arbiters send none)
+        self.batched: dict[str, dict[str, int]] = data.get("batched") or {}
         self.by_app: dict[str, list[Target]] = {}
         self.waiting_apps: set[str] = set()  # apps with a seat whose worker is being (re)spawned
         for seat in data["seats"]:
@@ -48,10 +50,17 @@ class Directory:
         """True when the pool's worker set changed since this snapshot."""
         return self.board.epoch() != self.epoch
 
-    def choose(self, app: str, local_load: dict[int, int]) -> tuple[Target, int, int] | None:
+    def is_batched(self, app: str, action: str) -> bool:
+        """Is ``action`` of ``app`` a @batched action (gathered by the worker, no slot wait here)?"""
+        b = self.batched.get(app)
+        return b is not None and action in b
+
+    def choose(self, app: str, local_load: dict[int, int],
+               batched: bool = False) -> tuple[Target, int, int] | None:
         """The least-busy READY worker holding ``app``, its load, and the calls queued in those workers.
 
-        None while the only workers for ``app`` are still booting.
+        None while the only workers for ``app`` are still booting. With ``batched``, the
+        load is the worker's count of gathering batched calls (slots are not counted).
         """
         targets = self.by_app.get(app)
         if not targets:
@@ -70,8 +79,12 @@ class Directory:
         queued = 0
         for i in range(n):
             target = targets[(start + i) % n]
-            load = board.load(target[0], target[1])
+            load = board.batched_load(target[0], target[1]) if batched else board.load(target[0], target[1])
             if load is None:
+                continue
+            if batched:
+                if load < best_load:
+                    best, best_load = target, load
                 continue
             mine = local_load.get(target[1], 0)
             if mine > load:

@@ -89,6 +89,8 @@ class Dispatcher:
         self.exiting = False
         self.accepting = True
         self._held = threading.local()
+        # Set by the worker: takes a BATCH frame (conn, rid, payload, received) to its batcher.
+        self.on_batch: Callable[[WorkerConn, int, Any, float], None] | None = None
         self._kick_r, self._kick_w = os.pipe()
         os.set_blocking(self._kick_r, False)
         os.set_blocking(self._kick_w, False)
@@ -140,6 +142,14 @@ class Dispatcher:
             self.kick()
         return job
 
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job`` (a batch) for the next free slot; it counts as one call in flight."""
+        with self.lock:
+            self.inflight += 1
+            self._publish()
+            self.pending.append((None, 0, job, time.monotonic()))
+        self.kick()
+
     def kick(self) -> None:
         """Wake one waiting thread (work is queued, or the workers must exit)."""
         try:
@@ -188,7 +198,8 @@ class Dispatcher:
                 except Exception:  # a bug here must not kill the thread
                     log.exception("dirty worker failed to run call %s", rid)
                 finally:
-                    conn.cancelled.discard(rid)
+                    if conn is not None:
+                        conn.cancelled.discard(rid)
                     self.release()
         self.kick()  # pass the exit on to the next thread
 
@@ -271,7 +282,12 @@ class Dispatcher:
             self.ep.modify(conn.fd, _EPOLL_READ)  # re-arm: the next frames may go to another thread
         for mtype, rid, payload in frames or ():
             if mtype == MsgType.CALL:
-                self._accept_call(conn, rid, payload)
+                self.accept_call(conn, rid, payload)
+            elif mtype == MsgType.BATCH and self.on_batch is not None \
+                    and not isinstance(payload, Oversize):
+                self.on_batch(conn, rid, payload, time.monotonic())
+            elif mtype == MsgType.BATCH:
+                self.accept_call(conn, rid, payload)  # refused there (oversize) or run as a call
             elif mtype == MsgType.CANCEL:
                 conn.cancelled.add(rid)
             else:
@@ -290,7 +306,8 @@ class Dispatcher:
             self.sel.unregister(conn.sock)
         conn.sock.close()
 
-    def _accept_call(self, conn: WorkerConn, rid: int, payload: Any) -> None:
+    def accept_call(self, conn: WorkerConn, rid: int, payload: Any) -> None:
+        """Queue a CALL for a slot (or refuse it: oversize, queue full)."""
         if isinstance(payload, Oversize):
             log.warning("dirty worker %s: refusing an oversized call of %d bytes (limit %d)",
                         os.getpid(), payload.size, payload.limit)

@@ -53,6 +53,7 @@ class MsgType(enum.IntEnum):
     CHUNK = 0x04
     END = 0x05
     CANCEL = 0x06
+    BATCH = 0x07  # a CALL to a @batched action: gathered by the worker, same payload
     STASH = 0x10
     DIRECTORY = 0x11
     STATUS = 0x12

@@ -8,7 +8,8 @@ read-only. Each field has a single writer, so no locks are needed:
   so a client knows its cached directory is stale with one 8-byte read;
 - slot ``generation``, ``pid``, ``threads``: the arbiter, at spawn;
 - slot ``state``: the arbiter (BOOTING, DRAINING, EMPTY) and the worker (READY);
-- slot ``inflight``, ``heartbeat``, ``overdue``: the worker.
+- slot ``inflight``, ``heartbeat``, ``overdue``, ``batched``: the worker (``inflight``
+  counts slot units: calls plus batches; ``batched`` the calls gathering in batches).
 
 Clients route a call to the least-busy READY worker by reading ``inflight``.
 """
@@ -29,9 +30,9 @@ SIZE = HEADER_SIZE + SLOT_SIZE * MAX_SLOTS
 _U64 = struct.Struct("=Q")
 _I64 = struct.Struct("=q")
 _F64 = struct.Struct("=d")
-_SLOT = struct.Struct("=Qqqqdqq")
+_SLOT = struct.Struct("=Qqqqdqqq")
 
-GENERATION, PID, STATE, INFLIGHT, HEARTBEAT, OVERDUE, THREADS = (0, 8, 16, 24, 32, 40, 48)
+GENERATION, PID, STATE, INFLIGHT, HEARTBEAT, OVERDUE, THREADS, BATCHED = (0, 8, 16, 24, 32, 40, 48, 56)
 
 
 class SlotState(enum.IntEnum):
@@ -100,11 +101,11 @@ class Scoreboard:
     def claim(self, slot: int, generation: int, threads: int) -> None:
         """Initialise a slot for a worker about to be forked (arbiter only)."""
         _SLOT.pack_into(self.mm, self._off(slot, 0), generation, 0, int(SlotState.BOOTING),
-                        0, 0.0, 0, threads)
+                        0, 0.0, 0, threads, 0)
 
     def release(self, slot: int) -> None:
         """Mark a slot free after its worker is reaped (arbiter only)."""
-        _SLOT.pack_into(self.mm, self._off(slot, 0), 0, 0, int(SlotState.EMPTY), 0, 0.0, 0, 0)
+        _SLOT.pack_into(self.mm, self._off(slot, 0), 0, 0, int(SlotState.EMPTY), 0, 0.0, 0, 0, 0)
 
     def set_i64(self, slot: int, field: int, value: int) -> None:
         """Write one integer field of a slot."""
@@ -140,6 +141,12 @@ class Scoreboard:
         if g != generation or state != 2:
             return None
         return int(inflight)
+
+    def batched_load(self, slot: int, generation: int) -> int | None:
+        """Batched calls gathering in a READY worker of this generation; None when it cannot take calls."""
+        if self.load(slot, generation) is None:
+            return None
+        return self.get_i64(slot, BATCHED)
 
 
 _LOAD = struct.Struct("=Qqqq")

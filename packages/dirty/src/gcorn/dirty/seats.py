@@ -21,6 +21,7 @@ class Seat:
     pending: Any = None  # replacement being booted (HUP, recycling)
     failures: int = 0  # consecutive exits before boot
     next_spawn_at: float = 0.0
+    resources: dict[str, list[tuple[str, float]]] = dataclasses.field(default_factory=dict)
 
 
 class SeatPlan:

@@ -10,6 +10,8 @@ sends and receives with no thread switch at all.
 from __future__ import annotations
 
 import collections
+import os
+import select
 import socket
 import struct
 import threading
@@ -60,6 +62,12 @@ class SyncConn:
         # call (Python's own socket timeouts add a poll() and fcntl() calls to each).
         sock.settimeout(None)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TICK_TIMEVAL)
+        # A green socket (gevent, eventlet) keeps its descriptor non-blocking and waits in
+        # the hub with its own timeout, so the kernel tick above never fires: the reader
+        # then waits for data through the (patched) select with the tick as its timeout.
+        # Not settimeout(TICK): that is shared with a sender of another greenlet, and would
+        # cut its long sendall.
+        self.green = not os.get_blocking(sock.fileno())
         self.sock = sock
         self.path = path
         self.parser = FrameParser(max_size)
@@ -67,6 +75,9 @@ class SyncConn:
         self.state_lock = threading.Lock()
         self.reading = False
         self.waiters: dict[int, Waiter] = {}
+        # Calls to @batched actions among the waiters: they gather in the worker without
+        # taking a slot each, so they are not this connection's slot load.
+        self.batched: set[int] = set()
         self.sleepers: set[Waiter] = set()
         self.alive = True
         self.lost: DirtyError | None = None
@@ -74,16 +85,18 @@ class SyncConn:
         self.on_free: Callable[[], None] | None = None
 
     def load(self) -> int:
-        """Calls this connection has in flight."""
-        return len(self.waiters)
+        """Calls this connection has in flight that hold a worker slot (batched ones do not)."""
+        return len(self.waiters) - len(self.batched)
 
-    def start(self, rid: int, bufs: list[Any]) -> Waiter:
+    def start(self, rid: int, bufs: list[Any], batched: bool = False) -> Waiter:
         """Register a request and send its frame."""
         waiter = Waiter()
         with self.state_lock:
             if not self.alive:
                 raise _lost(self.lost)
             self.waiters[rid] = waiter
+            if batched:
+                self.batched.add(rid)
         try:
             with self.write_lock:
                 send_buffers(self.sock, bufs)
@@ -97,6 +110,7 @@ class SyncConn:
         """Stop waiting for ``rid`` (timed out or abandoned); tell the worker when asked."""
         with self.state_lock:
             self.waiters.pop(rid, None)
+            self.batched.discard(rid)
         if cancel and self.alive:
             try:
                 with self.write_lock:
@@ -148,6 +162,8 @@ class SyncConn:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
             try:
+                if self.green and not select.select([sock], [], [], TICK)[0]:
+                    continue  # the tick: look at the deadline again
                 if parser.wants_body():
                     n, frames = parser.recv_body(sock)
                 else:
@@ -182,6 +198,8 @@ class SyncConn:
                 w.frames.append((mtype, payload))
                 if mtype in FINAL or isinstance(payload, Oversize):
                     del waiters[rid]
+                    if self.batched:
+                        self.batched.discard(rid)
                     w.done = True
                     freed = True
                 if w in self.sleepers:
@@ -201,6 +219,7 @@ class SyncConn:
             for w in self.waiters.values():
                 _wake(w)
             self.waiters.clear()
+            self.batched.clear()
         if self.on_free is not None:
             self.on_free()  # callers in line re-read the directory and find another worker
         try:

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import scoreboard as sb
 from .app import load_app_class
+from .batching import Batcher, BatchSpec, batch_spec
 from .codec import check_size, get_codec
 from .config import DirtyConfig, Hooks
 from .dispatch import Dispatcher, WorkerConn
@@ -39,6 +40,8 @@ from .errors import (
     DirtyTimeoutError,
 )
 from .protocol import MsgType, frame_buffers
+from .resources import Alloc
+from .resources import apply as apply_resources
 
 log = logging.getLogger("gcorn.dirty.worker")
 
@@ -53,7 +56,8 @@ class DirtyWorker:
     """A dirty worker: the handle hooks receive, and the process main loop."""
 
     def __init__(self, cfg: DirtyConfig, hooks: Hooks, age: int, slot: int, app_paths: tuple[str, ...],
-                 socket_path: str, board: sb.Scoreboard | None) -> None:
+                 socket_path: str, board: sb.Scoreboard | None,
+                 resources: Alloc | None = None) -> None:
         self.cfg = cfg
         self.hooks = hooks
         self.age = age
@@ -61,6 +65,7 @@ class DirtyWorker:
         self.app_paths = app_paths
         self.socket_path = socket_path
         self.board = board
+        self.resources = resources  # the seat's resource tokens (resources.py)
         self.pid = 0
         self.ppid = os.getpid()
         self.apps: dict[str, Any] = {}
@@ -78,6 +83,7 @@ class DirtyWorker:
     def run(self, arbiter: Any, unblock: Any = None) -> int:
         """Body of the forked process; returns the exit code (``unblock``: signal mask to restore)."""
         self.pid = os.getpid()
+        apply_resources(self.resources, self.cfg.dirty_resources)  # before any app is imported
         self.codec = get_codec(self.cfg.dirty_codec)
         self.max_size = self.cfg.dirty_max_message_size
         self.threads = self.cfg.dirty_threads
@@ -85,6 +91,7 @@ class DirtyWorker:
         self._stop_at = 0.0
         self._running: dict[int, float] = {}
         self.dispatcher: Dispatcher | None = None
+        self.batcher: Batcher | None = None
         self._install_signals()
         if unblock is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblock)
@@ -103,6 +110,11 @@ class DirtyWorker:
         dispatcher = self.dispatcher = Dispatcher(
             listener, self.threads, self.cfg.dirty_queue_size, self.max_size, self.codec,
             self._run_call, self.board, self.slot)
+        self.batcher = Batcher(dispatcher.submit, self._reply_error, self._reply_result, self._running,
+                               self.cfg.dirty_queue_size, self.threads, self.board, self.slot,
+                               lambda coro: _thread_loop().run_until_complete(coro), app_error)
+        dispatcher.on_batch = self._accept_batch
+        self.batcher.start()
         dispatcher.start()
         threading.Thread(target=self._heartbeat_loop, name="dirty-heartbeat", daemon=True).start()
         self.booted = True
@@ -119,6 +131,10 @@ class DirtyWorker:
                     app.close()
                 except Exception:  # close() of user code must not stop the others
                     log.exception("close() of a dirty app failed")
+        if self.batcher is not None:
+            self.batcher.stop()
+            if self.batcher.batches:
+                log.info("dirty worker %s batches: %s", self.pid, self.batcher.stats())
         dispatcher.close()
         return 0
 
@@ -136,7 +152,8 @@ class DirtyWorker:
                     if self.board is not None:
                         self.board.set_state(self.slot, sb.SlotState.DRAINING)
                 waited = time.monotonic() - self._stop_at
-                if dispatcher.inflight == 0 and waited >= DRAIN_LINGER:
+                idle = dispatcher.inflight == 0 and (self.batcher is None or self.batcher.idle())
+                if idle and waited >= DRAIN_LINGER:
                     return
                 if waited >= self.cfg.dirty_graceful_timeout:
                     log.warning("dirty worker %s: calls still running after dirty_graceful_timeout",
@@ -195,7 +212,47 @@ class DirtyWorker:
         assert self.dispatcher is not None
         self.dispatcher.release()
 
+    def _reply_result(self, conn: WorkerConn, rid: int, value: Any, app_path: str,
+                      action: str) -> list[Any] | None:
+        """Encode a batched caller's RESULT frame (None: refused, an ERROR was sent instead)."""
+        return self._encode_value(conn, rid, MsgType.RESULT, value, app_path, action)
+
+    def _accept_batch(self, conn: WorkerConn, rid: int, payload: Any, received: float) -> None:
+        """A BATCH frame (read by any dispatch thread, slot or not): into its action's batch."""
+        try:
+            app_path, action, args, kwargs, timeout = parse_call(self.codec.decode(payload))
+        except (DirtyError, ValueError, TypeError) as exc:
+            log.warning("dirty worker %s: refusing a malformed call: %s", self.pid, exc)
+            self._reply_error(conn, rid, DirtyProtocolError(f"malformed call: {exc}"))
+            return
+        app = self.apps.get(app_path)
+        spec = batch_spec(_action(app, action)) if app is not None else None
+        if spec is None:
+            # Not (or no longer, after a reload) batched here: an ordinary call, run on a slot.
+            assert self.dispatcher is not None
+            self.dispatcher.accept_call(conn, rid, payload)
+            return
+        self._add_batched(conn, rid, app, app_path, action, spec, args, kwargs, timeout, received)
+
+    def _add_batched(self, conn: WorkerConn, rid: int, app: Any, app_path: str, action: str,
+                     spec: BatchSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     timeout: float | None, received: float) -> None:
+        if kwargs:
+            self._reply_error(conn, rid, DirtyAppError(
+                f"batched action {app_path}.{action} takes positional arguments only "
+                f"(got keyword arguments {sorted(kwargs)})", {"app_path": app_path, "action": action}))
+            return
+        limit = self.cfg.dirty_timeout or None
+        if not timeout or timeout <= 0 or (limit is not None and timeout > limit):
+            timeout = limit
+        deadline = received + timeout if timeout else float("inf")
+        assert self.batcher is not None
+        self.batcher.add(conn, rid, app_path, action, getattr(app, action), spec, args, deadline, timeout)
+
     def _run_call(self, conn: WorkerConn, rid: int, payload: Any, received: float) -> None:
+        if conn is None:  # a batch the batcher queued for a slot
+            payload()
+            return
         ident = threading.get_ident()
         try:
             self._execute(conn, rid, payload, received, ident)
@@ -227,6 +284,10 @@ class DirtyWorker:
                 f"dirty app {app_path!r} is not loaded in worker {self.pid}",
                 {"app_path": app_path, "action": action}))
             return
+        spec = batch_spec(_action(app, action))
+        if spec is not None:  # a plain CALL to a batched action (an older client): batch it too
+            self._add_batched(conn, rid, app, app_path, action, spec, args, kwargs, timeout, received)
+            return
         self._running[ident] = deadline
         try:
             result = app(action, *args, **kwargs)
@@ -242,20 +303,25 @@ class DirtyWorker:
 
     def _send_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
                     app_path: str, action: str) -> bool:
+        bufs = self._encode_value(conn, rid, mtype, value, app_path, action)
+        return bufs is not None and conn.send(bufs)
+
+    def _encode_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
+                      app_path: str, action: str) -> list[Any] | None:
         try:
             bufs, size = self.codec.encode_frame(mtype, rid, value)
         except (TypeError, ValueError, DirtyError) as exc:
             self._reply_error(conn, rid, app_error(app_path, action, exc))
-            return False
+            return None
         over = check_size(value, size, self.max_size)
         if over is not None:
             self._reply_error(conn, rid, DirtyMessageTooLargeError(
                 f"reply of {over} bytes from {app_path}.{action} exceeds dirty_max_message_size "
                 f"of {self.max_size} bytes", size=over, limit=self.max_size))
-            return False
+            return None
         if mtype != MsgType.CHUNK:
             self._release_slot()
-        return conn.send(bufs)
+        return bufs  # type: ignore[no-any-return]
 
     def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int,
                 app_path: str, action: str) -> None:
@@ -318,6 +384,14 @@ def parse_call(value: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any], f
     if timeout is not None and (type(timeout) not in (int, float) or timeout != timeout):
         raise DirtyProtocolError("a call's timeout must be a number or None")
     return app_path, action, tuple(args), kwargs, timeout
+
+
+def _action(app: Any, action: str) -> Any:
+    """The method ``action`` of ``app`` if it is a public action, else None."""
+    if not action or action.startswith("_") or action in ("init", "close", "workers", "stashes",
+                                                          "resources"):
+        return None
+    return getattr(app, action, None)
 
 
 def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:

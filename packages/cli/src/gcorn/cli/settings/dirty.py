@@ -95,4 +95,29 @@ SETTINGS = (
         doc="How dirty call values are encoded: `safe` (never runs peer code) or "
         "`pickle` (trusted deployments only).",
     ),
+    Setting(
+        name="dirty_resources",
+        section=SECTION,
+        flags=("--dirty-resources",),
+        metavar="JSON",
+        default=None,
+        validator=v.json_mapping,
+        doc='Resource tokens the dirty workers share, per kind, as JSON or a dict: '
+        '`{"gpu": [0, 1, 2, 3]}`, or `{"gpu": "auto"}` (counted with nvidia-ml-py, else '
+        "CUDA_VISIBLE_DEVICES). An app declaring `resources = {\"gpu\": 1}` (or 0.5) gets "
+        "its tokens in each worker that loads it (`CUDA_VISIBLE_DEVICES`, "
+        "`gcorn.dirty.current_resources()`), set before the app is imported.",
+    ),
+    Setting(
+        name="dirty_boot_timeout",
+        section=SECTION,
+        flags=("--dirty-boot-timeout",),
+        metavar="INT",
+        value_type="int",
+        default=120,
+        validator=v.positive_int,
+        doc="Seconds a dirty worker may take to import and init() its apps before it is "
+        "killed (an error names them); 0 disables. The master reports ready (when_ready, "
+        "READY=1) and starts its HTTP workers once every dirty app has a ready worker.",
+    ),
 )

@@ -10,6 +10,7 @@ import grp
 import importlib
 import inspect
 import ipaddress
+import json
 import os
 import pwd
 import re
@@ -150,6 +151,18 @@ def mapping(value: Any) -> dict[Any, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{value!r} is not a dict")
     return dict(value)
+
+
+def json_mapping(value: Any) -> dict[Any, Any] | None:
+    """A dict, or its JSON text (None and "" stay unset)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not valid JSON: {exc}") from None
+    return mapping(value)
 
 
 def choice(*choices: str) -> Callable[[Any], str]:
