@@ -8,7 +8,7 @@ read-only. Each field has a single writer, so no locks are needed:
   so a client knows its cached directory is stale with one 8-byte read;
 - slot ``generation``, ``pid``, ``threads``: the arbiter, at spawn;
 - slot ``state``: the arbiter (BOOTING, DRAINING, EMPTY) and the worker (READY);
-- slot ``inflight``, ``heartbeat``, ``overdue``: the worker.
+- slot ``inflight``, ``heartbeat``, ``overdue``, ``calls`` (finished): the worker.
 
 Clients route a call to the least-busy READY worker by reading ``inflight``.
 """
@@ -31,7 +31,7 @@ _I64 = struct.Struct("=q")
 _F64 = struct.Struct("=d")
 _SLOT = struct.Struct("=Qqqqdqq")
 
-GENERATION, PID, STATE, INFLIGHT, HEARTBEAT, OVERDUE, THREADS = (0, 8, 16, 24, 32, 40, 48)
+GENERATION, PID, STATE, INFLIGHT, HEARTBEAT, OVERDUE, THREADS, CALLS = (0, 8, 16, 24, 32, 40, 48, 56)
 
 
 class SlotState(enum.IntEnum):
@@ -101,10 +101,12 @@ class Scoreboard:
         """Initialise a slot for a worker about to be forked (arbiter only)."""
         _SLOT.pack_into(self.mm, self._off(slot, 0), generation, 0, int(SlotState.BOOTING),
                         0, 0.0, 0, threads)
+        self.set_i64(slot, CALLS, 0)
 
     def release(self, slot: int) -> None:
         """Mark a slot free after its worker is reaped (arbiter only)."""
         _SLOT.pack_into(self.mm, self._off(slot, 0), 0, 0, int(SlotState.EMPTY), 0, 0.0, 0, 0)
+        self.set_i64(slot, CALLS, 0)
 
     def set_i64(self, slot: int, field: int, value: int) -> None:
         """Write one integer field of a slot."""

@@ -226,6 +226,7 @@ class RequestCycle:
                 self._fail_response()
         finally:
             state.in_flight -= 1
+            state.worker.stats.end()
             if self.task is not None:
                 state.tasks.discard(self.task)
             if state.post_request is not None and self.hook_req is not None:
