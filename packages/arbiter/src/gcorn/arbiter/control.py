@@ -81,7 +81,7 @@ def peer_uid(sock: socket.socket) -> int | None:
 
 
 class _Client:
-    __slots__ = ("sock", "inbuf", "outbuf", "deadline", "closing")
+    __slots__ = ("sock", "inbuf", "outbuf", "deadline", "closing", "draining")
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
@@ -89,6 +89,7 @@ class _Client:
         self.outbuf = bytearray()
         self.deadline = deadline
         self.closing = False  # close once outbuf is sent
+        self.draining = False  # answer sent and write side shut: discard input until EOF
 
 
 class ControlServer:
@@ -125,7 +126,7 @@ class ControlServer:
         os.chmod(self.path, self.mode)
         st = os.stat(self.path)
         self._inode = (st.st_dev, st.st_ino)
-        sock.listen(MAX_CONNECTIONS)
+        sock.listen(64)
         sock.setblocking(False)
         self.sock = sock
 
@@ -179,7 +180,7 @@ class ControlServer:
         if self.sock is None:
             return []
         fds = [self.sock.fileno()]
-        fds.extend(fd for fd, c in self._clients.items() if not c.closing)
+        fds.extend(fd for fd, c in self._clients.items() if not c.closing or c.draining)
         return fds
 
     def write_fds(self) -> list[int]:
@@ -198,7 +199,7 @@ class ControlServer:
             self._accept()
         for fd in readable:
             client = self._clients.get(fd)
-            if client is not None and not client.closing:
+            if client is not None and (not client.closing or client.draining):
                 self._read(client)
         for fd in writable:
             client = self._clients.get(fd)
@@ -223,8 +224,11 @@ class ControlServer:
                 return
             conn.setblocking(False)
             if len(self._clients) >= MAX_CONNECTIONS:
-                conn.close()  # too many at once: the client sees the connection close
-                continue
+                # full: the oldest goes, so stuck clients cannot lock the owner out
+                oldest = min(self._clients.values(), key=lambda c: c.deadline)
+                self.log.warning("control socket: %d clients at once; closing the oldest",
+                                 MAX_CONNECTIONS)
+                self._drop(oldest)
             client = _Client(conn, time.monotonic() + CONNECTION_DEADLINE)
             self._clients[conn.fileno()] = client
             uid = peer_uid(conn)
@@ -245,6 +249,8 @@ class ControlServer:
         if not data:
             self._drop(client)
             return
+        if client.draining:
+            return  # what a refused client still sends is read and dropped
         client.inbuf += data
         while client.inbuf and not client.closing:
             try:
@@ -296,11 +302,18 @@ class ControlServer:
                 self._drop(client)
                 return
             del client.outbuf[:sent]
-        if client.closing:
-            self._drop(client)
+        if client.closing and not client.draining:
+            # closing with unread input would reset the connection and lose the answer
+            # on the client's side: shut the write side, drain until EOF or the deadline
+            client.draining = True
+            try:
+                client.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                self._drop(client)
 
     def _drop(self, client: _Client) -> None:
         client.closing = True
+        client.draining = False
         client.outbuf.clear()
         fd = client.sock.fileno()
         if fd >= 0:

@@ -12,6 +12,7 @@ import argparse
 import json
 import socket
 import sys
+import time
 from typing import Any
 
 from gcorn.arbiter.control import MAX_RESPONSE, decode_frame, encode
@@ -37,7 +38,7 @@ def request(path: str, command: str, args: list[str] | None = None,
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(path)
+            _connect(sock, path, timeout)
         except FileNotFoundError:
             raise CtlError(f"no control socket at {path} (is gcorn running? see --control-socket)") \
                 from None
@@ -72,6 +73,19 @@ def request(path: str, command: str, args: list[str] | None = None,
         raise CtlError(str(message.get("error") or "the master refused the command"))
     data = message.get("data")
     return data if isinstance(data, dict) else {"result": data}
+
+
+def _connect(sock: socket.socket, path: str, timeout: float) -> None:
+    """connect(), waiting while the master's backlog is full (unix sockets say EAGAIN then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the master at {path} accepts no connection") from None
+            time.sleep(0.05)
 
 
 # -- the dirty pool, asked directly -------------------------------------------------
