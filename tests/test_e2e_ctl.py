@@ -103,6 +103,31 @@ def test_the_socket_is_0600_logged_and_removed_on_exit(start_gcorn: Start, app_d
     assert not sock.exists()
 
 
+def test_the_default_path_is_gunicorns_under_xdg_runtime_dir_else_home(
+    start_gcorn: Start, app_dir: Path
+) -> None:
+    runtime = app_dir / "run"
+    runtime.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    server = start_gcorn("ctlapp:app", cwd=app_dir, env={**env, "XDG_RUNTIME_DIR": str(runtime)})
+    assert wait_until(lambda: f"Control socket listening at {runtime}/gcorn.ctl" in server.log(), 5)
+    assert len(worker_pids(runtime / "gcorn.ctl")) == 1
+    server.stop()
+    home = app_dir / "home"
+    home.mkdir()
+    clean = {"XDG_RUNTIME_DIR": "", "HOME": str(home)}
+    server = start_gcorn("ctlapp:app", cwd=app_dir, env=clean)
+    sock = home / ".gcorn" / "gcorn.ctl"
+    assert wait_until(lambda: f"Control socket listening at {sock}" in server.log(), 5)
+    assert stat.S_IMODE(os.stat(sock.parent).st_mode) == 0o700
+    # `gcorn ctl` finds the same default by itself
+    proc = subprocess.run([GCORN, "ctl", "show", "stats", "--json"], capture_output=True, text=True,
+                          timeout=20, env={**os.environ, **clean})
+    assert json.loads(proc.stdout)["pid"] == server.pid, proc.stderr
+    server.stop()
+    assert not sock.exists()
+
+
 def test_no_control_socket_disables_it(start_gcorn: Start, app_dir: Path) -> None:
     sock = app_dir / "off.ctl"
     server = start_gcorn("--control-socket", str(sock), "--no-control-socket", "ctlapp:app",
