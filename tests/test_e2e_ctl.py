@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
+import signal
 import socket
 import stat
 import struct
@@ -398,3 +400,40 @@ def test_a_worker_over_the_memory_cap_is_replaced_without_failing_requests(
     rss = float(line.split(" uses ")[1].split(" MiB")[0])
     assert rss > 50
     assert ctl_json(sock, "show", "stats")["workers_recycled_memory"] == 1
+
+
+def test_gunicornc_talks_to_gcorn(start_gcorn: Start, app_dir: Path) -> None:
+    gunicornc = shutil.which("gunicornc", path=os.path.dirname(sys.executable))
+    if gunicornc is None:
+        pytest.skip("gunicorn's gunicornc is not installed beside this interpreter")
+    server, sock = start_with_ctl(start_gcorn, app_dir, "ctlapp:app")
+    out = subprocess.run([gunicornc, "-s", str(sock), "-j", "-c", "worker add 1"],
+                         capture_output=True, text=True, timeout=20)
+    assert json.loads(out.stdout) == {"added": 1, "previous": 1, "total": 2}, out.stderr
+    assert wait_until(lambda: len(booted_pids(sock)) == 2, 10)
+    out = subprocess.run([gunicornc, "-s", str(sock), "-c", "show workers"],
+                         capture_output=True, text=True, timeout=20)
+    assert "Total: 2 workers" in out.stdout, out
+
+
+@pytest.mark.slow
+def test_after_usr2_the_new_master_takes_the_socket(start_gcorn: Start, app_dir: Path) -> None:
+    pidfile = app_dir / "gcorn.pid"
+    server, sock = start_with_ctl(start_gcorn, app_dir, "--pid", str(pidfile), "ctlapp:app")
+    os.kill(server.pid, signal.SIGUSR2)
+    new_pidfile = Path(f"{pidfile}.2")
+    assert wait_until(new_pidfile.exists, 10)
+    new_master = int(new_pidfile.read_text())
+    try:
+        assert wait_until(lambda: "stays with the old master until it exits" in server.log(), 10)
+        assert ctl_json(sock, "show", "stats")["pid"] == server.pid
+        assert server.stop(signal.SIGTERM) == 0
+        # promoted: it serves the socket the old master removed on its way out
+        assert wait_until(lambda: sock.exists() and ctl_json(sock, "show", "stats")["pid"]
+                          == new_master, 10), server.log()
+    finally:
+        try:
+            os.kill(new_master, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    assert wait_until(lambda: not sock.exists(), 10)
