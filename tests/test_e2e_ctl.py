@@ -205,6 +205,10 @@ def test_worker_add_remove_kill_and_reload(start_gcorn: Start, app_dir: Path) ->
     assert "removed: 1" in ctl(sock, "worker", "remove").stdout
     assert wait_until(lambda: len(worker_pids(sock)) == 2, 10)
     assert not first & worker_pids(sock)  # the oldest retires
+    crashed = sorted(worker_pids(sock))[0]
+    os.kill(crashed, signal.SIGKILL)  # not the master's doing: counted as a crash
+    assert wait_until(lambda: crashed not in worker_pids(sock) and len(booted_pids(sock)) == 2, 10)
+    assert ctl_json(sock, "show", "stats")["workers_crashed"] == 1
     (victim, other) = sorted(worker_pids(sock))
     assert ctl_json(sock, "worker", "kill", str(victim)) == {"success": True, "killed": victim}
     assert wait_until(lambda: victim not in worker_pids(sock) and len(booted_pids(sock)) == 2, 10)

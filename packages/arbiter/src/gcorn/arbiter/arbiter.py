@@ -83,7 +83,8 @@ class Arbiter(ChildrenMixin):
         self.scoreboard = Scoreboard()
         self.stats: dict[str, Any] = {
             "start_time": time.time(), "workers_spawned": 0, "workers_killed": 0,
-            "workers_recycled_memory": 0, "reloads": 0, "requests_of_exited": 0,
+            "workers_recycled_memory": 0, "workers_timed_out": 0, "workers_crashed": 0,
+            "reloads": 0, "requests_of_exited": 0,
         }
         # what the embedding program tells ctl clients (the cli: "dirty_socket")
         self.control_info: dict[str, Any] = {}

@@ -229,6 +229,7 @@ class ChildrenMixin:
                         self.timeout,
                     )
                 worker.aborted = True
+                self.stats["workers_timed_out"] += 1
                 self._aborted_at[pid] = now
                 self._kill(pid, signal.SIGABRT)
         for pid, deadline in list(self._retiring.items()):
@@ -348,8 +349,10 @@ class ChildrenMixin:
         elif code == int(APP_LOAD_ERROR):
             self.log.error("Worker (pid:%s) failed to load the application.", pid)
         elif code == -signal.SIGKILL and not by_master:
+            self.stats["workers_crashed"] += 1
             self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?", pid)
         elif code != 0 and not by_master:
+            self.stats["workers_crashed"] += 1
             self.log.error("Worker (pid:%s) exited with %s", pid, describe_exit(code))
         else:
             self.log.debug("Worker (pid:%s) exited with %s", pid, describe_exit(code))

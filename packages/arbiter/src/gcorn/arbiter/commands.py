@@ -159,6 +159,8 @@ class ControlCommands:
             "workers_spawned": stats["workers_spawned"],
             "workers_killed": stats["workers_killed"],
             "workers_recycled_memory": stats["workers_recycled_memory"],
+            "workers_timed_out": stats["workers_timed_out"],
+            "workers_crashed": stats["workers_crashed"],
             "reloads": stats["reloads"],
             "requests_total": stats["requests_of_exited"] + live,
             "dirty_arbiter_pid": dirty or None,
