@@ -189,6 +189,8 @@ def test_show_stats_listeners_config_all_help(start_gcorn: Start, app_dir: Path)
     assert bad.returncode == 1 and "unknown command: 'frobnicate'" in bad.stderr
     bad = ctl(sock, "worker", "add", "lots", check=False)
     assert bad.returncode == 1 and "not a number: 'lots'" in bad.stderr
+    bad = ctl(sock, "dirty", "add", check=False)
+    assert bad.returncode == 1 and "no dirty pool is running" in bad.stderr
     bad = ctl(sock, "worker", "kill", "1", check=False)
     assert bad.returncode == 1 and "no worker with pid 1" in bad.stderr
 
@@ -418,6 +420,9 @@ def test_gunicornc_talks_to_gcorn(start_gcorn: Start, app_dir: Path) -> None:
     out = subprocess.run([gunicornc, "-s", str(sock), "-c", "show workers"],
                          capture_output=True, text=True, timeout=20)
     assert "Total: 2 workers" in out.stdout, out
+    out = subprocess.run([gunicornc, "-s", str(sock), "-c", "dirty add"],
+                         capture_output=True, text=True, timeout=20)
+    assert "use `gcorn ctl dirty add|remove [N]`" in out.stdout + out.stderr, out
 
 
 @pytest.mark.slow

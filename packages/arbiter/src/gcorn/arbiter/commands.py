@@ -32,6 +32,7 @@ HELP = {
     "worker add [N]": "N more workers (default 1)",
     "worker remove [N]": "N workers fewer (default 1, never below 1)",
     "worker kill PID": "stop one worker gracefully; the master replaces it",
+    "dirty add [N] | dirty remove [N]": "scale the dirty pool (gcorn ctl asks the pool itself)",
     "reload": "reload the configuration and replace the workers (HUP)",
     "reopen": "reopen the log files (USR1)",
     "shutdown [graceful|quick]": "stop the server (graceful by default)",
@@ -86,12 +87,19 @@ class ControlCommands:
             ("reopen",): lambda a: self.reopen(),
             ("shutdown",): self.shutdown,
             ("help",): lambda a: {"commands": HELP},
+            ("dirty", "add"): self._dirty_elsewhere,
+            ("dirty", "remove"): self._dirty_elsewhere,
         }
         for size in (2, 1):
             fn = table.get(tuple(words[:size]))
             if fn is not None:
                 return fn(parts[size:])
         raise ControlError(f"unknown command: {' '.join(parts)!r} (try 'help')")
+
+    def _dirty_elsewhere(self, args: list[str]) -> dict[str, Any]:
+        raise ControlError(
+            "dirty add/remove is the dirty arbiter's to do: use `gcorn ctl dirty add|remove [N]`, "
+            "which asks the pool at the socket `show dirty` names")
 
     # -- show ------------------------------------------------------------------
 
