@@ -28,7 +28,9 @@ def test_a_forked_worker_writes_what_the_master_reads() -> None:
     row = board.read(slot)
     assert row is not None
     assert (row.pid, row.age, row.requests, row.in_flight, row.rss) == (pid, 7, 1, 1, 5 * MIB)
+    assert [r.pid for r in board.rows()] == [pid]
     board.release(slot)
+    assert board.rows() == []
     again = board.claim(age=8)  # a reused slot starts from zero
     row = board.read(again)
     assert row is not None and again == slot

@@ -120,6 +120,15 @@ class Scoreboard:
             return None
         return SlotView(*_SLOT.unpack_from(self.mm, self._base(slot)))
 
+    def rows(self) -> list[SlotView]:
+        """Every slot in use (pid set), read now: what an exporter in any process of the tree sees."""
+        found = []
+        for slot in range(self.slots):
+            row = SlotView(*_SLOT.unpack_from(self.mm, self._base(slot)))
+            if row.pid:
+                found.append(row)
+        return found
+
     def release(self, slot: int) -> None:
         """Free the slot of a reaped worker (master only)."""
         if slot < 0:
