@@ -29,6 +29,7 @@ _HEADER = struct.Struct("=8sQ")
 # pid, age, started, requests, in_flight, heartbeat, rss
 _SLOT = struct.Struct("=qqdqqdq")
 _Q = struct.Struct("=q")
+_QQ = struct.Struct("=qq")
 _D = struct.Struct("=d")
 PID, AGE, STARTED, REQUESTS, IN_FLIGHT, HEARTBEAT, RSS = (0, 8, 16, 24, 32, 40, 48)
 
@@ -67,10 +68,9 @@ class WorkerStats:
         """A request ended, answered or not (call from one thread at a time)."""
         self.in_flight -= 1
         self.requests += 1
-        mm = self._mm
-        if mm is not None:
-            _Q.pack_into(mm, self._base + IN_FLIGHT, self.in_flight)
-            _Q.pack_into(mm, self._base + REQUESTS, self.requests)
+        if self._mm is not None:
+            # requests and in_flight are neighbours: one write for both
+            _QQ.pack_into(self._mm, self._base + REQUESTS, self.requests, self.in_flight)
 
 
 class Scoreboard:
