@@ -29,6 +29,9 @@ GCORN_ONLY = {
     "websocket_ping_interval",
     "websocket_ping_timeout",
     "websocket_per_message_deflate",
+    "max_worker_memory",
+    "max_worker_memory_checks",
+    "dirty_max_worker_memory",
 }
 
 

@@ -17,11 +17,15 @@ from typing import Any
 from gcorn.arbiter import reexec as _reexec
 from gcorn.arbiter.bootguard import BootGuard
 from gcorn.arbiter.children import ChildrenMixin
+from gcorn.arbiter.commands import ControlCommands
+from gcorn.arbiter.control import ControlServer
 from gcorn.arbiter.daemon import daemonize
 from gcorn.arbiter.errors import ArbiterError, BindError, HaltServer
 from gcorn.arbiter.listeners import Listener, adopt_fds, create_listeners, serves, systemd_fds
+from gcorn.arbiter.memory import MemoryCap
 from gcorn.arbiter.pidfile import Pidfile
 from gcorn.arbiter.proctitle import set_process_title
+from gcorn.arbiter.scoreboard import Scoreboard
 from gcorn.arbiter.sdnotify import reloading_state, sd_notify
 from gcorn.arbiter.side import SideProcess
 from gcorn.arbiter.signals import SignalQueue, fork_with_signals_blocked, restore_signal_mask
@@ -75,6 +79,18 @@ class Arbiter(ChildrenMixin):
         self._generation_deadline = 0.0
         self._reported_workers = -1
         self._guard = BootGuard()
+        # per-worker counters in shared memory, read by the control socket (and metrics)
+        self.scoreboard = Scoreboard()
+        self.stats: dict[str, Any] = {
+            "start_time": time.time(), "workers_spawned": 0, "workers_killed": 0,
+            "workers_recycled_memory": 0, "workers_timed_out": 0, "workers_crashed": 0,
+            "reloads": 0, "requests_of_exited": 0,
+        }
+        # what the embedding program tells ctl clients (the cli: "dirty_socket")
+        self.control_info: dict[str, Any] = {}
+        self._control: ControlServer | None = None
+        self._memory_cap = MemoryCap()
+        self._next_memory_check = 0.0
         self._read_cfg()
 
     # -- settings ------------------------------------------------------------
@@ -89,6 +105,7 @@ class Arbiter(ChildrenMixin):
         self._guard.limit = int(setting(cfg, "boot_failure_limit", 5))
         self._guard.window = float(setting(cfg, "boot_failure_window", 60.0))
         self.worker_class = getattr(cfg, "worker_class", None)
+        self._memory_cap = MemoryCap.from_cfg(cfg)
         if self.master_pid:
             self.proc_name += ".2"
 
@@ -178,7 +195,7 @@ class Arbiter(ChildrenMixin):
             self._manage_workers()
             self._notify_systemd(f"READY=1\nSTATUS=gcorn master {self.pid} running")
             while self._stop is None:
-                self._signals.wait(self._sleep_time())
+                self._wait_and_serve_control()
                 self._tick()
         except ArbiterError as exc:
             self.log.error("%s", exc.message)
@@ -191,6 +208,19 @@ class Arbiter(ChildrenMixin):
         self._shutdown(graceful, code)
         return code
 
+    def _wait_and_serve_control(self) -> None:
+        """Sleep in select on the signal pipe and the control socket; serve ctl clients."""
+        control = self._control
+        if control is None:
+            self._signals.wait(self._sleep_time())
+            return
+        timeout = self._sleep_time()
+        deadline = control.next_deadline()
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        readable, writable = self._signals.wait(timeout, control.read_fds(), control.write_fds())
+        control.poll(readable, writable)
+
     def _tick(self) -> None:
         """One pass of the main loop."""
         self._handle_signals()
@@ -201,6 +231,7 @@ class Arbiter(ChildrenMixin):
             return
         self._maybe_promote()
         self._check_heartbeats()
+        self._check_memory()
         self._retire_old_generation()
         self._manage_workers()
         self._manage_side_processes()
@@ -245,9 +276,31 @@ class Arbiter(ChildrenMixin):
             self.log.info("Listening at: %s (%s)", listener, self.pid)
         self.log.info("Using worker: %s", setting(self.cfg, "worker_class_str", self.worker_class))
         self._set_title()
+        self._open_control()
         self.num_workers = int(setting(self.cfg, "workers", 1))
         self._manage_side_processes()
         self._hook("when_ready", self)
+
+    def _open_control(self) -> None:
+        """Serve the control socket unless it is disabled; a failure is logged, not fatal."""
+        if setting(self.cfg, "control_socket_disable", False):
+            return
+        path = setting(self.cfg, "control_socket", "")
+        if not path or self._control is not None:
+            return
+        mode = int(setting(self.cfg, "control_socket_mode", 0o600))
+        server = ControlServer(str(path), mode, self.log, ControlCommands(self))
+        try:
+            server.open()
+        except OSError as exc:
+            if self.master_pid:
+                self.log.info("Control socket %s stays with the old master until it exits",
+                              server.path)
+            else:
+                self.log.warning("Control socket %s not served: %s", server.path, exc)
+            return
+        self._control = server
+        self.log.info("Control socket listening at %s", server.path)
 
     def _write_pidfile(self) -> None:
         path = setting(self.cfg, "pidfile", None)
@@ -276,6 +329,9 @@ class Arbiter(ChildrenMixin):
             listener.spec = spec
 
     def _close_after_failed_start(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         for listener in self.LISTENERS:
             listener.close()
         self.LISTENERS = []
@@ -362,6 +418,7 @@ class Arbiter(ChildrenMixin):
                 self._notify_systemd("READY=1")
                 return
         self._read_cfg()
+        self.stats["reloads"] += 1
         self._apply_env()
         if hasattr(self.log, "reopen_files"):
             self.log.reopen_files()
@@ -454,6 +511,7 @@ class Arbiter(ChildrenMixin):
         self.master_pid = 0
         self.master_name = "Master"
         self._read_cfg()
+        self._open_control()  # the old master removed its socket on the way out
         path = setting(self.cfg, "pidfile", None)
         if self.pidfile is not None and path:
             self.pidfile.rename(path)
@@ -469,12 +527,16 @@ class Arbiter(ChildrenMixin):
         for listener in self.LISTENERS:
             listener.close(unlink=unlink)
         self.LISTENERS = []
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         graceful = self._stop_workers(graceful)
         self._stop_side_processes(graceful)
         self._hook("on_exit", self)
         if self.pidfile is not None:
             self.pidfile.unlink()
         self._signals.close()
+        self.scoreboard.close()
         # gunicorn's last lines, at error level when the master stops on a failure
         log_line = self.log.info if code == 0 else self.log.error
         log_line("Shutting down: %s", self.master_name)

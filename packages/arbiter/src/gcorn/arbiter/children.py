@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, CrashLoopError, HaltServer
+from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
 from gcorn.arbiter.parentdeath import set_parent_death_signal
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.side import SideProcess
@@ -22,13 +23,17 @@ from gcorn.arbiter.worker import Worker
 
 if TYPE_CHECKING:
     from gcorn.arbiter.bootguard import BootGuard
+    from gcorn.arbiter.control import ControlServer
     from gcorn.arbiter.listeners import Listener
+    from gcorn.arbiter.scoreboard import Scoreboard
     from gcorn.arbiter.signals import SignalQueue
 
 # after SIGABRT a worker gets this long to run worker_abort before SIGKILL
 ABORT_GRACE = 1.0
 # after SIGKILL, how long the master waits to reap before it gives up
 KILL_REAP_LIMIT = 2.0
+# the memory cap counts checks at most this often, whatever the loop's pace
+MEMORY_CHECK_INTERVAL = 1.0
 
 
 def exit_code_of(exc: SystemExit) -> int:
@@ -78,6 +83,11 @@ class ChildrenMixin:
     _old_generation: set[int]
     _generation_deadline: float
     _reported_workers: int
+    scoreboard: Scoreboard
+    stats: dict[str, Any]
+    _control: ControlServer | None
+    _memory_cap: MemoryCap
+    _next_memory_check: float
 
     @property
     def num_workers(self) -> int:  # overridden by Arbiter
@@ -132,17 +142,28 @@ class ChildrenMixin:
         except OSError as exc:
             tmp_dir = getattr(self.cfg, "worker_tmp_dir", None) or "the temp dir"
             raise HaltServer(f"cannot create a worker heartbeat file in {tmp_dir}: {exc}") from exc
+        worker.slot = self.scoreboard.claim(self.worker_age)
+        worker.stats = self.scoreboard.stats_for(worker.slot)
         self._hook("pre_fork", self, worker)
-        pid, mask = fork_with_signals_blocked()
+        try:
+            pid, mask = fork_with_signals_blocked()
+        except BaseException:
+            self.scoreboard.release(worker.slot)
+            raise
         if pid:
             worker.pid = pid
             self.WORKERS[pid] = worker
+            self.scoreboard.set_pid(worker.slot, pid)
+            self.stats["workers_spawned"] += 1
             return pid
         self._run_worker_child(worker, mask)
         raise AssertionError("unreachable: the worker child exits")
 
     def _close_in_child(self, keep: Any = None) -> None:
         self._signals.close_in_child()
+        if self._control is not None:
+            self._control.close_in_child()
+            self._control = None
         for other in self.WORKERS.values():
             if other is not keep:
                 other.tmp.close()
@@ -189,6 +210,7 @@ class ChildrenMixin:
             except OSError as exc:
                 self.log.warning("cannot read the heartbeat of worker %s: %s", pid, exc)
                 continue
+            self.scoreboard.set_heartbeat(getattr(worker, "slot", -1), last)
             if booted and pid not in self._booted:
                 self._booted.add(pid)
                 self._guard.record_boot()
@@ -207,6 +229,7 @@ class ChildrenMixin:
                         self.timeout,
                     )
                 worker.aborted = True
+                self.stats["workers_timed_out"] += 1
                 self._aborted_at[pid] = now
                 self._kill(pid, signal.SIGABRT)
         for pid, deadline in list(self._retiring.items()):
@@ -214,6 +237,39 @@ class ChildrenMixin:
                 self.log.warning("Worker %s ignored TERM for %ss: killing it", pid, self.graceful_timeout)
                 self._kill(pid, signal.SIGKILL)
                 self._retiring[pid] = float("inf")
+
+    def _check_memory(self) -> None:
+        """Measure each worker's RSS (once a second); replace one over the cap N times in a row.
+
+        The replacement is forked first; the old worker gets its graceful TERM
+        once the new one has booted, as on HUP, so capacity never dips.
+        """
+        now = time.monotonic()
+        if now < self._next_memory_check:
+            return
+        self._next_memory_check = now + MEMORY_CHECK_INTERVAL
+        cap = self._memory_cap
+        replacing = False
+        for pid, worker in list(self.WORKERS.items()):
+            rss = rss_bytes(pid)
+            self.scoreboard.set_rss(getattr(worker, "slot", -1), rss or 0)
+            if not cap.enabled or pid in self._retiring or pid in self._old_generation:
+                continue
+            if pid not in self._booted or not cap.check(pid, rss):
+                continue
+            cap.forget(pid)
+            self.log.warning(
+                "Worker (pid:%s) uses %.1f MiB of RSS, over max_worker_memory=%g MiB for %d "
+                "checks in a row: replacing it gracefully",
+                pid, (rss or 0) / MIB, cap.limit / MIB, cap.checks,
+            )
+            self.stats["workers_recycled_memory"] += 1
+            if not self._old_generation:
+                self._generation_deadline = now + (self.timeout if self.timeout > 0 else 30.0)
+            self._old_generation.add(pid)
+            replacing = True
+        if replacing:
+            self._manage_workers()  # forks the replacements now
 
     def _retire_old_generation(self) -> None:
         """After HUP: TERM the old workers once the new ones booted (or after timeout)."""
@@ -271,6 +327,12 @@ class ChildrenMixin:
 
     def _worker_exited(self, pid: int, code: int) -> None:
         worker = self.WORKERS.pop(pid)
+        slot = getattr(worker, "slot", -1)
+        row = self.scoreboard.read(slot)
+        if row is not None:
+            self.stats["requests_of_exited"] += row.requests
+        self.scoreboard.release(slot)
+        self._memory_cap.forget(pid)
         try:
             booted = pid in self._booted or worker.tmp.is_booted()
         except OSError:
@@ -287,8 +349,10 @@ class ChildrenMixin:
         elif code == int(APP_LOAD_ERROR):
             self.log.error("Worker (pid:%s) failed to load the application.", pid)
         elif code == -signal.SIGKILL and not by_master:
+            self.stats["workers_crashed"] += 1
             self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?", pid)
         elif code != 0 and not by_master:
+            self.stats["workers_crashed"] += 1
             self.log.error("Worker (pid:%s) exited with %s", pid, describe_exit(code))
         else:
             self.log.debug("Worker (pid:%s) exited with %s", pid, describe_exit(code))

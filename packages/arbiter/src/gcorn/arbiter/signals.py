@@ -10,6 +10,7 @@ import collections
 import os
 import select
 import signal
+from collections.abc import Sequence
 from types import FrameType
 
 MASTER_SIGNALS: tuple[signal.Signals, ...] = (
@@ -78,13 +79,22 @@ class SignalQueue:
             # the pipe is full, so a wake-up is already pending: nothing is lost
             return
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until a signal arrives or `timeout` seconds pass."""
+    def wait(
+        self, timeout: float, read_fds: Sequence[int] = (), write_fds: Sequence[int] = ()
+    ) -> tuple[list[int], list[int]]:
+        """Sleep until a signal arrives, one of the extra fds is ready, or `timeout` passes.
+
+        Returns the extra fds found ready (readable, writable).
+        """
         if self._pending:
             timeout = 0
-        ready, _, _ = select.select([self._read_fd], [], [], max(0.0, timeout))
-        if ready:
+        readable, writable, _ = select.select(
+            [self._read_fd, *read_fds], list(write_fds), [], max(0.0, timeout)
+        )
+        if self._read_fd in readable:
             self._drain()
+            readable.remove(self._read_fd)
+        return readable, writable
 
     def _drain(self) -> None:
         while True:

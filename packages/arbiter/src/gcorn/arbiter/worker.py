@@ -18,6 +18,7 @@ from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, AppImportErr
 from gcorn.arbiter.heartbeat import Heartbeat
 from gcorn.arbiter.privileges import drop_privileges
 from gcorn.arbiter.proctitle import set_process_title
+from gcorn.arbiter.scoreboard import WorkerStats
 
 # signals whose master-side meaning must not leak into a worker
 _DEFAULT_IN_WORKER = (signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU)
@@ -60,6 +61,10 @@ class Worker:
         self.alive = True
         self.nr = 0
         self.wsgi: Any = None
+        # the master gives each worker a scoreboard slot before fork (-1: none);
+        # the serving code calls stats.begin()/stats.end() around each request
+        self.slot = -1
+        self.stats = WorkerStats(None, 0)
         max_requests = int(_cfg(cfg, "max_requests", 0))
         if max_requests > 0:
             jitter = int(_cfg(cfg, "max_requests_jitter", 0))

@@ -11,7 +11,13 @@ from typing import Any
 
 from .apploader import AppLoader, prepare_paths
 from .config import Config
-from .dirty_pool import check_dirty_apps, dirty_enabled, dirty_side_process, wire_dirty_readiness
+from .dirty_pool import (
+    SOCKET_ENV,
+    check_dirty_apps,
+    dirty_enabled,
+    dirty_side_process,
+    wire_dirty_readiness,
+)
 from .errors import AppLoadError, CliError, ConfigError
 from .sources import build_config
 
@@ -25,6 +31,10 @@ def run(argv: list[str] | None = None) -> None:
 
 def main(argv: list[str]) -> int:
     """Run gcorn with `argv` (without the program name); returns the exit code."""
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main
+
+        return ctl_main(argv[1:])
     start_dir = os.getcwd()  # before --chdir: relative paths in argv are relative to it
     try:
         cfg, log, app = prepare(argv)
@@ -52,6 +62,8 @@ def main(argv: list[str]) -> int:
         except CliError as exc:
             report_error(exc)
             return exc.exit_code
+        # `gcorn ctl show dirty` asks the pool itself, at the path the master hands out
+        arbiter.control_info["dirty_socket"] = os.environ.get(SOCKET_ENV)
     return int(arbiter.run() or 0)
 
 

@@ -48,6 +48,18 @@ MAX_WORKERS = sb.MAX_SLOTS // 2
 _READ_SIZE = 256 * 1024
 
 
+def rss_bytes(pid: int) -> int | None:
+    """A process's resident set size in bytes (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def make_socket_path() -> str:
     """A fresh socket path in a new private (0700) directory, for callers that pick it first."""
     return os.path.join(tempfile.mkdtemp(prefix="gcorn-dirty-"), "arbiter.sock")
@@ -100,6 +112,8 @@ class DirtyArbiter:
         self._fds_to_close_in_child: set[int] = set()
         self._client_writers: set[asyncio.StreamWriter] = set()
         self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
+        self._over_cap: dict[int, int] = {}  # pid -> checks in a row above the memory cap
+        self._next_memory_check = 0.0
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -258,6 +272,32 @@ class DirtyArbiter:
                     and worker.kill_at is None and self.board.get_i64(worker.slot, sb.OVERDUE) > 0):
                 log.warning("dirty worker %s runs a call past its deadline: recycling it", worker.pid)
                 self._spawn(seat, replacing=True)
+        self._check_memory(now)
+
+    def _check_memory(self, now: float) -> None:
+        """Memory cap: replace a worker over it for N checks in a row (one check a second)."""
+        cap = self.cfg.dirty_max_worker_memory
+        if not cap or now < self._next_memory_check:
+            return
+        self._next_memory_check = now + 1.0
+        for worker in list(self.workers.values()):
+            seat = worker.seat
+            if not (worker.booted and seat.worker is worker and seat.pending is None
+                    and worker.kill_at is None):
+                self._over_cap.pop(worker.pid, None)
+                continue
+            rss = rss_bytes(worker.pid)
+            if rss is None or rss <= cap * 1024 * 1024:
+                self._over_cap.pop(worker.pid, None)
+                continue
+            count = self._over_cap[worker.pid] = self._over_cap.get(worker.pid, 0) + 1
+            if count >= self.cfg.max_worker_memory_checks:
+                del self._over_cap[worker.pid]
+                log.warning("dirty worker %s uses %.1f MiB of RSS, over dirty_max_worker_memory=%g "
+                            "MiB for %d checks in a row: replacing it", worker.pid, rss / (1024 * 1024),
+                            cap, count)
+                # the replacement loads its apps and reports READY before _hand_over retires this one
+                self._spawn(seat, replacing=True)
 
     def _hand_over(self, seat: Seat) -> None:
         """The seat's replacement is ready: route to it, retire the old worker."""
@@ -287,6 +327,7 @@ class DirtyArbiter:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
+            self._over_cap.pop(pid, None)
             if worker is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -461,6 +502,9 @@ class DirtyArbiter:
                              "state": self.board.state(w.slot).name,
                              "inflight": self.board.get_i64(w.slot, sb.INFLIGHT),
                              "batched": self.board.get_i64(w.slot, sb.BATCHED),
+                             "threads": self.cfg.dirty_threads,
+                             "calls": self.board.get_i64(w.slot, sb.CALLS),
+                             "rss": rss_bytes(w.pid),
                              "resources": {k: [[t, s] for t, s in v] for k, v in (w.resources or {}).items()}}
                             for w in self.workers.values()],
                 "ready_apps": {s.path: any(seat.worker is not None and s.path in seat.apps

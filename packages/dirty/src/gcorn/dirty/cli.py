@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queue-size", type=int, dest="dirty_queue_size")
     s.add_argument("--max-message-size", type=_size, dest="dirty_max_message_size")
     s.add_argument("--codec", choices=["safe", "pickle"], dest="dirty_codec")
+    s.add_argument("--max-worker-memory", type=float, dest="dirty_max_worker_memory", metavar="MIB",
+                   help="replace a worker whose RSS stays above MIB (0: off)")
+    s.add_argument("--max-worker-memory-checks", type=int, dest="max_worker_memory_checks",
+                   metavar="N", help="checks in a row above the cap before replacing (default 3)")
     s.add_argument("--pidfile", dest="dirty_pidfile")
     s.add_argument("--resources", dest="dirty_resources", metavar="JSON",
                    help='resource tokens per kind, e.g. \'{"gpu": [0, 1, 2, 3]}\' or \'{"gpu": "auto"}\'')
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config:
             settings, hooks = load_config_file(args.config)
         for key, value in vars(args).items():
-            if key.startswith("dirty_") and value is not None:
+            if (key.startswith("dirty_") or key == "max_worker_memory_checks") and value is not None:
                 settings[key] = value
         if args.apps:
             settings["dirty_apps"] = list(args.apps)

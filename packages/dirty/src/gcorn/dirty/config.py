@@ -49,6 +49,10 @@ class DirtyConfig:
     dirty_resources: Any = None
     proc_name: str = "gcorn-dirty"
     exit_with_parent: bool = True  # stop when the process that started us dies
+    # memory cap: a worker whose RSS stays above this many MiB for `max_worker_memory_checks`
+    # checks in a row (one a second) is replaced, its replacement ready first; 0 = off
+    dirty_max_worker_memory: float = 0
+    max_worker_memory_checks: int = 3
     # gcorn's --user/--group (numeric, as its cfg.uid/cfg.gid) and --initgroups: the pool runs
     # as the HTTP workers do. None: stay who we are.
     uid: int | None = None
@@ -65,7 +69,11 @@ class DirtyConfig:
                 raise DirtyConfigError(f"{name} must be an int >= 1, got {value!r}")
         if not isinstance(self.dirty_queue_size, int) or self.dirty_queue_size < 0:
             raise DirtyConfigError(f"dirty_queue_size must be an int >= 0, got {self.dirty_queue_size!r}")
-        for name in ("dirty_timeout", "dirty_graceful_timeout", "dirty_boot_timeout"):
+        if not isinstance(self.max_worker_memory_checks, int) or self.max_worker_memory_checks < 1:
+            raise DirtyConfigError(
+                f"max_worker_memory_checks must be an int >= 1, got {self.max_worker_memory_checks!r}")
+        for name in ("dirty_timeout", "dirty_graceful_timeout", "dirty_boot_timeout",
+                     "dirty_max_worker_memory"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise DirtyConfigError(f"{name} must be a number >= 0, got {value!r}")

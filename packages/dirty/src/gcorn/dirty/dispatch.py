@@ -85,6 +85,7 @@ class Dispatcher:
         self.pending: collections.deque[Job] = collections.deque()
         self.lock = threading.Lock()
         self.inflight = 0  # accepted calls: running + pending
+        self.calls = 0  # calls finished, for `gcorn ctl show dirty`
         self.running = 0
         self.exiting = False
         self.accepting = True
@@ -127,7 +128,10 @@ class Dispatcher:
         with self.lock:
             self.running -= 1
             self.inflight -= 1
+            self.calls += 1
             self._publish()
+            if self.board is not None:
+                self.board.set_i64(self.board_slot, sb.CALLS, self.calls)
 
     def _take(self) -> Job | None:
         with self.lock:

@@ -8,8 +8,9 @@ read-only. Each field has a single writer, so no locks are needed:
   so a client knows its cached directory is stale with one 8-byte read;
 - slot ``generation``, ``pid``, ``threads``: the arbiter, at spawn;
 - slot ``state``: the arbiter (BOOTING, DRAINING, EMPTY) and the worker (READY);
-- slot ``inflight``, ``heartbeat``, ``overdue``, ``batched``: the worker (``inflight``
-  counts slot units: calls plus batches; ``batched`` the calls gathering in batches).
+- slot ``inflight``, ``heartbeat``, ``overdue``, ``batched``, ``calls``: the worker
+  (``inflight`` counts slot units: calls plus batches; ``batched`` the calls gathering in
+  batches; ``calls`` the calls it finished).
 
 Clients route a call to the least-busy READY worker by reading ``inflight``.
 """
@@ -21,18 +22,19 @@ import mmap
 import os
 import struct
 
-MAGIC = b"gDscore1"
+MAGIC = b"gDscore2"
 HEADER_SIZE = 64
-SLOT_SIZE = 64
+SLOT_SIZE = 128  # 9 fields of 8 bytes, with room to grow
 MAX_SLOTS = 512
 SIZE = HEADER_SIZE + SLOT_SIZE * MAX_SLOTS
 
 _U64 = struct.Struct("=Q")
 _I64 = struct.Struct("=q")
 _F64 = struct.Struct("=d")
-_SLOT = struct.Struct("=Qqqqdqqq")
+_SLOT = struct.Struct("=Qqqqdqqqq")
 
-GENERATION, PID, STATE, INFLIGHT, HEARTBEAT, OVERDUE, THREADS, BATCHED = (0, 8, 16, 24, 32, 40, 48, 56)
+GENERATION, PID, STATE, INFLIGHT, HEARTBEAT, OVERDUE, THREADS, BATCHED, CALLS = (
+    0, 8, 16, 24, 32, 40, 48, 56, 64)
 
 
 class SlotState(enum.IntEnum):
@@ -101,11 +103,11 @@ class Scoreboard:
     def claim(self, slot: int, generation: int, threads: int) -> None:
         """Initialise a slot for a worker about to be forked (arbiter only)."""
         _SLOT.pack_into(self.mm, self._off(slot, 0), generation, 0, int(SlotState.BOOTING),
-                        0, 0.0, 0, threads, 0)
+                        0, 0.0, 0, threads, 0, 0)
 
     def release(self, slot: int) -> None:
         """Mark a slot free after its worker is reaped (arbiter only)."""
-        _SLOT.pack_into(self.mm, self._off(slot, 0), 0, 0, int(SlotState.EMPTY), 0, 0.0, 0, 0, 0)
+        _SLOT.pack_into(self.mm, self._off(slot, 0), 0, 0, int(SlotState.EMPTY), 0, 0.0, 0, 0, 0, 0)
 
     def set_i64(self, slot: int, field: int, value: int) -> None:
         """Write one integer field of a slot."""

@@ -86,6 +86,18 @@ SETTINGS = (
         "a larger one is refused with DirtyMessageTooLargeError before it is sent.",
     ),
     Setting(
+        name="dirty_max_worker_memory",
+        section=SECTION,
+        flags=("--dirty-max-worker-memory",),
+        metavar="INT",
+        value_type="int",
+        default=0,
+        validator=v.positive_int,
+        doc="Replace a dirty worker whose RSS stays above this many MiB for "
+        "`max_worker_memory_checks` checks in a row: the replacement loads its apps first, "
+        "then the old one finishes its calls and stops. 0 disables the cap.",
+    ),
+    Setting(
         name="dirty_codec",
         section=SECTION,
         flags=("--dirty-codec",),

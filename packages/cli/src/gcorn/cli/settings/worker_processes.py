@@ -81,6 +81,29 @@ SETTINGS = (
         doc="Add a random 0..N to `max_requests` per worker, so workers do not all restart at once.",
     ),
     Setting(
+        name="max_worker_memory",
+        section=SECTION,
+        flags=("--max-worker-memory",),
+        metavar="INT",
+        value_type="int",
+        default=0,
+        validator=v.positive_int,
+        doc="Replace a worker whose resident memory (RSS) stays above this many MiB for "
+        "`max_worker_memory_checks` checks in a row (one a second): a new worker is started "
+        "first, then the old one stops gracefully. 0 disables the cap.",
+    ),
+    Setting(
+        name="max_worker_memory_checks",
+        section=SECTION,
+        flags=("--max-worker-memory-checks",),
+        metavar="INT",
+        value_type="int",
+        default=3,
+        validator=v.int_range(1, 1_000_000),
+        doc="How many checks in a row a worker (HTTP or dirty) must be above its memory cap "
+        "before it is replaced, so a short spike does not recycle it.",
+    ),
+    Setting(
         name="timeout",
         section=SECTION,
         flags=("-t", "--timeout"),

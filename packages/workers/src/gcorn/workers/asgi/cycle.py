@@ -233,6 +233,7 @@ class RequestCycle:
             if timer is not None:
                 timer.cancel()
             state.in_flight -= 1
+            state.worker.stats.end()
             if self.task is not None:
                 state.tasks.discard(self.task)
             if state.post_request is not None and self.hook_req is not None:

@@ -356,6 +356,7 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 cycle.end_body()
         state.in_flight += 1
+        state.worker.stats.begin()  # ended in RequestCycle.run's finally
         if EAGER_TASKS:
             # Python 3.12+: the app starts at once and, for most requests, ends
             # without a trip through the event loop; it still runs in a Task

@@ -164,17 +164,26 @@ class RequestHandler:
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)
         worker = self.worker
-        if self._nr_lock is None:
+        stats = worker.stats  # the worker's scoreboard slot (requests, in flight)
+        lock = self._nr_lock
+        if lock is None:
             worker.nr += 1
+            stats.begin()
         else:
-            with self._nr_lock:  # gthread: += on an attribute is not atomic across threads
+            with lock:  # gthread: += on an attribute is not atomic across threads
                 worker.nr += 1
+                stats.begin()
         keep = False
         try:
             if self.pre_request is not None:
                 self.pre_request(worker, req)
             keep = self._run_app(conn, environ, resp, body, headers)
         finally:
+            if lock is None:
+                stats.end()
+            else:
+                with lock:
+                    stats.end()
             try:
                 if self.post_request is not None:
                     self.post_request(worker, req, environ, resp)

@@ -1,0 +1,79 @@
+"""The worker scoreboard (shared across fork), the memory cap's counting, the ctl framing."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from gcorn.arbiter.control import decode_frame, encode
+from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
+from gcorn.arbiter.scoreboard import Scoreboard
+
+
+def test_a_forked_worker_writes_what_the_master_reads() -> None:
+    board = Scoreboard(slots=4)
+    slot = board.claim(age=7)
+    stats = board.stats_for(slot)
+    pid = os.fork()
+    if pid == 0:  # the worker: two requests, one still running
+        stats.begin()
+        stats.end()
+        stats.begin()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    board.set_pid(slot, pid)
+    board.set_rss(slot, 5 * MIB)
+    row = board.read(slot)
+    assert row is not None
+    assert (row.pid, row.age, row.requests, row.in_flight, row.rss) == (pid, 7, 1, 1, 5 * MIB)
+    assert [r.pid for r in board.rows()] == [pid]
+    board.release(slot)
+    assert board.rows() == []
+    again = board.claim(age=8)  # a reused slot starts from zero
+    row = board.read(again)
+    assert row is not None and again == slot
+    assert (row.pid, row.age, row.requests, row.in_flight, row.rss) == (0, 8, 0, 0, 0)
+    board.close()
+
+
+def test_a_full_board_gives_a_stats_object_that_writes_nowhere() -> None:
+    board = Scoreboard(slots=1)
+    assert board.claim(1) == 0 and board.claim(2) == -1
+    stats = board.stats_for(-1)
+    stats.begin()
+    stats.end()
+    assert (stats.requests, stats.in_flight) == (1, 0)
+    assert board.read(-1) is None
+    board.release(-1)  # a no-op, not an error
+    board.close()
+
+
+def test_the_cap_needs_n_checks_in_a_row() -> None:
+    cap = MemoryCap(limit_mib=10, checks=3)
+    over, under = 11 * MIB, 9 * MIB
+    assert [cap.check(1, over), cap.check(1, over)] == [False, False]
+    assert cap.check(1, under) is False  # a dip resets the count
+    assert [cap.check(1, over), cap.check(1, over), cap.check(1, over)] == [False, False, True]
+    assert cap.check(2, None) is False  # unknown RSS never recycles
+    assert not MemoryCap(0, 3).enabled and MemoryCap(1, 3).enabled
+
+
+def test_rss_of_this_process_and_of_no_process() -> None:
+    mine = rss_bytes(os.getpid())
+    assert mine is not None and mine > MIB
+    assert rss_bytes(2**22 + 12345) is None
+
+
+def test_frames_are_bounded_and_must_be_json_objects() -> None:
+    frame = encode({"id": 1, "command": "show workers"})
+    assert decode_frame(frame[:3], 100) == (None, 0)
+    assert decode_frame(frame[:-1], 100) == (None, 0)
+    assert decode_frame(frame + b"x", 100) == ({"id": 1, "command": "show workers"}, len(frame))
+    with pytest.raises(ValueError, match="over the 10-byte limit"):
+        decode_frame(frame, 10)
+    with pytest.raises(ValueError, match="not JSON"):
+        decode_frame(struct.pack(">I", 2) + b"{x", 100)
+    with pytest.raises(ValueError, match="not a JSON object"):
+        decode_frame(struct.pack(">I", 2) + b"[]", 100)
