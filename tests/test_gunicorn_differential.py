@@ -35,6 +35,9 @@ from gunicorn.http.parser import RequestParser as GunicornParser  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "packages" / "http-core" / "README.md"
 BACKENDS = ["python", "httptools"]
+# gcorn's own parser settings (gunicorn has no such name), with the default of
+# gcorn's server (what its workers pass the parser), not the parser's own.
+GCORN_ONLY = {"permit_unconventional_request_target": True}
 
 # A verdict: one ("request", ...) tuple per request read, then at most one
 # ("refused", status) where the parser gave up ("incomplete": the bytes ended
@@ -89,6 +92,7 @@ def gunicorn_config_for(options: dict[str, Any]) -> Any:
 
 def gunicorn_verdict(pieces: list[bytes], **options: Any) -> Verdict:
     """What gunicorn's parser makes of the stream, reading each body to its end."""
+    options = {name: value for name, value in options.items() if name not in GCORN_ONLY}
     verdict: Verdict = []
     cfg = gunicorn_config_for(options) if options else _CFG
     try:
@@ -122,8 +126,10 @@ def gcorn_verdict(pieces: list[bytes], backend: str, **options: Any) -> Verdict:
     """What gcorn's parser makes of the stream, in gunicorn's terms.
 
     Names with "_" are left out, as gcorn's workers drop them (header_map =
-    drop, gunicorn's default, which gunicorn applies inside its parser).
+    drop, gunicorn's default, which gunicorn applies inside its parser). The
+    settings gunicorn lacks get the default of gcorn's server unless given.
     """
+    options = {**GCORN_ONLY, **options}
     events, error = _events(pieces, backend, options)
     if error is not None:
         # The events of the piece that failed were not returned: read the
@@ -255,25 +261,43 @@ RECOGNISERS: dict[str, Callable[[bytes, Verdict, Verdict, Options], bool]] = {
                               {"4xx"}),
     "truncated-body": _truncated_length_body,
     "cut-short": _cut_short,
-    "not-a-uri": _not_a_uri,
     "absolute-form-without-path": _absolute_form_without_path,
-    "connect-target": _connect,
     "head-buffer-limit": _head_buffer,
     "dropped-fields-count": _dropped_fields_count,
 }
 
 
-def declared_differences() -> dict[str, str]:
-    """The ids of the README's table "Differences from gunicorn", with their rule."""
+# The differences that only a gcorn setting turned away from its default
+# brings (the README's "Only with a setting off" rows): setting -> {id: recogniser}.
+SETTING_RECOGNISERS: dict[str, dict[str, Callable[[bytes, Verdict, Verdict, Options], bool]]] = {
+    "permit_unconventional_request_target": {"not-a-uri": _not_a_uri, "connect-target": _connect},
+}
+
+
+def _readme_rows(heading: str) -> dict[str, str]:
     text = README.read_text(encoding="utf-8")
-    section = text.split("## Differences from gunicorn", 1)[1].split("\n## ", 1)[0]
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
     rows = re.findall(r"^\| `([a-z0-9-]+)` \| ([^|]+)\|", section, re.MULTILINE)
     return {key: rule.strip() for key, rule in rows}
 
 
+def declared_differences() -> dict[str, str]:
+    """The ids of the README's table "Differences from gunicorn", with their rule."""
+    return _readme_rows("## Differences from gunicorn")
+
+
+def setting_differences() -> dict[str, str]:
+    """The ids of the README's rows "Only with a setting off", with the setting."""
+    return _readme_rows("### Only with a setting off")
+
+
 def explain(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> str | None:
     """The id of the declared difference behind this disagreement, if there is one."""
-    for key, recognise in RECOGNISERS.items():
+    recognisers = dict(RECOGNISERS)
+    for setting, rows in SETTING_RECOGNISERS.items():
+        if options.get(setting, GCORN_ONLY[setting]) != GCORN_ONLY[setting]:
+            recognisers.update(rows)
+    for key, recognise in recognisers.items():
         if recognise(data, ours, theirs, options):
             return key
     return None
@@ -281,6 +305,9 @@ def explain(data: bytes, ours: Verdict, theirs: Verdict, options: Options) -> st
 
 def test_every_declared_difference_has_a_recogniser_and_back():
     assert set(declared_differences()) == set(RECOGNISERS)
+    setting_rows = {key: setting for setting, rows in SETTING_RECOGNISERS.items() for key in rows}
+    assert {key: f"`{setting}` off" for key, setting in setting_rows.items()} == (
+        setting_differences())
 
 
 # ---------------------------------------------------------------------------
@@ -482,7 +509,7 @@ def check_stream(pieces: list[bytes], **options: Any) -> None:
     """Fail unless gcorn (both backends) and gunicorn agree, or the README declares why not."""
     data = b"".join(pieces)
     theirs = gunicorn_verdict(pieces, **options)
-    declared = declared_differences()
+    declared = declared_differences() | setting_differences()
     for backend in BACKENDS:
         ours = gcorn_verdict(pieces, backend, **options)
         if ours == theirs:
@@ -610,9 +637,11 @@ DECLARED_CASES = [
     ("huge-length", POST + b"Content-Length: 1000000000000000000000\r\n\r\nabc", {}),
     ("truncated-body", POST + b"Content-Length: 10\r\n\r\nabc", {}),
     ("cut-short", b"GET / HTTP/1.1\r\nX-A: a\rb", {}),
-    ("not-a-uri", b"GET 1http://example.com/ HTTP/1.1\r\n" + H + b"\r\n", {}),
+    ("not-a-uri", b"GET 1http://example.com/ HTTP/1.1\r\n" + H + b"\r\n",
+     {"permit_unconventional_request_target": False}),
     ("absolute-form-without-path", b"GET http://example.com HTTP/1.1\r\n" + H + b"\r\n", {}),
-    ("connect-target", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", {}),
+    ("connect-target", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n",
+     {"permit_unconventional_request_target": False}),
     ("head-buffer-limit", b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\nGET / HTTP/1.1\r\n\r\n",
      {"limit_request_fields": 2, "limit_request_field_size": 8}),
     ("dropped-fields-count", b"GET / HTTP/1.1\r\nX_A: 1\r\nX_B: 2\r\nC: 3\r\n\r\n",
@@ -631,7 +660,57 @@ def test_each_declared_difference_is_real_and_recognised(backend, key, data, opt
 
 
 def test_every_declared_difference_has_an_example():
-    assert {case[0] for case in DECLARED_CASES} == set(declared_differences())
+    assert {case[0] for case in DECLARED_CASES} == (
+        set(declared_differences()) | set(setting_differences()))
+
+
+UNCONVENTIONAL_TARGETS = [
+    # (request line, gunicorn's path and query, which gcorn's server default gives too)
+    (b"GET 1http://example.com/?a#b HTTP/1.1", b"1http://example.com/", b"a"),
+    (b"GET a:b://example.com/?q HTTP/1.1", b"b://example.com/", b"q"),
+    (b"GET &s://[::1/ HTTP/1.1", b"&s://[::1/", b""),
+    (b"CONNECT /x?a#b HTTP/1.1", b"/x", b"a"),
+    (b"CONNECT example.com HTTP/1.1", b"example.com", b""),
+    (b"CONNECT example.com:443 HTTP/1.1", b"443", b""),
+    (b"CONNECT [::1]:8080 HTTP/1.1", b"[::1]:8080", b""),
+    (b"CONNECT http://example.com/p?q HTTP/1.1", b"/p", b"q"),
+    (b"CONNECT //a/b HTTP/1.1", b"//a/b", b""),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("line", "path", "query"), UNCONVENTIONAL_TARGETS,
+                         ids=[c[0].decode() for c in UNCONVENTIONAL_TARGETS])
+def test_unconventional_targets_get_gunicorns_path_and_query_by_default(backend, line, path,
+                                                                        query):
+    """permit_unconventional_request_target (on in gcorn's server) serves them as gunicorn;
+    off, they are 400 (a CONNECT host:port then has an empty path)."""
+    data = line + b"\r\n" + H + b"\r\n"
+    theirs = gunicorn_verdict([data])
+    assert theirs[0][3:5] == (path, query)
+    assert gcorn_verdict([data], backend) == theirs
+    strict = gcorn_verdict([data], backend, permit_unconventional_request_target=False)
+    if line.startswith((b"CONNECT example.com:", b"CONNECT [")):
+        assert strict[0][3:5] == (b"", b"")
+    else:
+        assert strict == [("refused", "4xx")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("line", [b"CONNECT * HTTP/1.1", b"CONNECT s://]ufd/: HTTP/1.1",
+                                  b"GET 1http HTTP/1.1", b"GET * HTTP/1.1"])
+def test_targets_gunicorn_refuses_stay_refused_with_the_setting_on(backend, line):
+    data = line + b"\r\n" + H + b"\r\n"
+    assert gunicorn_verdict([data]) == [("refused", "4xx")]
+    assert gcorn_verdict([data], backend) == [("refused", "4xx")]
+
+
+@bounded(300)
+@given(grammar(scale=1))
+def test_with_unconventional_targets_refused_only_the_setting_rows_differ(pieces):
+    """permit_unconventional_request_target=False: the rows "Only with a setting off" explain
+    every new disagreement."""
+    check_stream(pieces, permit_unconventional_request_target=False)
 
 
 SETTING_CASES = [

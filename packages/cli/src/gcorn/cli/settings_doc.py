@@ -29,7 +29,7 @@ gcorn's own additions.
 
 GCORN_ONLY = frozenset(
     {"boot_failure_limit", "boot_failure_window", "dirty_queue_size",
-     "dirty_max_message_size", "dirty_codec"}
+     "dirty_max_message_size", "dirty_codec", "permit_unconventional_request_target"}
 )
 
 
