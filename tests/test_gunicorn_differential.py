@@ -110,6 +110,12 @@ ISSUE_CASES = [
     ("Expect other than 100-continue on HTTP/1.0", b"GET / HTTP/1.0\r\nExpect: x\r\n\r\n",
      "refuses"),
     ("two empty lines before a request", b"\r\n\r\nGET / HTTP/1.1\r\n" + H + b"\r\n", "refuses"),
+    # RFC 9110 8.6 lets a recipient refuse identical repeated lengths or merge them;
+    # gunicorn refuses, and refusing leaves no two readings of the framing.
+    ("two identical Content-Length fields", POST + b"Content-Length: 5\r\nContent-Length: 5"
+     b"\r\n\r\nhello", "refuses"),
+    ("a Content-Length list of identical values", POST + b"Content-Length: 5, 5\r\n\r\nhello",
+     "refuses"),
 ]
 
 
