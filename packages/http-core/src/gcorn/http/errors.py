@@ -7,10 +7,7 @@ server can send ``str(error)`` to the client as the body of its answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .events import Event
+from typing import Any
 
 
 class HTTPProtocolError(Exception):
@@ -33,7 +30,7 @@ class ParseError(HTTPProtocolError):
     parser raises the error again.
     """
 
-    events: Sequence[Event] = ()
+    events: Sequence[Any] = ()  # gcorn.http.events values (errors sits below that module)
 
 
 class InvalidRequestLine(ParseError):
