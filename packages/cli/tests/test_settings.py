@@ -32,6 +32,7 @@ GCORN_ONLY = {
     "max_worker_memory",
     "max_worker_memory_checks",
     "dirty_max_worker_memory",
+    "permit_unconventional_request_target",
 }
 
 
@@ -194,3 +195,28 @@ def test_every_flag_round_trips_its_default(name: str) -> None:
     cfg = build_config([setting.flags[-1], text], {})
     assert cfg.values()[name] == default
     assert cfg.source_of(name) == "argv"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], True),
+    (["--permit-unconventional-request-target"], True),
+    (["--permit-unconventional-request-target=false"], False),
+    (["--permit-unconventional-request-target", "no"], False),
+])
+def test_permit_unconventional_request_target_is_on_unless_turned_off(argv: list[str],
+                                                                       expected: bool) -> None:
+    """On by default (gunicorn serves such targets); the flag's optional value turns it off."""
+    from gcorn.cli.sources import build_config
+
+    cfg = build_config(argv, {})
+    assert cfg.permit_unconventional_request_target is expected
+
+
+def test_permit_unconventional_request_target_reaches_the_parser() -> None:
+    """The setting travels, as the other parser switches, into gcorn.http's ParserOptions."""
+    from gcorn.cli.sources import build_config
+    from gcorn.workers.parsing import parser_factory
+
+    for argv, expected in (([], True), (["--permit-unconventional-request-target=off"], False)):
+        parser = parser_factory(build_config(argv, {}))()
+        assert parser.options.permit_unconventional_request_target is expected

@@ -8,6 +8,7 @@ from gcorn.http import (
     HeaderFieldTooLarge,
     InvalidHeaderName,
     InvalidMethod,
+    InvalidTarget,
     ObsoleteFolding,
     ParserOptions,
     RequestLineTooLong,
@@ -29,6 +30,8 @@ def test_defaults_are_gunicorns():
     assert not any((options.permit_obsolete_folding, options.strip_header_spaces,
                     options.permit_unconventional_http_method,
                     options.permit_unconventional_http_version, options.casefold_http_method))
+    # gcorn's own switch: off in the parser alone, on in gcorn's server (as gunicorn serves)
+    assert not options.permit_unconventional_request_target
 
 
 @pytest.mark.parametrize("limit", [20, 4094])
@@ -149,6 +152,55 @@ def test_permit_unconventional_http_version(parse, version):
     assert info.value.status == 505
     head = parse(data, permit_unconventional_http_version=True)[0]
     assert head.version == version and head.keep_alive == (version >= (1, 1))
+
+
+UNCONVENTIONAL_TARGETS = [
+    # (request line, path and query with permit_unconventional_request_target: gunicorn's)
+    (b"GET 1http://h/?a#b HTTP/1.1", b"1http://h/", b"a"),
+    (b"POST &s://h/x HTTP/1.1", b"&s://h/x", b""),
+    (b"GET a:b://h/?q HTTP/1.1", b"b://h/", b"q"),
+    (b"GET x#://y HTTP/1.1", b"x", b""),
+    (b"CONNECT /x?a#b HTTP/1.1", b"/x", b"a"),
+    (b"CONNECT example.com HTTP/1.1", b"example.com", b""),
+    (b"CONNECT http://h/p?q HTTP/1.1", b"/p", b"q"),
+    (b"CONNECT //a/b?c HTTP/1.1", b"//a/b", b"c"),
+]
+
+
+@pytest.mark.parametrize(("line", "path", "query"), UNCONVENTIONAL_TARGETS)
+def test_permit_unconventional_request_target(parse, line, path, query):
+    data = line + b"\r\nHost: h\r\n\r\n"
+    with pytest.raises(InvalidTarget) as info:
+        parse(data)
+    assert info.value.status == 400
+    with pytest.raises(InvalidTarget):
+        parse(data, permit_unconventional_request_target=False)
+    head = parse(data, permit_unconventional_request_target=True)[0]
+    assert (head.target, head.path, head.query) == (line.split(b" ")[1], path, query)
+
+
+@pytest.mark.parametrize(("line", "strict", "lenient"), [
+    (b"CONNECT example.com:443 HTTP/1.1", (b"", b""), (b"443", b"")),
+    (b"CONNECT [::1]:8080 HTTP/1.1", (b"", b""), (b"[::1]:8080", b"")),
+    (b"GET http://h/a?b HTTP/1.1", (b"/a", b"b"), (b"/a", b"b")),
+    (b"GET /a?b#c HTTP/1.1", (b"/a", b"b"), (b"/a", b"b")),
+])
+def test_conventional_targets_under_both_values(parse, line, strict, lenient):
+    """A CONNECT host:port gets gunicorn's path ("443") only with the switch on."""
+    data = line + b"\r\nHost: h\r\n\r\n"
+    for value, expected in ((False, strict), (True, lenient)):
+        head = parse(data, permit_unconventional_request_target=value)[0]
+        assert (head.path, head.query) == expected
+
+
+@pytest.mark.parametrize("line", [b"CONNECT * HTTP/1.1", b"CONNECT s://]ufd/: HTTP/1.1",
+                                  b"GET s://]ufd/: HTTP/1.1", b"GET 1http HTTP/1.1",
+                                  b"GET example.com:80 HTTP/1.1", b"GET * HTTP/1.1"])
+def test_targets_refused_under_both_values(parse, line):
+    """What gunicorn refuses too stays refused with the switch on."""
+    for value in (False, True):
+        with pytest.raises(InvalidTarget):
+            parse(line + b"\r\nHost: h\r\n\r\n", permit_unconventional_request_target=value)
 
 
 def test_options_object_is_used_as_given():

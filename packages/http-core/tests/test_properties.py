@@ -27,7 +27,8 @@ def mostly(valid: list[bytes], invalid: list[bytes]) -> st.SearchStrategy[bytes]
 METHODS = mostly([b"GET", b"POST", b"PUT", b"PURGE", b"CONNECT", b"OPTIONS", b"FOOBAR"],
                  [b"get", b"G#T", b"GO", b"GE T", b""])
 TARGETS = mostly([b"/", b"/a?b=c", b"/%20", b"http://h/p"],
-                 [b"*", b"h:80", b"/a#b", b"", b"/\xff", b"x", b"[::1]:1"])
+                 [b"*", b"h:80", b"/a#b", b"", b"/\xff", b"x", b"[::1]:1", b"1http://h/?q",
+                  b"a:b://[x"])
 VERSIONS = mostly([b"HTTP/1.1", b"HTTP/1.0"], [b"HTTP/1.2", b"HTTP/2.0", b"HTTP/1", b"http/1.1"])
 NAMES = mostly([b"Host", b"Content-Length", b"Connection", b"Expect", b"Upgrade",
                 b"Content-Type", b"X-A", b"x_b", b"Trailer", b"Transfer-Encoding"],
@@ -134,7 +135,8 @@ def test_random_bytes_raise_nothing_but_parse_errors(data, cuts):
         outcome(backend, split(data, cuts))
         outcome(backend, split(data, cuts), permit_obsolete_folding=True,
                 strip_header_spaces=True, permit_unconventional_http_method=True,
-                permit_unconventional_http_version=True, casefold_http_method=True)
+                permit_unconventional_http_version=True, casefold_http_method=True,
+                permit_unconventional_request_target=True)
 
 
 @given(data=st.one_of(mutated(), requests()), cuts=st.lists(st.integers(0, 700), max_size=3))
@@ -153,6 +155,7 @@ def test_both_backends_accept_and_reject_the_same_bytes(data):
     "permit_obsolete_folding": st.booleans(), "strip_header_spaces": st.booleans(),
     "permit_unconventional_http_method": st.booleans(), "casefold_http_method": st.booleans(),
     "permit_unconventional_http_version": st.booleans(),
+    "permit_unconventional_request_target": st.booleans(),
     "limit_request_fields": st.sampled_from([0, 2, 100]),
     "limit_request_field_size": st.sampled_from([0, 20, 8190]),
     "limit_request_line": st.sampled_from([0, 15, 4094]),

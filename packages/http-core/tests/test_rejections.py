@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gcorn.http import (
+    Body,
+    EndOfMessage,
     HTTPProtocolError,
     IncompleteMessage,
+    InvalidChunk,
     InvalidMethod,
     ParseError,
+    RequestHead,
     RequestParser,
 )
 
@@ -59,6 +63,31 @@ def test_an_error_is_final(backend):
         parser.feed(b"GET / HTTP/1.1\r\n\r\n")
     with pytest.raises(InvalidMethod):
         parser.feed_eof()
+
+
+@pytest.mark.parametrize("first", [b"", b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"])
+def test_whole_requests_before_a_bad_one_come_with_its_error(backend, first):
+    """Pipelined in one feed: a server serves the whole requests (error.events), then refuses."""
+    parser = RequestParser(backend)
+    good = b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
+    with pytest.raises(InvalidMethod) as info:
+        parser.feed(first + good + b"get / HTTP/1.1\r\n\r\n")
+    events = merge_bodies(info.value.events)
+    heads = [event for event in events if isinstance(event, RequestHead)]
+    assert [head.path for head in heads] == ([b"/a"] if first else []) + [b"/b"]
+    assert isinstance(events[-1], EndOfMessage)
+    with pytest.raises(InvalidMethod) as again:
+        parser.feed(b"GET / HTTP/1.1\r\n\r\n")
+    assert again.value is info.value and not again.value.events  # handed out once
+    # the request that the error cuts short is left out: it is the one refused
+    with pytest.raises(InvalidChunk) as chunk:
+        RequestParser(backend).feed(good + b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked"
+                                    b"\r\n\r\n2\r\nab\r\nzz\r\n")
+    assert [type(event) for event in merge_bodies(chunk.value.events)] == [
+        RequestHead, Body, EndOfMessage]
+    with pytest.raises(InvalidMethod) as alone:
+        RequestParser(backend).feed(b"get / HTTP/1.1\r\n\r\n")
+    assert not alone.value.events
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,12 @@ def test_status_lines():
     assert reason_phrase(418) == b"I'm a Teapot" or reason_phrase(418) == b"I'm a teapot"
 
 
+def test_414_says_uri_too_long_on_every_python():
+    """RFC 9110 15.5.15 and gunicorn: "URI Too Long" (Python before 3.13 says "Request-URI")."""
+    assert reason_phrase(414) == b"URI Too Long"
+    assert status_line(414) == b"HTTP/1.1 414 URI Too Long\r\n"
+
+
 @pytest.mark.parametrize("status", [99, 1000, -1, True, "200", 200.0])
 def test_bad_status_is_refused(status):
     with pytest.raises(InvalidResponse):

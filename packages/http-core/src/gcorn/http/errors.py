@@ -6,6 +6,9 @@ server can send ``str(error)`` to the client as the body of its answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class HTTPProtocolError(Exception):
     """Base of every gcorn.http error; ``status`` is the HTTP status it maps to."""
@@ -19,7 +22,15 @@ class HTTPProtocolError(Exception):
 
 
 class ParseError(HTTPProtocolError):
-    """The peer sent bytes that are not an acceptable HTTP/1.x request (its fault)."""
+    """The peer sent bytes that are not an acceptable HTTP/1.x request (its fault).
+
+    ``events`` holds the events of the whole requests that the failing ``feed()``
+    completed before the bad one (pipelined requests sent in the same bytes):
+    a server serves them first, then answers the error. It is empty when the
+    parser raises the error again.
+    """
+
+    events: Sequence[Any] = ()  # gcorn.http.events values (errors sits below that module)
 
 
 class InvalidRequestLine(ParseError):

@@ -7,6 +7,7 @@ Both parser backends end here, so they accept and reject the same heads.
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from .errors import (
     DuplicateHeader,
@@ -111,14 +112,21 @@ def check_method(method: bytes, options: ParserOptions) -> bytes:
     return method.upper() if options.casefold_http_method else method
 
 
-def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes]:
+def split_target(method: bytes, target: bytes, unconventional: bool = False) -> tuple[bytes, bytes]:
     """Check the form of the request target for this method; return (path, query).
 
     A fragment (which a client should not send) is accepted and left out of
     path and query, as gunicorn does; the target itself keeps it (RAW_URI).
+    With `unconventional` (the setting permit_unconventional_request_target),
+    a CONNECT target of any form, and a target holding ``://`` that is no
+    absolute URI, are served as gunicorn serves them (see _split_as_gunicorn).
     """
     first = target[:1]
     if method == b"CONNECT":
+        if unconventional:
+            if target == b"*":
+                raise InvalidTarget("asterisk-form is only for OPTIONS")
+            return _split_as_gunicorn(target)
         if first == b"/" or AUTHORITY_FORM.fullmatch(target) is None:
             raise InvalidTarget("CONNECT needs an authority-form target")
         return b"", b""
@@ -132,10 +140,31 @@ def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes]:
         return b"*", b""
     absolute = ABSOLUTE_FORM.fullmatch(reference)
     if absolute is None:
+        if unconventional and b"://" in target:
+            return _split_as_gunicorn(target)
         raise InvalidTarget()
     _check_authority(absolute.group(2))
     path, _, query = absolute.group(3).partition(b"?")
     return path or b"/", query
+
+
+def _split_as_gunicorn(target: bytes) -> tuple[bytes, bytes]:
+    """(path, query) of a target that fits none of the four forms, as gunicorn finds them.
+
+    gunicorn splits every target with urllib.parse.urlsplit (one starting with
+    ``//`` as a path): ``1http://h/?a`` is the path ``1http://h/``,
+    ``example.com:443`` the scheme ``example.com`` and the path ``443``. The
+    same function gives the same parts on the same Python, and refuses
+    (ValueError) the same broken IP literals.
+    """
+    if target[:1] == b"/":
+        path, _, query = target.partition(b"#")[0].partition(b"?")
+        return path, query
+    try:
+        parts = urlsplit(target.decode("ascii"))  # the request line holds printable ASCII only
+    except ValueError:
+        raise InvalidTarget("invalid IP literal in the target") from None
+    return parts.path.encode("ascii"), parts.query.encode("ascii")
 
 
 def _check_authority(authority: bytes) -> None:
@@ -175,7 +204,7 @@ def build_head(
     if target[:1] == b"/" and method != b"CONNECT" and b"#" not in target:
         path, _, query = target.partition(b"?")  # origin-form, the common case
     else:
-        path, query = split_target(method, target)
+        path, query = split_target(method, target, options.permit_unconventional_request_target)
     content_length: int | None = None
     framing: list[Header] | None = None
     connection: list[bytes] = []

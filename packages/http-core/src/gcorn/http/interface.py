@@ -45,6 +45,7 @@ class RequestParser:
         permit_unconventional_http_version: bool = False,
         casefold_http_method: bool = False,
         strip_header_spaces: bool = False,
+        permit_unconventional_request_target: bool = False,
         options: ParserOptions | None = None,
     ) -> None:
         if options is None:
@@ -57,6 +58,7 @@ class RequestParser:
                 permit_unconventional_http_version,
                 casefold_http_method,
                 strip_header_spaces,
+                permit_unconventional_request_target,
             )
             # A server builds one parser per connection with the same settings.
             options = _OPTIONS.get(key)

@@ -15,7 +15,12 @@ DEFAULT_FIELD_SIZE = 8190
 
 @dataclass(frozen=True, slots=True)
 class ParserOptions:
-    """Everything that changes what a RequestParser accepts; defaults are strict."""
+    """Everything that changes what a RequestParser accepts; defaults are strict.
+
+    Every default is gunicorn's too, except ``permit_unconventional_request_target``:
+    gunicorn serves such targets, and gcorn's server setting of that name (on by
+    default) does the same; a parser made alone refuses them.
+    """
 
     limit_request_line: int = 4094
     limit_request_fields: int = 100
@@ -25,6 +30,7 @@ class ParserOptions:
     permit_unconventional_http_version: bool = False
     casefold_http_method: bool = False
     strip_header_spaces: bool = False
+    permit_unconventional_request_target: bool = False
     # The limits as enforced, computed once (the parser reads them per request).
     request_line_limit: int = field(init=False, repr=False, compare=False)
     """Longest request line accepted, without its CRLF (0 means 1 MiB; above 8190, 8190)."""

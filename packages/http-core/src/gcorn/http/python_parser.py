@@ -114,9 +114,11 @@ class PythonParser(RequestParser):
                 self._buf += data
             elif state == FAILED:
                 assert self._error is not None
+                self._error.events = ()  # handed out with the first raise
                 raise self._error
             return []
         pending = self._buf
+        events: list[Event] = []
         try:
             if pending:
                 pending += data
@@ -129,12 +131,9 @@ class PythonParser(RequestParser):
                 pending.clear()
             else:
                 buf = data
-            events: list[Event] = []
             self._keep_rest(buf, self._run(buf, events, 0))
         except ParseError as exc:
-            self._state = FAILED
-            self._error = exc
-            pending.clear()
+            self._fail(exc, events)
             raise
         return events
 
@@ -143,11 +142,19 @@ class PythonParser(RequestParser):
         try:
             self._keep_rest(buf, self._run(buf, events, pos))
         except ParseError as exc:
-            self._state = FAILED
-            self._error = exc
-            self._buf.clear()
+            self._fail(exc, events)
             raise
         return events
+
+    def _fail(self, exc: ParseError, events: list[Event]) -> None:
+        """Fail for good; the whole requests read before the error go with it (exc.events)."""
+        self._state = FAILED
+        self._error = exc
+        self._buf.clear()
+        last = len(events)
+        while last and type(events[last - 1]) is not EndOfMessage:
+            last -= 1  # the request the error cut short is answered with the error
+        exc.events = events[:last]
 
     def _keep_rest(self, buf: bytes, pos: int) -> None:
         """Hold buf[pos:], the start of what the next feed() completes."""
@@ -164,6 +171,7 @@ class PythonParser(RequestParser):
         """The peer closed its side: raise IncompleteMessage if a request was cut short."""
         if self._state == FAILED:
             assert self._error is not None
+            self._error.events = ()
             raise self._error
         if self.in_progress:
             self._state = FAILED

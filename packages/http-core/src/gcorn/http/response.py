@@ -16,6 +16,9 @@ from .grammar import RESPONSE_FIELD_VALUE, TOKEN
 HeaderLike = tuple[bytes | str, bytes | str]
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+# RFC 9110's phrase (15.5.15), gunicorn's too, on every Python (before 3.13 the
+# stdlib says "Request-URI Too Long").
+_REASONS[414] = b"URI Too Long"
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
 
 

@@ -263,6 +263,7 @@ class GreenWorker(Worker):
             partial = False
             while True:
                 if not conn.events:
+                    conn.raise_error()
                     data = conn.recv_ready()
                     if data is None:
                         if not self.wait_next(conn, first=partial or conn.requests == 0):

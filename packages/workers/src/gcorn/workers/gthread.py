@@ -345,6 +345,7 @@ class ThreadWorker(Worker):
             served = 0
             while True:
                 if not conn.events:
+                    conn.raise_error()
                     if served >= _BURST:
                         # fairness: other connections are waiting in epoll's ready list
                         self.park(conn)

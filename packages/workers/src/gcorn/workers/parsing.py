@@ -20,6 +20,8 @@ _OPTIONS = {
     "permit_unconventional_http_version": False,
     "casefold_http_method": False,
     "strip_header_spaces": False,
+    # gcorn's own setting; on, as gunicorn serves these targets (the parser alone refuses them).
+    "permit_unconventional_request_target": True,
 }
 
 

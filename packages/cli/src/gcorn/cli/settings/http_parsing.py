@@ -44,6 +44,22 @@ SETTINGS = (
         "method also needs `permit_unconventional_http_method`, as in gunicorn).",
     ),
     Setting(
+        name="permit_unconventional_request_target",
+        section=SECTION,
+        # On by default (gunicorn serves these targets), so the flag takes an
+        # optional value: alone it means true, `=false` restores the refusal.
+        flags=("--permit-unconventional-request-target",),
+        nargs="?",
+        const="true",
+        metavar="BOOL",
+        value_type="bool",
+        default=True,
+        validator=v.boolean,
+        doc="Serve, as gunicorn does, a CONNECT whose target is not `host:port` and a "
+        "target holding `://` that is no URI (`1http://h/`), with the path and query "
+        "gunicorn gives them; `false` answers both 400 (RFC 9112 3.2) (gcorn only).",
+    ),
+    Setting(
         name="header_map",
         section=SECTION,
         flags=("--header-map",),

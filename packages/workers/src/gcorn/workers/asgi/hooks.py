@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
+
+from gcorn.http import reason_phrase
 
 __all__ = ["HookRequest", "HookResponse", "active_hook", "call_hook"]
 
@@ -46,10 +47,8 @@ class HookResponse:
     @property
     def status(self) -> str:
         """gunicorn's status string, e.g. "200 OK"."""
-        try:
-            return f"{self.status_code} {HTTPStatus(self.status_code).phrase}"
-        except ValueError:
-            return str(self.status_code)
+        phrase = reason_phrase(self.status_code).decode("ascii")
+        return f"{self.status_code} {phrase}" if phrase else str(self.status_code)
 
     @property
     def headers(self) -> list[tuple[str, str]]:

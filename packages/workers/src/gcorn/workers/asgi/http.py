@@ -41,8 +41,8 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection speaking HTTP/1.x (and, after an upgrade, WebSocket)."""
 
     __slots__ = (
-        "client", "closed", "cycle", "fresh", "h2_upgrade", "head_since", "idle_since", "loop",
-        "parser", "peer", "pending",
+        "client", "closed", "cycle", "error_after", "fresh", "h2_upgrade", "head_since", "idle_since",
+        "loop", "parser", "peer", "pending",
         "proxy_buffer", "running_pending",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
@@ -56,6 +56,8 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self.pending: deque[Any] = deque()
         self.running_pending = False
+        # a bad request pipelined behind whole ones: answered once those are
+        self.error_after: ParseError | None = None
         self.read_paused = 0  # bit 1: body high water, bit 2: pipelined request waiting
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
@@ -150,8 +152,12 @@ class HttpProtocol(asyncio.Protocol):
         try:
             events = self.parser.feed(data)
         except ParseError as exc:
-            self._refuse(exc.status, str(exc))
-            return
+            if not exc.events:
+                self._refuse(exc.status, str(exc))
+                return
+            # whole requests before the bad one are served first, as gunicorn serves them
+            events = list(exc.events)
+            self.error_after = exc
         if not events:
             if self.head_since is None and self.cycle is None and not self.pending:
                 self.head_since = time.monotonic()  # header_timeout runs from here
@@ -167,6 +173,14 @@ class HttpProtocol(asyncio.Protocol):
             self._dispatch(events)
         if self.parser.paused:
             self._after_upgrade_request()
+        elif self.error_after is not None and self.cycle is None and not self.pending:
+            self._refuse_after()
+
+    def _refuse_after(self) -> None:
+        """Answer the bad request that came behind the ones now served."""
+        error, self.error_after = self.error_after, None
+        assert error is not None
+        self._refuse(error.status, str(error))
 
     def _read_proxy_header(self, data: bytes) -> bytes | None:
         """Consume a PROXY v1/v2 header first; the bytes after it, or None to wait."""
@@ -431,6 +445,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.pending:
             self._run_pending()
         if self.cycle is None:
+            if self.error_after is not None and not self.pending:
+                self._refuse_after()
+                return
             self.idle_since = state.clock
 
     def _log_access(self, cycle: RequestCycle) -> None:

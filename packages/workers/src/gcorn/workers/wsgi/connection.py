@@ -31,7 +31,7 @@ _ERRNO_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 class Connection:
     """A client socket with its request parser and a queue of parsed events."""
 
-    __slots__ = ("closed", "deadline", "events", "fd", "head_since", "is_tls", "last_active",
+    __slots__ = ("closed", "deadline", "error", "events", "fd", "head_since", "is_tls", "last_active",
                  "listener", "parser", "peer", "proxy_info", "registered", "requests", "sock",
                  "timed_out", "timeout", "unread_body")
 
@@ -43,6 +43,8 @@ class Connection:
         self.parser = parser
         self.timeout = timeout
         self.events: deque[Any] = deque()
+        # a bad request pipelined behind whole ones: raised once those are served
+        self.error: ParseError | None = None
         # ssl is imported only by workers that serve TLS (it costs megabytes of RSS)
         ssl = sys.modules.get("ssl")
         self.is_tls = ssl is not None and isinstance(sock, ssl.SSLSocket)
@@ -143,11 +145,24 @@ class Connection:
     def feed(self, data: bytes) -> None:
         """Give received bytes to the parser (b'' is the end of the stream)."""
         if data:
-            self.events.extend(self.parser.feed(data))
+            try:
+                self.events.extend(self.parser.feed(data))
+            except ParseError as exc:
+                if not exc.events:
+                    raise
+                self.events.extend(exc.events)  # served first, as gunicorn serves them
+                self.error = exc
         else:
             more = self.parser.feed_eof()
             if more:
                 self.events.extend(more)
+
+    def raise_error(self) -> None:
+        """Raise the ParseError of a bad request that came behind whole ones, once those
+        were served (call it when no parsed event is left)."""
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
     def next_event(self, answer_eof: bool = False) -> Any:
         """The next parsed event, reading as needed; None at a clean end of stream.
@@ -160,6 +175,7 @@ class Connection:
         events = self.events
         received = False
         while not events:
+            self.raise_error()
             try:
                 data = self.recv()
             except RequestHeadTimeout:

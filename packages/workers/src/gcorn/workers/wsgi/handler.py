@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from http import HTTPStatus
 from typing import Any
 
-from gcorn.http import ParseError
+from gcorn.http import ParseError, reason_phrase
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
@@ -31,10 +30,7 @@ _PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
 
 
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+    return reason_phrase(status).decode("ascii") or "Error"
 
 
 class RequestHandler:
