@@ -216,7 +216,7 @@ class GcornServer(Gcorn):
             children = psutil.Process(arbiter_pid).children()
         except psutil.NoSuchProcess:
             return set()
-        return {c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE}
+        return {c.pid for c in alive(children)}  # one reaped meanwhile is gone, not an error
 
     def marks(self) -> list[str]:
         """Lines the probe apps and hooks wrote to marks.log."""
