@@ -47,6 +47,7 @@ def test_every_declared_difference_has_a_recogniser_and_back():
         setting_off(setting) for setting in SETTING_RECOGNISERS}
 
 
+@pytest.mark.slow  # 10-17 s: the generated runs go once, on py311
 @bounded(1200)
 @given(grammar(scale=1))
 def test_generated_streams_agree_with_gunicorn(pieces):
@@ -54,6 +55,7 @@ def test_generated_streams_agree_with_gunicorn(pieces):
     check_stream(pieces)
 
 
+@pytest.mark.slow  # 10-17 s: the generated runs go once, on py311
 @bounded(800)
 @given(grammar(scale=6))
 def test_mostly_valid_streams_agree_with_gunicorn(pieces):
@@ -61,6 +63,7 @@ def test_mostly_valid_streams_agree_with_gunicorn(pieces):
     check_stream(pieces)
 
 
+@pytest.mark.slow  # 10-17 s: the generated runs go once, on py311
 @bounded(300)
 @given(mutated_streams())
 def test_mutated_streams_agree_with_gunicorn(pieces):
@@ -68,6 +71,7 @@ def test_mutated_streams_agree_with_gunicorn(pieces):
     check_stream(pieces)
 
 
+@pytest.mark.slow  # 10-17 s: the generated runs go once, on py311
 @bounded(800)
 @given(grammar(scale=3), compat_settings)
 def test_streams_agree_with_gunicorn_under_its_parser_settings(pieces, options):
