@@ -167,15 +167,21 @@ Answers = list[int]
 READ_TIMEOUT = 1.0  # a server that neither answers nor closes: it waits for bytes never sent
 
 
-def exchange(port: int, data: bytes, expected: int, heads: frozenset[int] = frozenset()) -> Answers:
-    """Send the stream; the statuses of the first `expected` final responses (fewer when the
-    server closes first, or sends nothing more for READ_TIMEOUT). The answers whose index is
-    in `heads` answer a HEAD request: they have no body, whatever their Content-Length."""
+def exchange(port: int, data: bytes | list[bytes], expected: int,
+             heads: frozenset[int] = frozenset()) -> Answers:
+    """Send the stream (a list: one segment each, 0.2 s apart); the statuses of the first
+    `expected` final responses (fewer when the server closes first, or sends nothing more
+    for READ_TIMEOUT). The answers whose index is in `heads` answer a HEAD request: they
+    have no body, whatever their Content-Length."""
     statuses: Answers = []
     received = b""
+    pieces = data if isinstance(data, list) else [data]
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         try:
-            sock.sendall(data)
+            for number, piece in enumerate(pieces):
+                if number:
+                    time.sleep(0.2)
+                sock.sendall(piece)
         except OSError:  # the server refused early and closed: read what it said
             pass
         sock.settimeout(READ_TIMEOUT)
@@ -352,6 +358,16 @@ def test_a_request_before_a_bad_pipelined_one_is_served(servers):
             b"POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /\r\n\r\n")
     expected = [200] if worker == "sync" else [200, 200, 400]  # sync answers one, then closes
     assert exchange(ours, data, 3) == exchange(theirs, data, 3) == expected
+
+
+def test_a_body_that_ends_in_front_of_a_bad_request_is_served(servers):
+    """The end of a body comes in the segment of a bad request: that request is answered
+    (its app must get the end of its body), then the 400, as from gunicorn."""
+    worker, ours, theirs = servers
+    data = [b"POST /b HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\n\r\nhi",
+            b"yaGET /\r\n\r\n"]
+    expected = [200] if worker == "sync" else [200, 400]
+    assert exchange(ours, data, 2) == exchange(theirs, data, 2) == expected
 
 
 @pytest.mark.parametrize("worker", ["gthread", "gevent"])

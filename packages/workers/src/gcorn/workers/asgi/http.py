@@ -139,6 +139,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.ws is not None:
             self.ws.data_received(data)
             return
+        if self.error_after is not None:
+            return  # the next answer is that error, and the connection closes after it
         if self.proxy_buffer is not None:
             rest = self._read_proxy_header(data)
             if not rest:
@@ -155,9 +157,8 @@ class HttpProtocol(asyncio.Protocol):
             if not exc.events:
                 self._refuse(exc.status, str(exc))
                 return
-            # whole requests before the bad one are served first, as gunicorn serves them
-            events = list(exc.events)
-            self.error_after = exc
+            self._serve_before_error(exc)
+            return
         if not events:
             if self.head_since is None and self.cycle is None and not self.pending:
                 self.head_since = time.monotonic()  # header_timeout runs from here
@@ -174,6 +175,30 @@ class HttpProtocol(asyncio.Protocol):
         if self.parser.paused:
             self._after_upgrade_request()
         elif self.error_after is not None and self.cycle is None and not self.pending:
+            self._refuse_after()
+
+    def _serve_before_error(self, exc: ParseError) -> None:
+        """Serve the whole requests that came before a bad one, then answer the error.
+
+        As gunicorn does. The requests go through the queue: one that ends inside
+        _start (an eager task, 3.12+) must not find the queue empty and answer the
+        error before the requests behind it ran. Nothing read after the error counts.
+        """
+        self.error_after = exc
+        self.head_since = None
+        events = list(exc.events)
+        first = next((i for i, e in enumerate(events) if type(e) is RequestHead), len(events))
+        if self.pending:
+            self.pending.extend(events)
+        else:
+            self.pending.extend(events[first:])
+            if first and self.cycle is not None:
+                self._dispatch(events[:first])  # the end of the body of the request in flight
+            if self.cycle is None:
+                self._run_pending()
+        if self.pending:
+            self._pause_reading(2)
+        elif self.error_after is not None and self.cycle is None:
             self._refuse_after()
 
     def _refuse_after(self) -> None:
