@@ -171,7 +171,10 @@ def test_max_requests_recycles_the_worker(tmp_path, worker):
             if status == 200:
                 pids.append(int(body))
         assert len(set(pids)) >= 2, pids
-        assert pids.count(pids[0]) <= 3
+        # 3 requests, and at most the one connection this sequential client had already
+        # queued on the retiring worker's listener copy when it stopped accepting: a
+        # retiring worker answers what is queued (Connection: close) rather than drop it
+        assert pids.count(pids[0]) <= 3 + 1, pids
         assert "Autorestarting worker" in srv.log()
     finally:
         assert srv.stop() == 0
