@@ -19,10 +19,13 @@ _LOG_TAIL = 20_000  # characters of each server's log shown under a failure
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that runs a real external server (start_server) is slow: run it once (py311)."""
+    """Mark what runs once, on py311 (tox.ini): a test that runs a real external server
+    (start_server) is slow; every test of a tests/test_e2e_*.py suite is e2e."""
     for item in items:
         if "start_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+        if item.path.name.startswith("test_e2e_"):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True)

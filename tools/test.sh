@@ -1,6 +1,6 @@
 #!/bin/sh
 # Set up and run every test: the whole suite on Python 3.11, the fast suite
-# (pytest -m "not slow") on 3.12 and 3.13, lint, types, import contracts and the
+# (pytest -m "not slow and not e2e") on 3.12 and 3.13, lint, types, import contracts and the
 # stand-alone package checks (tox.ini says which env runs what).
 # Usage: sh tools/test.sh [tox args], e.g. sh tools/test.sh -e py311 -- -m slow
 set -eu
