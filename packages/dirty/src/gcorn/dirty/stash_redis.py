@@ -155,6 +155,7 @@ class RedisStashStore:
         self._tag: bytes = _CODED.get(codec.name, b"~" + codec.name[:1].encode())
         self._errors: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
         self._response_error: type[BaseException] = redis.ResponseError
+        self._redis_error: type[BaseException] = redis.RedisError
         common: dict[str, Any] = {
             "db": url.db, "username": url.username, "password": url.password,
             "socket_timeout": url.timeout, "socket_connect_timeout": url.timeout,
@@ -194,6 +195,9 @@ class RedisStashStore:
             raise self._unreachable(exc) from None
         except self._response_error as exc:
             raise self._refused(table, exc) from None
+        except self._redis_error as exc:  # a reply redis-py could not read, say
+            raise DirtyStashError(f"stash backend {self.name} failed: {type(exc).__name__}: {exc}",
+                                  {"backend": self.name, "cause": type(exc).__name__}) from None
 
     def close(self) -> None:
         """Close the connections to Redis."""
@@ -297,11 +301,15 @@ class RedisStashStore:
 
     def _load(self, table: str, key: Any, raw: bytes) -> Any:
         if raw[:1] != b"~":
-            text = raw.decode("ascii")
             try:
-                return int(text)
+                text = raw.decode("ascii")
+                try:
+                    return int(text)
+                except ValueError:
+                    return float(text)
             except ValueError:
-                return float(text)
+                raise StashError(f"the value under {key!r:.100} in {table!r} in {self.name} was "
+                                 f"not written by gcorn-dirty ({raw[:40]!r})") from None
         tag = raw[:2]
         if tag == self._tag or tag == _CODED["safe"]:
             # A safe-coded value reads in any pool; a pickled one only where pickle is the codec.

@@ -10,6 +10,8 @@ permanent again, as Redis's SET does); ``incr`` keeps an entry's TTL.
 from __future__ import annotations
 
 import fnmatch
+import heapq
+import itertools
 import math
 import time
 from typing import Any, Protocol
@@ -87,8 +89,12 @@ class StashStore:
 
     def __init__(self, tables: list[str] | None = None) -> None:
         self.tables: dict[str, dict[Any, Any]] = {name: {} for name in tables or []}
-        # table -> key -> monotonic deadline, for the entries put with a TTL
+        # table -> key -> monotonic deadline, for the entries put with a TTL; and per table a
+        # heap of (deadline, seq, key), so expiring costs O(log n) per entry, not a scan (an
+        # entry whose deadline changed since it was pushed is skipped when it surfaces)
         self.deadlines: dict[str, dict[Any, float]] = {}
+        self._heaps: dict[str, list[tuple[float, int, Any]]] = {}
+        self._seq = itertools.count()
 
     def handle(self, request: Any) -> Any:
         """Run one operation ``[op, table, key, value, extra]`` and return its result."""
@@ -106,15 +112,19 @@ class StashStore:
 
     def _expire(self, table: str) -> None:
         # Expired entries go before any operation sees the table, so none reads them.
-        deadlines = self.deadlines.get(table)
-        if not deadlines:
+        heap = self._heaps.get(table)
+        if not heap:
             return
         now = time.monotonic()
-        dead = [k for k, when in deadlines.items() if when <= now]
+        deadlines = self.deadlines.get(table, {})
         values = self.tables.get(table, {})
-        for k in dead:
-            del deadlines[k]
-            values.pop(k, None)
+        while heap and heap[0][0] <= now:
+            when, _, key = heapq.heappop(heap)
+            if deadlines.get(key) == when:
+                del deadlines[key]
+                values.pop(key, None)
+        if not heap:
+            del self._heaps[table]
 
     def _table(self, table: str) -> dict[Any, Any]:
         try:
@@ -129,7 +139,9 @@ class StashStore:
         if seconds is None:
             self.deadlines.get(table, {}).pop(key, None)
         else:
-            self.deadlines.setdefault(table, {})[key] = time.monotonic() + seconds
+            when = time.monotonic() + seconds
+            self.deadlines.setdefault(table, {})[key] = when
+            heapq.heappush(self._heaps.setdefault(table, []), (when, next(self._seq), key))
 
     def op_get(self, table: str, key: Any, _value: Any, default: Any) -> Any:
         """A value, or the default."""
@@ -168,6 +180,7 @@ class StashStore:
         """Empty an existing table."""
         self._table(table).clear()
         self.deadlines.pop(table, None)
+        self._heaps.pop(table, None)
 
     def op_info(self, table: str, _key: Any, _value: Any, _extra: Any) -> dict[str, Any]:
         """Name and size of an existing table."""
@@ -184,4 +197,5 @@ class StashStore:
     def op_delete_table(self, table: str, _key: Any, _value: Any, _extra: Any) -> bool:
         """Drop a table; True if it existed."""
         self.deadlines.pop(table, None)
+        self._heaps.pop(table, None)
         return self.tables.pop(table, None) is not None
