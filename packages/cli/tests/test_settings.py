@@ -33,6 +33,7 @@ GCORN_ONLY = {
     "max_worker_memory_checks",
     "dirty_max_worker_memory",
     "permit_unconventional_request_target",
+    "dirty_stash_backend",
 }
 
 

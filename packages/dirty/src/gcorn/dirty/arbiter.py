@@ -20,12 +20,13 @@ import shutil
 import signal
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import scoreboard as sb
 from .app import AppSpec, probe_apps
 from .codec import get_codec
-from .config import DirtyConfig, Hooks
+from .config import DirtyConfig, Hooks, check_stash_backend
 from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError, DirtyProtocolError
 from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
@@ -33,7 +34,7 @@ from .privileges import become_user
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
 from .resources import ResourcePool
 from .seats import Seat, SeatPlan
-from .stash_store import StashStore
+from .stash_store import StashBackend, StashStore
 from .worker import DirtyWorker, reopen_log_files, set_process_title
 
 log = logging.getLogger("gcorn.dirty.arbiter")
@@ -63,6 +64,15 @@ def rss_bytes(pid: int) -> int | None:
 def make_socket_path() -> str:
     """A fresh socket path in a new private (0700) directory, for callers that pick it first."""
     return os.path.join(tempfile.mkdtemp(prefix="gcorn-dirty-"), "arbiter.sock")
+
+
+def open_stash(cfg: DirtyConfig, tables: list[str]) -> StashBackend:
+    """The store of the stash tables: ``dirty_stash_backend``'s, or the arbiter's memory."""
+    backend = check_stash_backend(cfg.dirty_stash_backend)
+    if backend is None:
+        return StashStore(tables)
+    from .stash_redis import RedisStashStore
+    return RedisStashStore(backend, get_codec(cfg.dirty_codec), tables)
 
 
 def run(config: DirtyConfig, hooks: Hooks | None = None) -> int:
@@ -99,7 +109,11 @@ class DirtyArbiter:
         if self.resources is None and self.demands:
             log.warning("dirty apps declare resources %s but dirty_resources is not set: "
                         "no slots are given out", self.demands)
-        self.stash = StashStore(stashes)
+        self.stash: StashBackend = open_stash(cfg, stashes)
+        # A store that waits on I/O (Redis) answers on these threads, never on the loop that
+        # supervises the workers; one connection's requests still answer in order.
+        self._stash_threads = (ThreadPoolExecutor(max_workers=8, thread_name_prefix="dirty-stash")
+                               if self.stash.blocking else None)
         self.codec = get_codec("safe")  # the arbiter channel always uses the safe codec
         self.workers: dict[int, DirtyWorker] = {}  # pid -> worker, every live child
         self.socket_path = cfg.dirty_socket or make_socket_path()
@@ -477,6 +491,9 @@ class DirtyArbiter:
         self.board.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         release_pidfile(self.cfg.dirty_pidfile)
+        if self._stash_threads is not None:
+            self._stash_threads.shutdown(wait=False, cancel_futures=True)
+        self.stash.close()
         log.info("dirty arbiter %s stopped", self.pid)
 
     # ------------------------------------------------------- client requests
@@ -556,7 +573,11 @@ class DirtyArbiter:
                     log.warning("dirty arbiter: closing a client connection: %s", exc)
                     return
                 for mtype, rid, payload in frames:
-                    writer.writelines(self._answer(mtype, rid, payload))
+                    if mtype == MsgType.STASH and self._stash_threads is not None:
+                        writer.writelines(await self._loop.run_in_executor(
+                            self._stash_threads, self._answer, mtype, rid, payload))
+                    else:
+                        writer.writelines(self._answer(mtype, rid, payload))
                 if frames:
                     await writer.drain()
         except (ConnectionError, OSError):

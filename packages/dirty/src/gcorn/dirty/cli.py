@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='resource tokens per kind, e.g. \'{"gpu": [0, 1, 2, 3]}\' or \'{"gpu": "auto"}\'')
     s.add_argument("--exit-with-parent", action="store_true", default=None,
                    help="stop when the process that started the pool exits")
+    # --- stash backend (issue 14)
+    s.add_argument("--stash-backend", dest="dirty_stash_backend", metavar="URL",
+                   help="keep the stash tables in Redis: redis://host:port/db, rediss://..., "
+                        "unix:///path/redis.sock (default: in the arbiter's memory)")
     s.add_argument("--log-level", default="info")
     s.add_argument("--log-file", help="log to this file (reopened on USR1)")
     return p

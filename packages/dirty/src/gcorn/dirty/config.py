@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import runpy
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from typing import Any
 from .codec import CODECS
 from .errors import DirtyConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, MAX_FRAME_LIMIT
+from .stash_url import SETTING as STASH_SETTING
+from .stash_url import StashBackendURL, parse_stash_url
 
 
 def _noop(*_args: Any) -> None:
@@ -58,6 +61,10 @@ class DirtyConfig:
     uid: int | None = None
     gid: int | None = None
     initgroups: bool = False
+    # --- stash backend (issue 14): where the stash tables live; None: the arbiter's memory,
+    # "redis://host:port/db" (rediss://, unix://): one Redis hash per table, shared by
+    # every pool pointed at it and kept across arbiter restarts (needs gcorn-dirty[redis])
+    dirty_stash_backend: str | None = None
 
     def validate(self) -> DirtyConfig:
         """Check every value; raise DirtyConfigError naming the bad one."""
@@ -89,6 +96,7 @@ class DirtyConfig:
         self.dirty_resources = parse_resources(self.dirty_resources)
         if self.dirty_codec not in CODECS:
             raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
+        check_stash_backend(self.dirty_stash_backend)
         return self
 
     @classmethod
@@ -100,6 +108,17 @@ class DirtyConfig:
                 values[f.name] = getattr(cfg, f.name)
         values.update(overrides)
         return cls(**values)
+
+
+def check_stash_backend(url: object) -> StashBackendURL | None:
+    """Parse ``dirty_stash_backend``; a Redis URL also needs redis-py (DirtyConfigError if not)."""
+    backend = parse_stash_url(url)
+    if backend is not None and importlib.util.find_spec("redis") is None:
+        raise DirtyConfigError(f"{STASH_SETTING}: {backend.display} needs redis-py, which is not "
+                               "installed: pip install 'gcorn-dirty[redis]'",
+                               {"reason": f"{backend.display} needs redis-py, which is not "
+                                          "installed: pip install 'gcorn-dirty[redis]'"})
+    return backend
 
 
 def hooks_from(source: Any) -> Hooks:

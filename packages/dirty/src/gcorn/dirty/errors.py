@@ -181,6 +181,16 @@ class StashKeyNotFoundError(StashError):
     status = 404
 
 
+class DirtyStashError(StashError):
+    """The stash backend (``dirty_stash_backend``, e.g. Redis) cannot be reached or refused.
+
+    ``details["backend"]`` names it (password hidden). Nothing needs restarting: the next
+    call after the backend is back goes through.
+    """
+
+    status = 503
+
+
 _BY_NAME: dict[str, type[DirtyError]] = {
     cls.__name__: cls
     for cls in (
@@ -188,6 +198,7 @@ _BY_NAME: dict[str, type[DirtyError]] = {
         DirtyTimeoutError, DirtyWorkerError, DirtyWorkerLostError, DirtyBusyError,
         DirtyNoWorkersAvailableError, DirtyMessageTooLargeError, DirtyAppError,
         DirtyAppNotFoundError, StashError, StashTableNotFoundError, StashKeyNotFoundError,
+        DirtyStashError,
     )
 }
 

@@ -3,8 +3,9 @@
 Every function talks to the pool named by ``set_stash_socket_path()`` or,
 by default, ``GCORN_DIRTY_SOCKET`` (so it works in dirty workers and in HTTP
 workers beside the pool); pass ``client=`` to use another pool, or make a
-``StashClient(path)``. The arbiter runs one operation at a time, so each is
-atomic; ``incr`` is the read-modify-write that needs it.
+``StashClient(path)``. Each operation is atomic (the arbiter runs one at a time;
+with ``dirty_stash_backend`` set, each is one Redis script); ``incr`` is the
+read-modify-write that needs it. ``put(..., ttl=seconds)`` makes an entry expire.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from .client import SOCKET_ENV, DirtyClient
 from .clients import get_dirty_client
 from .errors import StashError, StashKeyNotFoundError
+from .stash_store import check_ttl
 
 __all__ = ["StashClient", "StashTable", "clear", "delete", "delete_table", "ensure", "exists",
            "get", "get_stash_socket_path", "incr", "info", "keys", "put", "set_stash_socket_path",
@@ -60,9 +62,10 @@ def _c(client: DirtyClient | None) -> DirtyClient:
         return _path_client
 
 
-def put(table: str, key: Any, value: Any, *, client: DirtyClient | None = None) -> None:
-    """Store ``value`` under ``key`` (the table is created if needed)."""
-    _c(client).stash_request("put", table, key, value)
+def put(table: str, key: Any, value: Any, *, ttl: float | None = None,
+        client: DirtyClient | None = None) -> None:
+    """Store ``value`` under ``key`` (the table is created if needed), for ``ttl`` seconds or forever."""
+    _c(client).stash_request("put", table, key, value, check_ttl(ttl))
 
 
 def get(table: str, key: Any, default: Any = None, *, client: DirtyClient | None = None) -> Any:
@@ -130,9 +133,9 @@ class StashClient:
         self.timeout = timeout
         self.client = DirtyClient(socket_path, timeout=timeout)
 
-    def put(self, table: str, key: Any, value: Any) -> None:
-        """Store ``value`` under ``key``."""
-        put(table, key, value, client=self.client)
+    def put(self, table: str, key: Any, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``, for ``ttl`` seconds or forever."""
+        put(table, key, value, ttl=ttl, client=self.client)
 
     def get(self, table: str, key: Any, default: Any = None) -> Any:
         """The value under ``key``, or ``default``."""
@@ -212,6 +215,10 @@ class StashTable:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._req("put", key, value)
+
+    def put(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``, for ``ttl`` seconds or forever."""
+        self._req("put", key, value, check_ttl(ttl))
 
     def __delitem__(self, key: Any) -> None:
         if not self._req("delete", key):

@@ -7,6 +7,30 @@ from .base import Setting
 
 SECTION = "Dirty Arbiters"
 
+
+# --- stash backend (issue 14) ---------------------------------------------------------
+def stash_backend_url(value: object) -> str | None:
+    """None (the dirty arbiter's memory) or a redis://, rediss:// or unix:// URL."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a URL")
+    import importlib.util
+
+    try:
+        from gcorn.dirty.errors import DirtyConfigError
+        from gcorn.dirty.stash_url import parse_stash_url
+    except ImportError:  # no gcorn-dirty: dirty_side_process says what to install
+        return value.strip()
+    try:
+        backend = parse_stash_url(value)
+    except DirtyConfigError as exc:
+        raise ValueError(exc.details.get("reason", str(exc))) from None
+    if backend is not None and importlib.util.find_spec("redis") is None:
+        raise ValueError(f"{backend.display} needs redis-py, which is not installed: "
+                         "pip install 'gcorn-dirty[redis]'")
+    return value.strip()
+
 SETTINGS = (
     Setting(
         name="dirty_apps",
@@ -131,5 +155,20 @@ SETTINGS = (
         doc="Seconds a dirty worker may take to import and init() its apps before it is "
         "killed (an error names them); 0 disables. The master reports ready (when_ready, "
         "READY=1) and starts its HTTP workers once every dirty app has a ready worker.",
+    ),
+    # --- stash backend (issue 14)
+    Setting(
+        name="dirty_stash_backend",
+        section=SECTION,
+        flags=("--dirty-stash-backend",),
+        metavar="URL",
+        default=None,
+        validator=stash_backend_url,
+        doc="Where the stash tables live: unset, in the dirty arbiter's memory; "
+        "`redis://[:password@]host:port/db` (or `rediss://`, or "
+        "`unix:///path/redis.sock?db=N`): one Redis hash per table, shared by every "
+        "gcorn pointed at it and kept across dirty arbiter restarts, with atomic `incr` "
+        "and per-key TTLs (`?prefix=NAME` names the keys, default `gcorn:stash`; "
+        "`?timeout=S` bounds each Redis call, default 2). Needs `gcorn-dirty[redis]`.",
     ),
 )
