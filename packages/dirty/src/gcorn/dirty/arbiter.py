@@ -412,6 +412,8 @@ class DirtyArbiter:
             # METRICS answer counts them exactly once.
             self.retired.fold(worker.stats.snapshot())
             worker.stats.close()
+            if self.board.state(worker.slot) in (sb.SlotState.READY, sb.SlotState.DRAINING):
+                worker.booted = True  # it was READY, even if the supervision loop had not looked yet
             self.board.release(worker.slot)
             self._free_slots.append(worker.slot)
             with contextlib.suppress(FileNotFoundError):
