@@ -167,7 +167,7 @@ def test_killed_worker_keeps_totals_counts_the_lost_call_and_a_restart(make_pool
 
 
 def test_ready_gauge_is_zero_while_init_runs(make_pool, monkeypatch) -> None:
-    monkeypatch.setenv("SLOW_INIT", "1.5")
+    monkeypatch.setenv("SLOW_INIT", "2")  # room for the first scrape on a busy machine
     port = free_port()
     pool = make_pool([SLOW], workers=1, wait=False, extra=["--metrics-bind", f"127.0.0.1:{port}"])
     assert wait_for(lambda: _reachable(port), 10), pool.log()
@@ -238,3 +238,18 @@ def test_metrics_server_stops_with_the_pool(make_pool) -> None:
     while time.monotonic() < deadline and _reachable(port):
         time.sleep(0.05)
     assert not _reachable(port)
+
+
+def test_hup_reload_counts_a_restart_and_keeps_the_old_workers_calls(make_pool) -> None:
+    pool, port = metered(make_pool, [ECHO], workers=1)
+    c = pool.client()
+    for i in range(4):
+        c.execute(ECHO, "noop", i)
+    (old,) = pool.ready_pids()
+    pool.send(signal.SIGHUP)
+    assert wait_for(lambda: pool.ready_pids() - {old} and len(pool.status()["workers"]) == 1, 10), pool.log()
+    m = scrape(port)
+    assert m[("gcorn_dirty_worker_restarts_total", (("reason", "reload"),))] == 1
+    assert m[("gcorn_dirty_worker_restarts_total", (("reason", "crash"),))] == 0
+    assert calls(m, ECHO, "noop", "ok") == 4
+    assert calls(m, ECHO, "noop", "lost") == 0
