@@ -61,6 +61,8 @@ def test_serve_replaces_a_worker_over_the_memory_cap(tmp_path):
         assert wait_for(lambda: [w["pid"] for w in c.status()["workers"]] != [fat]
                         and fat not in [w["pid"] for w in c.status()["workers"]], 10)
         c.close()
+        from gcorn.dirty.metrics import DirtyPoolCollector  # counted among restarts by reason
+        assert DirtyPoolCollector(sock, timeout=5).fetch()["restarts"] == {"memory": 1}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)

@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import callstats as cs
 from . import scoreboard as sb
 from .app import AppSpec, probe_apps
 from .codec import get_codec
@@ -128,6 +129,10 @@ class DirtyArbiter:
         self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
         self._over_cap: dict[int, int] = {}  # pid -> checks in a row above the memory cap
         self._next_memory_check = 0.0
+        self.retired = cs.RetiredTotals()  # what reaped workers counted (METRICS answers)
+        self._metrics_sock: Any = None  # --metrics-bind: the listening TCP socket
+        self._metrics_pid = 0  # the child serving it
+        self._metrics_next = 0.0
 
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
@@ -144,6 +149,19 @@ class DirtyArbiter:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             release_pidfile(self.cfg.dirty_pidfile)
             return exc.exit_code
+        if self.cfg.dirty_metrics_bind:
+            from .metrics import bind_metrics
+            try:
+                self._metrics_sock = bind_metrics(self.cfg.dirty_metrics_bind)
+            except DirtyConfigError as exc:
+                log.error("%s", exc)
+                server.close()
+                self._cleanup()
+                return exc.exit_code
+            self._fds_to_close_in_child.add(self._metrics_sock.fileno())
+            host, port = self._metrics_sock.getsockname()[:2]
+            log.info("dirty arbiter: metrics on http://%s:%s/metrics",
+                     f"[{host}]" if ":" in host else host, port)
         os.environ[SOCKET_ENV] = self.socket_path
         set_process_title(f"dirty-arbiter [{self.cfg.proc_name}]")
         try:
@@ -192,6 +210,8 @@ class DirtyArbiter:
             for seat in self.plan.seats:
                 if seat.worker is None and seat.pending is None and now >= seat.next_spawn_at:
                     self._spawn(seat)
+            if self._metrics_sock is not None and not self._metrics_pid and now >= self._metrics_next:
+                self._spawn_metrics()
             if self.cfg.exit_with_parent and os.getppid() != self.ppid:
                 log.warning("dirty arbiter: parent %s is gone, stopping", self.ppid)
                 self._stopping = "graceful"
@@ -201,7 +221,8 @@ class DirtyArbiter:
                 await asyncio.wait_for(self._wake.wait(), 0.1)
 
     # ------------------------------------------------------------ spawning
-    def _spawn(self, seat: Seat, replacing: bool = False) -> DirtyWorker | None:
+    def _spawn(self, seat: Seat, replacing: str = "") -> DirtyWorker | None:
+        """Fork a worker for ``seat``; ``replacing``: why it replaces the seat's (then pending)."""
         if not self._free_slots:
             log.error("dirty arbiter: scoreboard full (%d workers)", sb.MAX_SLOTS)
             return None
@@ -209,7 +230,7 @@ class DirtyArbiter:
         slot = self._free_slots.pop()
         path = os.path.join(self.runtime_dir, f"w{self._age}.sock")
         worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board,
-                             seat.resources)
+                             seat.resources, cs.CallStats.create())
         worker.seat = seat
         self.board.claim(slot, self._age, self.cfg.dirty_threads)
         # Signals stay blocked across fork until the child has its own handlers: the
@@ -222,6 +243,7 @@ class DirtyArbiter:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._free_slots.append(slot)
             self.board.release(slot)
+            worker.stats.close()
             log.exception("dirty arbiter cannot fork a worker")
             seat.next_spawn_at = time.monotonic() + 1.0
             return None
@@ -232,6 +254,8 @@ class DirtyArbiter:
                 for fd in self._fds_to_close_in_child:
                     with contextlib.suppress(OSError):
                         os.close(fd)
+                for other in self.workers.values():
+                    other.stats.close()  # the other workers' counters are none of this one's business
                 code = worker.run(self, unblock=blocked)
             except BaseException:  # the child must reach os._exit whatever happens
                 log.exception("dirty worker crashed")
@@ -243,12 +267,60 @@ class DirtyArbiter:
         self.board.set_i64(slot, sb.PID, pid)
         self.workers[pid] = worker
         if replacing:
+            worker.replaces = replacing
             seat.pending = worker
         else:
             seat.worker = worker
         self.board.bump_epoch()
         log.debug("spawned dirty worker %s (age %d) for %s", pid, self._age, list(seat.apps))
         return worker
+
+    def _spawn_metrics(self) -> None:
+        """Fork the child that serves --metrics-bind (it asks this arbiter, like any collector)."""
+        sock = self._metrics_sock
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            log.exception("dirty arbiter cannot fork its metrics server")
+            self._metrics_next = time.monotonic() + 1.0
+            return
+        if pid == 0:
+            code = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in _FORWARDED_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
+                    signal.signal(sig, signal.SIG_IGN)
+                for fd in self._fds_to_close_in_child - {sock.fileno()}:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                for other in self.workers.values():
+                    other.stats.close()
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                set_process_title(f"dirty-metrics [{self.cfg.proc_name}]")
+                from .metrics import serve_metrics
+                code = serve_metrics(sock, self.socket_path, self.pid)
+            except BaseException:  # the child must reach os._exit whatever happens
+                log.exception("dirty metrics server crashed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self._metrics_pid = pid
+        log.debug("dirty arbiter: metrics server %s", pid)
+
+    def _reaped_other(self, pid: int, status: int) -> None:
+        """A child that is not a worker exited: the metrics server comes back a second later."""
+        if pid != self._metrics_pid:
+            return
+        self._metrics_pid = 0
+        if not self._stopping:
+            log.error("dirty metrics server %s exited with %s; restarting it in 1 s", pid,
+                      os.waitstatus_to_exitcode(status))
+            self._metrics_next = time.monotonic() + 1.0
 
     def _check_workers(self, now: float) -> None:
         timeout = self.cfg.dirty_timeout
@@ -270,6 +342,7 @@ class DirtyArbiter:
                 log.error("dirty worker %s did not finish loading and init() of %s within "
                           "dirty_boot_timeout=%g s: killing it", worker.pid, list(worker.app_paths),
                           boot_timeout)
+                worker.exit_reason = "boot_timeout"
                 self._kill(worker.pid, signal.SIGKILL)
                 worker.kill_at = now + 5.0
                 continue
@@ -279,13 +352,14 @@ class DirtyArbiter:
                 if now - max(last, worker.spawned_at) > timeout:
                     log.critical("DIRTY WORKER TIMEOUT (pid:%s): no heartbeat for %.1f s",
                                  worker.pid, now - last)
+                    worker.exit_reason = "timeout"
                     self._kill(worker.pid, signal.SIGKILL)
                     worker.kill_at = now + 5.0
                     continue
             if (worker.booted and seat.worker is worker and seat.pending is None
                     and worker.kill_at is None and self.board.get_i64(worker.slot, sb.OVERDUE) > 0):
                 log.warning("dirty worker %s runs a call past its deadline: recycling it", worker.pid)
-                self._spawn(seat, replacing=True)
+                self._spawn(seat, replacing="overdue")
         self._check_memory(now)
 
     def _check_memory(self, now: float) -> None:
@@ -311,11 +385,13 @@ class DirtyArbiter:
                             "MiB for %d checks in a row: replacing it", worker.pid, rss / (1024 * 1024),
                             cap, count)
                 # the replacement loads its apps and reports READY before _hand_over retires this one
-                self._spawn(seat, replacing=True)
+                self._spawn(seat, replacing="memory")
 
     def _hand_over(self, seat: Seat) -> None:
         """The seat's replacement is ready: route to it, retire the old worker."""
         old, seat.worker, seat.pending = seat.worker, seat.pending, None
+        if old is not None and seat.worker is not None:
+            self.retired.restart(seat.worker.replaces or "reload")
         if old is not None and old.pid in self.workers:
             self._retire(old)
         self.board.bump_epoch()
@@ -343,13 +419,22 @@ class DirtyArbiter:
             worker = self.workers.pop(pid, None)
             self._over_cap.pop(pid, None)
             if worker is None:
+                self._reaped_other(pid, status)
                 continue
             code = os.waitstatus_to_exitcode(status)
+            # Its final counts move to the retired totals in this same loop turn, so a
+            # METRICS answer counts them exactly once.
+            self.retired.fold(worker.stats.snapshot())
+            worker.stats.close()
+            if self.board.state(worker.slot) in (sb.SlotState.READY, sb.SlotState.DRAINING):
+                worker.booted = True  # it was READY, even if the supervision loop had not looked yet
             self.board.release(worker.slot)
             self._free_slots.append(worker.slot)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(worker.socket_path)
             seat = worker.seat
+            if seat.worker is worker and seat in self.plan.seats and not self._stopping:
+                self.retired.restart(worker.exit_reason or ("crash" if worker.booted else "boot_failure"))
             if seat.worker is worker:
                 seat.worker = None
                 if not worker.booted:
@@ -419,7 +504,7 @@ class DirtyArbiter:
             if seat.worker is None:
                 self._spawn(seat)
                 continue  # nothing to hand over: go on with the next
-            if self._spawn(seat, replacing=True) is not None:
+            if self._spawn(seat, replacing="reload") is not None:
                 return
 
     def add_worker(self) -> int:
@@ -460,6 +545,12 @@ class DirtyArbiter:
 
     # -------------------------------------------------------------- stopping
     async def _stop_workers(self) -> None:
+        if self._metrics_pid:
+            pid, self._metrics_pid = self._metrics_pid, 0
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # it holds nothing: no need to wait for it politely
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         quick = self._stopping == "quick"
         limit = QUICK_STOP_LIMIT if quick else self.cfg.dirty_graceful_timeout
         for pid in list(self.workers):
@@ -489,6 +580,8 @@ class DirtyArbiter:
             with contextlib.suppress(OSError):
                 os.rmdir(parent)  # the private directory of make_socket_path(), if now empty
         self.board.close()
+        if self._metrics_sock is not None:
+            self._metrics_sock.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         release_pidfile(self.cfg.dirty_pidfile)
         if self._stash_threads is not None:
@@ -524,10 +617,7 @@ class DirtyArbiter:
                              "rss": rss_bytes(w.pid),
                              "resources": {k: [[t, s] for t, s in v] for k, v in (w.resources or {}).items()}}
                             for w in self.workers.values()],
-                "ready_apps": {s.path: any(seat.worker is not None and s.path in seat.apps
-                                           and self.board.state(seat.worker.slot) == sb.SlotState.READY
-                                           for seat in self.plan.seats)
-                               for s in self.specs},
+                "ready_apps": self._ready_apps(),
                 "boot_failures": {p: max([seat.failures for seat in self.plan.seats if p in seat.apps] or [0])
                                   for p in (s.path for s in self.specs)},
                 "resources": None if self.resources is None else {
@@ -536,9 +626,35 @@ class DirtyArbiter:
                                "resources": {k: [[t, s] for t, s in v] for k, v in seat.resources.items()}}
                               for seat in self.plan.seats]}}
 
+    def metrics(self) -> dict[str, Any]:
+        """Counters and gauges for a Prometheus collector (metrics.py): live workers plus retired."""
+        # Served in the loop that folds reaped workers into self.retired: each worker is
+        # counted once, live or retired, never both and never neither.
+        live = [w.stats.snapshot() for w in self.workers.values()]
+        return {"pid": self.pid, "apps": [s.path for s in self.specs],
+                "ready": self._ready_apps(),
+                "batched": {s.path: dict(s.batched) for s in self.specs if s.batched},
+                "workers": [{"apps": list(w.app_paths), "state": self.board.state(w.slot).name,
+                             "inflight": self.board.get_i64(w.slot, sb.INFLIGHT),
+                             "batched": self.board.get_i64(w.slot, sb.BATCHED),
+                             "threads": self.cfg.dirty_threads} for w in self.workers.values()],
+                "series": cs.wire_series(self.retired, live),
+                "restarts": dict(self.retired.restarts),
+                "buckets": {"duration": list(cs.DURATION_BUCKETS),
+                            "batch_size": list(cs.BATCH_SIZE_BUCKETS),
+                            "batch_wait": list(cs.BATCH_WAIT_BUCKETS)}}
+
+    def _ready_apps(self) -> dict[str, bool]:
+        return {s.path: any(seat.worker is not None and s.path in seat.apps
+                            and self.board.state(seat.worker.slot) == sb.SlotState.READY
+                            for seat in self.plan.seats)
+                for s in self.specs}
+
     def _handle(self, mtype: int, request: Any) -> Any:
         if mtype == MsgType.DIRECTORY:
             return self.directory()
+        if mtype == MsgType.METRICS:
+            return self.metrics()
         if mtype == MsgType.STASH:
             return self.stash.handle(request)
         if mtype == MsgType.STATUS:

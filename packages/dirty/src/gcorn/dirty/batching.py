@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import callstats as cs
 from . import scoreboard as sb
 from .errors import DirtyAppError, DirtyBusyError, DirtyConfigError, DirtyError, DirtyTimeoutError
 
@@ -91,8 +92,10 @@ class Item:
 class ActionQueue:
     """The callers gathering for one batched action of one app."""
 
-    def __init__(self, app: str, action: str, fn: Callable[[list[Any]], Any], spec: BatchSpec) -> None:
+    def __init__(self, app: str, action: str, fn: Callable[[list[Any]], Any], spec: BatchSpec,
+                 rec: int) -> None:
         self.app = app
+        self.rec = rec  # its record in the worker's CallStats
         self.action = action
         self.fn = fn
         self.spec = spec
@@ -106,7 +109,8 @@ class Batcher:
     def __init__(self, submit: Callable[[Callable[[], None]], None], reply_error: Callable[..., None],
                  reply: Callable[..., list[Any] | None], running: dict[int, float], queue_size: int, threads: int,
                  board: sb.Scoreboard | None, slot: int, run_coro: Callable[[Any], Any],
-                 app_error: Callable[[str, str, BaseException], DirtyError]) -> None:
+                 app_error: Callable[[str, str, BaseException], DirtyError],
+                 stats: cs.CallStats | None = None) -> None:
         self.submit = submit  # queue a job for the next free slot
         self.reply_error = reply_error  # (conn, rid, DirtyError)
         self.reply = reply  # (conn, rid, value, app, action) -> the encoded frame, or None if refused
@@ -119,6 +123,7 @@ class Batcher:
         self.board_slot = slot
         self.run_coro = run_coro
         self.app_error = app_error  # wraps an exception of app code with its traceback
+        self.callstats = stats or cs.CallStats.create()  # outcomes, batch sizes and waits, per action
         self.cond = threading.Condition()
         self.queues: dict[tuple[str, str], ActionQueue] = {}
         self.count = 0  # batched calls accepted and not yet answered
@@ -153,13 +158,14 @@ class Batcher:
         with self.cond:
             q = self.queues.get(key)
             if q is None:
-                q = self.queues[key] = ActionQueue(app, action, fn, spec)
+                q = self.queues[key] = ActionQueue(app, action, fn, spec, self.callstats.series(app, action))
             bound = self.queue_size + self.threads * spec.max_size
             if len(q.items) >= bound:
                 busy = True
             else:
                 busy = False
                 q.items.append(Item(conn, rid, args, deadline, timeout))
+                self.callstats.begin(q.rec)
                 self.count += 1
                 self._publish()
                 if len(q.items) == 1 or len(q.items) >= spec.max_size:
@@ -167,6 +173,7 @@ class Batcher:
         if busy:
             self.reply_error(conn, rid, DirtyBusyError(
                 f"batched action {app}.{action} has {bound} calls waiting", {"app_path": app}))
+            self.callstats.refuse(q.rec)
 
     # ---------------------------------------------------------- flushing
     def _loop(self) -> None:
@@ -212,6 +219,7 @@ class Batcher:
         self.reply_error(it.conn, it.rid, DirtyTimeoutError(
             f"batched call {q.app}.{q.action} expired after {it.timeout} s while waiting for its batch",
             timeout=it.timeout))
+        self.callstats.end(q.rec, cs.TIMEOUT, time.monotonic() - it.queued)
 
     def _run(self, q: ActionQueue) -> None:
         """Run one batch of ``q`` (on a slot thread): take up to max_size callers, call, answer each."""
@@ -227,13 +235,16 @@ class Batcher:
                 elif it.rid in it.conn.cancelled or not it.conn.alive:
                     self.count -= 1
                     it.conn.cancelled.discard(it.rid)
+                    self.callstats.end(q.rec, cs.CANCELLED, now - it.queued)
                 else:
                     take.append(it)
             self.count -= len(expired)
             if take:
                 self.batches += 1
                 self.sizes[len(take)] += 1
-                self.wait_total += sum(now - it.queued for it in take)
+                waits = [now - it.queued for it in take]
+                self.wait_total += sum(waits)
+                self.callstats.batch(q.rec, waits)
             self._publish()
             self.cond.notify()  # what is left may make the next batch already
         for it in expired:
@@ -259,6 +270,7 @@ class Batcher:
         except Exception as exc:  # the whole batch failed: every caller gets the traceback
             for it in take:
                 self.reply_error(it.conn, it.rid, app_error(q.app, q.action, exc))
+            self._ended(q, take, cs.ERROR)
             return
         if not isinstance(results, (list, tuple)) or len(results) != len(take):
             got = f"{len(results)} results" if isinstance(results, (list, tuple)) else \
@@ -268,19 +280,36 @@ class Batcher:
                                 {"app_path": q.app, "action": q.action})
             for it in take:
                 self.reply_error(it.conn, it.rid, err)
+            self._ended(q, take, cs.ERROR)
             return
         # The results for one connection go out in one write: a batch of 64 callers from
         # a few processes costs a few system calls, not 64.
         out: dict[Any, list[Any]] = {}
+        failed: list[Item] = []
         for it, result in zip(take, results, strict=True):
             if isinstance(result, BaseException):  # this caller alone fails
                 self.reply_error(it.conn, it.rid, app_error(q.app, q.action, result))
+                failed.append(it)
                 continue
             bufs = self.reply(it.conn, it.rid, result, q.app, q.action)
             if bufs is not None:
                 out.setdefault(it.conn, []).extend(bufs)
+            else:
+                failed.append(it)  # refused (cannot encode, too large): an ERROR went instead
         for conn, bufs in out.items():
             conn.send(bufs)
+        self._ended(q, failed, cs.ERROR)
+        if failed:
+            ids = {id(it) for it in failed}
+            take = [it for it in take if id(it) not in ids]
+        self._ended(q, take, cs.OK)
+
+    def _ended(self, q: ActionQueue, items: list[Item], outcome: int) -> None:
+        """Count the end of these callers' calls (an OK past its deadline is a timeout)."""
+        now = time.monotonic()
+        for it in items:
+            late = outcome == cs.OK and now > it.deadline
+            self.callstats.end(q.rec, cs.TIMEOUT if late else outcome, now - it.queued)
 
     def stats(self) -> dict[str, Any]:
         """Batch count, size histogram and mean queue wait, for the status output."""

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a worker whose RSS stays above MIB (0: off)")
     s.add_argument("--max-worker-memory-checks", type=int, dest="max_worker_memory_checks",
                    metavar="N", help="checks in a row above the cap before replacing (default 3)")
+    s.add_argument("--metrics-bind", dest="dirty_metrics_bind", metavar="HOST:PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics "
+                        "(needs gcorn-dirty[metrics])")
     s.add_argument("--pidfile", dest="dirty_pidfile")
     s.add_argument("--resources", dest="dirty_resources", metavar="JSON",
                    help='resource tokens per kind, e.g. \'{"gpu": [0, 1, 2, 3]}\' or \'{"gpu": "auto"}\'')

@@ -56,6 +56,10 @@ class DirtyConfig:
     # checks in a row (one a second) is replaced, its replacement ready first; 0 = off
     dirty_max_worker_memory: float = 0
     max_worker_memory_checks: int = 3
+    # HOST:PORT where the standalone pool serves Prometheus metrics (`gcorn-dirty serve
+    # --metrics-bind`; needs gcorn-dirty[metrics]). None: off. Under gcorn, its own exporter
+    # reads the pool instead (gcorn.dirty.metrics.DirtyPoolCollector).
+    dirty_metrics_bind: str | None = None
     # gcorn's --user/--group (numeric, as its cfg.uid/cfg.gid) and --initgroups: the pool runs
     # as the HTTP workers do. None: stay who we are.
     uid: int | None = None
@@ -92,6 +96,15 @@ class DirtyConfig:
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
                 raise DirtyConfigError(f"{name} must be an int >= 0 or None, got {value!r}")
+        if self.dirty_metrics_bind is not None:
+            parse_bind(self.dirty_metrics_bind)
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError as exc:
+                raise DirtyConfigError(
+                    f"--metrics-bind (dirty_metrics_bind={self.dirty_metrics_bind!r}) needs "
+                    f"prometheus-client, which cannot be imported ({exc}): "
+                    f"pip install 'gcorn-dirty[metrics]'") from None
         from .resources import parse_resources
         self.dirty_resources = parse_resources(self.dirty_resources)
         if self.dirty_codec not in CODECS:
@@ -119,6 +132,24 @@ def check_stash_backend(url: object) -> StashBackendURL | None:
                                {"reason": f"{backend.display} needs redis-py, which is not "
                                           "installed: pip install 'gcorn-dirty[redis]'"})
     return backend
+
+
+def parse_bind(value: Any) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port); DirtyConfigError naming the value."""
+    bad = DirtyConfigError(f"--metrics-bind (dirty_metrics_bind) must be HOST:PORT, e.g. "
+                           f"127.0.0.1:9101 or [::1]:9101, with a port in 0..65535; got {value!r}")
+    if not isinstance(value, str):
+        raise bad
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise bad
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host or "[" in host or "]" in host:
+        raise bad
+    if not host:
+        raise bad
+    return host, int(port)
 
 
 def hooks_from(source: Any) -> Hooks:

@@ -92,6 +92,8 @@ class Dispatcher:
         self._held = threading.local()
         # Set by the worker: takes a BATCH frame (conn, rid, payload, received) to its batcher.
         self.on_batch: Callable[[WorkerConn, int, Any, float], None] | None = None
+        # Set by the worker: counts a CALL refused before it ran (its payload; None: unread).
+        self.on_refuse: Callable[[Any], None] | None = None
         self._kick_r, self._kick_w = os.pipe()
         os.set_blocking(self._kick_r, False)
         os.set_blocking(self._kick_w, False)
@@ -318,6 +320,8 @@ class Dispatcher:
             self.reply_error(conn, rid, DirtyMessageTooLargeError(
                 f"request of {payload.size} bytes exceeds dirty_max_message_size of {payload.limit} bytes",
                 size=payload.size, limit=payload.limit))
+            if self.on_refuse is not None:
+                self.on_refuse(None)
             return
         with self.lock:
             busy = len(self.pending) >= self.queue_size and self.running >= self.slots
@@ -329,6 +333,8 @@ class Dispatcher:
             self.reply_error(conn, rid, DirtyBusyError(
                 f"dirty worker {os.getpid()} is busy: {self.slots} slots and "
                 f"{self.queue_size} queued calls"))
+            if self.on_refuse is not None:
+                self.on_refuse(payload)
 
     def reply_error(self, conn: WorkerConn, rid: int, err: DirtyError) -> None:
         """Send an ERROR frame (the call's final frame)."""

@@ -58,6 +58,7 @@ class MsgType(enum.IntEnum):
     DIRECTORY = 0x11
     STATUS = 0x12
     MANAGE = 0x13
+    METRICS = 0x14  # counters and gauges for a Prometheus collector (metrics.py)
 
 
 # Marker payload for a frame that was over the size limit and skipped.

@@ -25,6 +25,7 @@ import time
 import traceback
 from typing import Any
 
+from . import callstats as cs
 from . import scoreboard as sb
 from .app import load_app_class
 from .batching import Batcher, BatchSpec, batch_spec
@@ -57,7 +58,7 @@ class DirtyWorker:
 
     def __init__(self, cfg: DirtyConfig, hooks: Hooks, age: int, slot: int, app_paths: tuple[str, ...],
                  socket_path: str, board: sb.Scoreboard | None,
-                 resources: Alloc | None = None) -> None:
+                 resources: Alloc | None = None, stats: cs.CallStats | None = None) -> None:
         self.cfg = cfg
         self.hooks = hooks
         self.age = age
@@ -66,6 +67,9 @@ class DirtyWorker:
         self.socket_path = socket_path
         self.board = board
         self.resources = resources  # the seat's resource tokens (resources.py)
+        self.stats = stats or cs.CallStats.create()  # call counters the arbiter reads (callstats.py)
+        self.exit_reason = ""  # arbiter side: why it was killed ("timeout", "boot_timeout")
+        self.replaces = ""  # arbiter side: why this worker replaces its seat's ("memory", "reload"...)
         self.pid = 0
         self.ppid = os.getpid()
         self.apps: dict[str, Any] = {}
@@ -112,8 +116,10 @@ class DirtyWorker:
             self._run_call, self.board, self.slot)
         self.batcher = Batcher(dispatcher.submit, self._reply_error, self._reply_result, self._running,
                                self.cfg.dirty_queue_size, self.threads, self.board, self.slot,
-                               lambda coro: _thread_loop().run_until_complete(coro), app_error)
+                               lambda coro: _thread_loop().run_until_complete(coro), app_error,
+                               self.stats)
         dispatcher.on_batch = self._accept_batch
+        dispatcher.on_refuse = self._count_refused
         self.batcher.start()
         dispatcher.start()
         threading.Thread(target=self._heartbeat_loop, name="dirty-heartbeat", daemon=True).start()
@@ -224,6 +230,7 @@ class DirtyWorker:
         except (DirtyError, ValueError, TypeError) as exc:
             log.warning("dirty worker %s: refusing a malformed call: %s", self.pid, exc)
             self._reply_error(conn, rid, DirtyProtocolError(f"malformed call: {exc}"))
+            self.stats.refuse(self._series(cs.UNKNOWN, cs.UNKNOWN))
             return
         app = self.apps.get(app_path)
         spec = batch_spec(_action(app, action)) if app is not None else None
@@ -241,6 +248,9 @@ class DirtyWorker:
             self._reply_error(conn, rid, DirtyAppError(
                 f"batched action {app_path}.{action} takes positional arguments only "
                 f"(got keyword arguments {sorted(kwargs)})", {"app_path": app_path, "action": action}))
+            rec = self._series(app_path, action)
+            self.stats.begin(rec)
+            self.stats.end(rec, cs.ERROR, time.monotonic() - received)
             return
         limit = self.cfg.dirty_timeout or None
         if not timeout or timeout <= 0 or (limit is not None and timeout > limit):
@@ -259,52 +269,85 @@ class DirtyWorker:
         finally:
             self._running.pop(ident, None)
 
+    def _series(self, app_path: str, action: str) -> int:
+        """The stats record of a call; names this worker does not serve share one label."""
+        app = self.apps.get(app_path)
+        if app is None:
+            return self.stats.series(cs.UNKNOWN, cs.UNKNOWN)
+        return self.stats.series(app_path, action if _action(app, action) is not None else cs.UNKNOWN)
+
+    def _count_refused(self, payload: Any) -> None:
+        """The dispatcher refused a CALL before it started (queue full, oversize): count it."""
+        app_path = action = cs.UNKNOWN
+        if payload is not None:
+            with contextlib.suppress(DirtyError, ValueError, TypeError):
+                app_path, action, _a, _k, _t = parse_call(self.codec.decode(payload))
+        self.stats.refuse(self._series(app_path, action))
+
     def _execute(self, conn: WorkerConn, rid: int, payload: Any, received: float, ident: int) -> None:
+        stats = self.stats
         try:
             app_path, action, args, kwargs, timeout = parse_call(self.codec.decode(payload))
         except (DirtyError, ValueError, TypeError) as exc:
             log.warning("dirty worker %s: refusing a malformed call: %s", self.pid, exc)
             self._reply_error(conn, rid, DirtyProtocolError(f"malformed call: {exc}"))
+            stats.refuse(self._series(cs.UNKNOWN, cs.UNKNOWN))
             return
         limit = self.cfg.dirty_timeout or None
         if not timeout or timeout <= 0 or (limit is not None and timeout > limit):
             timeout = limit  # the pool's limit wins over a longer one asked by the caller
         deadline = received + timeout if timeout else float("inf")
-        if rid in conn.cancelled or not conn.alive:
+        app = self.apps.get(app_path)
+        spec = batch_spec(_action(app, action)) if app is not None else None
+        if spec is not None and conn.alive and rid not in conn.cancelled \
+                and time.monotonic() <= deadline:
+            # a plain CALL to a batched action (an older client): batch it too (counted there)
+            self._add_batched(conn, rid, app, app_path, action, spec, args, kwargs, timeout, received)
             return
+        rec = self._series(app_path, action)
+        stats.begin(rec)
+        outcome = cs.ERROR
+        try:
+            outcome = self._execute_call(conn, rid, app, app_path, action, args, kwargs, timeout,
+                                         deadline, ident)
+        finally:
+            now = time.monotonic()
+            if outcome == cs.OK and now > deadline:
+                outcome = cs.TIMEOUT  # its caller gave up at the deadline: it got a timeout
+            stats.end(rec, outcome, now - received)
+
+    def _execute_call(self, conn: WorkerConn, rid: int, app: Any, app_path: str, action: str,
+                      args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None,
+                      deadline: float, ident: int) -> int:
+        """Run one parsed call and answer it; returns its outcome (callstats.OK, ERROR...)."""
+        if rid in conn.cancelled or not conn.alive:
+            return cs.CANCELLED
         if time.monotonic() > deadline:
             # The caller has given up already: do not start work nobody waits for.
             self._reply_error(conn, rid, DirtyTimeoutError(
                 f"call to {app_path}.{action} expired after {timeout} s before it could start",
                 timeout=timeout))
-            return
-        app = self.apps.get(app_path)
+            return cs.TIMEOUT
         if app is None:
             self._reply_error(conn, rid, DirtyAppNotFoundError(
                 f"dirty app {app_path!r} is not loaded in worker {self.pid}",
                 {"app_path": app_path, "action": action}))
-            return
-        spec = batch_spec(_action(app, action))
-        if spec is not None:  # a plain CALL to a batched action (an older client): batch it too
-            self._add_batched(conn, rid, app, app_path, action, spec, args, kwargs, timeout, received)
-            return
+            return cs.ERROR
         self._running[ident] = deadline
         try:
             result = app(action, *args, **kwargs)
             if inspect.iscoroutine(result):
                 result = _thread_loop().run_until_complete(result)
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
-                self._stream(conn, rid, result, timeout, ident, app_path, action)
-                return
+                return self._stream(conn, rid, result, timeout, ident, app_path, action)
         except Exception as exc:  # the app's error goes back to the caller, with its traceback
             self._reply_error(conn, rid, app_error(app_path, action, exc))
-            return
-        self._send_value(conn, rid, MsgType.RESULT, result, app_path, action)
-
-    def _send_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
-                    app_path: str, action: str) -> bool:
-        bufs = self._encode_value(conn, rid, mtype, value, app_path, action)
-        return bufs is not None and conn.send(bufs)
+            return cs.ERROR
+        bufs = self._encode_value(conn, rid, MsgType.RESULT, result, app_path, action)
+        if bufs is None:
+            return cs.ERROR  # refused (cannot encode, too large): an ERROR went instead
+        conn.send(bufs)
+        return cs.OK
 
     def _encode_value(self, conn: WorkerConn, rid: int, mtype: int, value: Any,
                       app_path: str, action: str) -> list[Any] | None:
@@ -324,24 +367,27 @@ class DirtyWorker:
         return bufs  # type: ignore[no-any-return]
 
     def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int,
-                app_path: str, action: str) -> None:
+                app_path: str, action: str) -> int:
         is_async = inspect.isasyncgen(gen)
         loop = _thread_loop() if is_async else None
         try:
             while True:
                 if rid in conn.cancelled or not conn.alive:
-                    break
+                    return cs.CANCELLED
                 try:
                     item = loop.run_until_complete(gen.__anext__()) if loop else next(gen)
                 except (StopIteration, StopAsyncIteration):
                     self._release_slot()
                     conn.send(frame_buffers(MsgType.END, rid, []))
-                    return
+                    return cs.OK
                 except Exception as exc:  # raised midway: error after the chunks already sent
                     self._reply_error(conn, rid, app_error(app_path, action, exc))
-                    return
-                if not self._send_value(conn, rid, MsgType.CHUNK, item, app_path, action):
-                    break
+                    return cs.ERROR
+                bufs = self._encode_value(conn, rid, MsgType.CHUNK, item, app_path, action)
+                if bufs is None:
+                    return cs.ERROR  # refused: the ERROR frame ended the stream
+                if not conn.send(bufs):
+                    return cs.CANCELLED  # the caller has gone
                 if timeout:
                     self._running[ident] = time.monotonic() + timeout
         finally:
