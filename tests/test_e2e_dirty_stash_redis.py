@@ -114,7 +114,7 @@ def test_two_gcorn_instances_share_a_stash_table_in_redis(
     assert sorted(v for _, v in values) == list(range(1, 61)), values
 
     # a TTL seen from both
-    assert get_json(a, "/put?k=brief&v=x&ttl=0.3")[0] == 200
+    assert get_json(a, "/put?k=brief&v=x&ttl=1.5")[0] == 200
     assert get_json(b, "/get?k=brief") == (200, "x")
     assert wait_until(lambda: get_json(b, "/get?k=brief") == (200, "<missing>"), 5)
 

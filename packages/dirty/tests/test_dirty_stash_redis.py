@@ -105,15 +105,16 @@ def test_entries_put_with_a_ttl_expire(make_pool, make_redis, backend):
     extra = [] if backend == "memory" else ["--stash-backend", make_redis().url]
     pool = make_pool([ECHO], workers=1, extra=extra)
     c = pool.client()
-    stash.put("cache", "short", "v", ttl=0.3, client=c)
+    stash.put("cache", "short", "v", ttl=1.5, client=c)  # long enough for a loaded CI machine
     stash.put("cache", "long", "w", ttl=60, client=c)
     stash.put("cache", "kept", "x", client=c)
-    stash.put("cache", "renewed", 1, ttl=0.3, client=c)
+    stash.put("cache", "renewed", 1, ttl=1.5, client=c)
     stash.put("cache", "renewed", 2, client=c)  # a put without a ttl makes it permanent
-    stash.put("cache", "counter", 1, ttl=0.3, client=c)
+    stash.put("cache", "counter", 1, ttl=1.5, client=c)
     assert stash.incr("cache", "counter", client=c) == 2  # incr keeps the ttl
     assert stash.get("cache", "short", client=c) == "v" and len(stash.keys("cache", client=c)) == 5
-    assert wait_for(lambda: not stash.exists("cache", "short", client=c), 5)
+    assert wait_for(lambda: not stash.exists("cache", "short", client=c)
+                    and not stash.exists("cache", "counter", client=c), 5)
     assert stash.get("cache", "short", "gone", client=c) == "gone"
     assert stash.get("cache", "counter", client=c) is None
     assert sorted(stash.keys("cache", client=c)) == ["kept", "long", "renewed"]
@@ -124,7 +125,7 @@ def test_entries_put_with_a_ttl_expire(make_pool, make_redis, backend):
     with pytest.raises(StashError, match="ttl"):
         stash.put("cache", "k", 1, ttl="1", client=c)
     t = stash.table("cache", client=c)
-    t.put("viaTable", 1, ttl=0.2)
+    t.put("viaTable", 1, ttl=1.0)
     assert "viaTable" in t and wait_for(lambda: "viaTable" not in t, 5)
 
 
