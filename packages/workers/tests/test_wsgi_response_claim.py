@@ -26,7 +26,7 @@ from gcorn.workers.wsgi.handler import RequestHandler
 from gcorn.workers.wsgi.response import Response
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wsgi_runner import DEFAULTS  # noqa: E402
+from wsgi_runner import DEFAULTS
 
 STATUS_LINE = re.compile(rb"HTTP/1\.1 \d{3} ")
 
