@@ -281,15 +281,26 @@ class Arbiter(ChildrenMixin):
         self._manage_side_processes()
         self._hook("when_ready", self)
 
+    def _control_wanted(self) -> ControlServer | None:
+        """The control socket the settings ask for (not opened yet), or None when off."""
+        if setting(self.cfg, "control_socket_disable", False):
+            return None
+        path = setting(self.cfg, "control_socket", "")
+        if not path:
+            return None
+        mode = int(setting(self.cfg, "control_socket_mode", 0o600))
+        return ControlServer(str(path), mode, self.log, ControlCommands(self))
+
     def _open_control(self) -> None:
         """Serve the control socket unless it is disabled; a failure is logged, not fatal."""
-        if setting(self.cfg, "control_socket_disable", False):
+        if self._control is not None:
             return
-        path = setting(self.cfg, "control_socket", "")
-        if not path or self._control is not None:
-            return
-        mode = int(setting(self.cfg, "control_socket_mode", 0o600))
-        server = ControlServer(str(path), mode, self.log, ControlCommands(self))
+        server = self._control_wanted()
+        if server is not None and self._bind_control(server):
+            self._control = server
+
+    def _bind_control(self, server: ControlServer) -> bool:
+        """Open `server`'s socket and log where; False (logged) when it cannot be."""
         try:
             server.open()
         except OSError as exc:
@@ -298,9 +309,37 @@ class Arbiter(ChildrenMixin):
                               server.path)
             else:
                 self.log.warning("Control socket %s not served: %s", server.path, exc)
-            return
-        self._control = server
+            return False
         self.log.info("Control socket listening at %s", server.path)
+        return True
+
+    def _reload_control(self) -> None:
+        """HUP: serve the control socket the new settings ask for: a new path, mode, or none.
+
+        A new path is opened before the old socket is closed (and its file removed),
+        so that a path that cannot be served leaves the running socket in place.
+        """
+        current = self._control
+        wanted = self._control_wanted()
+        if current is not None and wanted is not None and wanted.path == current.path:
+            if wanted.mode != current.mode:
+                try:
+                    os.chmod(current.path, wanted.mode)
+                except OSError as exc:
+                    self.log.warning("Control socket %s: mode %o not applied: %s",
+                                     current.path, wanted.mode, exc)
+                    return
+                current.mode = wanted.mode
+                self.log.info("Control socket %s: mode now %o", current.path, wanted.mode)
+            return
+        if wanted is not None and not self._bind_control(wanted):
+            if current is not None:
+                self.log.warning("Control socket stays at %s", current.path)
+            return
+        if current is not None:
+            current.close()
+            self.log.info("Control socket %s closed", current.path)
+        self._control = wanted
 
     def _write_pidfile(self) -> None:
         path = setting(self.cfg, "pidfile", None)
@@ -425,6 +464,7 @@ class Arbiter(ChildrenMixin):
         new_binds = list(setting(self.cfg, "bind", []))
         if new_binds != old_binds and not self.systemd:
             self._rebind(new_binds)
+        self._reload_control()
         self._hook("on_reload", self)
         new_pidfile = setting(self.cfg, "pidfile", None)
         if new_pidfile != old_pidfile:

@@ -11,6 +11,12 @@ response body is sent as the app yields it, within the client's
 flow-control windows (a stream waits for WINDOW_UPDATE, never buffers past
 it). `wsgi.file_wrapper` is iterated in blocks (sendfile cannot cross h2
 framing).
+
+`request_timeout` is watched by a `ThreadWatchdog` of the stream pool's own (its
+threads are not the worker's HTTP/1 threads): a stream past it is answered 504
+(or reset if its response had started) from the watchdog, the stuck thread's
+frame is logged and the thread interrupted; the connection and its other
+streams go on.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
+from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.http2 import (
     AbuseGuard,
@@ -78,6 +86,14 @@ class H2Threads:
         keepalive = float(getattr(worker.cfg, "keepalive", 2) or 0)
         self.idle_limit = keepalive if keepalive > 0 else 5.0
         self.graceful = float(getattr(worker.cfg, "graceful_timeout", 30) or 30)
+        self.watchdog: ThreadWatchdog | None = None
+        limit = self.handler.request_timeout
+        if limit > 0:
+            # once every stream thread is stuck in C code the worker is recycled, as
+            # when its HTTP/1 threads are
+            self.watchdog = ThreadWatchdog(self.log, limit, threads, self.answer_from_watchdog,
+                                           worker.recycle_stuck)
+            self.watchdog.start()
 
     def takes(self, conn: Any, data: bytes | None) -> bool:
         """Whether `conn` speaks HTTP/2: ALPN h2, or (first bytes) the h2c preface."""
@@ -117,7 +133,19 @@ class H2Threads:
 
     def shutdown(self) -> None:
         """Stop the stream pool (running streams finish)."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def answer_from_watchdog(self, stream: Stream, resp: _Response, environ: dict[str, Any],
+                             headers: Any, started: float) -> str:
+        """request_timeout passed for `stream` (the watchdog thread): answer it, log its
+        access line; says how it was answered."""
+        deadline.count_timeout(self.worker)
+        answered = stream.session.answer_timeout(stream, resp)
+        if self.handler.access is not None and resp.status and access_wanted(self.log):
+            stream.session._log(environ, resp, headers, time.monotonic() - started)
+        return answered
 
 
 class H2Input:
@@ -189,6 +217,7 @@ class Stream:
         self.reset = False
         self.headers_sent = False
         self.done = False
+        self.timed_out = False  # answered by the request_timeout watchdog
 
     def take_body(self) -> bytes:
         """The next piece of the request body (b'' at its end or when the stream is gone)."""
@@ -483,6 +512,35 @@ class H2Session:
         # outside h2's state machine: it would refuse the frames of the streams let finish
         self.conn.sendall(goaway_frame(last))
 
+    def answer_timeout(self, stream: Stream, resp: _Response) -> str:
+        """request_timeout (the watchdog thread): 504 on `stream` unless its response has
+        started, else RST_STREAM; the app's later writes fail. Under the session's lock,
+        as every write of the stream: its head and the 504 cannot both go out."""
+        with self.cond:
+            stream.timed_out = True
+            if stream.reset or self.closed:
+                answered = "the client had gone"
+            elif stream.done:
+                answered = "the response was complete"
+            elif not stream.headers_sent:
+                resp.status = f"{deadline.STATUS} {deadline.REASON}"
+                resp.status_code = deadline.STATUS
+                resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
+                resp.sent = len(deadline.MESSAGE) + 1
+                self._error(stream.sid, deadline.STATUS, deadline.MESSAGE)
+                answered = f"answered {deadline.STATUS}"
+            else:
+                self._reset(stream.sid, _INTERNAL_ERROR)
+                answered = "response already started: stream reset"
+            stream.reset = True
+            # the stream is over for the connection: a graceful stop does not wait for
+            # its thread, which may be stuck in C code
+            self.streams.pop(stream.sid, None)
+            if not self.streams:
+                self.idle_since = time.monotonic()
+            self.cond.notify_all()  # a body read or a window wait of its thread ends now
+        return answered
+
     def send_headers(self, stream: Stream, fields: list[tuple[bytes, bytes]], end: bool) -> None:
         """The response head of `stream` (a pool thread)."""
         with self.cond:
@@ -551,6 +609,11 @@ class H2Session:
                 self._run_app(stream, fields)
         except ClientDisconnected as exc:
             self.log.debug("h2 stream %d: client went away: %s", stream.sid, exc)
+        except RequestTimeout:
+            # the watchdog's interruption arrived outside the app call: already answered
+            watchdog = self.owner.watchdog
+            if watchdog is not None:
+                watchdog.release_current()
         except Exception:
             self.log.exception("unexpected error serving h2 stream %d", stream.sid)
         finally:
@@ -607,6 +670,8 @@ class H2Session:
                            exc_info: Any = None) -> Callable[[bytes], None]:
             if exc_info is not None and stream.headers_sent:
                 raise exc_info[1].with_traceback(exc_info[2])
+            if stream.timed_out:  # resp holds the watchdog's 504 now
+                raise ClientDisconnected("the stream ran past request_timeout: already answered")
             code = int(str(status).split(" ", 1)[0])
             resp.status, resp.status_code, resp.headers = status, code, list(headers)
             state["head"] = [(n.lower().encode("latin-1"), str(v).encode("latin-1"))
@@ -627,6 +692,8 @@ class H2Session:
             self.log.info("Autorestarting worker after current request.")
             worker.alive = False
         result: Any = None
+        watchdog = owner.watchdog
+        disarm = None if watchdog is None else watchdog.arm(stream, resp, environ, headers)
         try:
             if handler.pre_request is not None:
                 handler.pre_request(worker, req)
@@ -646,7 +713,12 @@ class H2Session:
                 else:
                     self.send_data(stream, b"", True)
             stream.done = True
+        except RequestTimeout:
+            # the watchdog answered and logged where it was stuck; this is its interruption
+            self.log.debug("the timed-out h2 stream %d was interrupted", stream.sid)
         except ClientDisconnected:
+            if stream.timed_out:
+                return  # a write after the watchdog's answer
             raise
         except Exception:
             self.log.exception("Error handling request %s", target)
@@ -658,6 +730,8 @@ class H2Session:
                 else:
                     self._reset(stream.sid, _INTERNAL_ERROR)
         finally:
+            if disarm is not None:
+                disarm()
             close = getattr(result, "close", None)
             if close is not None:
                 try:
@@ -669,7 +743,9 @@ class H2Session:
                     handler.post_request(worker, req, environ, resp)
             except Exception:
                 self.log.exception("the post_request hook failed")
-            if handler.access is not None and resp.status and access_wanted(self.log):
+            if (handler.access is not None and resp.status and not stream.timed_out
+                    and access_wanted(self.log)):
+                # timed_out: the watchdog has written this stream's line already
                 self._log(environ, resp, headers, time.monotonic() - started)
 
     def _log(self, environ: dict[str, Any], resp: _Response, headers: Any,

@@ -160,7 +160,9 @@ SETTINGS = (
         "of where it was stuck is logged, and the worker keeps serving. sync: SIGALRM in the "
         "app's frame; gthread: a watchdog thread, and a worker whose `threads` threads are all "
         "stuck in C code is recycled gracefully; asgi: the task is cancelled; gevent, eventlet: "
-        "the greenlet is interrupted. 0 = no limit (the default). gcorn only: gunicorn's "
+        "the greenlet is interrupted. An HTTP/2 stream (asgi, gthread) is answered 504 or reset "
+        "alone: the connection's other streams go on. 0 = no limit (the default). gcorn only: "
+        "gunicorn's "
         "`timeout` ends a stuck request on sync workers only, by killing the worker.",
     ),
 )

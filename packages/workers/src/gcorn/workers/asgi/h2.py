@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected
 from gcorn.workers.asgi.errors import AppProtocolError
@@ -76,8 +77,8 @@ class H2Stream:
         "body", "body_complete", "bytes_sent", "disconnected", "final_body_sent", "final_sent",
         "head_pending",
         "hook_req", "is_head", "proto", "response_complete", "response_headers",
-        "response_started", "scope", "sid", "start_time", "status", "task", "trailers",
-        "waiter", "window_waiter",
+        "response_started", "scope", "sid", "start_time", "status", "task", "timer",
+        "trailers", "waiter", "window_waiter",
     )
 
     def __init__(self, proto: H2Protocol, sid: int, scope: Message, is_head: bool) -> None:
@@ -102,6 +103,7 @@ class H2Stream:
         self.start_time = 0.0
         self.hook_req: HookRequest | None = None
         self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None  # request_timeout's, while the app runs
 
     # -- fed by the connection -----------------------------------------------------
 
@@ -282,6 +284,44 @@ class H2Stream:
             self.response_complete = True
             proto.reset(self.sid, _INTERNAL_ERROR)
             proto.stream_done(self)
+
+    def time_out(self) -> None:
+        """request_timeout passed: log where the app task is, answer 504 on this stream (or
+        reset it if the response had started), cancel the task; the other streams go on."""
+        self.timer = None
+        task = self.task
+        if task is None or task.done():
+            return
+        proto = self.proto
+        state = proto.state
+        deadline.count_timeout(state.worker)
+        stack = deadline.stack_of_coroutine(task.get_coro())
+        if self.disconnected:
+            answered = "the client had reset the stream"
+        elif self.response_complete:
+            answered = "the response was complete"
+        elif self.head_pending is not None or not self.response_started:
+            self.head_pending = None
+            self.response_started = True
+            self.status = deadline.STATUS
+            proto.send_error(self, deadline.STATUS, deadline.MESSAGE)
+            self._complete()
+            answered = f"answered {deadline.STATUS}"
+        else:
+            # part of the response is out: only this stream is ended, not the connection
+            self.response_complete = True
+            proto.reset(self.sid, _INTERNAL_ERROR)
+            proto.stream_done(self)
+            answered = "response already started: stream reset"
+        # what the app still sends is dropped (send raises ClientDisconnected), and the
+        # cancellation below is not taken for an app failure
+        self.lose_client()
+        scope = self.scope
+        query = scope["query_string"].decode("latin-1")
+        uri = scope["raw_path"].decode("latin-1") + ("?" + query if query else "")
+        deadline.log_timeout(state.log, scope["method"], uri, state.request_timeout, stack,
+                             answered)
+        task.cancel()
 
     def access_info(self, peer: str, request_time: float) -> AccessInfo:
         """The access-log record of this exchange (`%(H)s` is HTTP/2.0)."""
@@ -549,6 +589,8 @@ class H2Protocol(asyncio.Protocol):
         task = self.loop.create_task(stream.run(state.app))
         stream.task = task
         state.tasks.add(task)
+        if state.request_timeout and not task.done():
+            stream.timer = self.loop.call_later(state.request_timeout, stream.time_out)
 
     # -- output -------------------------------------------------------------------------
 
@@ -712,6 +754,9 @@ class H2Protocol(asyncio.Protocol):
 
     def task_done(self, stream: H2Stream) -> None:
         """The app task of `stream` ended: forget the stream."""
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
         self.streams.pop(stream.sid, None)
         if not self.streams:
             self.idle_since = self.state.clock

@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -26,12 +27,17 @@ _POLLIN = select.POLLIN | select.POLLPRI
 _POLLOUT = select.POLLOUT
 _ERRNO_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
+# who started the response of the connection's current request (`Connection.claim`)
+_FREE, _BY_APP, _BY_TIMEOUT = 0, 1, 2
+# one lock for every connection of the process: taken once per response start
+_CLAIM_LOCK = threading.Lock()
 
 
 class Connection:
     """A client socket with its request parser and a queue of parsed events."""
 
-    __slots__ = ("closed", "deadline", "error", "events", "fd", "head_since", "is_tls", "last_active",
+    __slots__ = ("claim", "closed", "deadline", "error", "events", "fd", "head_since", "is_tls",
+                 "last_active",
                  "listener", "parser", "peer", "proxy_info", "registered", "requests", "sock",
                  "timed_out", "timeout", "unread_body")
 
@@ -58,6 +64,10 @@ class Connection:
         self.closed = False
         # request_timeout (gthread): answered by the watchdog; the stuck thread's writes fail
         self.timed_out = False
+        # the write guard of request_timeout: the first of the serving thread (its head or
+        # error answer) and the timeout's 504 to claim the response writes it; the other's
+        # bytes are dropped, so a client never sees two responses to one request
+        self.claim = _FREE
         # header_timeout: reads past `deadline` raise RequestHeadTimeout (sync); gthread
         # stamps `head_since` at the first byte of a head and its reaper checks it
         self.deadline: float | None = None
@@ -200,6 +210,36 @@ class Connection:
     def has_buffered_request(self) -> bool:
         """Whether a parsed event is waiting (a pipelined request)."""
         return bool(self.events)
+
+    # -- the response's write guard -------------------------------------------
+
+    def begin_request(self) -> None:
+        """A new request on the connection: nobody has started its response yet."""
+        self.claim = _FREE
+
+    def claim_response(self) -> bool:
+        """The serving side starts the response (head or error answer): False when the
+        request_timeout answer claimed it first, and nothing may be written then."""
+        with _CLAIM_LOCK:
+            if self.claim == _BY_TIMEOUT:
+                return False
+            self.claim = _BY_APP
+            return True
+
+    def claim_for_timeout(self) -> bool:
+        """The request_timeout answer (another thread): True when no response had started,
+        so the 504 is this request's one response; False when the app's had (the caller
+        cuts the connection). From here on the serving side's writes fail."""
+        with _CLAIM_LOCK:
+            self.timed_out = True
+            if self.claim != _FREE:
+                return False
+            self.claim = _BY_TIMEOUT
+            return True
+
+    def response_started(self) -> bool:
+        """Whether a response (the app's or an error answer) has begun on this request."""
+        return self.claim != _FREE
 
     # -- writing ------------------------------------------------------------
 

@@ -63,8 +63,12 @@ class RequestHandler:
     def send_error(self, conn: Any, status: int, message: str, final: bool = False) -> int:
         """Answer a request the worker refuses (the caller closes); returns the body size.
 
-        `final`: written past the connection's timed-out mark (the gthread watchdog).
+        `final`: the request_timeout answer, which has claimed the response already
+        (`Connection.claim_for_timeout`); otherwise nothing is sent once it has.
         """
+        if not final and not conn.claim_response():
+            self.log.debug("the %d answer not sent: request_timeout answered first", status)
+            return 0
         body = f"{message}\n".encode("latin-1", "replace")
         head = b"".join((
             f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1"),
@@ -206,6 +210,7 @@ class RequestHandler:
         result: Any = None
         guard = self.guard
         disarm = None
+        conn.begin_request()
         try:
             if guard is not None:
                 disarm = guard.arm(conn, resp, environ, headers)
@@ -296,9 +301,14 @@ class RequestHandler:
                              answered)
 
     def _answer_timeout(self, conn: Any, resp: Response, final: bool = False) -> str:
-        """504 if the response has not started, else the connection is cut; says which."""
+        """504 if the response has not started, else the connection is cut; says which.
+
+        `final` (gthread's watchdog, another thread than the request's): the 504 is
+        written only if it claims the response before the serving thread does.
+        """
         resp.must_close = True
-        if resp.headers_sent:
+        started = not conn.claim_for_timeout() if final else conn.response_started()
+        if started or resp.headers_sent:
             return "response already started: connection closed"
         resp.status, resp.status_code = f"{deadline.STATUS} {deadline.REASON}", deadline.STATUS
         resp.sent = self.send_error(conn, deadline.STATUS, deadline.MESSAGE, final)
@@ -312,7 +322,6 @@ class RequestHandler:
         The connection is marked first, so that the stuck thread's later writes fail
         (and it is not kept alive); then 504 or, if the response had started, a cut.
         """
-        conn.timed_out = True
         deadline.count_timeout(self.worker)
         answered = self._answer_timeout(conn, resp, final=True)
         conn.cut()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gcorn.http import HTTPProtocolError, check_header, status_line
-from gcorn.workers.errors import AppResponseError
+from gcorn.workers.errors import AppResponseError, ClientDisconnected
 
 __all__ = ["Response", "http_date", "server_header"]
 
@@ -99,6 +99,8 @@ class Response:
             finally:
                 exc_info = None  # break the frame <-> traceback cycle
         elif self.status is not None:
+            if self.conn.timed_out:  # the status is request_timeout's 504 (gthread)
+                raise ClientDisconnected("the request ran past request_timeout: already answered")
             raise AppResponseError("start_response called a second time without exc_info")
         if type(status) is not str or not _STATUS.match(status):
             raise AppResponseError(f"invalid status {status!r}")
@@ -210,6 +212,9 @@ class Response:
         """Send the head, with `body` in the same write; `final` when it is the whole body."""
         if self.status is None:
             raise AppResponseError("the app sent body bytes before calling start_response")
+        if not self.conn.claim_response():
+            # request_timeout answered this request first (gthread's watchdog)
+            raise ClientDisconnected("the request ran past request_timeout: already answered")
         self._frame(len(body) if final else body_length)
         self.headers_sent = True
         head = self._head_bytes()
