@@ -25,6 +25,8 @@ import websockets.sync.client
 from harness import ExternalServer, Gcorn, deploy_config, free_port
 
 GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+# as docs/deploy.md runs it: gcorn keeps idle connections longer than nginx does
+GTHREAD = ("-k", "gthread", "--threads", "2", "--keep-alive", "75")
 
 WSGI_APP = '''
 import json
@@ -130,7 +132,7 @@ def _chunks(data: bytes, size: int = 10_000) -> Iterator[bytes]:
 
 
 def test_upstream_connection_is_kept_alive(behind_nginx: Callable[..., Proxied]) -> None:
-    base = behind_nginx("-k", "gthread", "--threads", "2", "proxiedapp:app").http
+    base = behind_nginx(*GTHREAD, "proxiedapp:app").http
     with httpx.Client(timeout=5) as client:
         ports = {client.get(base + f"/n{i}").json()["REMOTE_PORT"] for i in range(6)}
     # nginx's `keepalive 16` and HTTP/1.1 upstream: one gcorn connection for them all
@@ -164,7 +166,7 @@ def test_forwarded_proto_ignored_from_an_untrusted_peer(
 
 @pytest.mark.parametrize("path", ["/", "/upload/"])
 def test_chunked_request_body(behind_nginx: Callable[..., Proxied], path: str) -> None:
-    base = behind_nginx("-k", "gthread", "--threads", "2", "proxiedapp:app").http
+    base = behind_nginx(*GTHREAD, "proxiedapp:app").http
     body = bytes(range(256)) * 1000
     got = httpx.post(base + path, content=_chunks(body), timeout=10).json()
     assert got["body_length"] == len(body)
@@ -203,7 +205,7 @@ def test_same_environ_as_gunicorn_behind_nginx(behind_nginx: Callable[..., Proxi
     results: dict[str, dict[str, Any]] = {}
     body = b"a=1&b=2" * 300
     for server in ("gcorn", "gunicorn"):
-        base = behind_nginx("-k", "gthread", "--threads", "2", "proxiedapp:app",
+        base = behind_nginx(*GTHREAD, "proxiedapp:app",
                             server=server).https
         got = httpx.post(base + path + "x%20y?q=caf%C3%A9", content=_chunks(body, 500),
                          headers={"X-Forwarded-For": "198.51.100.4",
