@@ -11,6 +11,7 @@ PROXY header carries (HAProxy itself connects to gcorn from 127.0.0.1). gunicorn
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -65,12 +66,41 @@ WORKERS = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads", "2"
            "asgi": ["-k", "asgi"]}
 
 
+V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + b"\x20\x00\x00\x00"  # signature, LOCAL, no address
+
+
+def proxy_probe(port: int, mode: str) -> Callable[[Any], bool]:
+    """Ready when a request behind a PROXY header of `mode` (one naming no client) is answered.
+
+    HAProxy must find gcorn ready when it starts: a first failed health check marks
+    the server down until `rise` checks (2 s apart) pass.
+    """
+    header = V2_LOCAL if mode == "v2" else b"PROXY UNKNOWN\r\n"
+
+    def probe(_: Any) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(header + b"GET /ready HTTP/1.0\r\n\r\n")
+                return sock.recv(16).startswith(b"HTTP/1.")
+        except OSError:
+            return False
+    return probe
+
+
+def start_behind(start_gcorn: Callable[..., Gcorn], *args: str, mode: str) -> Gcorn:
+    """gcorn reading PROXY headers of `mode`, once a worker answers through one."""
+    gcorn = start_gcorn("--proxy-protocol", mode, *args, ready_path=None)
+    gcorn.ready = proxy_probe(gcorn.port, mode)
+    gcorn.wait_ready()
+    return gcorn
+
+
 def haproxy_config(upstream: int, port: int, send_proxy: str) -> str:
     """docs/deploy/haproxy.cfg on `port`, in front of 127.0.0.1:`upstream`."""
     return deploy_config("haproxy.cfg", {
         "bind :80": f"bind 127.0.0.1:{port}",
-        "server app1 127.0.0.1:8000 send-proxy-v2":
-            f"server app1 127.0.0.1:{upstream} {send_proxy}",
+        "server app1 127.0.0.1:8000 send-proxy-v2 check":
+            f"server app1 127.0.0.1:{upstream} {send_proxy} check",
     })
 
 
@@ -91,14 +121,12 @@ def test_client_address_from_the_proxy_header(
         start_haproxy: Callable[..., ExternalServer], tmp_path: Path) -> None:
     (tmp_path / "haapp.py").write_text(ASGI_APP if worker == "asgi" else WSGI_APP)
     mode = "v2" if send_proxy.endswith("v2") else "v1"
-    # the gcorn listener expects a PROXY header: the plain HTTP readiness probe cannot pass
-    gcorn = start_gcorn(*WORKERS[worker], "--proxy-protocol", mode, "haapp:app",
-                        ready_path=None)
+    access = tmp_path / "access.log"
+    gcorn = start_behind(start_gcorn, *WORKERS[worker], "--access-logfile", str(access),
+                         "haapp:app", mode=mode)
     port = free_port()
     start_haproxy(haproxy_config(gcorn.port, port, send_proxy), port)
     base = f"http://127.0.0.1:{port}"
-    first = wait_until(lambda: _try_get(base + "/ready"), timeout=10)
-    assert first is not None, "gcorn did not answer through HAProxy"
     got = get_from(base + "/p?x=1")
     assert got["REMOTE_ADDR"] == CLIENT  # from the header, not HAProxy's 127.0.0.1
     assert got["HTTP_X_FORWARDED_FOR"] == CLIENT  # option forwardfor agrees
@@ -109,13 +137,13 @@ def test_client_address_from_the_proxy_header(
     if worker != "asgi":
         assert got["PROXY_ADDR"] == "127.0.0.1"  # the proxy's own address, as gunicorn
         assert got["PROXY_PROTOCOL"] == "TCP4"
-
-
-def _try_get(url: str) -> dict[str, Any] | None:
-    try:
-        return get_from(url)
-    except (httpx.HTTPError, AssertionError):
-        return None
+    if worker == "sync":
+        # `check` with `option httpchk`: HAProxy's own checks come with the header too
+        # (a LOCAL one for v2), every `inter 2s`; a refused one would be a 400 here
+        line = wait_until(lambda: next((line for line in (
+            access.read_text().splitlines() if access.exists() else [])
+            if "/healthz" in line), None), timeout=5)
+        assert line is not None and '"GET /healthz HTTP/1.0" 200' in line, line
 
 
 @pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in the test venv")
@@ -129,18 +157,15 @@ def test_same_environ_as_gunicorn_behind_haproxy(
     results = {}
     for server in ("gcorn", "gunicorn"):
         if server == "gcorn":
-            upstream = start_gcorn("--proxy-protocol", mode, "haapp:app", ready_path=None).port
+            upstream = start_behind(start_gcorn, "haapp:app", mode=mode).port
         else:
             assert GUNICORN is not None
             upstream = free_port()
             start_server([GUNICORN, "-b", f"127.0.0.1:{upstream}", "--proxy-protocol", mode,
-                          "haapp:app"], name="gunicorn")
+                          "haapp:app"], name="gunicorn", ready=proxy_probe(upstream, mode))
         port = free_port()
         start_haproxy(haproxy_config(upstream, port, send_proxy), port)
-        base = f"http://127.0.0.1:{port}"
-        ready = base + "/ready"
-        assert wait_until(lambda: _try_get(ready), timeout=10) is not None, server  # noqa: B023
-        results[server] = get_from(base + "/p?x=1")
+        results[server] = get_from(f"http://127.0.0.1:{port}/p?x=1")
     ours, theirs = results["gcorn"], results["gunicorn"]
     assert ours.pop("REMOTE_PORT") != "" and theirs.pop("REMOTE_PORT") != ""
     ours.pop("PROXY_PORT")
