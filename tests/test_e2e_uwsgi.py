@@ -12,6 +12,7 @@ front, over TCP and a unix socket.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -364,3 +365,53 @@ def test_behind_real_nginx(worker: str, start_gcorn: Any, start_nginx: Any,
             assert info["url_scheme"] == "https"
             assert info["HTTP_HOST"] == "example.org"
             assert client.get(base + "/boom").status_code == 500
+
+
+GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in the test venv")
+def test_behind_real_nginx_against_gunicorn(start_gcorn: Any, start_server: Any,
+                                            start_nginx: Any, tls_cert: tuple[Path, Path],
+                                            tmp_path: Path) -> None:
+    """Where gunicorn 27 differs behind the same nginx (each listed in docs/deploy.md).
+
+    gcorn makes the environ from nginx's variables, as the uWSGI server does;
+    gunicorn takes the client and server addresses from the socket, ignores the
+    SCRIPT_NAME variable, and keeps nginx's empty CONTENT_TYPE and CONTENT_LENGTH.
+    """
+    (tmp_path / "uwsgiapp.py").write_text(WSGI_APP)
+    gcorn = start_gcorn("--protocol", "uwsgi", "uwsgiapp:app", ready_path=None)
+    gcorn.ready = uwsgi_probe(gcorn.port)
+    gcorn.wait_ready()
+    assert GUNICORN is not None
+    theirs = free_port()
+    start_server([GUNICORN, "-b", f"127.0.0.1:{theirs}", "--protocol", "uwsgi", "uwsgiapp:app"],
+                 ready=uwsgi_probe(theirs), name="gunicorn")
+    seen = {}
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")  # a client nginx alone sees
+    for name, upstream in (("gcorn", gcorn.port), ("gunicorn", theirs)):
+        port, tls_port = free_port(), free_port()
+        start_nginx(uwsgi_site(f"127.0.0.1:{upstream}", port, tls_port, tls_cert), port)
+        with httpx.Client(transport=transport, timeout=5) as client:
+            got = client.get(f"http://127.0.0.1:{port}/app/page?q=1",
+                             headers={"Host": "example.org", "X-Custom": "1"})
+        assert got.status_code == 200, (name, got.text)
+        seen[name] = got.json()
+    ours, gunicorn = seen["gcorn"], seen["gunicorn"]
+    differences = {
+        # uwsgi_params' REMOTE_ADDR is the client; the socket's peer is nginx
+        "REMOTE_ADDR": ("127.0.0.2", "127.0.0.1"),
+        # $server_name against the address gcorn/gunicorn listens on
+        "SERVER_NAME": ("example.org", "127.0.0.1"),
+        # `uwsgi_param SCRIPT_NAME /app` is cut off the path, or not
+        "SCRIPT_NAME": ("/app", ""),
+        "PATH_INFO": ("/page", "/app/page"),
+        # PEP 3333 allows both: "may be empty or absent"
+        "CONTENT_TYPE": (None, ""),
+        "CONTENT_LENGTH": (None, ""),
+    }
+    for key, expected in differences.items():
+        assert (ours.pop(key), gunicorn.pop(key)) == expected, key
+    ours.pop("SERVER_PORT"), gunicorn.pop("SERVER_PORT")  # each nginx on its own port
+    assert ours == gunicorn
