@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -13,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
-from harness import ExternalServer, Gcorn
+from harness import ExternalServer, Gcorn, tcp_probe
 
 _LOG_TAIL = 20_000  # characters of each server's log shown under a failure
 
@@ -85,3 +88,94 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ExternalServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+# -- real proxies in front of gcorn (docs/deploy/*.conf, run by the tests) -----------------
+
+NGINX = shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+HAPROXY = shutil.which("haproxy", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+
+# the main context around a site config: everything nginx writes stays in the test's tmp path
+_NGINX_MAIN = """\
+{user}worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log stderr info;  # into the log file the harness prints
+events {{ worker_connections 128; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {site};
+}}
+"""
+
+
+@pytest.fixture
+def start_nginx(start_server: Callable[..., ExternalServer], tmp_path: Path,
+                ) -> Callable[..., ExternalServer]:
+    """`start_nginx(site, port)`: a real nginx (`daemon off`) serving the server blocks `site`.
+
+    `site` is the text of an http-context config (a docs/deploy file with the test's
+    ports in it) whose server listens on 127.0.0.1:`port`; the pid, logs and temp
+    files are under tmp_path, and its error log (stderr) is printed under a failure.
+    """
+    if NGINX is None:
+        pytest.skip("nginx is not installed (tools/env.sh installs nginx-light)")
+    count = 0
+
+    def start(site: str, port: int) -> ExternalServer:
+        nonlocal count
+        tmp = tmp_path / f"nginx-{count}"
+        count += 1
+        tmp.mkdir()
+        params = Path("/etc/nginx/uwsgi_params")  # Debian's, for `include uwsgi_params;`
+        if params.exists():
+            shutil.copy(params, tmp / "uwsgi_params")
+        (tmp / "site.conf").write_text(site)
+        # as root, nginx's workers would run as nobody, who cannot enter tmp_path
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (tmp / "nginx.conf").write_text(
+            _NGINX_MAIN.format(user=user, tmp=tmp, site=tmp / "site.conf"))
+        # -e: the error log before the config is read (not /var/log/nginx)
+        return start_server(
+            [NGINX, "-p", str(tmp), "-e", "stderr", "-c", str(tmp / "nginx.conf"),
+             "-g", "daemon off;"], ready=tcp_probe(port), name="nginx")
+
+    return start
+
+
+@pytest.fixture
+def start_haproxy(start_server: Callable[..., ExternalServer], tmp_path: Path,
+                  ) -> Callable[..., ExternalServer]:
+    """`start_haproxy(config, port)`: a real HAProxy (`-db`, foreground) whose frontend is `port`."""
+    if HAPROXY is None:
+        pytest.skip("haproxy is not installed (tools/env.sh installs it)")
+    count = 0
+
+    def start(config: str, port: int) -> ExternalServer:
+        nonlocal count
+        path = tmp_path / f"haproxy-{count}.cfg"
+        count += 1
+        path.write_text(config)
+        return start_server([HAPROXY, "-f", str(path), "-db"], ready=tcp_probe(port),
+                            name="haproxy")
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key (PEM files), for a TLS proxy."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS listener")
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-subj", "/CN=localhost", "-days", "2", "-keyout", str(key),
+         "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key

@@ -38,12 +38,14 @@ from typing import Any, TypeVar
 import httpx
 
 __all__ = [
-    "EXAMPLES", "GCORN", "ROOT", "ExternalServer", "Gcorn", "ServerNotReady", "free_port",
-    "http_probe", "log_probe", "shared_servers", "started_servers", "tcp_probe", "wait_until",
+    "DEPLOY", "EXAMPLES", "GCORN", "ROOT", "ExternalServer", "Gcorn", "ServerNotReady",
+    "deploy_config", "free_port", "http_probe", "log_probe", "shared_servers", "started_servers",
+    "tcp_probe", "wait_until",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+DEPLOY = ROOT / "docs" / "deploy"  # the configs docs/deploy.md shows, which the tests run
 GCORN = shutil.which("gcorn", path=os.path.dirname(sys.executable)) or "gcorn"
 
 T = TypeVar("T")
@@ -62,6 +64,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def deploy_config(name: str, replace: Mapping[str, str] | None = None) -> str:
+    """docs/deploy/`name` with each `replace` key swapped for its value (each must occur).
+
+    The doc's files hold real-looking values (`listen 80;`, `127.0.0.1:8000`); a test
+    puts its free ports and tmp_path paths in their place, and a value that the file
+    no longer holds fails here, so the doc and the test cannot drift apart.
+    """
+    text = (DEPLOY / name).read_text()
+    for old, new in (replace or {}).items():
+        assert old in text, f"docs/deploy/{name} no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.05) -> T:
@@ -113,7 +129,8 @@ class ExternalServer:
                  env: Mapping[str, str] | None = None, ready: Probe | None = None,
                  ready_timeout: float = 15.0, ready_interval: float = 0.05,
                  stop_signal: int = signal.SIGTERM, stop_timeout: float = 10.0,
-                 new_session: bool = False, name: str | None = None, shared: bool = False) -> None:
+                 new_session: bool = False, name: str | None = None, shared: bool = False,
+                 pass_fds: Sequence[int] = ()) -> None:
         self.command = [str(part) for part in command]
         self.name = name or Path(self.command[0]).name
         self.cwd = cwd
@@ -126,6 +143,7 @@ class ExternalServer:
         self.stop_timeout = stop_timeout
         self.new_session = new_session
         self.shared = shared
+        self.pass_fds = tuple(pass_fds)  # open fds the server inherits (socket activation)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -145,7 +163,8 @@ class ExternalServer:
         self._log = open(self.log_path, "wb")  # closed by stop()
         self._proc = subprocess.Popen(
             self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=self.new_session)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=self.new_session,
+            pass_fds=self.pass_fds)
         (_SHARED if self.shared else _STARTED).append(self)
         if wait and self.ready is not None:
             try:

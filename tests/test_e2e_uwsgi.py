@@ -5,7 +5,8 @@ The client below builds packets as the uwsgi protocol specifies them
 (modifier1, the size of the variable block as a little-endian u16, modifier2),
 then each variable as a u16 LE sized name and a u16 LE sized value, then the
 body. The answer is plain HTTP/1.x, read to the end of the stream (one request
-per connection). The last test puts a real nginx (`uwsgi_pass`) in front.
+per connection). The last test puts a real nginx (`uwsgi_pass`, docs/deploy/nginx-uwsgi.conf) in
+front, over TCP and a unix socket.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from harness import Gcorn, free_port, tcp_probe, wait_until
+from harness import Gcorn, deploy_config, free_port, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "workers" / "tests"))
 from green_support import eventlet_missing, gevent_missing
@@ -313,68 +314,104 @@ def test_app_error_gets_500_without_traceback(served: Served) -> None:
     assert b"Traceback" not in reply.raw and b"the app failed" not in reply.raw
 
 
-# -- a real nginx in front --------------------------------------------------------------
+# -- a real nginx in front ---------------------------------------------------------------
 
-NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    # in memory, never in temp files: a root nginx's workers (nobody) cannot write tmp_path
-    client_body_buffer_size 1m;
-    uwsgi_max_temp_file_size 0;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            include {params};
-            uwsgi_pass 127.0.0.1:{upstream};
-        }}
-    }}
-}}
-"""
+def uwsgi_site(upstream: str, port: int, tls_port: int, cert: tuple[Path, Path]) -> str:
+    """docs/deploy/nginx-uwsgi.conf on `port` and `tls_port`, in front of `upstream`."""
+    return deploy_config("nginx-uwsgi.conf", {
+        "listen 80;": f"listen 127.0.0.1:{port};",
+        "listen 443 ssl;": f"listen 127.0.0.1:{tls_port} ssl;",
+        "/etc/ssl/certs/example.org.pem": str(cert[0]),
+        "/etc/ssl/private/example.org.key": str(cert[1]),
+        "server unix:/run/gcorn/gcorn.sock;": f"server {upstream};",
+    })
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (tools/env.sh installs it)")
-def test_behind_real_nginx(start_gcorn: Any, start_server: Any, tmp_path: Path) -> None:
-    (tmp_path / "uwsgiapp.py").write_text(WSGI_APP)
-    gcorn = start_gcorn("-k", "sync", "--protocol", "uwsgi", "uwsgiapp:app", ready_path=None)
+@pytest.mark.parametrize("worker", ["sync", "gthread", "asgi"])
+def test_behind_real_nginx(worker: str, start_gcorn: Any, start_nginx: Any,
+                           tls_cert: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "uwsgiapp.py").write_text(ASGI_APP if worker == "asgi" else WSGI_APP)
+    sock = tmp_path / "gcorn.sock"
+    gcorn = start_gcorn(*WORKERS[worker], "--protocol", "uwsgi", "-b", f"unix:{sock}",
+                        "uwsgiapp:app", ready_path=None)
     gcorn.ready = uwsgi_probe(gcorn.port)
     gcorn.wait_ready()
-    port = free_port()
-    params = Path("/etc/nginx/uwsgi_params")  # Debian's; the variables nginx documents
-    if not params.exists():
-        pytest.skip(f"{params} is missing")
-    (tmp_path / "nginx.conf").write_text(NGINX_CONF.format(
-        tmp=tmp_path, port=port, upstream=gcorn.port, params=params))
-    start_server([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                 ready=tcp_probe(port), name="nginx")
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(timeout=5) as client:
-        got = client.get(base + "/path/x?q=1", headers={"X-Custom": "via nginx"})
-        assert got.status_code == 200, got.text
-        info = got.json()
-        assert info["QUERY_STRING"] == "q=1"
-        assert info["PATH_INFO"] == "/path/x"
-        assert info["HTTP_X_CUSTOM"] == "via nginx"
-        assert info["REMOTE_ADDR"] == "127.0.0.1"
-        assert info["url_scheme"] == "http"
-        body = b"x" * 100_000
-        posted = client.post(base + "/submit", content=body,
-                             headers={"Content-Type": "text/plain"})
-        assert posted.status_code == 200
-        assert posted.json()["body"].encode("latin-1") == body
-        big = client.get(base + "/big")
-        assert big.status_code == 200
-        assert big.content == b"".join(bytes([65 + i]) * 65536 for i in range(16))
-        assert client.get(base + "/boom").status_code == 500
+    for upstream in (f"127.0.0.1:{gcorn.port}", f"unix:{sock}"):
+        port, tls_port = free_port(), free_port()
+        start_nginx(uwsgi_site(upstream, port, tls_port, tls_cert), port)
+        base, tls = f"http://127.0.0.1:{port}", f"https://127.0.0.1:{tls_port}"
+        with httpx.Client(timeout=5, verify=False) as client:
+            got = client.get(base + "/path/x?q=1", headers={"X-Custom": "via nginx"})
+            assert got.status_code == 200, (upstream, got.text)
+            info = got.json()
+            assert info["QUERY_STRING"] == "q=1"
+            assert info["PATH_INFO"] == "/path/x"
+            assert info["HTTP_X_CUSTOM"] == "via nginx"
+            assert info["REMOTE_ADDR"] == "127.0.0.1"  # the client nginx saw
+            assert (info["SCRIPT_NAME"], info["url_scheme"]) == ("", "http")
+            body = b"x" * 100_000
+            posted = client.post(base + "/submit", content=body,
+                                 headers={"Content-Type": "text/plain"})
+            assert posted.status_code == 200
+            assert posted.json()["body"].encode("latin-1") == body
+            big = client.get(base + "/big")
+            assert big.status_code == 200
+            assert big.content == b"".join(bytes([65 + i]) * 65536 for i in range(16))
+            mounted = client.get(tls + "/app/page", headers={"Host": "example.org"})
+            assert mounted.status_code == 200, mounted.text
+            info = mounted.json()
+            # `uwsgi_param SCRIPT_NAME /app` and the TLS listener's HTTPS=on
+            assert (info["SCRIPT_NAME"], info["PATH_INFO"]) == ("/app", "/page")
+            assert info["url_scheme"] == "https"
+            assert info["HTTP_HOST"] == "example.org"
+            assert client.get(base + "/boom").status_code == 500
+
+
+GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in the test venv")
+def test_behind_real_nginx_against_gunicorn(start_gcorn: Any, start_server: Any,
+                                            start_nginx: Any, tls_cert: tuple[Path, Path],
+                                            tmp_path: Path) -> None:
+    """Where gunicorn 27 differs behind the same nginx (each listed in docs/deploy.md).
+
+    gcorn makes the environ from nginx's variables, as the uWSGI server does;
+    gunicorn takes the client and server addresses from the socket, ignores the
+    SCRIPT_NAME variable, and keeps nginx's empty CONTENT_TYPE and CONTENT_LENGTH.
+    """
+    (tmp_path / "uwsgiapp.py").write_text(WSGI_APP)
+    gcorn = start_gcorn("--protocol", "uwsgi", "uwsgiapp:app", ready_path=None)
+    gcorn.ready = uwsgi_probe(gcorn.port)
+    gcorn.wait_ready()
+    assert GUNICORN is not None
+    theirs = free_port()
+    start_server([GUNICORN, "-b", f"127.0.0.1:{theirs}", "--protocol", "uwsgi", "uwsgiapp:app"],
+                 ready=uwsgi_probe(theirs), name="gunicorn")
+    seen = {}
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")  # a client nginx alone sees
+    for name, upstream in (("gcorn", gcorn.port), ("gunicorn", theirs)):
+        port, tls_port = free_port(), free_port()
+        start_nginx(uwsgi_site(f"127.0.0.1:{upstream}", port, tls_port, tls_cert), port)
+        with httpx.Client(transport=transport, timeout=5) as client:
+            got = client.get(f"http://127.0.0.1:{port}/app/page?q=1",
+                             headers={"Host": "example.org", "X-Custom": "1"})
+        assert got.status_code == 200, (name, got.text)
+        seen[name] = got.json()
+    ours, gunicorn = seen["gcorn"], seen["gunicorn"]
+    differences = {
+        # uwsgi_params' REMOTE_ADDR is the client; the socket's peer is nginx
+        "REMOTE_ADDR": ("127.0.0.2", "127.0.0.1"),
+        # $server_name against the address gcorn/gunicorn listens on
+        "SERVER_NAME": ("example.org", "127.0.0.1"),
+        # `uwsgi_param SCRIPT_NAME /app` is cut off the path, or not
+        "SCRIPT_NAME": ("/app", ""),
+        "PATH_INFO": ("/page", "/app/page"),
+        # PEP 3333 allows both: "may be empty or absent"
+        "CONTENT_TYPE": (None, ""),
+        "CONTENT_LENGTH": (None, ""),
+    }
+    for key, expected in differences.items():
+        assert (ours.pop(key), gunicorn.pop(key)) == expected, key
+    ours.pop("SERVER_PORT"), gunicorn.pop("SERVER_PORT")  # each nginx on its own port
+    assert ours == gunicorn
