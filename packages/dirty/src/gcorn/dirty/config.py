@@ -12,6 +12,8 @@ from .codec import CODECS
 from .errors import DirtyConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, MAX_FRAME_LIMIT
 
+BACKENDS = ("local", "ray")
+
 
 def _noop(*_args: Any) -> None:
     return None
@@ -58,6 +60,12 @@ class DirtyConfig:
     uid: int | None = None
     gid: int | None = None
     initgroups: bool = False
+    # Where the apps run (docs/dirty-ray.md): "local", in the dirty workers themselves, or
+    # "ray", each app of each dirty worker in a Ray actor (pip install 'gcorn-dirty[ray]').
+    # dirty_ray_address: the cluster ("host:port", "ray://host:port", "auto"); None: the
+    # arbiter starts a local one-node Ray for the pool.
+    dirty_backend: str = "local"
+    dirty_ray_address: str | None = None
 
     def validate(self) -> DirtyConfig:
         """Check every value; raise DirtyConfigError naming the bad one."""
@@ -87,9 +95,28 @@ class DirtyConfig:
                 raise DirtyConfigError(f"{name} must be an int >= 0 or None, got {value!r}")
         from .resources import parse_resources
         self.dirty_resources = parse_resources(self.dirty_resources)
+        self._validate_backend()
         if self.dirty_codec not in CODECS:
             raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
         return self
+
+    def _validate_backend(self) -> None:
+        if self.dirty_backend not in BACKENDS:
+            raise DirtyConfigError(f"dirty_backend must be one of {list(BACKENDS)}, got {self.dirty_backend!r}")
+        address = self.dirty_ray_address
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise DirtyConfigError(f"dirty_ray_address must be a non-empty string, got {address!r}")
+        if self.dirty_backend == "local":
+            if address is not None:
+                raise DirtyConfigError(f"dirty_ray_address={address!r} is set but dirty_backend is "
+                                       "'local': set dirty_backend='ray' (--backend ray) to use it")
+            return
+        from .ray_cluster import require_ray
+        require_ray()
+        if self.dirty_resources is not None:
+            raise DirtyConfigError("dirty_resources gives out this machine's tokens to local workers; "
+                                   "with dirty_backend='ray' Ray places each actor by its app's "
+                                   "`resources` (gpu -> num_gpus): leave dirty_resources unset")
 
     @classmethod
     def from_cfg(cls, cfg: Any, **overrides: Any) -> DirtyConfig:
