@@ -33,6 +33,8 @@ GCORN_ONLY = {
     "max_worker_memory_checks",
     "dirty_max_worker_memory",
     "permit_unconventional_request_target",
+    "dirty_backend",
+    "dirty_ray_address",
 }
 
 

@@ -174,8 +174,8 @@ class DirtyWorker:
 
     def _actor_lost(self, app_path: str, exc: BaseException) -> None:
         """An app's Ray actor died: stop taking calls, drain, exit; the arbiter replaces this worker."""
-        if self._exit_code == ACTOR_LOST:
-            return
+        if self._exit_code == ACTOR_LOST or not self.booted:
+            return  # before boot, the failure is the boot's own (APP_LOAD_ERROR, with backoff)
         log.error("dirty worker %s: the Ray actor of %s died (%s): stopping, to be replaced",
                   self.pid, app_path, str(exc).strip().splitlines()[-1] if str(exc).strip() else exc)
         self._exit_code = ACTOR_LOST
