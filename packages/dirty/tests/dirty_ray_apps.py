@@ -20,6 +20,15 @@ class Model(DirtyApp):
 
     def init(self) -> None:
         self.loaded = os.getpid()
+        self.on_close: str | None = None
+
+    def close(self) -> None:
+        if self.on_close:
+            with open(self.on_close, "w") as f:
+                f.write(str(os.getpid()))
+
+    def mark_close(self, path):
+        self.on_close = path
 
     def where(self):
         return {"pid": os.getpid(), "loaded": self.loaded, "actor": _actor_name()}

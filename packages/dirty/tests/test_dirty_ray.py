@@ -180,6 +180,33 @@ def test_a_killed_actor_fails_its_call_and_is_recreated(make_pool, ray_head) -> 
     assert "exited unexpectedly with 5; replacing it" in pool.log()
 
 
+def test_hup_replaces_each_actor_without_failing_calls(make_pool, ray_head) -> None:
+    pool = ray_pool(make_pool, ray_head, [MODEL], workers=1, threads=2)
+    client = pool.client(timeout=30)
+    before = client.execute(MODEL, "where")
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                client.execute(MODEL, "echo", 1)
+            except BaseException as exc:  # noqa: B036 - every failure counts
+                errors.append(exc)
+            time.sleep(0.005)
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        pool.send(signal.SIGHUP)
+        assert wait_for(lambda: client.execute(MODEL, "where")["actor"] != before["actor"], BOOT,
+                        step=0.1)
+    finally:
+        stop.set()
+        t.join(30)
+    assert not errors, errors[:3]
+    assert client.execute(MODEL, "where")["loaded"] != before["loaded"]  # init() ran again
+
+
 def test_init_failing_in_the_actor_is_a_boot_failure(make_pool, ray_head) -> None:
     pool = make_pool(["dirty_ray_apps:BrokenInit"], workers=1, wait=False,
                      extra=["--backend", "ray", "--ray-address", ray_head.address])
@@ -208,7 +235,7 @@ def test_unreachable_ray_address_fails_at_once_naming_it(tmp_path) -> None:
     assert time.monotonic() - started < 15
 
 
-def test_without_an_address_the_pool_runs_its_own_ray(make_pool, ray_head) -> None:
+def test_without_an_address_the_pool_runs_its_own_ray(make_pool, ray_head, tmp_path) -> None:
     pool = make_pool([MODEL], workers=1, wait=False, extra=["--backend", "ray"])
     pool.wait_ready(1, timeout=BOOT + 30)
     client = pool.client(timeout=30)
@@ -218,7 +245,11 @@ def test_without_an_address_the_pool_runs_its_own_ray(make_pool, ray_head) -> No
     assert status["backend"] == "ray" and own and own != ray_head.address
     head = [p for p in _children(pool.proc.pid) if "gcorn.dirty.ray_cluster" in _cmdline(p)]
     assert len(head) == 1, "the pool's own Ray head is its child"
+    closed = tmp_path / "closed"
+    client.execute(MODEL, "mark_close", str(closed))
+    actor_pid = client.execute(MODEL, "where")["pid"]
     assert pool.stop(signal.SIGTERM, timeout=40) == 0
+    assert closed.read_text() == str(actor_pid), "a graceful stop runs close() in the actor"
     assert wait_for(lambda: not alive(head[0]), 20), "the pool's Ray head outlived it"
 
 

@@ -165,6 +165,9 @@ class DirtyWorker:
         address = self.cfg.dirty_ray_address
         assert address, "the arbiter gives every worker a Ray address"
         ray = connect(address)
+        # ray.init() makes SIGTERM exit the process (and Ray's C++ side logs it as a crash): the
+        # worker's graceful stop, which runs the apps' close() in their actors, must stay.
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("graceful"))
         host = socket.gethostname()
 
         def make(path: str) -> Any:
