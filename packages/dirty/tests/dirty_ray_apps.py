@@ -53,6 +53,20 @@ class Model(DirtyApp):
             await asyncio.sleep(0)
             yield i
 
+    def ticker(self, path):
+        """Endless; notes in ``path`` how far it got (to see it stop when its caller leaves)."""
+        i = 0
+        try:
+            while True:
+                with open(path + ".tmp", "w") as f:
+                    f.write(str(i))
+                os.replace(path + ".tmp", path)
+                yield i
+                i += 1
+        finally:
+            with open(path + ".closed", "w") as f:
+                f.write(str(i))
+
     def fail_after(self, n):
         yield from range(n)
         raise ValueError(f"broke after {n}")

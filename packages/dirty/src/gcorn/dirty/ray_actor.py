@@ -8,8 +8,9 @@ same wire dict a local worker sends (``DirtyAppError`` with the traceback), so
 a caller cannot tell the two backends apart by their errors.
 
 Streams: :meth:`AppActor.call` parks a generator the action returned under a
-stream id; :meth:`AppActor.pull`, a Ray generator method, yields its items, and
-:meth:`AppActor.close_stream` stops it early (a caller that gave up).
+stream id; :meth:`AppActor.pull`, a Ray generator method, yields its items (as
+many as are ready in one Ray object), and :meth:`AppActor.close_stream` stops it
+early (a caller that gave up).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import inspect
 import itertools
 import os
+import queue
 import sys
 import threading
 from typing import Any
@@ -32,6 +34,10 @@ OK = "ok"
 ERROR = "error"
 STREAM = "stream"
 CHUNK = "chunk"
+END = "end"
+# Items a stream's generator may run ahead of its reader, and most items in one Ray object.
+STREAM_BUFFER = 256
+MAX_PER_YIELD = 256
 
 _local = threading.local()
 
@@ -41,6 +47,17 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     if loop is None:
         loop = _local.loop = asyncio.new_event_loop()
     return loop
+
+
+def _put(out: queue.Queue[tuple[str, Any]], entry: tuple[str, Any], stop: threading.Event) -> bool:
+    """Queue ``entry`` for the reader unless the stream is stopped meanwhile (False then)."""
+    while not stop.is_set():
+        try:
+            out.put(entry, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _wire(app_path: str, action: str, exc: BaseException) -> dict[str, Any]:
@@ -66,8 +83,8 @@ class AppActor:
         os.environ.update(env)
         self.app_path = app_path
         self.app: Any = None
-        self._streams: dict[int, Any] = {}
-        self._closing: set[int] = set()
+        self._streams: dict[int, Any] = {}  # parked by call(), until pull() takes them
+        self._stops: dict[int, threading.Event] = {}  # set: that stream ends (its caller left)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -104,6 +121,7 @@ class AppActor:
             with self._lock:
                 sid = next(self._ids)
                 self._streams[sid] = result
+                self._stops[sid] = threading.Event()
             return STREAM, sid
         return OK, result
 
@@ -122,27 +140,69 @@ class AppActor:
         return OK, ([None if i in failed else r for i, r in enumerate(results)], failed)
 
     def pull(self, sid: int) -> Any:
-        """Yield the items of stream ``sid`` as ``(CHUNK, item)``; an app error ends it as ``(ERROR, wire)``."""
+        """Yield stream ``sid`` as ``(CHUNK, [items])``; an app error ends it as ``(ERROR, wire)``.
+
+        A producer thread runs the app's generator up to STREAM_BUFFER items ahead; each
+        yield carries every item ready by then (one Ray object for many small items), and
+        an item is never held back waiting for the next one.
+        """
         with self._lock:
             gen = self._streams.pop(sid, None)
-        if gen is None:
+            stop = self._stops.get(sid)
+        if gen is None or stop is None:
             yield ERROR, DirtyError(f"stream {sid} of {self.app_path} is not open").to_wire()
             return
-        loop = _thread_loop() if inspect.isasyncgen(gen) else None
+        out: queue.Queue[tuple[str, Any]] = queue.Queue(STREAM_BUFFER)
+        threading.Thread(target=self._produce, args=(sid, gen, out, stop), daemon=True,
+                         name=f"dirty-stream-{sid}").start()
         try:
-            while sid not in self._closing:
+            while True:
+                try:
+                    tag, value = out.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+                    continue
+                batch: list[Any] = []
+                while tag == CHUNK:
+                    batch.append(value)
+                    if len(batch) >= MAX_PER_YIELD:
+                        break
+                    try:
+                        tag, value = out.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    yield CHUNK, batch
+                if tag == END:
+                    return
+                if tag == ERROR:
+                    yield ERROR, value
+                    return
+        finally:
+            stop.set()  # ended early (the caller went away): the producer stops too
+
+    def _produce(self, sid: int, gen: Any, out: queue.Queue[tuple[str, Any]],
+                 stop: threading.Event) -> None:
+        loop = asyncio.new_event_loop() if inspect.isasyncgen(gen) else None
+        try:
+            while not stop.is_set():
                 try:
                     item = loop.run_until_complete(gen.__anext__()) if loop else next(gen)
                 except (StopIteration, StopAsyncIteration):
+                    _put(out, (END, None), stop)
                     return
                 except Exception as exc:  # raised midway: after the items already sent
-                    yield ERROR, _wire(self.app_path, "stream", exc)
+                    _put(out, (ERROR, _wire(self.app_path, "stream", exc)), stop)
                     return
-                yield CHUNK, item
+                if not _put(out, (CHUNK, item), stop):
+                    return
         finally:
-            self._closing.discard(sid)
+            with self._lock:
+                self._stops.pop(sid, None)
             if loop:
                 loop.run_until_complete(gen.aclose())
+                loop.close()
             else:
                 gen.close()
 
@@ -150,8 +210,9 @@ class AppActor:
         """The caller gave up on stream ``sid``: stop it before its next item."""
         with self._lock:
             gen = self._streams.pop(sid, None)
-            if gen is None:
-                self._closing.add(sid)
+            stop = self._stops.pop(sid, None) if gen is not None else self._stops.get(sid)
+        if stop is not None:
+            stop.set()
         if gen is not None and inspect.isgenerator(gen):
             gen.close()  # never pulled: close it here
 

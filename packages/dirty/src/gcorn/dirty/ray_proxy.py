@@ -38,8 +38,8 @@ log = logging.getLogger("gcorn.dirty.worker")
 
 WATCH_RETRY = 1.0
 STOP_TIMEOUT = 10.0
-# Items a stream's actor may produce ahead of the dirty worker reading them.
-STREAM_AHEAD = 16
+# Ray objects (each a list of items) a stream's actor may yield ahead of the dirty worker.
+STREAM_AHEAD = 4
 
 
 def actor_options(resources: dict[str, float], threads: int) -> dict[str, Any]:
@@ -159,7 +159,7 @@ class RayApp:
                     self._fail(exc)
                 tag, value = self._get(ref)
                 if tag == CHUNK:
-                    yield value
+                    yield from value
                 elif tag == ERROR:
                     finished = True
                     raise error_from_wire(value)
