@@ -109,14 +109,17 @@ class DirtyWorker:
                 app = make_app(path) if make_app is not None else load_app_class(path)()
                 app.init()
                 self.apps[path] = app
-        except DirtyError as exc:  # the pool's own words (Ray unreachable, init() failed in an actor)
-            tb = getattr(exc, "traceback", None)
-            log.error("dirty worker %s failed to load its apps: %s%s", self.pid, exc,
-                      f"\n{tb}" if tb else "")
-            return self._boot_failed()
-        except Exception:  # any failure of user code at boot: report it, exit APP_LOAD_ERROR
-            log.exception("dirty worker %s failed to load its apps", self.pid)
-            return self._boot_failed()
+        except Exception as exc:  # any failure of user code at boot: report it, exit APP_LOAD_ERROR
+            if self.cfg.dirty_backend == "ray" and isinstance(exc, DirtyError):
+                # Ray unreachable, or init() failed in the actor: the traceback worth showing is
+                # the actor's (in the error), not this process's.
+                tb = getattr(exc, "traceback", None)
+                log.error("dirty worker %s failed to load its apps: %s%s", self.pid, exc,
+                          f"\n{tb}" if tb else "")
+                self._close_apps()  # end the actors already made (they would die with us, later)
+            else:
+                log.exception("dirty worker %s failed to load its apps", self.pid)
+            return APP_LOAD_ERROR
         self.hooks.dirty_worker_init(self)
         dispatcher = self.dispatcher = Dispatcher(
             listener, self.threads, self.cfg.dirty_queue_size, self.max_size, self.codec,
@@ -144,11 +147,6 @@ class DirtyWorker:
                 log.info("dirty worker %s batches: %s", self.pid, self.batcher.stats())
         dispatcher.close()
         return self._exit_code
-
-    def _boot_failed(self) -> int:
-        if self.cfg.dirty_backend == "ray":
-            self._close_apps()  # end the actors already made (they would die with us, later)
-        return APP_LOAD_ERROR
 
     def _close_apps(self) -> None:
         for app in self.apps.values():
