@@ -34,6 +34,8 @@ GCORN_ONLY = {
     "dirty_max_worker_memory",
     "permit_unconventional_request_target",
     "dirty_stash_backend",
+    "dirty_backend",
+    "dirty_ray_address",
 }
 
 

@@ -58,7 +58,11 @@ def dirty_side_process(cfg: Config) -> Any:
         dirty_worker_exit=cfg.dirty_worker_exit,
     )
     try:
-        DirtyConfig.from_cfg(cfg).validate()
+        checked = DirtyConfig.from_cfg(cfg).validate()
+        if checked.dirty_backend == "ray" and checked.dirty_ray_address is not None:
+            from gcorn.dirty.ray_cluster import check_address
+
+            check_address(checked.dirty_ray_address)  # unreachable: stop before any fork
     except DirtyConfigError as exc:
         raise ConfigError(f"invalid dirty pool settings: {exc}") from None
     path = make_socket_path()

@@ -32,7 +32,8 @@ GCORN_ONLY = frozenset(
      "dirty_max_message_size", "dirty_codec", "dirty_resources", "dirty_boot_timeout",
      "max_worker_memory", "max_worker_memory_checks", "dirty_max_worker_memory",
      "permit_unconventional_request_target",
-     "dirty_stash_backend"}
+     "dirty_stash_backend",
+     "dirty_backend", "dirty_ray_address"}
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -107,7 +108,11 @@ class DirtyArbiter:
         self.demands = {s.path: dict(s.resources) for s in self.specs if s.resources}
         configured = self.cfg.dirty_resources
         self.resources = ResourcePool(configured) if configured is not None else None
-        if self.resources is None and self.demands:
+        self.ray_head: Any = None  # a LocalHead this arbiter started (ray backend, no address)
+        if cfg.dirty_backend == "ray" and cfg.dirty_ray_address is not None:
+            from .ray_cluster import check_address
+            check_address(cfg.dirty_ray_address)  # unreachable: a config error naming it, at once
+        if self.resources is None and self.demands and cfg.dirty_backend == "local":
             log.warning("dirty apps declare resources %s but dirty_resources is not set: "
                         "no slots are given out", self.demands)
         self.stash: StashBackend = open_stash(cfg, stashes)
@@ -171,6 +176,14 @@ class DirtyArbiter:
             server.close()
             self._cleanup()
             return 1
+        if self.cfg.dirty_backend == "ray" and self.cfg.dirty_ray_address is None:
+            try:
+                self._start_ray_head()
+            except DirtyConfigError as exc:
+                log.error("%s", exc)
+                server.close()
+                self._cleanup()
+                return exc.exit_code
         for sig, handler in ((signal.SIGTERM, self._graceful), (signal.SIGINT, self._graceful),
                              (signal.SIGQUIT, self._quick), (signal.SIGHUP, self.reload),
                              (signal.SIGUSR1, self._reopen), (signal.SIGTTIN, self.add_worker),
@@ -196,6 +209,14 @@ class DirtyArbiter:
             await self._stop_workers()
             self._cleanup()
         return 0
+
+    def _start_ray_head(self) -> None:
+        """No dirty_ray_address: a one-node Ray of the pool's own, which the workers connect to."""
+        from .ray_cluster import LocalHead
+
+        self.ray_head = LocalHead.start()
+        self._fds_to_close_in_child.update(self.ray_head.fds())
+        self.cfg = dataclasses.replace(self.cfg, dirty_ray_address=self.ray_head.address)
 
     async def _listen(self) -> asyncio.AbstractServer:
         sock = publish_listening_socket(self.socket_path, 1024)
@@ -230,7 +251,7 @@ class DirtyArbiter:
         slot = self._free_slots.pop()
         path = os.path.join(self.runtime_dir, f"w{self._age}.sock")
         worker = DirtyWorker(self.cfg, self.hooks, self._age, slot, seat.apps, path, self.board,
-                             seat.resources, cs.CallStats.create())
+                             seat.resources, cs.CallStats.create(), self.demands)
         worker.seat = seat
         self.board.claim(slot, self._age, self.cfg.dirty_threads)
         # Signals stay blocked across fork until the child has its own handlers: the
@@ -419,6 +440,9 @@ class DirtyArbiter:
             worker = self.workers.pop(pid, None)
             self._over_cap.pop(pid, None)
             if worker is None:
+                if self.ray_head is not None and pid == self.ray_head.proc.pid and not self._stopping:
+                    log.error("the pool's local Ray head (pid %s) exited with %s: the workers' actors "
+                              "are gone", pid, os.waitstatus_to_exitcode(status))
                 self._reaped_other(pid, status)
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -573,6 +597,8 @@ class DirtyArbiter:
             await asyncio.sleep(0.02)
 
     def _cleanup(self) -> None:
+        if self.ray_head is not None:
+            self.ray_head.stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
         parent = os.path.dirname(self.socket_path)
@@ -607,6 +633,7 @@ class DirtyArbiter:
     def status(self) -> dict[str, Any]:
         """Pool status (pids, apps, state of every worker)."""
         return {"arbiter_pid": self.pid, "worker_count": len(self.plan.seats),
+                "backend": self.cfg.dirty_backend, "ray_address": self.cfg.dirty_ray_address,
                 "apps": [s.path for s in self.specs],
                 "workers": [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths), "booted": w.booted,
                              "state": self.board.state(w.slot).name,

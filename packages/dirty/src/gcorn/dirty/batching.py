@@ -56,6 +56,12 @@ def batched(max_size: int = 32, max_wait_ms: float = 5) -> Callable[[F], F]:
     return mark
 
 
+def mark_batched(fn: F, spec: BatchSpec) -> F:
+    """Give ``fn`` the mark of @batched with ``spec`` (a stand-in for an app's batched action)."""
+    setattr(fn, _MARK, spec)
+    return fn
+
+
 def batch_spec(obj: Any) -> BatchSpec | None:
     """The BatchSpec of a (bound) method marked with @batched, else None."""
     spec = getattr(obj, _MARK, None)

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pidfile", dest="dirty_pidfile")
     s.add_argument("--resources", dest="dirty_resources", metavar="JSON",
                    help='resource tokens per kind, e.g. \'{"gpu": [0, 1, 2, 3]}\' or \'{"gpu": "auto"}\'')
+    s.add_argument("--backend", choices=["local", "ray"], dest="dirty_backend",
+                   help="where the apps run: in the workers (local, the default) or as Ray actors")
+    s.add_argument("--ray-address", dest="dirty_ray_address", metavar="ADDR",
+                   help="Ray cluster for --backend ray: host:port, ray://host:port or auto "
+                        "(default: start a local one-node Ray)")
     s.add_argument("--exit-with-parent", action="store_true", default=None,
                    help="stop when the process that started the pool exits")
     # --- stash backend (issue 14)

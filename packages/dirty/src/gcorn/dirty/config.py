@@ -15,6 +15,8 @@ from .protocol import DEFAULT_MAX_MESSAGE_SIZE, MAX_FRAME_LIMIT
 from .stash_url import SETTING as STASH_SETTING
 from .stash_url import StashBackendURL, parse_stash_url
 
+BACKENDS = ("local", "ray")
+
 
 def _noop(*_args: Any) -> None:
     return None
@@ -70,6 +72,13 @@ class DirtyConfig:
     # every pool pointed at it and kept across arbiter restarts (needs gcorn-dirty[redis])
     dirty_stash_backend: str | None = None
 
+    # Where the apps run (docs/dirty-ray.md): "local", in the dirty workers themselves, or
+    # "ray", each app of each dirty worker in a Ray actor (pip install 'gcorn-dirty[ray]').
+    # dirty_ray_address: the cluster ("host:port", "ray://host:port", "auto"); None: the
+    # arbiter starts a local one-node Ray for the pool.
+    dirty_backend: str = "local"
+    dirty_ray_address: str | None = None
+
     def validate(self) -> DirtyConfig:
         """Check every value; raise DirtyConfigError naming the bad one."""
         if not self.dirty_apps:
@@ -107,10 +116,29 @@ class DirtyConfig:
                     f"pip install 'gcorn-dirty[metrics]'") from None
         from .resources import parse_resources
         self.dirty_resources = parse_resources(self.dirty_resources)
+        self._validate_backend()
         if self.dirty_codec not in CODECS:
             raise DirtyConfigError(f"dirty_codec must be one of {sorted(CODECS)}, got {self.dirty_codec!r}")
         check_stash_backend(self.dirty_stash_backend)
         return self
+
+    def _validate_backend(self) -> None:
+        if self.dirty_backend not in BACKENDS:
+            raise DirtyConfigError(f"dirty_backend must be one of {list(BACKENDS)}, got {self.dirty_backend!r}")
+        address = self.dirty_ray_address
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise DirtyConfigError(f"dirty_ray_address must be a non-empty string, got {address!r}")
+        if self.dirty_backend == "local":
+            if address is not None:
+                raise DirtyConfigError(f"dirty_ray_address={address!r} is set but dirty_backend is "
+                                       "'local': set dirty_backend='ray' (--backend ray) to use it")
+            return
+        from .ray_cluster import require_ray
+        require_ray()
+        if self.dirty_resources is not None:
+            raise DirtyConfigError("dirty_resources gives out this machine's tokens to local workers; "
+                                   "with dirty_backend='ray' Ray places each actor by its app's "
+                                   "`resources` (gpu -> num_gpus): leave dirty_resources unset")
 
     @classmethod
     def from_cfg(cls, cfg: Any, **overrides: Any) -> DirtyConfig:

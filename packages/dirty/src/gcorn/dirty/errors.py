@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from typing import Any
 
 
@@ -189,6 +190,17 @@ class DirtyStashError(StashError):
     """
 
     status = 503
+
+
+def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:
+    """Wrap an exception raised by app code as a DirtyAppError with its traceback text."""
+    if isinstance(exc, DirtyError):
+        return exc
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    where = f" in {app_path}.{action}" if app_path else ""
+    return DirtyAppError(f"{type(exc).__name__}{where}: {exc}", {
+        "app_path": app_path, "action": action, "remote_type": type(exc).__name__,
+        "remote_message": str(exc), "traceback": tb})
 
 
 _BY_NAME: dict[str, type[DirtyError]] = {

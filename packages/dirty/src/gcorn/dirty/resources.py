@@ -160,3 +160,9 @@ def apply(alloc: Alloc | None, configured: dict[str, list[str]] | None) -> None:
     if "gpu" in configured:
         # Set even when empty: a worker given no GPU must not see (and grab) them all.
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(_current["gpu"])
+
+
+def set_current(tokens: dict[str, list[str]]) -> None:
+    """Record the tokens a process was given by someone else (a Ray actor's accelerators)."""
+    _current.clear()
+    _current.update({kind: [str(t) for t in ids] for kind, ids in tokens.items()})

@@ -22,7 +22,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from typing import Any
 
 from . import callstats as cs
@@ -39,6 +38,7 @@ from .errors import (
     DirtyMessageTooLargeError,
     DirtyProtocolError,
     DirtyTimeoutError,
+    app_error,
 )
 from .protocol import MsgType, frame_buffers
 from .resources import Alloc
@@ -47,6 +47,8 @@ from .resources import apply as apply_resources
 log = logging.getLogger("gcorn.dirty.worker")
 
 APP_LOAD_ERROR = 4
+# dirty_backend = "ray": an app's actor died; the worker exits so that the arbiter replaces it.
+ACTOR_LOST = 5
 # A call still running this long past its deadline marks the worker for recycling.
 OVERDUE_GRACE = 1.0
 # After TERM, keep answering stale clients at least this long before exiting.
@@ -58,7 +60,8 @@ class DirtyWorker:
 
     def __init__(self, cfg: DirtyConfig, hooks: Hooks, age: int, slot: int, app_paths: tuple[str, ...],
                  socket_path: str, board: sb.Scoreboard | None,
-                 resources: Alloc | None = None, stats: cs.CallStats | None = None) -> None:
+                 resources: Alloc | None = None, stats: cs.CallStats | None = None,
+                 demands: dict[str, dict[str, float]] | None = None) -> None:
         self.cfg = cfg
         self.hooks = hooks
         self.age = age
@@ -70,6 +73,7 @@ class DirtyWorker:
         self.stats = stats or cs.CallStats.create()  # call counters the arbiter reads (callstats.py)
         self.exit_reason = ""  # arbiter side: why it was killed ("timeout", "boot_timeout")
         self.replaces = ""  # arbiter side: why this worker replaces its seat's ("memory", "reload"...)
+        self.demands = demands or {}  # app -> its `resources` (with Ray: the actor's options)
         self.pid = 0
         self.ppid = os.getpid()
         self.apps: dict[str, Any] = {}
@@ -92,6 +96,7 @@ class DirtyWorker:
         self.max_size = self.cfg.dirty_max_message_size
         self.threads = self.cfg.dirty_threads
         self._stop = ""  # "", "graceful" or "fast"
+        self._exit_code = 0
         self._stop_at = 0.0
         self._running: dict[int, float] = {}
         self.dispatcher: Dispatcher | None = None
@@ -103,12 +108,21 @@ class DirtyWorker:
         self.hooks.dirty_post_fork(arbiter, self)
         listener = self._listen()
         try:
+            make_app = self._ray_app_factory() if self.cfg.dirty_backend == "ray" else None
             for path in self.app_paths:
-                app = load_app_class(path)()
+                app = make_app(path) if make_app is not None else load_app_class(path)()
                 app.init()
                 self.apps[path] = app
-        except Exception:  # any failure of user code at boot: report it, exit APP_LOAD_ERROR
-            log.exception("dirty worker %s failed to load its apps", self.pid)
+        except Exception as exc:  # any failure of user code at boot: report it, exit APP_LOAD_ERROR
+            if self.cfg.dirty_backend == "ray" and isinstance(exc, DirtyError):
+                # Ray unreachable, or init() failed in the actor: the traceback worth showing is
+                # the actor's (in the error), not this process's.
+                tb = getattr(exc, "traceback", None)
+                log.error("dirty worker %s failed to load its apps: %s%s", self.pid, exc,
+                          f"\n{tb}" if tb else "")
+                self._close_apps()  # end the actors already made (they would die with us, later)
+            else:
+                log.exception("dirty worker %s failed to load its apps", self.pid)
             return APP_LOAD_ERROR
         self.hooks.dirty_worker_init(self)
         dispatcher = self.dispatcher = Dispatcher(
@@ -132,17 +146,49 @@ class DirtyWorker:
         if self._stop == "graceful":
             remaining = self._stop_at + max(0.0, self.cfg.dirty_graceful_timeout) - time.monotonic()
             dispatcher.exit(remaining)
-            for app in self.apps.values():
-                try:
-                    app.close()
-                except Exception:  # close() of user code must not stop the others
-                    log.exception("close() of a dirty app failed")
+            self._close_apps()
         if self.batcher is not None:
             self.batcher.stop()
             if self.batcher.batches:
                 log.info("dirty worker %s batches: %s", self.pid, self.batcher.stats())
         dispatcher.close()
-        return 0
+        return self._exit_code
+
+    def _close_apps(self) -> None:
+        for app in self.apps.values():
+            try:
+                app.close()
+            except Exception:  # close() of user code must not stop the others
+                log.exception("close() of a dirty app failed")
+
+    def _ray_app_factory(self) -> Any:
+        """``dirty_backend = "ray"``: connect this worker to Ray; each app becomes a RayApp (an actor)."""
+        from .ray_cluster import connect
+        from .ray_proxy import RayApp
+
+        address = self.cfg.dirty_ray_address
+        assert address, "the arbiter gives every worker a Ray address"
+        ray = connect(address)
+        # ray.init() makes SIGTERM exit the process (and Ray's C++ side logs it as a crash): the
+        # worker's graceful stop, which runs the apps' close() in their actors, must stay.
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("graceful"))
+        host = socket.gethostname()
+
+        def make(path: str) -> Any:
+            name = f"{path}@{host}:{self.ppid}:w{self.age}"
+            return RayApp(path, ray, name, self.demands.get(path, {}), self.threads, self._actor_lost)
+        return make
+
+    def _actor_lost(self, app_path: str, exc: BaseException) -> None:
+        """An app's Ray actor died: stop taking calls, drain, exit; the arbiter replaces this worker."""
+        if self._exit_code == ACTOR_LOST or not self.booted:
+            return  # before boot, the failure is the boot's own (APP_LOAD_ERROR, with backoff)
+        log.error("dirty worker %s: the Ray actor of %s died (%s): stopping, to be replaced",
+                  self.pid, app_path, str(exc).strip().splitlines()[-1] if str(exc).strip() else exc)
+        self._exit_code = ACTOR_LOST
+        if self.board is not None:
+            self.board.set_state(self.slot, sb.SlotState.DRAINING)
+        self._request_stop("graceful")
 
     def _wait_for_stop(self, dispatcher: Dispatcher) -> None:
         """Main thread: handle signals; on a graceful stop, drain then return."""
@@ -438,17 +484,6 @@ def _action(app: Any, action: str) -> Any:
                                                           "resources"):
         return None
     return getattr(app, action, None)
-
-
-def app_error(app_path: str, action: str, exc: BaseException) -> DirtyError:
-    """Wrap an exception raised by app code as a DirtyAppError with its traceback text."""
-    if isinstance(exc, DirtyError):
-        return exc
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    where = f" in {app_path}.{action}" if app_path else ""
-    return DirtyAppError(f"{type(exc).__name__}{where}: {exc}", {
-        "app_path": app_path, "action": action, "remote_type": type(exc).__name__,
-        "remote_message": str(exc), "traceback": tb})
 
 
 _local = threading.local()

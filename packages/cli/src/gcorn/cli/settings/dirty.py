@@ -171,4 +171,27 @@ SETTINGS = (
         "and per-key TTLs (`?prefix=NAME` names the keys, default `gcorn:stash`; "
         "`?timeout=S` bounds each Redis call, default 2). Needs `gcorn-dirty[redis]`.",
     ),
+    # -- where the dirty apps run: local worker processes or Ray actors (docs/dirty-ray.md)
+    Setting(
+        name="dirty_backend",
+        section=SECTION,
+        flags=("--dirty-backend",),
+        metavar="STRING",
+        default="local",
+        validator=v.choice("local", "ray"),
+        doc="Where the dirty apps run: `local` (in the dirty workers) or `ray` (each app of "
+        "each dirty worker in a Ray actor, placed by its `resources`, `gpu` as `num_gpus`; "
+        "needs `pip install 'gcorn-dirty[ray]'`). Clients, routing and errors do not change.",
+    ),
+    Setting(
+        name="dirty_ray_address",
+        section=SECTION,
+        flags=("--dirty-ray-address",),
+        metavar="STRING",
+        default=None,
+        validator=v.string,
+        doc="The Ray cluster of `dirty_backend = \"ray\"`: `host:port` (a cluster this machine "
+        "is a node of), `ray://host:port` (Ray Client) or `auto`. Unset: the dirty pool "
+        "starts a one-node Ray of its own and stops it with the pool.",
+    ),
 )
