@@ -31,7 +31,7 @@ GCORN_ONLY = frozenset(
     {"boot_failure_limit", "boot_failure_window", "dirty_queue_size",
      "dirty_max_message_size", "dirty_codec", "dirty_resources", "dirty_boot_timeout",
      "max_worker_memory", "max_worker_memory_checks", "dirty_max_worker_memory",
-     "permit_unconventional_request_target"}
+     "permit_unconventional_request_target", "metrics_bind"}
 )
 
 
