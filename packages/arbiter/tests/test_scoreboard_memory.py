@@ -77,3 +77,61 @@ def test_frames_are_bounded_and_must_be_json_objects() -> None:
         decode_frame(struct.pack(">I", 2) + b"{x", 100)
     with pytest.raises(ValueError, match="not a JSON object"):
         decode_frame(struct.pack(">I", 2) + b"[]", 100)
+
+
+def test_detailed_counters_fold_into_the_class_when_a_worker_is_reaped() -> None:
+    from gcorn.arbiter.scoreboard import BUCKETS, ExitReason, Restart
+
+    board = Scoreboard(slots=4)
+    slot = board.claim(age=1, worker_class="sync")
+    stats = board.stats_for(slot, detailed=True)
+    pid = os.fork()
+    if pid == 0:  # the worker: three requests, one connection, one timeout, then max_requests
+        stats.connection_opened()
+        for method, status, took in (("GET", 200, 0.001), ("POST", 404, 0.2), ("BREW", 0, 20.0)):
+            stats.begin()
+            stats.end(method, status, took)
+        stats.request_timed_out()
+        stats.begin()  # still running when it exits: in flight, never folded
+        stats.exiting(ExitReason.MAX_REQUESTS)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    board.set_pid(slot, pid)
+    live = board.snapshot()
+    sync = live.classes["sync"]
+    assert (sync.requests, sync.in_flight, sync.connections_open, sync.workers) == (3, 1, 1, 1)
+    assert sorted(sync.requests_by()) == [("GET", "2xx", 1), ("POST", "4xx", 1),
+                                          ("other", "other", 1)]
+    assert sync.buckets[0] == 1 and sync.buckets[BUCKETS.index(0.25)] == 1 and sync.buckets[-1] == 1
+    assert abs(sync.duration_sum - 20.201) < 1e-9
+    assert board.exit_reason(slot) is ExitReason.MAX_REQUESTS
+    board.release(slot, Restart.MAX_REQUESTS)
+    after = board.snapshot()
+    sync = after.classes["sync"]
+    # the totals survive the worker; its gauges do not
+    assert (sync.requests, sync.in_flight, sync.connections_open, sync.workers) == (3, 0, 0, 0)
+    assert (sync.request_timeouts, sync.connections_accepted) == (1, 1)
+    assert sync.restarts[Restart.MAX_REQUESTS] == 1 and sum(sync.restarts) == 1
+    assert after.workers == []
+    again = board.claim(age=2, worker_class="asgi")  # a new class gets its own block
+    board.set_pid(again, 4242)
+    board.stats_for(again, detailed=True).end("GET", 200, 0.01)
+    snap = board.snapshot()
+    assert (snap.classes["sync"].requests, snap.classes["asgi"].requests) == (3, 1)
+    assert [w.worker_class for w in snap.workers] == ["asgi"]
+    assert board.exit_reason(again) is ExitReason.NONE
+    board.close()
+
+
+def test_without_detail_only_requests_and_in_flight_are_counted() -> None:
+    board = Scoreboard(slots=2)
+    slot = board.claim(age=1, worker_class="sync")
+    board.set_pid(slot, 1)
+    stats = board.stats_for(slot)
+    stats.connection_opened()
+    stats.begin()
+    stats.end("GET", 200, 0.1)
+    sync = board.snapshot().classes["sync"]
+    assert (sync.requests, sync.connections_accepted, sum(sync.buckets), sync.requests_by()) == (
+        1, 0, 0, [])
+    board.close()

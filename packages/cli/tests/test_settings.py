@@ -15,6 +15,7 @@ from gcorn.cli.settings import validators as v
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared/reference/gunicorn-features.md"
 GCORN_ONLY = {
+    "metrics_bind",
     "boot_failure_limit",
     "boot_failure_window",
     "header_timeout",

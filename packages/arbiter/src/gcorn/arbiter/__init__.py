@@ -18,6 +18,7 @@ from gcorn.arbiter.errors import (
     PidfileError,
 )
 from gcorn.arbiter.listeners import Listener
+from gcorn.arbiter.scoreboard import ExitReason
 from gcorn.arbiter.side import SideProcess
 from gcorn.arbiter.worker import Worker
 
@@ -30,6 +31,7 @@ __all__ = [
     "BindError",
     "CrashLoopError",
     "ExitCode",
+    "ExitReason",
     "HaltServer",
     "Listener",
     "PidfileError",

@@ -91,6 +91,7 @@ class Arbiter(ChildrenMixin):
         self._control: ControlServer | None = None
         self._memory_cap = MemoryCap()
         self._next_memory_check = 0.0
+        self._recycled_for_memory: set[int] = set()
         self._read_cfg()
 
     # -- settings ------------------------------------------------------------
@@ -194,6 +195,7 @@ class Arbiter(ChildrenMixin):
         try:
             self._manage_workers()
             self._notify_systemd(f"READY=1\nSTATUS=gcorn master {self.pid} running")
+            self.scoreboard.set_ready(True, self.pid)  # the metrics' gcorn_up
             while self._stop is None:
                 self._wait_and_serve_control()
                 self._tick()
@@ -561,6 +563,7 @@ class Arbiter(ChildrenMixin):
 
     def _shutdown(self, graceful: bool, code: int = 0) -> None:
         self._stopping = True
+        self.scoreboard.set_ready(False)
         self._notify_systemd("STOPPING=1")
         # another master (USR2 child or parent) or systemd may still use the paths
         unlink = not (self.systemd or self.reexec_pid or self.master_pid)

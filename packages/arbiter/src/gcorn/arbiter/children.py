@@ -17,6 +17,7 @@ from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, CrashLoopErr
 from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
 from gcorn.arbiter.parentdeath import set_parent_death_signal
 from gcorn.arbiter.proctitle import set_process_title
+from gcorn.arbiter.scoreboard import ExitReason, Restart, Scoreboard
 from gcorn.arbiter.side import SideProcess
 from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
 from gcorn.arbiter.worker import Worker
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from gcorn.arbiter.bootguard import BootGuard
     from gcorn.arbiter.control import ControlServer
     from gcorn.arbiter.listeners import Listener
-    from gcorn.arbiter.scoreboard import Scoreboard
     from gcorn.arbiter.signals import SignalQueue
 
 # after SIGABRT a worker gets this long to run worker_abort before SIGKILL
@@ -54,6 +54,24 @@ def describe_exit(code: int) -> str:
         return f"signal {signal.Signals(-code).name}"
     except ValueError:
         return f"signal {-code}"
+
+
+def restart_reason(told: ExitReason, aborted: bool, recycled: bool, crashed: bool,
+                   boot_failure: bool, code: int) -> Restart | None:
+    """Why a reaped worker is replaced, for the restart counters; None: it was retired."""
+    if boot_failure:
+        return Restart.BOOT_FAILURE
+    if aborted:
+        return Restart.TIMEOUT
+    if recycled:
+        return Restart.MEMORY
+    if crashed:
+        return Restart.CRASH
+    if code == 0 and told is ExitReason.MAX_REQUESTS:
+        return Restart.MAX_REQUESTS
+    if code == 0 and told is ExitReason.REQUEST_TIMEOUT:
+        return Restart.REQUEST_TIMEOUT
+    return None
 
 
 class ChildrenMixin:
@@ -88,6 +106,7 @@ class ChildrenMixin:
     _control: ControlServer | None
     _memory_cap: MemoryCap
     _next_memory_check: float
+    _recycled_for_memory: set[int]
 
     @property
     def num_workers(self) -> int:  # overridden by Arbiter
@@ -131,6 +150,15 @@ class ChildrenMixin:
             metric = {"metric": "gunicorn.workers", "value": count, "mtype": "gauge"}
             self.log.debug("%d workers", count, extra=metric)
 
+    def _worker_label(self) -> str:
+        """The worker class as metrics name it: the cli's short name, else the dotted path."""
+        for name in ("worker_class_label", "worker_class_str"):
+            value = getattr(self.cfg, name, None)
+            if value:
+                return str(value)
+        cls = self.worker_class
+        return f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else "worker"
+
     def spawn_worker(self) -> int:
         """Fork one worker of cfg.worker_class; returns its pid in the master."""
         self.worker_age += 1
@@ -142,8 +170,10 @@ class ChildrenMixin:
         except OSError as exc:
             tmp_dir = getattr(self.cfg, "worker_tmp_dir", None) or "the temp dir"
             raise HaltServer(f"cannot create a worker heartbeat file in {tmp_dir}: {exc}") from exc
-        worker.slot = self.scoreboard.claim(self.worker_age)
-        worker.stats = self.scoreboard.stats_for(worker.slot)
+        worker.slot = self.scoreboard.claim(self.worker_age, self._worker_label())
+        # the detailed counters (methods, statuses, durations) only when metrics are served
+        worker.stats = self.scoreboard.stats_for(
+            worker.slot, detailed=bool(getattr(self.cfg, "metrics_bind", None)))
         self._hook("pre_fork", self, worker)
         try:
             pid, mask = fork_with_signals_blocked()
@@ -264,6 +294,7 @@ class ChildrenMixin:
                 pid, (rss or 0) / MIB, cap.limit / MIB, cap.checks,
             )
             self.stats["workers_recycled_memory"] += 1
+            self._recycled_for_memory.add(pid)
             if not self._old_generation:
                 self._generation_deadline = now + (self.timeout if self.timeout > 0 else 30.0)
             self._old_generation.add(pid)
@@ -331,7 +362,6 @@ class ChildrenMixin:
         row = self.scoreboard.read(slot)
         if row is not None:
             self.stats["requests_of_exited"] += row.requests
-        self.scoreboard.release(slot)
         self._memory_cap.forget(pid)
         try:
             booted = pid in self._booted or worker.tmp.is_booted()
@@ -340,29 +370,40 @@ class ChildrenMixin:
         worker._booted = booted  # hooks read worker.booted after tmp is closed
         aborted = pid in self._aborted_at
         by_master = pid in self._retiring or aborted or self._stopping
+        recycled = pid in self._recycled_for_memory
+        self._recycled_for_memory.discard(pid)
         self._retiring.pop(pid, None)
         self._aborted_at.pop(pid, None)
         self._booted.discard(pid)
         self._old_generation.discard(pid)
+        crashed = False
         if code == int(WORKER_BOOT_ERROR):
             self.log.error("Worker (pid:%s) failed to boot.", pid)
         elif code == int(APP_LOAD_ERROR):
             self.log.error("Worker (pid:%s) failed to load the application.", pid)
         elif code == -signal.SIGKILL and not by_master:
+            crashed = True
             self.stats["workers_crashed"] += 1
             self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?", pid)
         elif code != 0 and not by_master:
+            crashed = True
             self.stats["workers_crashed"] += 1
             self.log.error("Worker (pid:%s) exited with %s", pid, describe_exit(code))
         else:
             self.log.debug("Worker (pid:%s) exited with %s", pid, describe_exit(code))
-        self._hook("child_exit", self, worker)
-        worker.tmp.close()
         # a worker that never booted failed to boot, even when it was aborted for
         # taking longer than `timeout`; one retired by the master did not
         boot_failure = code in (int(WORKER_BOOT_ERROR), int(APP_LOAD_ERROR)) or (
             not booted and code != 0 and (aborted or not by_master)
         )
+        restart = None
+        if not self._stopping:
+            restart = restart_reason(self.scoreboard.exit_reason(slot), aborted, recycled,
+                                     crashed, boot_failure, code)
+        # the slot's counters go to its class's retired block before the slot is reused
+        self.scoreboard.release(slot, restart)
+        self._hook("child_exit", self, worker)
+        worker.tmp.close()
         if boot_failure and not self._stopping:
             self._boot_failed(code)
 

@@ -122,6 +122,15 @@ class Config:
         return str(value)
 
     @property
+    def worker_class_label(self) -> str:
+        """The worker class as metrics label it: the `-k` short name (`gthread` for sync
+        with threads > 1), else the dotted path."""
+        value = self._values["worker_class"]
+        if isinstance(value, str) and value in WORKER_CLASSES:
+            return "gthread" if value == "sync" and self._values["threads"] > 1 else value
+        return self.worker_class_str
+
+    @property
     def worker_class(self) -> type:
         """The worker class object (`sync` with threads > 1 becomes gthread)."""
         value = self._values["worker_class"]

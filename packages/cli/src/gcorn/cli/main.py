@@ -64,7 +64,31 @@ def main(argv: list[str]) -> int:
             return exc.exit_code
         # `gcorn ctl show dirty` asks the pool itself, at the path the master hands out
         arbiter.control_info["dirty_socket"] = os.environ.get(SOCKET_ENV)
-    return int(arbiter.run() or 0)
+    metrics_sock = None
+    if cfg.metrics_bind:
+        from .metrics import bind_metrics, metrics_side_process
+
+        try:
+            # bound here, before any fork: a busy port is the operator's one-line error
+            metrics_sock = bind_metrics(cfg.metrics_bind, successor="GCORN_PID" in os.environ)
+        except CliError as exc:
+            report_error(exc)
+            return exc.exit_code
+        extra = []
+        if dirty_enabled(cfg):
+            from gcorn.dirty.metrics import DirtyPoolCollector
+
+            extra.append(DirtyPoolCollector(os.environ[SOCKET_ENV]))
+        arbiter.add_side_process(metrics_side_process(cfg, arbiter.scoreboard, metrics_sock, log,
+                                                      extra))
+    try:
+        return int(arbiter.run() or 0)
+    finally:
+        if metrics_sock is not None:
+            from .metrics import unlink_unix
+
+            unlink_unix(cfg.metrics_bind, metrics_sock)
+            metrics_sock.close()
 
 
 def report_error(exc: CliError) -> None:

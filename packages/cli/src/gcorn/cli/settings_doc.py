@@ -33,7 +33,7 @@ GCORN_ONLY = frozenset(
      "max_worker_memory", "max_worker_memory_checks", "dirty_max_worker_memory",
      "permit_unconventional_request_target",
      "dirty_stash_backend",
-     "dirty_backend", "dirty_ray_address"}
+     "dirty_backend", "dirty_ray_address", "metrics_bind"}
 )
 
 

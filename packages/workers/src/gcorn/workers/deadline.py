@@ -60,8 +60,11 @@ def request_timeout(cfg: Any) -> float:
 
 
 def count_timeout(worker: Any) -> None:
-    """Count one timed-out request on the worker (`worker.request_timeouts`)."""
+    """Count one timed-out request on the worker (`worker.request_timeouts`, and metrics)."""
     worker.request_timeouts = getattr(worker, "request_timeouts", 0) + 1
+    stats = getattr(worker, "stats", None)
+    if stats is not None:
+        stats.request_timed_out()
 
 
 def stack_of_frame(frame: FrameType | None) -> str:

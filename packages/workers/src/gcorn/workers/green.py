@@ -22,7 +22,7 @@ import traceback
 from types import FrameType
 from typing import Any, ClassVar, Protocol
 
-from gcorn.arbiter import Worker
+from gcorn.arbiter import ExitReason, Worker
 from gcorn.http import ParseError
 from gcorn.workers.base import WsgiServing, boot_serving, raw_socket
 from gcorn.workers.deadline import GreenGuard, RequestTimeout
@@ -240,6 +240,7 @@ class GreenWorker(Worker):
     def serve_client(self, client: Any, addr: Any, listener: Any) -> None:
         """One connection's greenlet: TLS handshake, requests, close."""
         self.nconns += 1
+        self.stats.connection_opened()
         try:
             conn = self.serving.open(client, addr, listener)
             if conn is None:
@@ -252,6 +253,7 @@ class GreenWorker(Worker):
                 conn.close()
         finally:
             self.nconns -= 1
+            self.stats.connection_closed()
             self.slots.release()
 
     def serve(self, conn: Connection) -> None:
@@ -281,6 +283,7 @@ class GreenWorker(Worker):
                 partial = bool(conn.events)
                 if self.nr >= self.max_requests and self.alive:
                     self.log.info("Autorestarting worker after current request.")
+                    self.stats.exiting(ExitReason.MAX_REQUESTS)
                     self.alive = False
                 # a response that promised keep-alive is honoured even if the worker began
                 # stopping meanwhile: the next request is answered (with close)

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from gcorn.arbiter import WORKER_BOOT_ERROR, Worker
+from gcorn.arbiter import WORKER_BOOT_ERROR, ExitReason, Worker
 from gcorn.http import EndOfMessage, ParseError
 from gcorn.workers.base import (
     boot_serving,
@@ -145,6 +145,7 @@ class ThreadWorker(Worker):
     def recycle_stuck(self) -> None:
         """Every serving thread is stuck past request_timeout: stop gracefully (the arbiter
         starts a new worker), so that the capacity does not drain away unnoticed."""
+        self.stats.exiting(ExitReason.REQUEST_TIMEOUT)
         self.alive = False
         self.stop_accepting()
         os.write(self.wake_w, b"s")  # wake the main thread now
@@ -245,6 +246,7 @@ class ThreadWorker(Worker):
             for client, addr in take_backlog(sock):
                 with self.lock:
                     self.nconns += 1
+                    self.stats.connection_opened()
                 conn = self.serving.open(client, addr, sock)
                 if conn is None:
                     self.forget()
@@ -302,6 +304,7 @@ class ThreadWorker(Worker):
                 client = None
             if client is not None:
                 self.nconns += 1
+                self.stats.connection_opened()
         self.rearm_listener(fd)
         if client is None:
             return
@@ -328,6 +331,7 @@ class ThreadWorker(Worker):
         """Count one connection less, and accept again if the limit had stopped it."""
         with self.lock:
             self.nconns -= 1
+            self.stats.connection_closed()
             was_full = self.nconns == self.max_conns - 1
         if was_full:
             for fd in self.listeners:
@@ -381,6 +385,7 @@ class ThreadWorker(Worker):
                     return
                 if self.nr >= self.max_requests and self.alive:
                     self.log.info("Autorestarting worker after current request.")
+                    self.stats.exiting(ExitReason.MAX_REQUESTS)
                     self.alive = False
                     self.stop_accepting()
                     os.write(self.wake_w, b"m")  # wake the main thread now

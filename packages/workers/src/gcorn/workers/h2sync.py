@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gcorn.arbiter import ExitReason
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
@@ -682,14 +683,18 @@ class H2Session:
         req = HookRequest(fields.method, target, environ["PATH_INFO"], query, (2, 0), headers,
                           scheme, conn.peer, body) if hooked else None
         worker = owner.worker
+        stats = worker.stats  # a stream is a request for the scoreboard and metrics
         lock = handler._nr_lock
         if lock is None:
             worker.nr += 1
+            stats.begin()
         else:
             with lock:
                 worker.nr += 1
+                stats.begin()
         if worker.nr >= getattr(worker, "max_requests", 0) > 0 and worker.alive:
             self.log.info("Autorestarting worker after current request.")
+            worker.stats.exiting(ExitReason.MAX_REQUESTS)
             worker.alive = False
         result: Any = None
         watchdog = owner.watchdog
@@ -738,6 +743,11 @@ class H2Session:
                     close()
                 except Exception:
                     self.log.exception("the response iterable's close() failed")
+            if lock is None:
+                stats.end(fields.method, resp.status_code, time.monotonic() - started)
+            else:
+                with lock:
+                    stats.end(fields.method, resp.status_code, time.monotonic() - started)
             try:
                 if handler.post_request is not None:
                     handler.post_request(worker, req, environ, resp)

@@ -10,7 +10,7 @@ import select
 import time
 from typing import Any
 
-from gcorn.arbiter import Worker
+from gcorn.arbiter import ExitReason, Worker
 from gcorn.http import ParseError
 from gcorn.workers.base import (
     WsgiServing,
@@ -61,6 +61,7 @@ class SyncWorker(Worker):
                 self.serve_client(serving, client, addr, self.sockets[index])
                 if self.nr >= self.max_requests:
                     self.log.info("Autorestarting worker after current request.")
+                    self.stats.exiting(ExitReason.MAX_REQUESTS)
                     self.alive = False
                     break
                 if not self.alive:
@@ -92,8 +93,11 @@ class SyncWorker(Worker):
     def serve_client(self, serving: WsgiServing, client: Any, addr: Any, listener: Any,
                      first_byte_wait: float = 0.0) -> None:
         """Serve the one request of a connection, then close it."""
+        stats = self.stats
+        stats.connection_opened()
         conn = serving.open(client, addr, raw_socket(listener))
         if conn is None:
+            stats.connection_closed()
             return
         linger = False
         try:
@@ -124,3 +128,4 @@ class SyncWorker(Worker):
             serving.handler.send_error(conn, 500, "Internal Server Error")
         finally:
             conn.close(linger=linger)
+            stats.connection_closed()

@@ -242,6 +242,43 @@ def statsd_address(value: Any) -> str | None:
     return text
 
 
+def metrics_address(value: Any) -> str | None:
+    """`HOST:PORT`, `[V6]:PORT` or `unix:PATH` for the metrics listener; None/empty is off.
+
+    Only the form is checked here (no name lookup): binding it at start tells the rest.
+    """
+    if value is None:
+        return None
+    text = string(value) or ""
+    if not text:
+        return None
+    if text.startswith("unix:"):
+        path = text[5:]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ValueError(f"{value!r} has no socket path after 'unix:'")
+        return text
+    if text.startswith(("fd://", "tcp://")) or "/" in text:
+        raise ValueError(f"{value!r} is not HOST:PORT, [V6]:PORT or unix:PATH")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not host:
+            raise ValueError(f"{value!r}: an IPv6 address goes in brackets, as [::1]:9101")
+        if not rest.startswith(":"):
+            raise ValueError(f"{value!r} needs ':PORT' after the ']'")
+        port = rest[1:]
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ValueError(f"{value!r} needs a port: HOST:PORT, as 127.0.0.1:9101")
+        if ":" in host:
+            raise ValueError(f"{value!r}: an IPv6 address goes in brackets, as [::1]:9101")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} needs a port number 1-65535 after ':'")
+    return text
+
+
 def proxy_protocol(value: Any) -> str:
     """off, v1, v2 or auto; True means auto and False off (gunicorn's bare flag)."""
     if value is True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from gcorn.workers import deadline
@@ -233,7 +234,8 @@ class RequestCycle:
             if timer is not None:
                 timer.cancel()
             state.in_flight -= 1
-            state.worker.stats.end()
+            state.worker.stats.end(self.scope["method"], self.status,
+                                   time.monotonic() - self.start_time)
             if self.task is not None:
                 state.tasks.discard(self.task)
             if state.post_request is not None and self.hook_req is not None:

@@ -261,6 +261,8 @@ class H2Stream:
                 self._fail()
         finally:
             state.in_flight -= 1
+            state.worker.stats.end(self.scope["method"], self.status,
+                                   time.monotonic() - self.start_time)
             if self.task is not None:
                 state.tasks.discard(self.task)
             proto.task_done(self)
@@ -402,6 +404,7 @@ class H2Protocol(asyncio.Protocol):
         self.closed = True
         state = self.state
         state.connections.discard(self)
+        state.worker.stats.connection_closed()
         if state.accept_paused:
             state.resume_accepting()
         for stream in list(self.streams.values()):
@@ -570,8 +573,7 @@ class H2Protocol(asyncio.Protocol):
         stream = H2Stream(self, sid, scope, method == "HEAD")
         if ended:
             stream.body_complete = True
-        if state.access_enabled:
-            stream.start_time = time.monotonic()
+        stream.start_time = time.monotonic()  # the access log's request time, and metrics
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
             stream.status = 503
             self.send_error(stream, 503, "Service Unavailable")
@@ -586,6 +588,7 @@ class H2Protocol(asyncio.Protocol):
                           stream.hook_req)
         self.streams[sid] = stream
         state.in_flight += 1
+        state.worker.stats.begin()  # ended in H2Stream.run's finally: a stream is a request
         task = self.loop.create_task(stream.run(state.app))
         stream.task = task
         state.tasks.add(task)

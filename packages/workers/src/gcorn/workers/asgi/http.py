@@ -104,6 +104,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = True
         state = self.state
         state.connections.discard(self)
+        state.worker.stats.connection_closed()
         if state.accept_paused:
             state.resume_accepting()
         cycle = self.cycle
@@ -372,8 +373,7 @@ class HttpProtocol(asyncio.Protocol):
         if complete or not (head.chunked or head.content_length):
             # a request without a body is whole at its head
             cycle.body_complete = True
-        if state.access_enabled:
-            cycle.start_time = time.monotonic()
+        cycle.start_time = time.monotonic()  # the access log's request time, and metrics
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
             cycle.keep_alive = False
             cycle.status = 503

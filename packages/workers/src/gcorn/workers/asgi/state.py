@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gcorn.arbiter import ExitReason
 from gcorn.workers.access import access_wanted
 from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
@@ -115,4 +116,5 @@ class ServerState:
         """Stop the worker gracefully once `max_requests` requests were served."""
         if self.worker.alive:
             self.log.info("Autorestarting worker after current request.")
+            self.worker.stats.exiting(ExitReason.MAX_REQUESTS)
             self.worker.alive = False

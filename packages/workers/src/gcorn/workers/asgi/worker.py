@@ -98,6 +98,7 @@ class Acceptor:
         if self.is_tcp:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connecting += 1
+        self.state.worker.stats.connection_opened()  # closed in the protocol's connection_lost
         task = self.loop.create_task(self._connect(conn))
         self.setups.add(task)
         task.add_done_callback(self.setups.discard)
@@ -110,9 +111,11 @@ class Acceptor:
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             state.log.debug("connection setup failed: %s", exc)
             conn.close()
+            state.worker.stats.connection_closed()
         except asyncio.CancelledError:
             state.log.debug("connection setup cancelled by the graceful stop")
             conn.close()
+            state.worker.stats.connection_closed()
         finally:
             self.connecting -= 1
 

@@ -164,7 +164,7 @@ class RequestHandler:
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)
         worker = self.worker
-        stats = worker.stats  # the worker's scoreboard slot (requests, in flight)
+        stats = worker.stats  # the worker's scoreboard slot (requests, in flight, metrics)
         lock = self._nr_lock
         if lock is None:
             worker.nr += 1
@@ -179,11 +179,12 @@ class RequestHandler:
                 self.pre_request(worker, req)
             keep = self._run_app(conn, environ, resp, body, headers)
         finally:
+            status = resp.status_code or 0
             if lock is None:
-                stats.end()
+                stats.end(method, status, time.monotonic() - started)
             else:
                 with lock:
-                    stats.end()
+                    stats.end(method, status, time.monotonic() - started)
             try:
                 if self.post_request is not None:
                     self.post_request(worker, req, environ, resp)
