@@ -18,7 +18,6 @@ the steadier number on a shared machine) within 3 % of without.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -30,7 +29,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from bench_server import HARNESS, gcorn_command, medians  # noqa: E402
+from bench_server import HARNESS, gcorn_command, load_records, medians  # noqa: E402
 
 WORKER_ARGS = {"sync": "-k sync", "gthread": "-k gthread --threads 4", "asgi": "-k asgi"}
 
@@ -120,10 +119,7 @@ def main() -> int:
         if rc != 0:
             return rc
         a.summarize = [a.out]
-    records: list[dict] = []
-    for path in a.summarize:
-        with open(path) as f:
-            records += [json.loads(line) for line in f if line.strip()]
+    records = load_records(a.summarize)
     print("\n## gcorn with --metrics-bind / without (hello, medians)\n")
     print(ratio_table(records, workers))
     return 0

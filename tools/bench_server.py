@@ -65,6 +65,15 @@ def green_extras(gcorn: str, gunicorn_bin: str, gunicorn25_bin: str | None) -> l
     return lines
 
 
+def load_records(paths: list[str]) -> list[dict]:
+    """Every run record of the harness's JSONL result files, in order."""
+    records: list[dict] = []
+    for path in paths:
+        with open(path) as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    return records
+
+
 def medians(records: list[dict], config: str, scenario: str) -> dict[str, float] | None:
     """Median req/s, p99 ms and RSS MiB of the clean runs (all runs if none is clean)."""
     ok = [r for r in records if r["config"] == config and r["scenario"] == scenario and r["ok"]]
@@ -138,10 +147,7 @@ def main() -> int:
         if rc != 0:
             return rc
         a.summarize = [a.out]
-    records: list[dict] = []
-    for path in a.summarize:
-        with open(path) as f:
-            records += [json.loads(line) for line in f if line.strip()]
+    records = load_records(a.summarize)
     print("\n## gcorn vs gunicorn (medians)\n")
     print(ratio_table(records))
     return 0
