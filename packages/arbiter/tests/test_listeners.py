@@ -201,3 +201,24 @@ def test_usr2_under_systemd_passes_listen_fds_on(server_factory, short_dir, wait
     server.kill(signal.SIGTERM, new_master)
     server.wait_event("master_exit", 2)
     assert os.path.exists(path)  # still systemd's
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="socket filters are Linux's")
+def test_a_listener_that_stops_admitting_keeps_its_queue_and_completes_no_new_connection():
+    from gcorn.arbiter.listeners import Listener
+
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+        queued = socket.create_connection(("127.0.0.1", port), timeout=2)
+        queued.sendall(b"sent before")
+        Listener(sock).stop_admitting()
+        with pytest.raises(TimeoutError):  # no SYN-ACK: the client is not connected
+            socket.create_connection(("127.0.0.1", port), timeout=0.3)
+        client, _ = sock.accept()
+        with client, queued:
+            assert client.recv(64) == b"sent before"  # the queued one is whole
+            client.sendall(b"answer")
+            assert queued.recv(64) == b"answer"
+    # the last copy closed: a client is refused at once rather than reset after it sent
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)

@@ -565,10 +565,12 @@ class Arbiter(ChildrenMixin):
         self._stopping = True
         self.scoreboard.set_ready(False)
         self._notify_systemd("STOPPING=1")
-        # another master (USR2 child or parent) or systemd may still use the paths
-        unlink = not (self.systemd or self.reexec_pid or self.master_pid)
+        # another master (USR2 child or parent) or systemd may still use the sockets
+        final = not (self.systemd or self.reexec_pid or self.master_pid)
         for listener in self.LISTENERS:
-            listener.close(unlink=unlink)
+            if final:
+                listener.stop_admitting()  # the workers drain what is queued, nothing more
+            listener.close(unlink=final)
         self.LISTENERS = []
         if self._control is not None:
             self._control.close()

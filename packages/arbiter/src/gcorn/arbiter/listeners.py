@@ -8,10 +8,12 @@ entry may itself be `fd://N`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -68,6 +70,19 @@ class Listener:
             return f"http://[{host}]:{port}"
         return f"http://{host}:{port}"
 
+    def stop_admitting(self) -> None:
+        """Complete no new TCP connection on this socket; those already queued stay acceptable.
+
+        The master calls it at a final stop, before it closes its copy: the workers
+        then accept the queue and close theirs, and no connection can slip into the
+        queue between a worker's last accept and the close that would reset it after
+        its client had sent a request. A client connecting now is never answered a
+        SYN-ACK and is refused once the last copy is closed. A Unix socket's door is
+        its path, which the master removes.
+        """
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            drop_new_connections(self.sock)
+
     def close(self, unlink: bool = True) -> None:
         """Close the socket; remove its Unix path when this master owns it."""
         path = self.path if self.sock.fileno() >= 0 else ""
@@ -75,6 +90,37 @@ class Listener:
         if unlink and self.owns_path and path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+class _BpfInstruction(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _BpfProgram(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_BpfInstruction))]
+
+
+_SO_ATTACH_FILTER = 26  # Linux <asm-generic/socket.h>
+_BPF_RET_K = 0x06  # BPF_RET | BPF_K: accept the first K bytes of the packet
+
+
+def drop_new_connections(sock: socket.socket) -> bool:
+    """Attach a socket filter that drops every packet `sock` itself receives (Linux).
+
+    On a listening TCP socket that is every SYN (and handshake ACK): connections
+    already established are sockets of their own and keep their data. Returns
+    False where the kernel offers no socket filters; the caller then stops as before.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    drop = (_BpfInstruction * 1)(_BpfInstruction(_BPF_RET_K, 0, 0, 0))
+    program = _BpfProgram(1, ctypes.cast(drop, ctypes.POINTER(_BpfInstruction)))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, bytes(program))
+    except OSError:
+        return False
+    return True
 
 
 def _setting(cfg: Any, name: str, default: Any) -> Any:
