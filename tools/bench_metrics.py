@@ -9,6 +9,7 @@ busier Prometheus than the usual 15 s), then prints the with / without ratios.
 
     python3 tools/bench_metrics.py                          # sync and asgi, 3 reps of 5 s
     python3 tools/bench_metrics.py --workers sync,gthread,asgi --reps 1 --duration 3
+    python3 tools/bench_metrics.py --scrape-every 15                  # Prometheus' usual pace
     python3 tools/bench_metrics.py --summarize /tmp/bench-results/metrics-X.jsonl
 
 Target (issue 12): with metrics, req/s (and requests per server CPU-second,
@@ -53,10 +54,10 @@ def extras(gcorn: str, workers: list[str], metrics_port: int) -> list[str]:
     return lines
 
 
-def scrape_forever(port: int, stop: threading.Event, counts: list[int]) -> None:
-    """GET /metrics once a second while the runs go on (a run's server may be down)."""
+def scrape_forever(port: int, stop: threading.Event, counts: list[int], every: float) -> None:
+    """GET /metrics every `every` seconds while the runs go on (a run's server may be down)."""
     url = f"http://127.0.0.1:{port}/metrics"
-    while not stop.wait(1.0):
+    while not stop.wait(every):
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 response.read()
@@ -92,6 +93,8 @@ def main() -> int:
     p.add_argument("--out", default=os.path.join(
         tempfile.gettempdir(), "bench-results", time.strftime("metrics-%Y%m%d-%H%M%S.jsonl")))
     p.add_argument("--summarize", nargs="+", metavar="JSONL")
+    p.add_argument("--scrape-every", type=float, default=1.0, metavar="SECONDS",
+                   help="scrape interval (default 1; Prometheus' usual is 15 to 60)")
     p.add_argument("harness_args", nargs="*", help="passed on to bench.py after --")
     a = p.parse_args()
     workers = [w.strip() for w in a.workers.split(",") if w.strip()]
@@ -101,7 +104,8 @@ def main() -> int:
     if not a.summarize:
         port = free_port()
         stop, scrapes = threading.Event(), [0]
-        scraper = threading.Thread(target=scrape_forever, args=(port, stop, scrapes), daemon=True)
+        scraper = threading.Thread(target=scrape_forever, args=(port, stop, scrapes, a.scrape_every),
+                                   daemon=True)
         scraper.start()
         lines = extras(gcorn_command(), workers, port)
         cmd = [sys.executable, HARNESS, "--scenarios", "hello", "--reps", str(a.reps),

@@ -135,3 +135,31 @@ def test_without_detail_only_requests_and_in_flight_are_counted() -> None:
     assert (sync.requests, sync.connections_accepted, sum(sync.buckets), sync.requests_by()) == (
         1, 0, 0, [])
     board.close()
+
+
+def test_bucket_edges_odd_statuses_and_any_number_of_methods() -> None:
+    from gcorn.arbiter import scoreboard
+
+    board = Scoreboard(slots=2)
+    slot = board.claim(age=1, worker_class="asgi")
+    board.set_pid(slot, 1)
+    stats = board.stats_for(slot, detailed=True)
+    # `le` buckets: a duration equal to a bound is counted in it
+    for took in (0.005, 0.0050001, 0.0, 10.0, 10.5):
+        stats.begin()
+        stats.end("GET", 200, took)
+    for status in (999, 600, 99, 0):
+        stats.begin()
+        stats.end("PUT", status, 0.001)
+    for n in range(scoreboard._CODE_CELLS_MAX + 10):  # a client picks the method: the cache is bounded
+        stats.begin()
+        stats.end(f"M{n}", 204, 0.001)
+    asgi = board.snapshot().classes["asgi"]
+    assert asgi.buckets[0] == 2 + 4 + scoreboard._CODE_CELLS_MAX + 10
+    assert asgi.buckets[1] == 1
+    assert asgi.buckets[len(scoreboard.BUCKETS) - 1] == 1 and asgi.buckets[-1] == 1
+    by = dict(((m, c), n) for m, c, n in asgi.requests_by())
+    assert by[("GET", "2xx")] == 5 and by[("PUT", "other")] == 4
+    assert by[("other", "2xx")] == scoreboard._CODE_CELLS_MAX + 10
+    assert len(scoreboard._CODE_CELLS) <= scoreboard._CODE_CELLS_MAX
+    board.close()

@@ -78,6 +78,21 @@ PID, AGE, STARTED, REQUESTS, IN_FLIGHT, HEARTBEAT, RSS = (i * 8 for i in range(7
 
 _METHOD_INDEX = {name: i * len(STATUS_CLASSES) for i, name in enumerate(METHODS[:-1])}
 _OTHER_METHOD = (len(METHODS) - 1) * len(STATUS_CLASSES)
+# the slot cell of each (method, status) pair seen, so a request costs one dict lookup;
+# bounded, since a client chooses the method
+_CODE_CELLS: dict[tuple[str, int], int] = {}
+_CODE_CELLS_MAX = 4096
+_FIRST_BUCKET = BUCKETS[0]
+
+
+def _code_cell(method: str, status: int) -> int:
+    klass = status // 100
+    if klass > 5 or klass < 0:
+        klass = 0  # not answered (0) or not a status code
+    cell = BY_CODE_I + _METHOD_INDEX.get(method, _OTHER_METHOD) + klass
+    if len(_CODE_CELLS) < _CODE_CELLS_MAX:
+        _CODE_CELLS[(method, status)] = cell
+    return cell
 
 
 class ExitReason(enum.IntEnum):
@@ -202,15 +217,12 @@ class WorkerStats:
 
     def _end_detailed(self, method: str = "", status: int = 0, duration: float = 0.0) -> None:
         # end(method, status, seconds): a request ended, answered (status) or not (0);
-        # one thread at a time, as begin()
+        # one thread at a time, as begin(). The hot path of every request with metrics on.
         q = self._q
         q[IN_FLIGHT_I] -= 1
         q[REQUESTS_I] += 1
-        klass = status // 100
-        if klass > 5 or klass < 0:
-            klass = 0
-        q[BY_CODE_I + _METHOD_INDEX.get(method, _OTHER_METHOD) + klass] += 1
-        q[HIST_I + bisect.bisect_left(BUCKETS, duration)] += 1
+        q[_CODE_CELLS.get((method, status)) or _code_cell(method, status)] += 1
+        q[HIST_I if duration <= _FIRST_BUCKET else HIST_I + bisect.bisect_left(BUCKETS, duration)] += 1
         self._d[DURATION_SUM_I] += duration
 
     def _connection_opened(self) -> None:
