@@ -378,3 +378,24 @@ def test_one_exposition_serves_the_http_tree_and_the_dirty_pool(start_gcorn: Sta
     assert samples is not None, exporter.text()
     assert value(samples, "gcorn_dirty_up") == 1
     assert value(samples, "gcorn_dirty_ready") == 1
+
+
+def test_a_hup_keeps_the_exporter_where_it_is_and_says_so(start_gcorn: Start, app_dir: Path) -> None:
+    port, other = free_port(), free_port()
+    conf = app_dir / "gcorn.conf.py"
+    conf.write_text(f"metrics_bind = '127.0.0.1:{port}'\n")
+    server = start_gcorn("-c", str(conf), "metricsapp:app", cwd=app_dir)
+    exporter = Exporter(server, f"http://127.0.0.1:{port}/metrics")
+    exporter.wait_ready()
+    (old_worker,) = _worker_pids(exporter.samples())
+    conf.write_text(f"metrics_bind = '127.0.0.1:{other}'\n")
+    os.kill(server.pid, signal.SIGHUP)
+    # the new worker (booted from the new config) still counts for the exporter that runs
+    after = scrape_until(exporter, lambda s: bool(_worker_pids(s)) and old_worker not in _worker_pids(s))
+    before = total(after, "gcorn_http_requests_total")
+    assert server.get("/").status_code == 200
+    scrape_until(exporter, lambda s: total(s, "gcorn_http_requests_total") == before + 1)
+    assert f"metrics_bind changed to '127.0.0.1:{other}': a HUP keeps the exporter at " \
+           f"'127.0.0.1:{port}'" in server.log()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{other}/metrics", timeout=2)

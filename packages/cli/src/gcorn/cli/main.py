@@ -240,6 +240,12 @@ def make_reloader(
                 new_app.check_importable()
             new_log = _reconfigured_logger(old_log, old_cfg, new_cfg)
             new_app.cfg = new_cfg
+            if new_cfg.metrics_bind != old_cfg.metrics_bind:
+                # the exporter's address is bound at start: keep counting for the one running
+                new_log.warning("metrics_bind changed to %r: a HUP keeps the exporter at %r; "
+                                "the new address takes effect at the next start or USR2",
+                                new_cfg.metrics_bind, old_cfg.metrics_bind)
+                new_cfg.set("metrics_bind", old_cfg.metrics_bind, source="running")
         except CliError as exc:
             os.chdir(old_cfg.chdir)
             old_log.error("reload failed, keeping the current configuration: %s", exc)
