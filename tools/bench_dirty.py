@@ -7,7 +7,7 @@ same machine. Both pools run at once (idle pools cost nothing); each round
 runs every scenario on gunicorn then on gcorn, so background load lands on
 both. Needs an interpreter with gunicorn==27.0.1 and gcorn-dirty installed:
 
-    /tmp/anchors-venv/bin/pip install -e packages/dirty
+    /tmp/anchors-venv/bin/pip install -e packages/arbiter -e packages/dirty
     /tmp/anchors-venv/bin/python tools/bench_dirty.py --reps 3 --duration 2
 
 Prints a Markdown table (median [min..max] per pool, ratio of medians,

@@ -67,6 +67,31 @@ def test_bad_command_line_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "not an integer" in out.stderr
 
 
+def test_a_pidfile_that_cannot_be_written_names_the_setting(tmp_path):
+    pidfile = tmp_path / "no-such-dir" / "dirty.pid"
+    out = subprocess.run([sys.executable, "-m", "gcorn.dirty.cli", "serve", ECHO,
+                          "--socket", str(tmp_path / "x.sock"), "--pidfile", str(pidfile)],
+                         capture_output=True, text=True, timeout=30, cwd=str(HERE))
+    assert out.returncode != 0, out.stderr
+    assert f"dirty_pidfile: cannot write pidfile {pidfile}" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "x.sock").exists()
+
+
+def test_a_stale_pidfile_is_replaced_by_ours(tmp_path):
+    pidfile = tmp_path / "dirty.pid"
+    pidfile.write_text("999999999\n")  # no such process
+    sock = str(tmp_path / "x.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "gcorn.dirty.cli", "serve", ECHO, "--socket", sock,
+                             "--pidfile", str(pidfile)], cwd=str(HERE), stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: pidfile.read_text().strip() == str(proc.pid), timeout=20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    assert not pidfile.exists()  # removed at exit: it named us
+
+
 def test_embedding_entry_point_runs_in_a_forked_side_process(tmp_path):
     from gcorn.dirty import arbiter
 

@@ -11,6 +11,8 @@ import collections
 import time
 from collections.abc import Callable
 
+from gcorn.arbiter.backoff import backoff_delay
+
 
 class BootGuard:
     """Counts worker boot failures and says when the next spawn may happen."""
@@ -39,8 +41,7 @@ class BootGuard:
         while self._failures and now - self._failures[0] > self.window:
             self._failures.popleft()
         self._streak += 1
-        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (self._streak - 1))
-        self.next_spawn_at = now + delay
+        self.next_spawn_at = now + backoff_delay(self._streak, self.backoff_base, self.backoff_max)
         return self.limit > 0 and len(self._failures) >= self.limit
 
     def record_boot(self) -> None:

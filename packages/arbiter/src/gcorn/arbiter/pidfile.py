@@ -19,7 +19,8 @@ def read_pid(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True when a process `pid` exists (owned by us or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -27,6 +28,24 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+def write_pid(path: str, pid: int) -> None:
+    """Write `pid` to `path` atomically (a temporary file renamed over it); PidfileError if not."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+    except OSError as exc:
+        raise PidfileError(f"cannot write pidfile {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{pid}\n")
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise PidfileError(f"cannot write pidfile {path}: {exc.strerror}") from exc
 
 
 class Pidfile:
@@ -39,36 +58,19 @@ class Pidfile:
     def create(self, pid: int, allowed: tuple[int, ...] = ()) -> None:
         """Write `pid`; fail if the file names another live process not in `allowed`."""
         old = read_pid(self.path)
-        if old is not None and old != pid and old not in allowed and _alive(old):
+        if old is not None and old != pid and old not in allowed and process_alive(old):
             raise PidfileError(
                 f"pidfile {self.path} names a running process (pid {old}): "
                 "is another master running? Remove the file if it is stale."
             )
         self.pid = pid
-        self._write(self.path, pid)
-
-    @staticmethod
-    def _write(path: str, pid: int) -> None:
-        directory = os.path.dirname(os.path.abspath(path))
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".pid-", dir=directory)
-        except OSError as exc:
-            raise PidfileError(f"cannot write pidfile {path}: {exc.strerror}") from exc
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{pid}\n")
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise PidfileError(f"cannot write pidfile {path}: {exc.strerror}") from exc
+        write_pid(self.path, pid)
 
     def rename(self, path: str) -> None:
         """Move the pidfile to `path` (the USR2 child taking the plain name)."""
         if self.pid is None:
             return
-        self._write(path, self.pid)
+        write_pid(path, self.pid)
         old, self.path = self.path, path
         if old != path and read_pid(old) == self.pid:
             with contextlib.suppress(FileNotFoundError):

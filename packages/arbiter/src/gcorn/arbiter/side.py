@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gcorn.arbiter.backoff import backoff_delay
+
 
 class SideProcess:
     """What to run in the child (`target(*args, **kwargs)`) and its supervision state."""
@@ -61,7 +63,7 @@ class SideProcess:
         self._streak += 1
         self.restarts += 1
         self.pid = 0
-        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (self._streak - 1))
+        delay = backoff_delay(self._streak, self.backoff_base, self.backoff_max)
         self.next_start_at = now + delay
         return delay
 

@@ -10,7 +10,7 @@ import collections
 import os
 import select
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import FrameType
 
 MASTER_SIGNALS: tuple[signal.Signals, ...] = (
@@ -27,14 +27,16 @@ MASTER_SIGNALS: tuple[signal.Signals, ...] = (
 )
 
 
-def fork_with_signals_blocked() -> tuple[int, set[signal.Signals | int]]:
-    """fork() with the master's signals blocked; returns (pid, mask to restore).
+def fork_with_signals_blocked(
+        signals: Iterable[int] = MASTER_SIGNALS) -> tuple[int, set[signal.Signals | int]]:
+    """fork() with a supervisor's `signals` blocked; returns (pid, mask to restore).
 
     The parent's mask is restored here. The child must restore it itself once
-    it has replaced the master's handlers, so a signal aimed at the new child
-    (TERM right after it was forked) is neither lost nor taken for the master's.
+    it has replaced the supervisor's handlers, so a signal aimed at the new child
+    (TERM right after it was forked) is neither lost nor taken for the parent's
+    (the child inherits the parent's signal wake-up pipe, too).
     """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         pid = os.fork()
     except BaseException:

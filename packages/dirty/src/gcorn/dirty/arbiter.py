@@ -24,6 +24,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gcorn.arbiter.backoff import backoff_delay
+from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
+from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
+
 from . import callstats as cs
 from . import scoreboard as sb
 from .app import AppSpec, probe_apps
@@ -44,23 +48,12 @@ log = logging.getLogger("gcorn.dirty.arbiter")
 SOCKET_ENV = "GCORN_DIRTY_SOCKET"
 # Old workers stay reachable this long after a replacement is announced.
 HANDOVER_DELAY = 0.05
+# a seat's worker that fails to boot is retried after 0.1 s, 0.2 s, ... up to this
 MAX_BACKOFF = 10.0
 QUICK_STOP_LIMIT = 2.0
 # Each worker needs a scoreboard slot, and its replacement another while they hand over.
 MAX_WORKERS = sb.MAX_SLOTS // 2
 _READ_SIZE = 256 * 1024
-
-
-def rss_bytes(pid: int) -> int | None:
-    """A process's resident set size in bytes (Linux /proc), or None."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def make_socket_path() -> str:
@@ -132,7 +125,7 @@ class DirtyArbiter:
         self._fds_to_close_in_child: set[int] = set()
         self._client_writers: set[asyncio.StreamWriter] = set()
         self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
-        self._over_cap: dict[int, int] = {}  # pid -> checks in a row above the memory cap
+        self._memory_cap = MemoryCap(self.cfg.dirty_max_worker_memory or 0, self.cfg.max_worker_memory_checks)
         self._next_memory_check = 0.0
         self.retired = cs.RetiredTotals()  # what reaped workers counted (METRICS answers)
         self._metrics_sock: Any = None  # --metrics-bind: the listening TCP socket
@@ -145,8 +138,8 @@ class DirtyArbiter:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._wake = asyncio.Event()
-        claim_pidfile(self.cfg.dirty_pidfile)
         try:
+            claim_pidfile(self.cfg.dirty_pidfile)
             server = await self._listen()
         except DirtyError as exc:
             log.error("%s", exc)
@@ -257,11 +250,9 @@ class DirtyArbiter:
         # Signals stay blocked across fork until the child has its own handlers: the
         # child inherits the event loop's signal wake-up pipe, and a signal landing
         # there would be handled by the arbiter as if it were its own.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED_SIGNALS)
         try:
-            pid = os.fork()
+            pid, blocked = fork_with_signals_blocked(_FORWARDED_SIGNALS)
         except OSError:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._free_slots.append(slot)
             self.board.release(slot)
             worker.stats.close()
@@ -283,7 +274,6 @@ class DirtyArbiter:
             finally:
                 logging.shutdown()
                 os._exit(code)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         worker.pid = pid
         self.board.set_i64(slot, sb.PID, pid)
         self.workers[pid] = worker
@@ -299,11 +289,9 @@ class DirtyArbiter:
     def _spawn_metrics(self) -> None:
         """Fork the child that serves --metrics-bind (it asks this arbiter, like any collector)."""
         sock = self._metrics_sock
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED_SIGNALS)
         try:
-            pid = os.fork()
+            pid, blocked = fork_with_signals_blocked(_FORWARDED_SIGNALS)
         except OSError:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             log.exception("dirty arbiter cannot fork its metrics server")
             self._metrics_next = time.monotonic() + 1.0
             return
@@ -320,7 +308,7 @@ class DirtyArbiter:
                         os.close(fd)
                 for other in self.workers.values():
                     other.stats.close()
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                restore_signal_mask(blocked)
                 set_process_title(f"dirty-metrics [{self.cfg.proc_name}]")
                 from .metrics import serve_metrics
                 code = serve_metrics(sock, self.socket_path, self.pid)
@@ -329,7 +317,6 @@ class DirtyArbiter:
             finally:
                 logging.shutdown()
                 os._exit(code)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._metrics_pid = pid
         log.debug("dirty arbiter: metrics server %s", pid)
 
@@ -385,26 +372,22 @@ class DirtyArbiter:
 
     def _check_memory(self, now: float) -> None:
         """Memory cap: replace a worker over it for N checks in a row (one check a second)."""
-        cap = self.cfg.dirty_max_worker_memory
-        if not cap or now < self._next_memory_check:
+        cap = self._memory_cap
+        if not cap.enabled or now < self._next_memory_check:
             return
         self._next_memory_check = now + 1.0
         for worker in list(self.workers.values()):
             seat = worker.seat
             if not (worker.booted and seat.worker is worker and seat.pending is None
                     and worker.kill_at is None):
-                self._over_cap.pop(worker.pid, None)
+                cap.forget(worker.pid)
                 continue
             rss = rss_bytes(worker.pid)
-            if rss is None or rss <= cap * 1024 * 1024:
-                self._over_cap.pop(worker.pid, None)
-                continue
-            count = self._over_cap[worker.pid] = self._over_cap.get(worker.pid, 0) + 1
-            if count >= self.cfg.max_worker_memory_checks:
-                del self._over_cap[worker.pid]
+            if cap.check(worker.pid, rss):
+                cap.forget(worker.pid)
                 log.warning("dirty worker %s uses %.1f MiB of RSS, over dirty_max_worker_memory=%g "
-                            "MiB for %d checks in a row: replacing it", worker.pid, rss / (1024 * 1024),
-                            cap, count)
+                            "MiB for %d checks in a row: replacing it", worker.pid, (rss or 0) / MIB,
+                            self.cfg.dirty_max_worker_memory, cap.checks)
                 # the replacement loads its apps and reports READY before _hand_over retires this one
                 self._spawn(seat, replacing="memory")
 
@@ -438,7 +421,7 @@ class DirtyArbiter:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
-            self._over_cap.pop(pid, None)
+            self._memory_cap.forget(pid)
             if worker is None:
                 if self.ray_head is not None and pid == self.ray_head.proc.pid and not self._stopping:
                     log.error("the pool's local Ray head (pid %s) exited with %s: the workers' actors "
@@ -463,7 +446,7 @@ class DirtyArbiter:
                 seat.worker = None
                 if not worker.booted:
                     seat.failures += 1
-                    backoff = min(MAX_BACKOFF, 0.1 * 2 ** (seat.failures - 1))
+                    backoff = backoff_delay(seat.failures, 0.1, MAX_BACKOFF)
                     seat.next_spawn_at = time.monotonic() + backoff
                     log.error("dirty worker %s exited with %s before booting (%d in a row); "
                               "next try in %.1f s", pid, code, seat.failures, backoff)

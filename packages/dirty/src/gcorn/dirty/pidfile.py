@@ -1,4 +1,9 @@
-"""The dirty arbiter's pidfile, and cleanup of one left by a crashed predecessor."""
+"""The dirty arbiter's pidfile, and cleanup of one left by a crashed predecessor.
+
+Reading, liveness and the atomic write are gcorn.arbiter's (one pidfile code for
+both supervisors); what is the dirty pool's own is stopping an orphaned dirty
+arbiter that a stale file still names.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,11 @@ import logging
 import os
 import signal
 import time
+
+from gcorn.arbiter.errors import PidfileError
+from gcorn.arbiter.pidfile import process_alive, read_pid, write_pid
+
+from .errors import DirtyConfigError
 
 log = logging.getLogger("gcorn.dirty.arbiter")
 
@@ -19,45 +29,35 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_pidfile(path: str | None) -> None:
-    """Write our pid; first stop an orphaned predecessor named in a stale file."""
+    """Write our pid; first stop an orphaned predecessor named in a stale file.
+
+    DirtyConfigError (naming `dirty_pidfile`) when the file cannot be written.
+    """
     if not path:
         return
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        with open(path) as f:
-            old = int(f.read().strip() or 0)
-        if old and old != os.getpid() and _alive(old) and "dirty" in _cmdline(old):
-            log.warning("stopping orphaned dirty arbiter %s named in %s", old, path)
-            os.kill(old, signal.SIGTERM)
-            deadline = time.monotonic() + 1.0
-            while _alive(old) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(old):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(old, signal.SIGKILL)
-        elif old:
-            log.info("removing stale dirty pidfile %s (pid %s)", path, old)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    old = read_pid(path)
+    if old and old != os.getpid() and process_alive(old) and "dirty" in _cmdline(old):
+        log.warning("stopping orphaned dirty arbiter %s named in %s", old, path)
+        os.kill(old, signal.SIGTERM)
+        deadline = time.monotonic() + 1.0
+        while process_alive(old) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process_alive(old):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(old, signal.SIGKILL)
+    elif old:
+        log.info("removing stale dirty pidfile %s (pid %s)", path, old)
+    try:
+        write_pid(path, os.getpid())
+    except PidfileError as exc:
+        raise DirtyConfigError(f"dirty_pidfile: {exc}") from None
 
 
 def release_pidfile(path: str | None) -> None:
     """Remove our pidfile if it still names us."""
     if not path:
         return
-    with contextlib.suppress(OSError, ValueError):
-        with open(path) as f:
-            if int(f.read().strip() or 0) == os.getpid():
-                os.unlink(path)
+    if read_pid(path) == os.getpid():
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Any
 
+from gcorn.arbiter.signals import restore_signal_mask
+
 from . import callstats as cs
 from . import scoreboard as sb
 from .app import load_app_class
@@ -103,7 +105,7 @@ class DirtyWorker:
         self.batcher: Batcher | None = None
         self._install_signals()
         if unblock is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, unblock)
+            restore_signal_mask(unblock)
         set_process_title(f"dirty-worker [{self.cfg.proc_name}]")
         self.hooks.dirty_post_fork(arbiter, self)
         listener = self._listen()
