@@ -10,18 +10,14 @@ connection stays open for new ones.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 h2 = pytest.importorskip("h2")
-from h2 import events as ev  # noqa: E402
-from h2.config import H2Configuration  # noqa: E402
-from h2.connection import H2Connection  # noqa: E402
+from h2client import Client  # noqa: E402
 from harness import Gcorn, wait_until  # noqa: E402
 
 INTERNAL_ERROR = 0x2
@@ -84,72 +80,6 @@ async def app(scope, receive, send):
 STUCK_LINE = {"asgi": "await asyncio.sleep(seconds)", "gthread": "time.sleep(0.05)"}
 
 
-class Client:
-    """A blocking h2c (prior knowledge) client that records the events it reads."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
-        self.h2.initiate_connection()
-        self.events: list[Any] = []
-        self.data: dict[int, bytearray] = {}
-        self.closed = False
-        self.flush()
-
-    def flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data:
-            self.sock.sendall(data)
-
-    def get(self, path: str) -> int:
-        sid = self.h2.get_next_available_stream_id()
-        self.h2.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),
-                                   (":authority", "localhost")], end_stream=True)
-        self.flush()
-        return sid
-
-    def read(self, until: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not until() and not self.closed:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                return
-            if not data:
-                self.closed = True
-                return
-            for event in self.h2.receive_data(data):
-                self.events.append(event)
-                if isinstance(event, ev.DataReceived):
-                    self.data.setdefault(event.stream_id, bytearray()).extend(event.data)
-                    self.h2.acknowledge_received_data(event.flow_controlled_length,
-                                                      event.stream_id)
-            self.flush()
-
-    def ended(self, sid: int) -> bool:
-        return any(isinstance(e, ev.StreamEnded) and e.stream_id == sid for e in self.events)
-
-    def reset_of(self, sid: int) -> Any:
-        return next((e for e in self.events
-                     if isinstance(e, ev.StreamReset) and e.stream_id == sid), None)
-
-    def status(self, sid: int) -> int | None:
-        for event in self.events:
-            if isinstance(event, ev.ResponseReceived) and event.stream_id == sid:
-                return int(dict(event.headers)[b":status"])
-        return None
-
-    def finished(self, sid: int) -> bool:
-        return self.ended(sid) or self.reset_of(sid) is not None
-
-    def goaway(self) -> bool:
-        return any(isinstance(e, ev.ConnectionTerminated) for e in self.events)
-
-
 def _serve(start_gcorn: Callable[..., Gcorn], tmp_path: Path, worker: str) -> Gcorn:
     (tmp_path / "h2stuck.py").write_text(ASGI_APP if worker == "asgi" else WSGI_APP)
     extra = ["--threads", "4"] if worker == "gthread" else []
@@ -163,10 +93,10 @@ def test_a_stuck_stream_gets_504_and_the_others_are_served(
     server = _serve(start_gcorn, tmp_path, worker)
     client = Client(server.port)
     started = time.monotonic()
-    stuck = client.get("/stuck")
-    cut = client.get("/stuck-after-start")
-    slow = client.get("/slow")
-    quick = client.get("/quick")
+    stuck = client.request("/stuck")
+    cut = client.request("/stuck-after-start")
+    slow = client.request("/slow")
+    quick = client.request("/quick")
     # the other streams of the connection are answered while two are stuck
     client.read(lambda: client.ended(slow) and client.ended(quick))
     assert time.monotonic() - started < 0.9
@@ -184,7 +114,7 @@ def test_a_stuck_stream_gets_504_and_the_others_are_served(
     assert client.status(cut) == 200 and bytes(client.data[cut]) == b"12345"
     # the connection was not closed: a new stream on it is served
     assert not client.closed and not client.goaway()
-    again = client.get("/again")
+    again = client.request("/again")
     client.read(lambda: client.ended(again))
     assert client.status(again) == 200 and bytes(client.data[again]) == b"ok /again"
     # the app was interrupted (asgi: its task cancelled), and the log says where it was stuck
@@ -214,7 +144,7 @@ def test_gthread_stream_threads_all_stuck_in_c_code_recycle_the_worker(
     server = start_gcorn("-k", "gthread", "--threads", "2", "--http2-cleartext", "both",
                          "--request-timeout", "0.5", "--graceful-timeout", "3", "h2block:app")
     client = Client(server.port)
-    first, second = client.get("/block"), client.get("/block")
+    first, second = client.request("/block"), client.request("/block")
     client.read(lambda: client.finished(first) and client.finished(second))
     assert client.status(first) == 504 and client.status(second) == 504, client.events
     assert wait_until(lambda: "recycling the worker" in server.log(), 5), server.log()
@@ -223,7 +153,7 @@ def test_gthread_stream_threads_all_stuck_in_c_code_recycle_the_worker(
     assert wait_until(lambda: server.log().count("Booting worker with pid") == 2, 8), server.log()
     client.sock.close()
     fresh = Client(server.port)
-    sid = fresh.get("/")
+    sid = fresh.request("/")
     fresh.read(lambda: fresh.ended(sid))
     assert fresh.status(sid) == 200
     fresh.sock.close()
