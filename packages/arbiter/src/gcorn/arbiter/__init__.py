@@ -6,6 +6,7 @@ and heartbeats.
 """
 
 from gcorn.arbiter.arbiter import Arbiter
+from gcorn.arbiter.contracts import AccessLog, ServerLog, Settings, graceful_timeout, setting
 from gcorn.arbiter.errors import (
     APP_LOAD_ERROR,
     WORKER_BOOT_ERROR,
@@ -25,6 +26,7 @@ from gcorn.arbiter.worker import Worker
 __all__ = [
     "APP_LOAD_ERROR",
     "WORKER_BOOT_ERROR",
+    "AccessLog",
     "AppImportError",
     "Arbiter",
     "ArbiterError",
@@ -35,6 +37,10 @@ __all__ = [
     "HaltServer",
     "Listener",
     "PidfileError",
+    "ServerLog",
+    "Settings",
     "SideProcess",
     "Worker",
+    "graceful_timeout",
+    "setting",
 ]

@@ -18,6 +18,7 @@ from gcorn.arbiter import reexec as _reexec
 from gcorn.arbiter.bootguard import BootGuard
 from gcorn.arbiter.children import ChildrenMixin
 from gcorn.arbiter.commands import ControlCommands
+from gcorn.arbiter.contracts import ServerLog, Settings, graceful_timeout, setting
 from gcorn.arbiter.control import ControlServer
 from gcorn.arbiter.daemon import daemonize
 from gcorn.arbiter.errors import ArbiterError, BindError, HaltServer
@@ -37,11 +38,6 @@ SIGNAL_NAMES = {
 }
 
 
-def setting(cfg: Any, name: str, default: Any) -> Any:
-    """cfg.<name>, or `default` when it is missing or None."""
-    value = getattr(cfg, name, default)
-    return default if value is None else value
-
 
 class Arbiter(ChildrenMixin):
     """The master process: `Arbiter(cfg, log, app, reload=fn).run()` returns the exit code."""
@@ -51,7 +47,7 @@ class Arbiter(ChildrenMixin):
     BIND_RETRIES = 5
     BIND_RETRY_DELAY = 1.0
 
-    def __init__(self, cfg: Any, log: Any, app: Any, reload: ReloadFn | None = None) -> None:
+    def __init__(self, cfg: Settings, log: ServerLog, app: Any, reload: ReloadFn | None = None) -> None:
         self.cfg = cfg
         self.log = log
         self.app = app
@@ -99,7 +95,7 @@ class Arbiter(ChildrenMixin):
     def _read_cfg(self) -> None:
         cfg = self.cfg
         self.timeout = float(setting(cfg, "timeout", 30))
-        self.graceful_timeout = float(setting(cfg, "graceful_timeout", 30))
+        self.graceful_timeout = graceful_timeout(cfg)
         self.proc_name = str(
             setting(cfg, "proc_name", None) or setting(cfg, "default_proc_name", "gcorn")
         )

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from gcorn.arbiter.contracts import ServerLog, Settings
 from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, CrashLoopError, HaltServer
 from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
 from gcorn.arbiter.parentdeath import set_parent_death_signal
@@ -78,8 +79,8 @@ class ChildrenMixin:
     """Worker and side-process bookkeeping for `Arbiter`."""
 
     # provided by Arbiter
-    cfg: Any
-    log: Any
+    cfg: Settings
+    log: ServerLog
     app: Any
     pid: int
     proc_name: str

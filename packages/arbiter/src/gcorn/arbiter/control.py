@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gcorn.arbiter.contracts import ServerLog
+
 _LEN = struct.Struct(">I")
 # a request is a command line; anything bigger is garbage
 MAX_REQUEST = 64 * 1024
@@ -95,7 +97,7 @@ class _Client:
 class ControlServer:
     """The master's control socket: `open()`, then `poll(readable, writable)` each loop."""
 
-    def __init__(self, path: str, mode: int, log: Any, handler: Handler) -> None:
+    def __init__(self, path: str, mode: int, log: ServerLog, handler: Handler) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.mode = mode
         self.log = log

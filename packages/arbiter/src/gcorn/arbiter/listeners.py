@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gcorn.arbiter.addresses import BindAddress, parse_bind
+from gcorn.arbiter.contracts import ServerLog, Settings, setting
 from gcorn.arbiter.errors import BindError
 
 SD_LISTEN_FDS_START = 3
@@ -123,12 +124,8 @@ def drop_new_connections(sock: socket.socket) -> bool:
     return True
 
 
-def _setting(cfg: Any, name: str, default: Any) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
 
-
-def _prepare(sock: socket.socket, cfg: Any) -> None:
+def _prepare(sock: socket.socket, cfg: Settings) -> None:
     """Options every listener gets, whatever its origin."""
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -152,17 +149,17 @@ def socket_from_fd(fd: int) -> socket.socket:
     return sock
 
 
-def _bind_tcp(addr: BindAddress, cfg: Any) -> socket.socket:
+def _bind_tcp(addr: BindAddress, cfg: Settings) -> socket.socket:
     sock = socket.socket(addr.family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if _setting(cfg, "reuse_port", False) and hasattr(socket, "SO_REUSEPORT"):
+        if setting(cfg, "reuse_port", False) and hasattr(socket, "SO_REUSEPORT"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if addr.family == socket.AF_INET6:
             # let '0.0.0.0:P' and '[::]:P' be bound side by side, as two binds
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr.sockaddr)
-        sock.listen(int(_setting(cfg, "backlog", 2048)))
+        sock.listen(int(setting(cfg, "backlog", 2048)))
     except BaseException:
         sock.close()
         raise
@@ -190,11 +187,11 @@ def _remove_stale_unix_socket(path: str) -> None:
     raise BindError(f"unix:{path}: another process is listening on it")
 
 
-def _bind_unix(addr: BindAddress, cfg: Any) -> socket.socket:
+def _bind_unix(addr: BindAddress, cfg: Settings) -> socket.socket:
     _remove_stale_unix_socket(addr.path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # the umask is how a Unix socket's mode is chosen (chmod is not portable)
-    old_umask = os.umask(int(_setting(cfg, "umask", 0)))
+    old_umask = os.umask(int(setting(cfg, "umask", 0)))
     try:
         sock.bind(addr.path)
     except BaseException:
@@ -207,7 +204,7 @@ def _bind_unix(addr: BindAddress, cfg: Any) -> socket.socket:
         gid = getattr(cfg, "gid", None)
         if (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid()):
             os.chown(addr.path, -1 if uid is None else uid, -1 if gid is None else gid)
-        sock.listen(int(_setting(cfg, "backlog", 2048)))
+        sock.listen(int(setting(cfg, "backlog", 2048)))
     except BaseException:
         sock.close()
         os.unlink(addr.path)
@@ -217,8 +214,8 @@ def _bind_unix(addr: BindAddress, cfg: Any) -> socket.socket:
 
 def bind_one(
     addr: BindAddress,
-    cfg: Any,
-    log: Any,
+    cfg: Settings,
+    log: ServerLog,
     retries: int = 5,
     delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -246,7 +243,7 @@ def bind_one(
 
 
 def create_listeners(
-    binds: Iterable[str], cfg: Any, log: Any, retries: int = 5, delay: float = 1.0
+    binds: Iterable[str], cfg: Settings, log: ServerLog, retries: int = 5, delay: float = 1.0
 ) -> list[Listener]:
     """Bind every address in `binds`; close what was opened if one fails."""
     listeners: list[Listener] = []
@@ -284,7 +281,7 @@ def serves(listener: Listener, spec: str) -> bool:
     return any(info[4][0] == host for info in infos)
 
 
-def adopt_fds(fds: Iterable[int], cfg: Any, owns_path: bool) -> list[Listener]:
+def adopt_fds(fds: Iterable[int], cfg: Settings, owns_path: bool) -> list[Listener]:
     """Listeners from fds inherited from a re-executing master or from systemd."""
     listeners = []
     for fd in fds:

@@ -7,7 +7,8 @@ installed; None when neither can tell (the cap is then never applied).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+from gcorn.arbiter.contracts import Settings
 
 MIB = 1024 * 1024
 
@@ -47,7 +48,7 @@ class MemoryCap:
         self._over: dict[int, int] = {}
 
     @classmethod
-    def from_cfg(cls, cfg: Any, limit_name: str = "max_worker_memory",
+    def from_cfg(cls, cfg: Settings, limit_name: str = "max_worker_memory",
                  checks_name: str = "max_worker_memory_checks") -> MemoryCap:
         """A cap from cfg.<limit_name> (MiB, 0 = off) and cfg.<checks_name>."""
         limit = getattr(cfg, limit_name, 0) or 0

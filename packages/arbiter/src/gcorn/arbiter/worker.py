@@ -14,6 +14,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from gcorn.arbiter.contracts import ServerLog, Settings, setting
 from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, AppImportError, ExitCode
 from gcorn.arbiter.heartbeat import Heartbeat
 from gcorn.arbiter.privileges import drop_privileges
@@ -23,10 +24,6 @@ from gcorn.arbiter.scoreboard import WorkerStats
 # signals whose master-side meaning must not leak into a worker
 _DEFAULT_IN_WORKER = (signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU)
 
-
-def _cfg(cfg: Any, name: str, default: Any) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
 
 
 class Worker:
@@ -45,8 +42,8 @@ class Worker:
         sockets: list[Any],
         app: Any,
         timeout: float,
-        cfg: Any,
-        log: Any,
+        cfg: Settings,
+        log: ServerLog,
     ) -> None:
         self.age = age
         self.pid: int | str = "[booting]"
@@ -65,9 +62,9 @@ class Worker:
         # the serving code calls stats.begin()/stats.end() around each request
         self.slot = -1
         self.stats = WorkerStats(None, 0)
-        max_requests = int(_cfg(cfg, "max_requests", 0))
+        max_requests = int(setting(cfg, "max_requests", 0))
         if max_requests > 0:
-            jitter = int(_cfg(cfg, "max_requests_jitter", 0))
+            jitter = int(setting(cfg, "max_requests_jitter", 0))
             self.max_requests = max_requests + (random.randint(0, jitter) if jitter > 0 else 0)
         else:
             self.max_requests = sys.maxsize
@@ -77,7 +74,7 @@ class Worker:
             tmp_dir=getattr(cfg, "worker_tmp_dir", None),
             uid=getattr(cfg, "uid", None),
             gid=getattr(cfg, "gid", None),
-            umask=int(_cfg(cfg, "umask", 0)),
+            umask=int(setting(cfg, "umask", 0)),
             min_interval=min_interval,
         )
 
@@ -115,14 +112,14 @@ class Worker:
 
     def init_process(self) -> None:
         """Set up the child (env, title, privileges, signals, app) and call run()."""
-        for key, value in (_cfg(self.cfg, "env", {}) or {}).items():
+        for key, value in (setting(self.cfg, "env", {}) or {}).items():
             os.environ[key] = value
-        name = _cfg(self.cfg, "proc_name", None) or "gcorn"
+        name = setting(self.cfg, "proc_name", None) or "gcorn"
         set_process_title(f"worker [{name}]")
         drop_privileges(
             getattr(self.cfg, "uid", None),
             getattr(self.cfg, "gid", None),
-            bool(_cfg(self.cfg, "initgroups", False)),
+            bool(setting(self.cfg, "initgroups", False)),
         )
         # a forked child inherits the parent's random state: reseed
         random.seed()

@@ -12,13 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gcorn.arbiter import ServerLog
+
 __all__ = ["AccessAtoms", "AccessInfo", "access_wanted"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def access_wanted(log: Any) -> bool:
+def access_wanted(log: ServerLog) -> bool:
     """Whether `log` writes an access line or feeds statsd, i.e. an AccessInfo is worth building."""
     # The logger decided when it read the settings (accesslog, syslog and
     # disable_redirect_access_to_syslog, a logging config, statsd): ask it rather than

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from gcorn.arbiter import ServerLog, Settings
+
 __all__ = [
     "STATUS", "REASON", "MESSAGE", "AlarmGuard", "GreenGuard", "RequestTimeout",
     "ThreadWatchdog", "count_timeout", "log_timeout", "request_timeout", "stack_of_coroutine",
@@ -50,7 +52,7 @@ class RequestTimeout(BaseException):
     """
 
 
-def request_timeout(cfg: Any) -> float:
+def request_timeout(cfg: Settings) -> float:
     """The `request_timeout` setting in seconds; 0 (the default) is no limit."""
     try:
         value = float(getattr(cfg, "request_timeout", 0) or 0)
@@ -97,7 +99,7 @@ def stack_of_traceback(tb: TracebackType | None) -> str:
     return "".join(traceback.format_tb(tb)) if tb is not None else "(no traceback)\n"
 
 
-def log_timeout(log: Any, method: str, uri: str, limit: float, stack: str,
+def log_timeout(log: ServerLog, method: str, uri: str, limit: float, stack: str,
                 answered: str) -> None:
     """The one error line of a timed-out request, with where it was stuck."""
     log.error("Request timeout: %s %s ran past request_timeout=%ss (%s); it was stuck in:\n%s",
@@ -200,7 +202,7 @@ class ThreadWatchdog:
     `threads` threads are stuck `on_exhausted` recycles the worker.
     """
 
-    def __init__(self, log: Any, limit: float, threads: int,
+    def __init__(self, log: ServerLog, limit: float, threads: int,
                  answer: Callable[[Any, Any, Any, Any, float], str],
                  on_exhausted: Callable[[], None]) -> None:
         self.log = log

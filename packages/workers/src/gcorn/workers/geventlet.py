@@ -11,6 +11,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from gcorn.arbiter import ServerLog
+
 try:
     with warnings.catch_warnings():
         # eventlet warns on import that it is deprecated; the docs say so once, not every worker
@@ -91,7 +93,7 @@ class EventletWorker(GreenWorker):
     hub = EventletHub()
 
     @classmethod
-    def patch_master(cls, log: Any, dirty_pool: bool = False) -> None:
+    def patch_master(cls, log: ServerLog, dirty_pool: bool = False) -> None:
         """With `preload_app`: the master stays unpatched (eventlet cannot run the arbiter)."""
         # a patched master runs its signal handlers in eventlet's hub, which refuses the
         # blocking calls they make ("do not call blocking functions from the mainloop")

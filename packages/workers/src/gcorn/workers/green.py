@@ -22,7 +22,7 @@ import traceback
 from types import FrameType
 from typing import Any, ClassVar, Protocol
 
-from gcorn.arbiter import ExitReason, Worker
+from gcorn.arbiter import ExitReason, ServerLog, Worker, graceful_timeout
 from gcorn.http import ParseError
 from gcorn.workers.base import WsgiServing, boot_serving, raw_socket
 from gcorn.workers.deadline import GreenGuard, RequestTimeout
@@ -111,7 +111,7 @@ class GreenWorker(Worker):
     # -- boot ----------------------------------------------------------------
 
     @classmethod
-    def patch_master(cls, log: Any, dirty_pool: bool = False) -> None:
+    def patch_master(cls, log: ServerLog, dirty_pool: bool = False) -> None:
         """With `preload_app`: patch in the master before the app is imported.
 
         Not with a dirty pool: the master forks the dirty arbiter, whose asyncio
@@ -199,7 +199,7 @@ class GreenWorker(Worker):
             hub.kill(green)
         now = time.monotonic()
         self.stopping_since = now
-        deadline = now + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
+        deadline = now + graceful_timeout(self.cfg)
         for conn, green in list(self.idle.items()):
             hub.call_soon(self._wake, conn, green)
         while self.nconns > 0 and time.monotonic() < deadline:

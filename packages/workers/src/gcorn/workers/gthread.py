@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from gcorn.arbiter import WORKER_BOOT_ERROR, ExitReason, Worker
+from gcorn.arbiter import WORKER_BOOT_ERROR, ExitReason, Worker, graceful_timeout
 from gcorn.http import EndOfMessage, ParseError
 from gcorn.workers.base import (
     boot_serving,
@@ -213,7 +213,7 @@ class ThreadWorker(Worker):
         # else no thread is left to serve them: the queued clients stay in the kernel's
         # backlog, for the worker the arbiter starts next
         grace = idle_grace(self.keepalive)
-        deadline = time.monotonic() + float(getattr(self.cfg, "graceful_timeout", 30) or 30)
+        deadline = time.monotonic() + graceful_timeout(self.cfg)
         # the serving threads still answer what arrives on parked connections
         self.reap_idle(time.monotonic() - grace)
         # a connection held by a thread stuck past request_timeout was answered already

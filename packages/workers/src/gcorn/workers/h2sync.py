@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from gcorn.arbiter import ExitReason
+from gcorn.arbiter import ExitReason, graceful_timeout
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
@@ -86,7 +86,7 @@ class H2Threads:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gthread-h2")
         keepalive = float(getattr(worker.cfg, "keepalive", 2) or 0)
         self.idle_limit = keepalive if keepalive > 0 else 5.0
-        self.graceful = float(getattr(worker.cfg, "graceful_timeout", 30) or 30)
+        self.graceful = graceful_timeout(worker.cfg)
         self.watchdog: ThreadWatchdog | None = None
         limit = self.handler.request_timeout
         if limit > 0:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gcorn.arbiter import Settings, setting
 from gcorn.http import InvalidResponse, check_header
 
 __all__ = [
@@ -77,10 +78,6 @@ class EnhanceYourCalm(Exception):
     """The peer behaves like an attack: the connection ends with GOAWAY ENHANCE_YOUR_CALM."""
 
 
-def _setting(cfg: Any, name: str, default: Any) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
-
 
 @dataclass(frozen=True, slots=True)
 class H2Options:
@@ -98,23 +95,23 @@ class H2Options:
     stall_timeout: float = 30.0
 
     @classmethod
-    def from_cfg(cls, cfg: Any) -> H2Options:
+    def from_cfg(cls, cfg: Settings) -> H2Options:
         """Read the HTTP/2 settings (gunicorn's names) and the HTTP/1 field limits."""
-        protocols = tuple(str(p).lower() for p in (_setting(cfg, "http_protocols", ["h1"])
+        protocols = tuple(str(p).lower() for p in (setting(cfg, "http_protocols", ["h1"])
                                                     or ["h1"]))
-        cleartext = str(_setting(cfg, "http2_cleartext", "off") or "off")
+        cleartext = str(setting(cfg, "http2_cleartext", "off") or "off")
         if cleartext not in _CLEARTEXT_MODES:
             raise ValueError(f"http2_cleartext must be one of {', '.join(_CLEARTEXT_MODES)}")
-        fields = int(_setting(cfg, "limit_request_fields", 100))
-        size = int(_setting(cfg, "limit_request_field_size", 8190))
-        timeout = float(_setting(cfg, "timeout", 30) or 30)
+        fields = int(setting(cfg, "limit_request_fields", 100))
+        size = int(setting(cfg, "limit_request_field_size", 8190))
+        timeout = float(setting(cfg, "timeout", 30) or 30)
         return cls(
             protocols=protocols,
             cleartext=cleartext,
-            max_concurrent_streams=int(_setting(cfg, "http2_max_concurrent_streams", 100)),
-            initial_window_size=int(_setting(cfg, "http2_initial_window_size", 65535)),
-            max_frame_size=int(_setting(cfg, "http2_max_frame_size", 16384)),
-            max_header_list_size=int(_setting(cfg, "http2_max_header_list_size", 65536)),
+            max_concurrent_streams=int(setting(cfg, "http2_max_concurrent_streams", 100)),
+            initial_window_size=int(setting(cfg, "http2_initial_window_size", 65535)),
+            max_frame_size=int(setting(cfg, "http2_max_frame_size", 16384)),
+            max_header_list_size=int(setting(cfg, "http2_max_header_list_size", 65536)),
             limit_request_fields=fields if 0 < fields <= 32768 else 32768,
             limit_request_field_size=size or 8190,
             stall_timeout=timeout,

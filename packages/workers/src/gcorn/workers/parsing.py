@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from gcorn.arbiter import Settings
 from gcorn.http import RequestParser
 
 __all__ = ["parser_factory", "parser_options"]
@@ -25,7 +26,7 @@ _OPTIONS = {
 }
 
 
-def parser_options(cfg: Any) -> dict[str, Any]:
+def parser_options(cfg: Settings) -> dict[str, Any]:
     """The parser keyword arguments the settings give (only those the parser knows)."""
     try:
         accepted = set(inspect.signature(RequestParser.__init__).parameters)
@@ -42,7 +43,7 @@ def parser_options(cfg: Any) -> dict[str, Any]:
     return options
 
 
-def parser_factory(cfg: Any) -> Callable[[], Any]:
+def parser_factory(cfg: Settings) -> Callable[[], Any]:
     """A zero-argument callable returning a fresh parser configured from `cfg`."""
     options = parser_options(cfg)
     # fail at boot, not on the first request, on a bad option or a missing backend

@@ -21,6 +21,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gcorn.arbiter import Settings
 from gcorn.workers.errors import HeaderNameRefused, InvalidSchemeHeaders
 
 __all__ = ["AllowList", "ForwardedPolicy", "Peer", "split_list"]
@@ -91,7 +92,7 @@ class ForwardedPolicy:
     __slots__ = ("_forwarder", "_forwarder_any", "_scheme_headers", "header_map",
                  "proxy_allow", "trusted")
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Settings) -> None:
         self.trusted = AllowList(getattr(cfg, "forwarded_allow_ips", ["127.0.0.1", "::1"]))
         self.proxy_allow = AllowList(getattr(cfg, "proxy_allow_ips", ["127.0.0.1", "::1"]))
         scheme_headers = getattr(cfg, "secure_scheme_headers", DEFAULT_SECURE_SCHEME_HEADERS)

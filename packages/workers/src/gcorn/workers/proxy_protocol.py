@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gcorn.arbiter import Settings
 from gcorn.http import read_proxy_header
 from gcorn.workers.errors import BadRequest, ClientDisconnected, ForbiddenPeer
 from gcorn.workers.proxy import AllowList
@@ -39,7 +40,7 @@ def proxy_mode(value: Any) -> str:
 class ProxyProtocol:
     """Reads the PROXY header of a new connection when the setting asks for it."""
 
-    def __init__(self, cfg: Any, allow: AllowList) -> None:
+    def __init__(self, cfg: Settings, allow: AllowList) -> None:
         self.mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
         self.allow = allow
         self.enabled = self.mode != "off"

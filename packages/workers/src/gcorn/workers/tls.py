@@ -7,8 +7,9 @@ when the worker boots and reuses it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gcorn.arbiter import Settings
 from gcorn.workers.errors import TLSSetupError
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["build_context", "is_tls_enabled", "wrap_connection"]
 
 
-def is_tls_enabled(cfg: Any) -> bool:
+def is_tls_enabled(cfg: Settings) -> bool:
     """Whether the settings ask for TLS (`certfile` or `keyfile` set)."""
     is_ssl = getattr(cfg, "is_ssl", None)
     if is_ssl is not None:
@@ -26,12 +27,15 @@ def is_tls_enabled(cfg: Any) -> bool:
     return bool(getattr(cfg, "certfile", None) or getattr(cfg, "keyfile", None))
 
 
-def _default_factory(cfg: Any) -> ssl.SSLContext:
+def _default_factory(cfg: Settings) -> ssl.SSLContext:
     import ssl
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
                                          cafile=getattr(cfg, "ca_certs", None))
-    context.load_cert_chain(certfile=cfg.certfile, keyfile=getattr(cfg, "keyfile", None))
+    certfile = cfg.certfile
+    if not certfile:
+        raise ValueError("keyfile is set but certfile is not")
+    context.load_cert_chain(certfile=certfile, keyfile=getattr(cfg, "keyfile", None))
     context.verify_mode = ssl.VerifyMode(int(getattr(cfg, "cert_reqs", ssl.CERT_NONE)))
     ciphers = getattr(cfg, "ciphers", None)
     if ciphers:
@@ -39,7 +43,7 @@ def _default_factory(cfg: Any) -> ssl.SSLContext:
     return context
 
 
-def build_context(cfg: Any, alpn: list[str] | None = None) -> ssl.SSLContext | None:
+def build_context(cfg: Settings, alpn: list[str] | None = None) -> ssl.SSLContext | None:
     """The worker's server context, or None when TLS is off; raises `TLSSetupError`."""
     if not is_tls_enabled(cfg):
         return None
@@ -62,7 +66,7 @@ def build_context(cfg: Any, alpn: list[str] | None = None) -> ssl.SSLContext | N
     return context
 
 
-def wrap_connection(context: ssl.SSLContext, sock: socket.socket, cfg: Any) -> ssl.SSLSocket:
+def wrap_connection(context: ssl.SSLContext, sock: socket.socket, cfg: Settings) -> ssl.SSLSocket:
     """Wrap an accepted connection; the caller runs the handshake (`do_handshake`)."""
     return context.wrap_socket(
         sock, server_side=True,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gcorn.arbiter import Settings
 from gcorn.http import ParseError, RequestHead, UwsgiParser, UwsgiRequest
 from gcorn.workers.proxy import split_list
 
@@ -63,7 +64,7 @@ class UwsgiAllowList:
         return self._any or str(peer[0]) in self._ips
 
 
-def uwsgi_allow_list(cfg: Any) -> UwsgiAllowList | None:
+def uwsgi_allow_list(cfg: Settings) -> UwsgiAllowList | None:
     """The allow list when the settings ask for the uwsgi protocol, else None (HTTP)."""
     protocol = str(getattr(cfg, "protocol", "http") or "http").strip().lower()
     if protocol != "uwsgi":

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from gcorn.arbiter import ServerLog
 from gcorn.http import reason_phrase
 
 __all__ = ["HookRequest", "HookResponse", "active_hook", "call_hook"]
@@ -56,7 +57,7 @@ class HookResponse:
         return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self._headers]
 
 
-def call_hook(hook: Any, log: Any, name: str, *args: Any) -> None:
+def call_hook(hook: Any, log: ServerLog, name: str, *args: Any) -> None:
     """Run a server hook; an exception in it is logged, never raised into the request."""
     try:
         hook(*args)
@@ -78,7 +79,7 @@ _NOOP_CODES = frozenset((_noop_with_doc.__code__.co_code, _noop_bare.__code__.co
 _DEBUG_ONLY_DEFAULTS = (("gcorn.cli.settings.hooks", "pre_request"),)
 
 
-def active_hook(hook: Any, log: Any) -> Any:
+def active_hook(hook: Any, log: ServerLog) -> Any:
     """`hook`, or None when calling it per request would do nothing at all.
 
     Building gunicorn-shaped request and response objects costs more than the

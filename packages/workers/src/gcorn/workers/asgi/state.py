@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gcorn.arbiter import ExitReason
+from gcorn.arbiter import ExitReason, graceful_timeout, setting
 from gcorn.workers.access import access_wanted
 from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.asgi.response import date_and_server
@@ -28,10 +28,6 @@ def _nothing() -> None:
     return None
 
 
-def _setting(cfg: Any, name: str, default: Any) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
-
 
 class ServerState:
     """Settings, counters and the live connections of one worker's event loop."""
@@ -46,17 +42,19 @@ class ServerState:
         self.loop = loop
         self.lifespan_state = lifespan_state
         self.asgi = dict(ASGI_VERSION)
-        self.root_path: str = _setting(cfg, "root_path", "") or ""
-        self.keepalive: float = float(_setting(cfg, "keepalive", 2))
-        self.header_timeout: float = float(_setting(cfg, "header_timeout", 10) or 0)
+        self.root_path: str = setting(cfg, "root_path", "") or ""
+        self.keepalive: float = float(setting(cfg, "keepalive", 2))
+        # 0: a graceful stop waits for nothing, as in the master (gcorn.arbiter.contracts)
+        self.graceful_timeout: float = graceful_timeout(cfg)
+        self.header_timeout: float = float(setting(cfg, "header_timeout", 10) or 0)
         # seconds one request's app task may run (0: no limit); gcorn.workers.deadline
         self.request_timeout: float = request_timeout(cfg)
-        self.limit_concurrency: int = int(_setting(cfg, "limit_concurrency", 0))
-        self.disconnect_grace: float = float(_setting(cfg, "asgi_disconnect_grace_period", 3))
-        self.ws_max_size: int = int(_setting(cfg, "websocket_max_message_size", 16 * 1024 * 1024))
-        self.ws_ping_interval: float = float(_setting(cfg, "websocket_ping_interval", 20.0))
-        self.ws_ping_timeout: float = float(_setting(cfg, "websocket_ping_timeout", 20.0))
-        self.ws_per_message_deflate: bool = bool(_setting(cfg, "websocket_per_message_deflate",
+        self.limit_concurrency: int = int(setting(cfg, "limit_concurrency", 0))
+        self.disconnect_grace: float = float(setting(cfg, "asgi_disconnect_grace_period", 3))
+        self.ws_max_size: int = int(setting(cfg, "websocket_max_message_size", 16 * 1024 * 1024))
+        self.ws_ping_interval: float = float(setting(cfg, "websocket_ping_interval", 20.0))
+        self.ws_ping_timeout: float = float(setting(cfg, "websocket_ping_timeout", 20.0))
+        self.ws_per_message_deflate: bool = bool(setting(cfg, "websocket_per_message_deflate",
                                                           True))
         # one validated set of parser options for every connection (fails at boot)
         self.new_parser = parser_factory(cfg)

@@ -203,7 +203,7 @@ class AsgiWorker(Worker):
                 acceptor.take_backlog()
             await self._finish_setups(acceptors, idle_grace(state.keepalive))
             await self._drain(state)
-            await lifespan.shutdown(float(getattr(cfg, "graceful_timeout", 30) or 30))
+            await lifespan.shutdown(state.graceful_timeout)
         return 0
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -264,7 +264,7 @@ class AsgiWorker(Worker):
         for conn in list(state.connections):
             conn.shutdown()
         grace = idle_grace(state.keepalive)
-        graceful = float(getattr(self.cfg, "graceful_timeout", 30) or 30)
+        graceful = state.graceful_timeout
         deadline = time.monotonic() + graceful
         while (state.tasks or state.connections) and time.monotonic() < deadline:
             self.notify()

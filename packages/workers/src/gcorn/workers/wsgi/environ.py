@@ -12,6 +12,7 @@ import os
 import socket
 from typing import Any
 
+from gcorn.arbiter import Settings
 from gcorn.workers.errors import ConfigurationProblem
 from gcorn.workers.uwsgi import cgi_environ
 from gcorn.workers.wsgi.errors_stream import ErrorStream
@@ -52,7 +53,7 @@ def _server_address(listener: Any) -> tuple[str, str]:
 class EnvironBuilder:
     """Per-worker environ factory: the constant keys are computed once."""
 
-    def __init__(self, cfg: Any, multithread: bool) -> None:
+    def __init__(self, cfg: Settings, multithread: bool) -> None:
         self.software = server_software()
         workers = getattr(cfg, "workers", 1)
         self.base: dict[str, Any] = {
