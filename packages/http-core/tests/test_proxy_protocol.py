@@ -117,3 +117,26 @@ def test_random_bytes_raise_only_parse_errors(data, mode):
         except ParseError:
             continue
         assert result is None or result[1] <= len(candidate)
+
+
+@pytest.mark.parametrize("header", [V1, v2(payload=inet("192.168.0.1", "10.0.0.1", 56324, 443))])
+def test_reader_fed_one_byte_at_a_time_gives_the_header_and_the_rest(header):
+    from gcorn.http import ProxyHeaderReader
+
+    reader = ProxyHeaderReader("auto")
+    data = header + b"GET / HTTP/1.1\r\n"
+    for i in range(len(header) - 1):
+        assert reader.feed(data[i:i + 1]) is None
+    info, rest = reader.feed(data[len(header) - 1:])
+    assert (info.client_addr, info.client_port) == ("192.168.0.1", 56324)
+    assert rest == b"GET / HTTP/1.1\r\n"
+
+
+def test_reader_in_auto_mode_passes_a_connection_without_header_through():
+    from gcorn.http import ProxyHeaderReader
+
+    assert ProxyHeaderReader("auto").feed(b"GET / HTTP/1.1\r\n") == (None, b"GET / HTTP/1.1\r\n")
+    with pytest.raises(InvalidProxyHeader):
+        ProxyHeaderReader("v1").feed(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(ValueError, match="unknown PROXY protocol mode"):
+        ProxyHeaderReader("v3")

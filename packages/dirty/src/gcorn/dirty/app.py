@@ -1,15 +1,30 @@
-"""DirtyApp, the base class of apps served by the pool, and app-spec parsing."""
+"""DirtyApp, the base class of apps served by the pool, app-spec parsing, and the
+per-thread event loop that async actions run on."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
+import threading
 from typing import Any, ClassVar
 
 from .batching import batched_actions
 from .errors import DirtyConfigError
 from .resources import parse_demand
 
+_local = threading.local()
+
+
+def thread_loop() -> asyncio.AbstractEventLoop:
+    """The event loop this thread runs async app actions on (made once per thread, kept).
+
+    A local dirty worker's call threads and a Ray actor's threads share this one rule.
+    """
+    loop = getattr(_local, "loop", None)
+    if loop is None:
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
 
 class DirtyApp:
     """Base class of a dirty app: state loaded once per worker, actions called by name.

@@ -24,7 +24,7 @@ import sys
 import threading
 from typing import Any
 
-from .app import load_app_class
+from .app import load_app_class, thread_loop
 from .batching import batch_spec, batched_actions
 from .errors import DirtyError, app_error
 from .resources import set_current
@@ -38,16 +38,6 @@ END = "end"
 # Items a stream's generator may run ahead of its reader, and most items in one Ray object.
 STREAM_BUFFER = 256
 MAX_PER_YIELD = 256
-
-_local = threading.local()
-
-
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    loop = getattr(_local, "loop", None)
-    if loop is None:
-        loop = _local.loop = asyncio.new_event_loop()
-    return loop
-
 
 def _put(out: queue.Queue[tuple[str, Any]], entry: tuple[str, Any], stop: threading.Event) -> bool:
     """Queue ``entry`` for the reader unless the stream is stopped meanwhile (False then)."""
@@ -114,7 +104,7 @@ class AppActor:
         try:
             result = self.app(action, *args, **kwargs)
             if inspect.iscoroutine(result):
-                result = _thread_loop().run_until_complete(result)
+                result = thread_loop().run_until_complete(result)
         except Exception as exc:  # the app's error goes back as a DirtyAppError wire dict
             return ERROR, _wire(self.app_path, action, exc)
         if inspect.isgenerator(result) or inspect.isasyncgen(result):
@@ -130,7 +120,7 @@ class AppActor:
         try:
             results = getattr(self.app, action)(calls)
             if inspect.iscoroutine(results):
-                results = _thread_loop().run_until_complete(results)
+                results = thread_loop().run_until_complete(results)
         except Exception as exc:  # the whole batch failed
             return ERROR, _wire(self.app_path, action, exc)
         if not isinstance(results, (list, tuple)):

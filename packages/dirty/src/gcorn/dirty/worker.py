@@ -11,7 +11,6 @@ Threads inside one worker:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -28,7 +27,7 @@ from gcorn.arbiter.signals import restore_signal_mask
 
 from . import callstats as cs
 from . import scoreboard as sb
-from .app import load_app_class
+from .app import load_app_class, thread_loop
 from .batching import Batcher, BatchSpec, batch_spec
 from .codec import check_size, get_codec
 from .config import DirtyConfig, Hooks
@@ -132,7 +131,7 @@ class DirtyWorker:
             self._run_call, self.board, self.slot)
         self.batcher = Batcher(dispatcher.submit, self._reply_error, self._reply_result, self._running,
                                self.cfg.dirty_queue_size, self.threads, self.board, self.slot,
-                               lambda coro: _thread_loop().run_until_complete(coro), app_error,
+                               lambda coro: thread_loop().run_until_complete(coro), app_error,
                                self.stats)
         dispatcher.on_batch = self._accept_batch
         dispatcher.on_refuse = self._count_refused
@@ -385,7 +384,7 @@ class DirtyWorker:
         try:
             result = app(action, *args, **kwargs)
             if inspect.iscoroutine(result):
-                result = _thread_loop().run_until_complete(result)
+                result = thread_loop().run_until_complete(result)
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
                 return self._stream(conn, rid, result, timeout, ident, app_path, action)
         except Exception as exc:  # the app's error goes back to the caller, with its traceback
@@ -417,7 +416,7 @@ class DirtyWorker:
     def _stream(self, conn: WorkerConn, rid: int, gen: Any, timeout: float | None, ident: int,
                 app_path: str, action: str) -> int:
         is_async = inspect.isasyncgen(gen)
-        loop = _thread_loop() if is_async else None
+        loop = thread_loop() if is_async else None
         try:
             while True:
                 if rid in conn.cancelled or not conn.alive:
@@ -486,16 +485,6 @@ def _action(app: Any, action: str) -> Any:
                                                           "resources"):
         return None
     return getattr(app, action, None)
-
-
-_local = threading.local()
-
-
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    loop = getattr(_local, "loop", None)
-    if loop is None:
-        loop = _local.loop = asyncio.new_event_loop()
-    return loop
 
 
 def reopen_log_files() -> None:

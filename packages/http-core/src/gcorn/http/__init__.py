@@ -33,7 +33,7 @@ from .errors import (
 from .events import Body, EndOfMessage, Event, Header, RequestHead
 from .options import ParserOptions
 from .parser import BACKENDS, RequestParser, httptools_available
-from .proxy_protocol import ProxyInfo, read_proxy_header
+from .proxy_protocol import ProxyHeaderReader, ProxyInfo, read_proxy_header
 from .response import (
     check_header,
     encode_chunk,
@@ -71,6 +71,7 @@ __all__ = [
     "ObsoleteFolding",
     "ParseError",
     "ParserOptions",
+    "ProxyHeaderReader",
     "ProxyInfo",
     "RequestHead",
     "RequestLineTooLong",

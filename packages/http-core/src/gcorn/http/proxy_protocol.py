@@ -61,6 +61,35 @@ def read_proxy_header(data: bytes, mode: str = "auto") -> tuple[ProxyInfo | None
     raise InvalidProxyHeader(f"connection does not start with a PROXY {mode} header")
 
 
+class ProxyHeaderReader:
+    """The start of one connection, fed as it arrives, until its PROXY header is decoded.
+
+    `feed(data)` returns None while more bytes are needed, then `(info, rest)`: the
+    header (None in ``auto`` mode when there was none) and the bytes after it, which
+    belong to the protocol behind. Raises InvalidProxyHeader, as `read_proxy_header`.
+    """
+
+    __slots__ = ("_buffer", "mode")
+
+    def __init__(self, mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown PROXY protocol mode {mode!r}; use one of {', '.join(MODES)}")
+        self.mode = mode
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> tuple[ProxyInfo | None, bytes] | None:
+        """Add the next bytes; None until the header is complete, then (info, rest)."""
+        buffer = self._buffer + data if self._buffer else data
+        found = read_proxy_header(buffer, self.mode)
+        if found is None:
+            # bounded by the format: a v1 line is at most 107 bytes, a v2 header 16 + 65535
+            self._buffer = buffer
+            return None
+        self._buffer = b""
+        info, length = found
+        return info, buffer[length:]
+
+
 def _read_v1(data: bytes) -> tuple[ProxyInfo, int] | None:
     end = data.find(b"\r\n", 0, V1_MAX_LENGTH)
     if end < 0:

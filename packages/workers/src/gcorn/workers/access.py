@@ -14,10 +14,17 @@ from typing import Any
 
 from gcorn.arbiter import ServerLog
 
-__all__ = ["AccessAtoms", "AccessInfo", "access_wanted"]
+__all__ = ["AccessAtoms", "AccessInfo", "access_wanted", "asgi_target"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def asgi_target(scope: Mapping[str, Any]) -> str:
+    """The request target of an ASGI scope as the client sent it (path and query)."""
+    query = scope["query_string"].decode("latin-1")
+    target: str = scope["raw_path"].decode("latin-1")
+    return target + "?" + query if query else target
 
 
 def access_wanted(log: ServerLog) -> bool:
@@ -99,6 +106,34 @@ class AccessInfo:
     environ: Mapping[str, Any] | None = None
     end_time: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def from_scope(cls, scope: Mapping[str, Any], peer: str, status: int, bytes_sent: int,
+                   request_time: float, response_headers: Iterable[tuple[bytes, bytes]],
+                   protocol: str | None = None) -> AccessInfo:
+        """The record of one ASGI exchange (`protocol` defaults to the scope's HTTP version)."""
+        return cls(
+            remote_addr=peer, method=scope["method"], raw_uri=asgi_target(scope),
+            path=scope["path"], query=scope["query_string"].decode("latin-1"),
+            protocol=protocol or "HTTP/" + scope["http_version"], status=status,
+            bytes_sent=bytes_sent, request_time=request_time,
+            request_headers=scope["headers"],
+            response_headers=[(k.decode("latin-1"), v.decode("latin-1"))
+                              for k, v in response_headers])
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any], status: int, bytes_sent: int | None,
+                     request_time: float, request_headers: Any,
+                     response_headers: Iterable[tuple[str, str]],
+                     protocol: str | None = None) -> AccessInfo:
+        """The record of one WSGI call (`protocol` defaults to SERVER_PROTOCOL)."""
+        return cls(
+            remote_addr=environ.get("REMOTE_ADDR", "-"), method=environ["REQUEST_METHOD"],
+            raw_uri=environ["RAW_URI"], path=environ["PATH_INFO"],
+            query=environ["QUERY_STRING"], protocol=protocol or environ["SERVER_PROTOCOL"],
+            status=status, bytes_sent=bytes_sent, request_time=request_time,
+            request_headers=request_headers, response_headers=response_headers,
+            environ=environ)
 
     def header(self, name: str) -> str | None:
         """The first request header called `name` (case-insensitive), or None."""

@@ -29,10 +29,11 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from gcorn.arbiter import ServerLog, Settings
+from gcorn.workers.access import asgi_target
 
 __all__ = [
     "STATUS", "REASON", "MESSAGE", "AlarmGuard", "GreenGuard", "RequestTimeout",
-    "ThreadWatchdog", "count_timeout", "log_timeout", "request_timeout", "stack_of_coroutine",
+    "ThreadWatchdog", "count_timeout", "time_out_task", "log_timeout", "request_timeout", "stack_of_coroutine",
     "stack_of_frame", "stack_of_traceback",
 ]
 
@@ -108,6 +109,38 @@ def log_timeout(log: ServerLog, method: str, uri: str, limit: float, stack: str,
 
 def _seconds(value: float) -> str:
     return f"{value:g}"
+
+
+# -- asgi: a loop timer per request --------------------------------------------------
+
+
+def time_out_task(exchange: Any, state: Any, answer: Callable[[], None], gone: str,
+                  cut: str) -> bool:
+    """request_timeout passed on one ASGI exchange (an HTTP/1 cycle or an HTTP/2 stream).
+
+    Counts it, ends the response through `answer()` (a 504, or a cut once the response
+    has started), logs what the client got (`gone`, `cut`: the protocol's words) and
+    where the app task waited, and cancels the task. False when the task had ended.
+    """
+    task = exchange.task
+    if task is None or task.done():
+        return False
+    count_timeout(state.worker)
+    stack = stack_of_coroutine(task.get_coro())
+    if exchange.disconnected:
+        answered = gone
+    elif exchange.response_complete:
+        answered = "the response was complete"
+    elif exchange.head_pending is not None or not exchange.response_started:
+        answered = f"answered {STATUS}"
+    else:
+        answered = f"response already started: {cut}"
+    answer()
+    scope = exchange.scope
+    log_timeout(state.log, scope["method"], asgi_target(scope), state.request_timeout, stack,
+                answered)
+    task.cancel()
+    return True
 
 
 # -- sync: a SIGALRM timer ------------------------------------------------------------

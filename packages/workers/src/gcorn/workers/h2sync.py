@@ -35,6 +35,7 @@ from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.hook_request import HookRequest
 from gcorn.workers.http2 import (
     AbuseGuard,
     EnhanceYourCalm,
@@ -45,7 +46,6 @@ from gcorn.workers.http2 import (
     request_fields,
     response_fields,
 )
-from gcorn.workers.wsgi.request import HookRequest
 from gcorn.workers.wsgi.response import http_date
 
 __all__ = ["H2Threads"]
@@ -761,12 +761,9 @@ class H2Session:
     def _log(self, environ: dict[str, Any], resp: _Response, headers: Any,
              elapsed: float) -> None:
         try:
-            self.owner.handler.access(AccessInfo(
-                remote_addr=environ.get("REMOTE_ADDR", "-"), method=environ["REQUEST_METHOD"],
-                raw_uri=environ["RAW_URI"], path=environ["PATH_INFO"],
-                query=environ["QUERY_STRING"], protocol="HTTP/2.0", status=resp.status_code,
-                bytes_sent=resp.sent, request_time=elapsed, request_headers=headers,
-                response_headers=resp.headers, environ=environ))
+            self.owner.handler.access(AccessInfo.from_environ(
+                environ, resp.status_code, resp.sent, elapsed, headers, resp.headers,
+                protocol="HTTP/2.0"))
         except Exception:
             self.log.exception("writing the access log failed")
 

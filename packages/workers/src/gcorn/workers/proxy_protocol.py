@@ -1,6 +1,7 @@
 """PROXY protocol (v1/v2) at the start of a connection, when `proxy_protocol` is on.
 
-gcorn.http's `read_proxy_header` decodes the header; this module decides who
+gcorn.http's `ProxyHeaderReader` buffers and decodes the header (for the ASGI
+worker too, gcorn.workers.asgi.http); this module decides who
 may send one (`proxy_allow_ips`, else 403) and turns it into the environ keys
 gunicorn sets (`REMOTE_ADDR`, `REMOTE_PORT`, `PROXY_PROTOCOL`, `PROXY_ADDR`,
 `PROXY_PORT`). Only the first bytes of a connection are examined.
@@ -11,15 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from gcorn.arbiter import Settings
-from gcorn.http import read_proxy_header
-from gcorn.workers.errors import BadRequest, ClientDisconnected, ForbiddenPeer
+from gcorn.http import ProxyHeaderReader
+from gcorn.workers.errors import ClientDisconnected, ForbiddenPeer
 from gcorn.workers.proxy import AllowList
 
 __all__ = ["ProxyProtocol", "proxy_mode"]
-
-# a v2 header is 16 bytes plus at most 65535 of addresses and TLVs
-_MAX_HEADER = 16 + 65535
-
 
 def proxy_mode(value: Any) -> str:
     """The `proxy_protocol` setting as one of off, v1, v2, auto (a bare True is auto)."""
@@ -51,18 +48,14 @@ class ProxyProtocol:
         Raises `ForbiddenPeer` (403) when a peer outside `proxy_allow_ips`
         sends one, and gcorn.http's `InvalidProxyHeader` (400) for a bad one.
         """
-        buf = b""
-        while True:
+        reader = ProxyHeaderReader(self.mode)
+        found = None
+        while found is None:
             data = conn.recv()
             if not data:
                 raise ClientDisconnected("connection closed before its PROXY header")
-            buf += data
-            found = read_proxy_header(buf, self.mode)
-            if found is not None:
-                break
-            if len(buf) > _MAX_HEADER:
-                raise BadRequest("PROXY header too long")
-        info, length = found
+            found = reader.feed(data)
+        info, rest = found
         if info is not None:
             if not self.allow.allows(conn.peer):
                 raise ForbiddenPeer("PROXY header from a peer not in proxy_allow_ips")
@@ -74,6 +67,5 @@ class ProxyProtocol:
                     "PROXY_ADDR": info.server_addr or "",
                     "PROXY_PORT": str(info.server_port or ""),
                 }
-        rest = buf[length:]
         if rest:
             conn.feed(rest)

@@ -10,8 +10,9 @@ from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
-from gcorn.workers.asgi.hooks import HookRequest, HookResponse, call_hook
+from gcorn.workers.asgi.hooks import HookResponse, call_hook
 from gcorn.workers.asgi.response import Framing, build_head, error_response
+from gcorn.workers.hook_request import HookRequest
 
 __all__ = ["ClientDisconnected", "RequestCycle"]
 
@@ -245,28 +246,12 @@ class RequestCycle:
 
     def _time_out(self) -> None:
         """request_timeout passed: log where the app task is, answer 504 (or cut), cancel it."""
-        task = self.task
-        if task is None or task.done():
-            return
-        self.timed_out = True
-        state = self.conn.state
-        deadline.count_timeout(state.worker)
-        stack = deadline.stack_of_coroutine(task.get_coro())
-        if self.disconnected:
-            answered = "the client had gone"
-        elif self.response_complete:
-            answered = "the response was complete"
-        elif self.head_pending is not None or not self.response_started:
-            answered = f"answered {deadline.STATUS}"
-        else:
-            answered = "response already started: connection closed"
+        if deadline.time_out_task(self, self.conn.state, self._answer_timeout,
+                                  gone="the client had gone", cut="connection closed"):
+            self.timed_out = True
+
+    def _answer_timeout(self) -> None:
         self._fail_response(status=deadline.STATUS, message=deadline.MESSAGE)
-        scope = self.scope
-        query = scope["query_string"].decode("latin-1")
-        uri = scope["raw_path"].decode("latin-1") + ("?" + query if query else "")
-        deadline.log_timeout(state.log, scope["method"], uri, state.request_timeout,
-                             stack, answered)
-        task.cancel()
 
     def _fail_response(self, detail: str = "", status: int = 500,
                        message: str = "Internal Server Error") -> None:
@@ -290,22 +275,5 @@ class RequestCycle:
 
     def access_info(self, peer: str, request_time: float) -> AccessInfo:
         """The access-log record of this exchange."""
-        scope = self.scope
-        query = scope["query_string"].decode("latin-1")
-        path = scope["path"]
-        return AccessInfo(
-            remote_addr=peer,
-            method=scope["method"],
-            raw_uri=scope["raw_path"].decode("latin-1") + ("?" + query if query else ""),
-            path=path,
-            query=query,
-            protocol="HTTP/" + scope["http_version"],
-            status=self.status,
-            bytes_sent=self.bytes_sent,
-            request_time=request_time,
-            request_headers=[(k.decode("latin-1"), v.decode("latin-1"))
-                             for k, v in scope["headers"]],
-            response_headers=[(k.decode("latin-1"), v.decode("latin-1"))
-                              for k, v in self.response_headers],
-            environ=None,
-        )
+        return AccessInfo.from_scope(self.scope, peer, self.status, self.bytes_sent,
+                                     request_time, self.response_headers)

@@ -20,10 +20,11 @@ from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected
 from gcorn.workers.asgi.errors import AppProtocolError
-from gcorn.workers.asgi.hooks import HookRequest, HookResponse, call_hook
+from gcorn.workers.asgi.hooks import HookResponse, call_hook
 from gcorn.workers.asgi.scope import METHODS, PATHS, decode_path
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.errors import WorkerError
+from gcorn.workers.hook_request import HookRequest
 from gcorn.workers.http2 import (
     AbuseGuard,
     EnhanceYourCalm,
@@ -271,15 +272,16 @@ class H2Stream:
                           self.hook_req, self.scope,
                           HookResponse(self.status, self.response_headers, self.bytes_sent))
 
-    def _fail(self, detail: str = "") -> None:
+    def _fail(self, detail: str = "", status: int = 500,
+              message: str = "Internal Server Error") -> None:
         if self.response_complete or self.disconnected:
             return
         proto = self.proto
         if self.head_pending is not None or not self.response_started:
             self.head_pending = None
             self.response_started = True
-            self.status = 500
-            proto.send_error(self, 500, "Internal Server Error")
+            self.status = status
+            proto.send_error(self, status, message)
             self._complete()
         else:
             # part of the response is out: resetting the stream is the honest signal
@@ -291,53 +293,20 @@ class H2Stream:
         """request_timeout passed: log where the app task is, answer 504 on this stream (or
         reset it if the response had started), cancel the task; the other streams go on."""
         self.timer = None
-        task = self.task
-        if task is None or task.done():
-            return
-        proto = self.proto
-        state = proto.state
-        deadline.count_timeout(state.worker)
-        stack = deadline.stack_of_coroutine(task.get_coro())
-        if self.disconnected:
-            answered = "the client had reset the stream"
-        elif self.response_complete:
-            answered = "the response was complete"
-        elif self.head_pending is not None or not self.response_started:
-            self.head_pending = None
-            self.response_started = True
-            self.status = deadline.STATUS
-            proto.send_error(self, deadline.STATUS, deadline.MESSAGE)
-            self._complete()
-            answered = f"answered {deadline.STATUS}"
-        else:
-            # part of the response is out: only this stream is ended, not the connection
-            self.response_complete = True
-            proto.reset(self.sid, _INTERNAL_ERROR)
-            proto.stream_done(self)
-            answered = "response already started: stream reset"
-        # what the app still sends is dropped (send raises ClientDisconnected), and the
-        # cancellation below is not taken for an app failure
-        self.lose_client()
-        scope = self.scope
-        query = scope["query_string"].decode("latin-1")
-        uri = scope["raw_path"].decode("latin-1") + ("?" + query if query else "")
-        deadline.log_timeout(state.log, scope["method"], uri, state.request_timeout, stack,
-                             answered)
-        task.cancel()
+        if deadline.time_out_task(self, self.proto.state, self._answer_timeout,
+                                  gone="the client had reset the stream", cut="stream reset"):
+            # what the app still sends is dropped (send raises ClientDisconnected), and the
+            # cancellation is not taken for an app failure
+            self.lose_client()
+
+    def _answer_timeout(self) -> None:
+        # part of the response is out: only this stream is reset, not the connection
+        self._fail(status=deadline.STATUS, message=deadline.MESSAGE)
 
     def access_info(self, peer: str, request_time: float) -> AccessInfo:
         """The access-log record of this exchange (`%(H)s` is HTTP/2.0)."""
-        scope = self.scope
-        query = scope["query_string"].decode("latin-1")
-        return AccessInfo(
-            remote_addr=peer, method=scope["method"],
-            raw_uri=scope["raw_path"].decode("latin-1") + ("?" + query if query else ""),
-            path=scope["path"], query=query, protocol="HTTP/2.0", status=self.status,
-            bytes_sent=self.bytes_sent, request_time=request_time,
-            request_headers=scope["headers"],
-            response_headers=[(k.decode("latin-1"), v.decode("latin-1"))
-                              for k, v in self.response_headers],
-            environ=None)
+        return AccessInfo.from_scope(self.scope, peer, self.status, self.bytes_sent,
+                                     request_time, self.response_headers, protocol="HTTP/2.0")
 
 
 class H2Protocol(asyncio.Protocol):

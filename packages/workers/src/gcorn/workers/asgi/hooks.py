@@ -1,4 +1,5 @@
-"""gunicorn-shaped views of an ASGI request and response for `pre_request`/`post_request`."""
+"""The gunicorn-shaped ASGI response for `post_request`, and calling the request hooks
+(the request object is gcorn.workers.hook_request's, shared with the WSGI workers)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,7 @@ from typing import Any
 from gcorn.arbiter import ServerLog
 from gcorn.http import reason_phrase
 
-__all__ = ["HookRequest", "HookResponse", "active_hook", "call_hook"]
-
-
-class HookRequest:
-    """What `pre_request(worker, req)` sees: gunicorn's Request attributes, as str."""
-
-    __slots__ = ("_headers", "method", "path", "query", "scheme", "uri", "version")
-
-    def __init__(self, method: str, uri: str, path: str, query: str,
-                 version: tuple[int, int], headers: Sequence[tuple[bytes, bytes]],
-                 scheme: str) -> None:
-        self.method = method
-        self.uri = uri
-        self.path = path
-        self.query = query
-        self.version = version
-        self.scheme = scheme
-        self._headers = headers
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        """The request headers as (NAME, value) str pairs, names upper-cased as gunicorn does."""
-        return [(name.decode("latin-1").upper(), value.decode("latin-1"))
-                for name, value in self._headers]
+__all__ = ["HookResponse", "active_hook", "call_hook"]
 
 
 class HookResponse:

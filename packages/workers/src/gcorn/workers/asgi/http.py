@@ -15,17 +15,18 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from gcorn.http import Body, EndOfMessage, ParseError, RequestHead, read_proxy_header
+from gcorn.http import Body, EndOfMessage, ParseError, ProxyHeaderReader, RequestHead
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.errors import ServiceUnavailable
 from gcorn.workers.asgi.h2 import H2Protocol
-from gcorn.workers.asgi.hooks import HookRequest, call_hook
+from gcorn.workers.asgi.hooks import call_hook
 from gcorn.workers.asgi.response import error_response
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
 from gcorn.workers.errors import WorkerError
+from gcorn.workers.hook_request import HookRequest
 from gcorn.workers.uwsgi import cgi_environ, uwsgi_scope
 
 __all__ = ["HttpProtocol"]
@@ -33,8 +34,6 @@ __all__ = ["HttpProtocol"]
 _HTTP_VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
 # asyncio.Task(..., eager_start=True) exists from Python 3.12 on
 EAGER_TASKS = sys.version_info >= (3, 12)
-# a v2 header is 16 bytes plus at most 65535 of addresses and TLVs
-_PROXY_HEADER_MAX = 16 + 65535
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -43,7 +42,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "client", "closed", "cycle", "error_after", "fresh", "h2_upgrade", "head_since", "idle_since",
         "loop", "parser", "peer", "pending",
-        "proxy_buffer", "running_pending",
+        "proxy_reader", "running_pending",
         "read_paused", "scheme", "server", "state", "transport", "write_paused",
         "write_waiters", "ws",
     )
@@ -72,7 +71,8 @@ class HttpProtocol(asyncio.Protocol):
         self.peer: Any = None
         self.scheme = "http"
         # bytes of a PROXY protocol header still being read (None: not expected)
-        self.proxy_buffer: bytes | None = b"" if state.proxy_mode != "off" else None
+        self.proxy_reader = ProxyHeaderReader(state.proxy_mode) if state.proxy_mode != "off" \
+            else None
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -125,7 +125,7 @@ class HttpProtocol(asyncio.Protocol):
             self.ws.eof_received()
             return None
         if self.cycle is None and not self.pending:
-            if self.proxy_buffer is None:
+            if self.proxy_reader is None:
                 try:
                     self.parser.feed_eof()
                 except ParseError as exc:
@@ -142,7 +142,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.error_after is not None:
             return  # the next answer is that error, and the connection closes after it
-        if self.proxy_buffer is not None:
+        if self.proxy_reader is not None:
             rest = self._read_proxy_header(data)
             if not rest:
                 return
@@ -210,27 +210,22 @@ class HttpProtocol(asyncio.Protocol):
 
     def _read_proxy_header(self, data: bytes) -> bytes | None:
         """Consume a PROXY v1/v2 header first; the bytes after it, or None to wait."""
-        buf = self.proxy_buffer + data  # type: ignore[operator]
         try:
-            found = read_proxy_header(buf, self.state.proxy_mode)
+            found = self.proxy_reader.feed(data)  # type: ignore[union-attr]
         except ParseError as exc:
             self._refuse(exc.status, str(exc))
             return None
         if found is None:
-            if len(buf) > _PROXY_HEADER_MAX:
-                self._refuse(400, "PROXY header too long")
-                return None
-            self.proxy_buffer = buf
             return None
-        self.proxy_buffer = None
-        info, length = found
+        self.proxy_reader = None
+        info, rest = found
         if info is not None:
             if not self.state.policy.proxy_allow.allows(self.peer):
                 self._refuse(403, "PROXY header from a peer not in proxy_allow_ips")
                 return None
             if info.command == "PROXY" and info.client_addr is not None:
                 self.client = (info.client_addr, int(info.client_port or 0))
-        return buf[length:]
+        return rest
 
     def _after_upgrade_request(self) -> None:
         # the parser stops after a request that asks for a protocol switch

@@ -14,12 +14,12 @@ from gcorn.http import ParseError, reason_phrase
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.hook_request import HookRequest
 from gcorn.workers.proxy import ForwardedPolicy
 from gcorn.workers.uwsgi import uwsgi_allow_list
 from gcorn.workers.wsgi.environ import EnvironBuilder
 from gcorn.workers.wsgi.file_wrapper import FileWrapper
 from gcorn.workers.wsgi.input import InputStream
-from gcorn.workers.wsgi.request import HookRequest
 from gcorn.workers.wsgi.response import Response, http_date, server_header
 
 __all__ = ["RequestHandler"]
@@ -333,20 +333,8 @@ class RequestHandler:
     def _log_access(self, environ: dict[str, Any], resp: Response, headers: Any,
                     elapsed: float) -> None:
         try:
-            info = AccessInfo(
-                remote_addr=environ.get("REMOTE_ADDR", "-"),
-                method=environ["REQUEST_METHOD"],
-                raw_uri=environ["RAW_URI"],
-                path=environ["PATH_INFO"],
-                query=environ["QUERY_STRING"],
-                protocol=environ["SERVER_PROTOCOL"],
-                status=resp.status_code,
-                bytes_sent=resp.sent,
-                request_time=elapsed,
-                request_headers=headers,
-                response_headers=resp.headers,
-                environ=environ,
-            )
+            info = AccessInfo.from_environ(environ, resp.status_code, resp.sent, elapsed,
+                                           headers, resp.headers)
             self.access(info)  # type: ignore[misc]
         except Exception:
             self.log.exception("writing the access log failed")

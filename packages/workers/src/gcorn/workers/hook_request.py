@@ -1,4 +1,5 @@
-"""The gunicorn-shaped `req` object given to the `pre_request` and `post_request` hooks."""
+"""The gunicorn-shaped `req` object given to the `pre_request` and `post_request` hooks,
+the same for every worker (WSGI, ASGI, HTTP/1 and HTTP/2)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ __all__ = ["HookRequest"]
 
 
 class HookRequest:
-    """What hooks see of a request: method, uri, path, query, version, headers, scheme."""
+    """What hooks see of a request: method, uri, path, query, version, headers, scheme.
+
+    `raw_headers` are the parser's (name, value) bytes pairs; `peer_addr` and `body` (the
+    WSGI input) are None where the worker has none to give (ASGI).
+    """
 
     __slots__ = ("_headers", "_raw_headers", "body", "method", "path", "peer_addr", "query",
                  "remote_addr", "scheme", "trailers", "uri", "version")
 
     def __init__(self, method: str, uri: str, path: str, query: str, version: tuple[int, int],
-                 raw_headers: Any, scheme: str, peer_addr: Any, body: Any) -> None:
+                 raw_headers: Any, scheme: str, peer_addr: Any = None, body: Any = None) -> None:
         self.method = method
         self.uri = uri
         self.path = path
