@@ -22,7 +22,6 @@ from .errors import (
     UnsupportedVersion,
 )
 from .events import Header, RequestHead
-from .fields import parse_fields
 from .grammar import (
     ABSOLUTE_FORM,
     AUTHORITY_FORM,
@@ -310,10 +309,3 @@ def _check_framing(framing: list[Header], http11: bool) -> tuple[int | None, boo
         raise InvalidFraming("invalid Content-Length")
     return int(length), False, False
 
-
-def parse_head(head: bytes, options: ParserOptions) -> RequestHead:
-    """Parse a whole request head: request line and fields, each line ending in CRLF
-    (without the empty line that ends the head)."""
-    line_end = head.find(b"\r\n")
-    method, target, version = parse_request_line(head, 0, line_end, options)
-    return build_head(method, target, version, parse_fields(head[line_end + 2 :], options), options)

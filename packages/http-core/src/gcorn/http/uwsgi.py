@@ -9,6 +9,7 @@ Specification: https://uwsgi-docs.readthedocs.io/en/latest/Protocol.html
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from .errors import IncompleteMessage, InvalidUwsgiPacket
@@ -59,6 +60,14 @@ def parse_uwsgi_vars(block: bytes) -> dict[str, str]:
     return result
 
 
+class _Stage(enum.Enum):
+    """Where a uwsgi connection is: VARS (the packet) -> BODY -> DONE (one request each)."""
+
+    VARS = "vars"
+    BODY = "body"
+    DONE = "done"
+
+
 class UwsgiParser:
     """Feed the bytes of a uwsgi connection; get UwsgiRequest, Body, EndOfMessage."""
 
@@ -67,14 +76,14 @@ class UwsgiParser:
     def __init__(self) -> None:
         self._buf = b""
         self._remaining = 0
-        self._state = "vars"  # then "body", then "done"
+        self._state = _Stage.VARS
 
     def feed(self, data: bytes) -> list[UwsgiEvent]:
         """Take received bytes; return the events they complete."""
         events: list[UwsgiEvent] = []
-        if self._state == "done":
+        if self._state == _Stage.DONE:
             return events
-        if self._state == "vars":
+        if self._state == _Stage.VARS:
             buf = self._buf + data
             if len(buf) < _HEADER:
                 self._buf = buf
@@ -93,21 +102,21 @@ class UwsgiParser:
             events.append(UwsgiRequest(variables, modifier1, modifier2, self._remaining))
             data = buf[_HEADER + size :]
             self._buf = b""
-            self._state = "body"
+            self._state = _Stage.BODY
         if data and self._remaining:
             piece = data if len(data) <= self._remaining else data[: self._remaining]
             self._remaining -= len(piece)
             events.append(Body(piece))
         if not self._remaining:
             events.append(EndOfMessage([]))
-            self._state = "done"
+            self._state = _Stage.DONE
         return events
 
     def feed_eof(self) -> list[UwsgiEvent]:
         """The peer closed: raise IncompleteMessage if the request was cut short."""
-        if self._state == "body" or (self._state == "vars" and self._buf):
+        if self._state == _Stage.BODY or (self._state == _Stage.VARS and self._buf):
             raise IncompleteMessage()
-        self._state = "done"
+        self._state = _Stage.DONE
         return []
 
 

@@ -46,13 +46,6 @@ class RequestHeadTimeout(WorkerError):
     reason = "Request Timeout"
 
 
-class ExpectationFailed(WorkerError):
-    """An `Expect` value other than 100-continue (417)."""
-
-    status = 417
-    reason = "Expectation Failed"
-
-
 class ForbiddenPeer(WorkerError):
     """A peer outside `proxy_allow_ips` sent a PROXY protocol header (403)."""
 

@@ -24,11 +24,11 @@ from typing import Any, ClassVar, Protocol
 
 from gcorn.arbiter import ExitReason, ServerLog, Worker, graceful_timeout
 from gcorn.http import ParseError
-from gcorn.workers.base import WsgiServing, boot_serving, raw_socket
 from gcorn.workers.deadline import GreenGuard, RequestTimeout
 from gcorn.workers.draining import idle_grace
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.wsgi.connection import Connection
+from gcorn.workers.wsgi_serving import WsgiServing, boot_serving, raw_socket
 
 __all__ = ["GreenConnection", "GreenHub", "GreenWorker", "Wake"]
 

@@ -22,18 +22,18 @@ from typing import Any
 
 from gcorn.arbiter import WORKER_BOOT_ERROR, ExitReason, Worker, graceful_timeout
 from gcorn.http import EndOfMessage, ParseError
-from gcorn.workers.base import (
-    boot_serving,
-    drain_wakeup_fd,
-    raw_socket,
-    signal_wakeup_fd,
-)
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.draining import idle_grace, take_backlog
 from gcorn.workers.errors import ClientDisconnected, RequestHeadTimeout, WorkerError
 from gcorn.workers.h2sync import H2Threads
 from gcorn.workers.http2 import H2Options, alpn_protocols, h2_available
 from gcorn.workers.wsgi.connection import Connection
+from gcorn.workers.wsgi_serving import (
+    boot_serving,
+    drain_wakeup_fd,
+    raw_socket,
+    signal_wakeup_fd,
+)
 
 __all__ = ["ThreadWorker"]
 

@@ -12,16 +12,16 @@ from typing import Any
 
 from gcorn.arbiter import ExitReason, Worker
 from gcorn.http import ParseError
-from gcorn.workers.base import (
+from gcorn.workers.deadline import AlarmGuard, RequestTimeout
+from gcorn.workers.draining import SHUTDOWN_IDLE_GRACE, take_backlog
+from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.wsgi_serving import (
     WsgiServing,
     boot_serving,
     drain_wakeup_fd,
     raw_socket,
     signal_wakeup_fd,
 )
-from gcorn.workers.deadline import AlarmGuard, RequestTimeout
-from gcorn.workers.draining import SHUTDOWN_IDLE_GRACE, take_backlog
-from gcorn.workers.errors import ClientDisconnected, WorkerError
 
 __all__ = ["SyncWorker"]
 

@@ -10,6 +10,7 @@ the 1012 close of a graceful stop.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 from collections import deque
@@ -85,6 +86,15 @@ def _subprotocols(headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
     return offered
 
 
+class Phase(enum.Enum):
+    """Where a websocket session is: HANDSHAKE -> OPEN -> CLOSED, or HANDSHAKE -> DENIED."""
+
+    HANDSHAKE = "handshake"  # the app has not accepted yet
+    OPEN = "open"  # accepted: messages flow both ways
+    CLOSED = "closed"  # a close was sent or received, or the connection is gone
+    DENIED = "denied"  # the app refused the handshake (an HTTP answer, no websocket)
+
+
 class WebSocketSession:
     """One upgraded connection: the app task on one side, the `websockets` protocol on the other."""
 
@@ -118,7 +128,7 @@ class WebSocketSession:
         self.inbox: deque[Message] = deque([{"type": "websocket.connect"}])
         self.waiter: asyncio.Future[None] | None = None
         self.early = bytearray()  # bytes that arrived before the app accepted
-        self.phase = "handshake"  # handshake -> open -> closed; or denied
+        self.phase = Phase.HANDSHAKE
         self.disconnect_sent = False
         self.fragments: list[bytes] = []
         self.fragment_opcode: Any = None
@@ -136,7 +146,7 @@ class WebSocketSession:
 
     def data_received(self, data: bytes) -> None:
         """Feed client bytes to the protocol and deliver what they complete."""
-        if self.phase == "handshake":
+        if self.phase == Phase.HANDSHAKE:
             self.early += data
             return
         if self.protocol is None:
@@ -146,7 +156,7 @@ class WebSocketSession:
 
     def eof_received(self) -> bool | None:
         """The client half-closed: let the protocol decide, the socket then closes."""
-        if self.protocol is not None and self.phase == "open":
+        if self.protocol is not None and self.phase == Phase.OPEN:
             self.protocol.receive_eof()
             self._process()
         return None
@@ -158,7 +168,7 @@ class WebSocketSession:
         if self.protocol is not None and self.protocol.close_rcvd is not None:
             code = self.protocol.close_rcvd.code
         self._disconnect(code, "")
-        self.phase = "closed"
+        self.phase = Phase.CLOSED
         task = self.task
         if not task.done():
             self.loop.call_later(self.state.disconnect_grace, _cancel_if_running, task)
@@ -253,11 +263,11 @@ class WebSocketSession:
 
     def _schedule_ping(self) -> None:
         interval = self.state.ws_ping_interval
-        if interval > 0 and self.phase == "open":
+        if interval > 0 and self.phase == Phase.OPEN:
             self.ping_handle = self.loop.call_later(interval, self._ping)
 
     def _ping(self) -> None:
-        if self.phase != "open" or self.protocol.state is not State.OPEN:
+        if self.phase != Phase.OPEN or self.protocol.state is not State.OPEN:
             return
         self.ping_payload = os.urandom(4)
         self.protocol.send_ping(self.ping_payload)
@@ -268,7 +278,7 @@ class WebSocketSession:
                                                     self.ping_payload)
 
     def _ping_timeout(self, payload: bytes) -> None:
-        if self.ping_payload == payload and self.phase == "open":
+        if self.ping_payload == payload and self.phase == Phase.OPEN:
             self.state.log.info("WebSocket keepalive ping timed out; closing")
             self.protocol.fail(1011, "keepalive ping timeout")
             self._disconnect(1011, "keepalive ping timeout")
@@ -285,7 +295,7 @@ class WebSocketSession:
     async def receive(self) -> Message:
         """ASGI `receive` for the websocket scope."""
         while not self.inbox:
-            if self.phase == "closed" or self.disconnect_sent:
+            if self.phase == Phase.CLOSED or self.disconnect_sent:
                 return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
             waiter = self.waiter
             if waiter is None or waiter.done():
@@ -301,7 +311,7 @@ class WebSocketSession:
         """ASGI `send` for the websocket scope."""
         kind = message["type"]
         protocol = self.protocol
-        if (kind == "websocket.send" and self.phase == "open" and not self.disconnect_sent
+        if (kind == "websocket.send" and self.phase == Phase.OPEN and not self.disconnect_sent
                 and protocol.state is State.OPEN and not self.conn.closed):
             data = message.get("bytes")
             if data is not None:
@@ -315,25 +325,25 @@ class WebSocketSession:
             if self.conn.write_paused:
                 await self.conn.drain()
             return
-        if self.phase == "handshake":
+        if self.phase == Phase.HANDSHAKE:
             if kind == "websocket.accept":
                 self._accept(message)
             elif kind == "websocket.close":
                 self._deny(403, "Forbidden")
             elif kind == "websocket.http.response.start":
-                self.phase = "denied"
+                self.phase = Phase.DENIED
                 self.denial = (message["status"], message.get("headers", ()))
             else:
                 raise AppProtocolError(f"{kind!r} sent before websocket.accept")
             return
-        if self.phase == "denied":
+        if self.phase == Phase.DENIED:
             if kind != "websocket.http.response.body" or self.denial is None:
                 raise AppProtocolError(f"{kind!r} sent during a denial response")
             self.denial_body.append(message.get("body", b""))
             if not message.get("more_body", False):
                 self._send_denial()
             return
-        if self.phase == "closed" or self.disconnect_sent or self.conn.closed:
+        if self.phase == Phase.CLOSED or self.disconnect_sent or self.conn.closed:
             raise ClientDisconnected("the WebSocket is closed")
         if protocol.state is not State.OPEN:
             raise ClientDisconnected("the WebSocket is closing")
@@ -360,7 +370,7 @@ class WebSocketSession:
             # the handshake itself is invalid (bad key, version...): the library's answer
             self.status = response.status_code
             protocol.send_response(response)
-            self.phase = "closed"
+            self.phase = Phase.CLOSED
             self._disconnect(1006, "")
             self._flush()
             return
@@ -377,7 +387,7 @@ class WebSocketSession:
         protocol.parser = protocol.parse()
         next(protocol.parser)
         self.status = 101
-        self.phase = "open"
+        self.phase = Phase.OPEN
         self._flush()
         if self.early:
             early, self.early = bytes(self.early), bytearray()
@@ -387,7 +397,7 @@ class WebSocketSession:
 
     def _deny(self, status: int, text: str) -> None:
         self.status = status
-        self.phase = "closed"
+        self.phase = Phase.CLOSED
         self.conn.write(error_response(status, text, self.state.date_server))
         self.conn.abort()
         self._disconnect(1006, "")
@@ -399,7 +409,7 @@ class WebSocketSession:
         data, framing, _, _ = build_head(status, headers, 1, False, False, len(body),
                                       self.state.date_server)
         self.status = status
-        self.phase = "closed"
+        self.phase = Phase.CLOSED
         self.conn.write(data + body if framing != Framing.NONE else data)
         self.conn.abort()
         self._disconnect(1006, "")
@@ -423,15 +433,15 @@ class WebSocketSession:
             state.log.exception("Exception in ASGI application (websocket)")
             self._abort_from_server(error=True)
         else:
-            if self.phase == "handshake":
+            if self.phase == Phase.HANDSHAKE:
                 # an app that does not speak WebSocket denies it: the ASGI denial
                 # status (as websocket.close before accept), not a 5xx for the client
                 state.log.info("ASGI callable returned without accepting the WebSocket: 403")
                 self._deny(403, "Forbidden")
-            elif self.phase == "denied":
+            elif self.phase == Phase.DENIED:
                 state.log.error("ASGI callable returned without finishing the denial response")
                 self.conn.abort()
-            elif self.phase == "open" and self.protocol.state is State.OPEN:
+            elif self.phase == Phase.OPEN and self.protocol.state is State.OPEN:
                 self.protocol.send_close(1000, "")
                 self._flush()
                 self._arm_close_timeout()
@@ -441,23 +451,23 @@ class WebSocketSession:
             state.count_request()
 
     def _abort_from_server(self, error: bool = False) -> None:
-        if self.phase in ("handshake", "denied"):
-            if self.phase == "handshake":
+        if self.phase in (Phase.HANDSHAKE, Phase.DENIED):
+            if self.phase == Phase.HANDSHAKE:
                 self._deny(500, "Internal Server Error")
             else:
                 self.conn.abort()
-        elif self.phase == "open" and self.protocol.state is State.OPEN:
+        elif self.phase == Phase.OPEN and self.protocol.state is State.OPEN:
             self.protocol.send_close(1011 if error else 1012, "")
             self._flush()
             self._arm_close_timeout()
 
     def shutdown(self) -> None:
         """Graceful stop: tell the client the server is restarting (close 1012)."""
-        if self.phase == "open" and self.protocol.state is State.OPEN:
+        if self.phase == Phase.OPEN and self.protocol.state is State.OPEN:
             self.protocol.send_close(1012, "server restarting")
             self._flush()
             self._arm_close_timeout()
-        elif self.phase == "handshake" and self.task.done():
+        elif self.phase == Phase.HANDSHAKE and self.task.done():
             self.conn.abort()
 
 

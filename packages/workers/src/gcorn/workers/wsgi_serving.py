@@ -1,4 +1,5 @@
-"""What the sync and gthread workers share: parser factory, TLS, PROXY protocol, accept."""
+"""`WsgiServing`: what every WSGI worker (sync, gthread, gevent, eventlet) shares once forked:
+parser factory, TLS, PROXY protocol, accept."""
 
 from __future__ import annotations
 
