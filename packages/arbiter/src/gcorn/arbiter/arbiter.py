@@ -101,7 +101,7 @@ class Arbiter(ChildrenMixin):
         )
         self._guard.limit = int(setting(cfg, "boot_failure_limit", 5))
         self._guard.window = float(setting(cfg, "boot_failure_window", 60.0))
-        self.worker_class = getattr(cfg, "worker_class", None)
+        self.worker_class = setting(cfg, "worker_class", None)
         self._memory_cap = MemoryCap.from_cfg(cfg)
         if self.master_pid:
             self.proc_name += ".2"

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from gcorn.arbiter.contracts import ServerLog, Settings
+from gcorn.arbiter.contracts import ServerLog, Settings, setting
 from gcorn.arbiter.errors import APP_LOAD_ERROR, WORKER_BOOT_ERROR, CrashLoopError, HaltServer
 from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
 from gcorn.arbiter.parentdeath import set_parent_death_signal
@@ -169,12 +169,12 @@ class ChildrenMixin:
                 self.worker_age, self.pid, sockets, self.app, self._worker_timeout, self.cfg, self.log
             )
         except OSError as exc:
-            tmp_dir = getattr(self.cfg, "worker_tmp_dir", None) or "the temp dir"
+            tmp_dir = setting(self.cfg, "worker_tmp_dir", None) or "the temp dir"
             raise HaltServer(f"cannot create a worker heartbeat file in {tmp_dir}: {exc}") from exc
         worker.slot = self.scoreboard.claim(self.worker_age, self._worker_label())
         # the detailed counters (methods, statuses, durations) only when metrics are served
         worker.stats = self.scoreboard.stats_for(
-            worker.slot, detailed=bool(getattr(self.cfg, "metrics_bind", None)))
+            worker.slot, detailed=bool(setting(self.cfg, "metrics_bind", None)))
         self._hook("pre_fork", self, worker)
         try:
             pid, mask = fork_with_signals_blocked()

@@ -200,8 +200,8 @@ def _bind_unix(addr: BindAddress, cfg: Settings) -> socket.socket:
     finally:
         os.umask(old_umask)
     try:
-        uid = getattr(cfg, "uid", None)
-        gid = getattr(cfg, "gid", None)
+        uid = setting(cfg, "uid", None)
+        gid = setting(cfg, "gid", None)
         if (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid()):
             os.chown(addr.path, -1 if uid is None else uid, -1 if gid is None else gid)
         sock.listen(int(setting(cfg, "backlog", 2048)))

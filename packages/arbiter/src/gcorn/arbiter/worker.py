@@ -71,9 +71,9 @@ class Worker:
         # beat often enough for the master, but not a syscall per request
         min_interval = min(1.0, timeout / 10.0) if timeout > 0 else 1.0
         self.tmp: Heartbeat = Heartbeat(
-            tmp_dir=getattr(cfg, "worker_tmp_dir", None),
-            uid=getattr(cfg, "uid", None),
-            gid=getattr(cfg, "gid", None),
+            tmp_dir=setting(cfg, "worker_tmp_dir", None),
+            uid=setting(cfg, "uid", None),
+            gid=setting(cfg, "gid", None),
             umask=int(setting(cfg, "umask", 0)),
             min_interval=min_interval,
         )
@@ -117,8 +117,8 @@ class Worker:
         name = setting(self.cfg, "proc_name", None) or "gcorn"
         set_process_title(f"worker [{name}]")
         drop_privileges(
-            getattr(self.cfg, "uid", None),
-            getattr(self.cfg, "gid", None),
+            setting(self.cfg, "uid", None),
+            setting(self.cfg, "gid", None),
             bool(setting(self.cfg, "initgroups", False)),
         )
         # a forked child inherits the parent's random state: reseed

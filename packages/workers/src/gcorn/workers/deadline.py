@@ -28,7 +28,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from gcorn.arbiter import ServerLog, Settings
+from gcorn.arbiter import ServerLog, Settings, setting
 from gcorn.workers.access import asgi_target
 
 __all__ = [
@@ -56,7 +56,7 @@ class RequestTimeout(BaseException):
 def request_timeout(cfg: Settings) -> float:
     """The `request_timeout` setting in seconds; 0 (the default) is no limit."""
     try:
-        value = float(getattr(cfg, "request_timeout", 0) or 0)
+        value = float(setting(cfg, "request_timeout", 0) or 0)
     except (TypeError, ValueError):
         return 0.0
     return value if value > 0 else 0.0

@@ -22,7 +22,7 @@ import traceback
 from types import FrameType
 from typing import Any, ClassVar, Protocol
 
-from gcorn.arbiter import ExitReason, ServerLog, Worker, graceful_timeout
+from gcorn.arbiter import ExitReason, ServerLog, Worker, graceful_timeout, setting
 from gcorn.http import ParseError
 from gcorn.workers.deadline import GreenGuard, RequestTimeout
 from gcorn.workers.draining import idle_grace
@@ -156,8 +156,8 @@ class GreenWorker(Worker):
             # a hub timer throws RequestTimeout into the request's greenlet
             serving.handler.guard = GreenGuard(hub, serving.handler.request_timeout)
         cfg = self.cfg
-        self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
-        max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
+        self.keepalive = float(setting(cfg, "keepalive", 2) or 0)
+        max_conns = max(int(setting(cfg, "worker_connections", 1000) or 1000), 1)
         self.slots = hub.semaphore(max_conns)
         self.conns: set[Connection] = set()
         self.nconns = 0  # accepted and not closed yet (a TLS handshake under way included)

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from gcorn.arbiter import WORKER_BOOT_ERROR, ExitReason, Worker, graceful_timeout
+from gcorn.arbiter import WORKER_BOOT_ERROR, ExitReason, Worker, graceful_timeout, setting
 from gcorn.http import EndOfMessage, ParseError
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.draining import idle_grace, take_backlog
@@ -57,10 +57,10 @@ class ThreadWorker(Worker):
         self.serving = boot_serving(self, multithread=True)
         cfg = self.cfg
         self.h2 = self.boot_http2()
-        self.keepalive = float(getattr(cfg, "keepalive", 2) or 0)
+        self.keepalive = float(setting(cfg, "keepalive", 2) or 0)
         self.header_timeout = self.serving.header_timeout
-        self.max_conns = max(int(getattr(cfg, "worker_connections", 1000) or 1000), 1)
-        nthreads = max(int(getattr(cfg, "threads", 1) or 1), 1)
+        self.max_conns = max(int(setting(cfg, "worker_connections", 1000) or 1000), 1)
+        nthreads = max(int(setting(cfg, "threads", 1) or 1), 1)
         self.epoll = select.epoll()
         self.listeners: dict[int, Any] = {}
         for listener in self.sockets:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from gcorn.arbiter import ExitReason, graceful_timeout
+from gcorn.arbiter import ExitReason, graceful_timeout, setting
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
@@ -82,9 +82,9 @@ class H2Threads:
         self.handler = serving.handler
         self.options = options
         self.log = worker.log
-        threads = max(int(getattr(worker.cfg, "threads", 1) or 1), 1)
+        threads = max(int(setting(worker.cfg, "threads", 1) or 1), 1)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gthread-h2")
-        keepalive = float(getattr(worker.cfg, "keepalive", 2) or 0)
+        keepalive = float(setting(worker.cfg, "keepalive", 2) or 0)
         self.idle_limit = keepalive if keepalive > 0 else 5.0
         self.graceful = graceful_timeout(worker.cfg)
         self.watchdog: ThreadWatchdog | None = None

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from gcorn.arbiter import Settings
+from gcorn.arbiter import Settings, setting
 from gcorn.http import RequestParser
 
 __all__ = ["parser_factory", "parser_options"]
@@ -34,10 +34,9 @@ def parser_options(cfg: Settings) -> dict[str, Any]:
         accepted = set(_OPTIONS) | {"backend"}
     options: dict[str, Any] = {}
     for name, default in _OPTIONS.items():
-        value = getattr(cfg, name, default)
-        if name in accepted and value is not None:
-            options[name] = value
-    backend = str(getattr(cfg, "http_parser", "auto") or "auto")
+        if name in accepted:
+            options[name] = setting(cfg, name, default)
+    backend = str(setting(cfg, "http_parser", "auto") or "auto")
     if "backend" in accepted:
         options["backend"] = _BACKENDS.get(backend, backend)
     return options

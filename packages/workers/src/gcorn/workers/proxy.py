@@ -21,7 +21,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gcorn.arbiter import Settings
+from gcorn.arbiter import Settings, setting
 from gcorn.workers.errors import HeaderNameRefused, InvalidSchemeHeaders
 
 __all__ = ["AllowList", "ForwardedPolicy", "Peer", "split_list"]
@@ -93,17 +93,17 @@ class ForwardedPolicy:
                  "proxy_allow", "trusted")
 
     def __init__(self, cfg: Settings) -> None:
-        self.trusted = AllowList(getattr(cfg, "forwarded_allow_ips", ["127.0.0.1", "::1"]))
-        self.proxy_allow = AllowList(getattr(cfg, "proxy_allow_ips", ["127.0.0.1", "::1"]))
-        scheme_headers = getattr(cfg, "secure_scheme_headers", DEFAULT_SECURE_SCHEME_HEADERS)
+        self.trusted = AllowList(setting(cfg, "forwarded_allow_ips", ["127.0.0.1", "::1"]))
+        self.proxy_allow = AllowList(setting(cfg, "proxy_allow_ips", ["127.0.0.1", "::1"]))
+        scheme_headers = setting(cfg, "secure_scheme_headers", DEFAULT_SECURE_SCHEME_HEADERS)
         self._scheme_headers = {
             name.lower().encode("latin-1"): value
             for name, value in (scheme_headers or {}).items()
         }
-        forwarder = split_list(getattr(cfg, "forwarder_headers", "SCRIPT_NAME,PATH_INFO"))
+        forwarder = split_list(setting(cfg, "forwarder_headers", "SCRIPT_NAME,PATH_INFO"))
         self._forwarder_any = "*" in forwarder
         self._forwarder = {name.lower().encode("latin-1") for name in forwarder}
-        header_map = getattr(cfg, "header_map", "drop")
+        header_map = setting(cfg, "header_map", "drop")
         self.header_map = header_map if header_map in ("drop", "refuse", "dangerous") else "refuse"
 
     def filter_headers(self, headers: Sequence[tuple[bytes, bytes]], peer: Peer,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gcorn.arbiter import Settings
+from gcorn.arbiter import Settings, setting
 from gcorn.http import ProxyHeaderReader
 from gcorn.workers.errors import ClientDisconnected, ForbiddenPeer
 from gcorn.workers.proxy import AllowList
@@ -38,7 +38,7 @@ class ProxyProtocol:
     """Reads the PROXY header of a new connection when the setting asks for it."""
 
     def __init__(self, cfg: Settings, allow: AllowList) -> None:
-        self.mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
+        self.mode = proxy_mode(setting(cfg, "proxy_protocol", "off"))
         self.allow = allow
         self.enabled = self.mode != "off"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gcorn.arbiter import Settings
+from gcorn.arbiter import Settings, setting
 from gcorn.workers.errors import TLSSetupError
 
 if TYPE_CHECKING:
@@ -21,23 +21,23 @@ __all__ = ["build_context", "is_tls_enabled", "wrap_connection"]
 
 def is_tls_enabled(cfg: Settings) -> bool:
     """Whether the settings ask for TLS (`certfile` or `keyfile` set)."""
-    is_ssl = getattr(cfg, "is_ssl", None)
+    is_ssl = setting(cfg, "is_ssl", None)
     if is_ssl is not None:
         return bool(is_ssl)
-    return bool(getattr(cfg, "certfile", None) or getattr(cfg, "keyfile", None))
+    return bool(setting(cfg, "certfile", None) or setting(cfg, "keyfile", None))
 
 
 def _default_factory(cfg: Settings) -> ssl.SSLContext:
     import ssl
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
-                                         cafile=getattr(cfg, "ca_certs", None))
+                                         cafile=setting(cfg, "ca_certs", None))
     certfile = cfg.certfile
     if not certfile:
         raise ValueError("keyfile is set but certfile is not")
-    context.load_cert_chain(certfile=certfile, keyfile=getattr(cfg, "keyfile", None))
-    context.verify_mode = ssl.VerifyMode(int(getattr(cfg, "cert_reqs", ssl.CERT_NONE)))
-    ciphers = getattr(cfg, "ciphers", None)
+    context.load_cert_chain(certfile=certfile, keyfile=setting(cfg, "keyfile", None))
+    context.verify_mode = ssl.VerifyMode(int(setting(cfg, "cert_reqs", ssl.CERT_NONE)))
+    ciphers = setting(cfg, "ciphers", None)
     if ciphers:
         context.set_ciphers(ciphers)
     return context
@@ -54,7 +54,7 @@ def build_context(cfg: Settings, alpn: list[str] | None = None) -> ssl.SSLContex
         """gunicorn's default: cert chain, CA bundle, cert_reqs and ciphers from cfg."""
         return _default_factory(cfg)
 
-    hook = getattr(cfg, "ssl_context", None)
+    hook = setting(cfg, "ssl_context", None)
     try:
         context = hook(cfg, factory) if callable(hook) else factory()
         if alpn:
@@ -71,5 +71,5 @@ def wrap_connection(context: ssl.SSLContext, sock: socket.socket, cfg: Settings)
     return context.wrap_socket(
         sock, server_side=True,
         do_handshake_on_connect=False,
-        suppress_ragged_eofs=bool(getattr(cfg, "suppress_ragged_eofs", True)),
+        suppress_ragged_eofs=bool(setting(cfg, "suppress_ragged_eofs", True)),
     )

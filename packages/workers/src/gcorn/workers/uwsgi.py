@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gcorn.arbiter import Settings
+from gcorn.arbiter import Settings, setting
 from gcorn.http import ParseError, RequestHead, UwsgiParser, UwsgiRequest
 from gcorn.workers.proxy import split_list
 
@@ -66,10 +66,10 @@ class UwsgiAllowList:
 
 def uwsgi_allow_list(cfg: Settings) -> UwsgiAllowList | None:
     """The allow list when the settings ask for the uwsgi protocol, else None (HTTP)."""
-    protocol = str(getattr(cfg, "protocol", "http") or "http").strip().lower()
+    protocol = str(setting(cfg, "protocol", "http") or "http").strip().lower()
     if protocol != "uwsgi":
         return None
-    return UwsgiAllowList(getattr(cfg, "uwsgi_allow_ips", "127.0.0.1,::1"))
+    return UwsgiAllowList(setting(cfg, "uwsgi_allow_ips", "127.0.0.1,::1"))
 
 
 class UwsgiReader:

@@ -9,7 +9,7 @@ import socket
 import sys
 from typing import Any
 
-from gcorn.arbiter import WORKER_BOOT_ERROR
+from gcorn.arbiter import WORKER_BOOT_ERROR, setting
 from gcorn.http import ParseError
 from gcorn.workers import proxy_protocol
 from gcorn.workers.errors import ClientDisconnected, WorkerError
@@ -75,11 +75,11 @@ class WsgiServing:
         if is_tls_enabled(cfg):
             self.ssl_context = build_context(cfg)
         self.handler = RequestHandler(worker, multithread)
-        timeout = float(getattr(cfg, "timeout", 30) or 0)
+        timeout = float(setting(cfg, "timeout", 30) or 0)
         # I/O on one client never waits longer than the worker timeout
         self.io_timeout: float | None = timeout if timeout > 0 else None
         # seconds to read a whole request head (0: no limit); gcorn only
-        self.header_timeout = float(getattr(cfg, "header_timeout", 10) or 0)
+        self.header_timeout = float(setting(cfg, "header_timeout", 10) or 0)
         self.proxy = proxy_protocol.ProxyProtocol(cfg, self.handler.policy.proxy_allow)
         # protocol = uwsgi: each connection gets a uwsgi reader in place of the HTTP parser
         self.uwsgi_allow = uwsgi_allow_list(cfg)

@@ -64,9 +64,9 @@ class ServerState:
             allow = self.uwsgi_allow
             self.new_parser = lambda: UwsgiReader(allow)
         self.policy = ForwardedPolicy(cfg)
-        self.proxy_mode = proxy_mode(getattr(cfg, "proxy_protocol", "off"))
-        self.pre_request = active_hook(getattr(cfg, "pre_request", None), self.log)
-        self.post_request = active_hook(getattr(cfg, "post_request", None), self.log)
+        self.proxy_mode = proxy_mode(setting(cfg, "proxy_protocol", "off"))
+        self.pre_request = active_hook(setting(cfg, "pre_request", None), self.log)
+        self.post_request = active_hook(setting(cfg, "post_request", None), self.log)
         self.wants_hook_request = self.pre_request is not None or self.post_request is not None
         # the one decision the WSGI workers use too; a HUP replaces the worker, so once is enough
         self.access_enabled = access_wanted(self.log)

@@ -11,7 +11,7 @@ import ssl
 import time
 from typing import Any
 
-from gcorn.arbiter import Worker
+from gcorn.arbiter import Worker, setting
 from gcorn.workers.asgi.errors import WORKER_BOOT_ERROR, AsgiSetupError, LifespanFailure
 from gcorn.workers.asgi.http import HttpProtocol
 from gcorn.workers.asgi.lifespan import LIFESPAN_CHOICES, Lifespan
@@ -132,10 +132,10 @@ class AsgiWorker(Worker):
         if getattr(self, "nr", None) is None:
             self.nr = 0
         self.request_timeouts = 0  # requests ended by request_timeout (gcorn.workers.deadline)
-        if int(getattr(cfg, "threads", 1) or 1) > 1:
+        if int(setting(cfg, "threads", 1) or 1) > 1:
             self.log.warning("the asgi worker ignores threads = %s", cfg.threads)
         try:
-            loop, loop_name = new_event_loop(str(getattr(cfg, "asgi_loop", "auto") or "auto"))
+            loop, loop_name = new_event_loop(str(setting(cfg, "asgi_loop", "auto") or "auto"))
         except AsgiSetupError as exc:
             self.log.error("%s", exc)
             raise SystemExit(WORKER_BOOT_ERROR) from exc
@@ -154,7 +154,7 @@ class AsgiWorker(Worker):
 
     async def _serve(self, loop: asyncio.AbstractEventLoop) -> int:
         cfg = self.cfg
-        mode = str(getattr(cfg, "asgi_lifespan", "auto") or "auto")
+        mode = str(setting(cfg, "asgi_lifespan", "auto") or "auto")
         if mode not in LIFESPAN_CHOICES:
             self.log.error("asgi_lifespan must be one of %s", ", ".join(LIFESPAN_CHOICES))
             return WORKER_BOOT_ERROR
@@ -179,7 +179,7 @@ class AsgiWorker(Worker):
             return WORKER_BOOT_ERROR
         stop = asyncio.Event()
         self._install_signals(loop, stop)
-        limit = max(1, int(getattr(cfg, "worker_connections", 1000) or 1000))
+        limit = max(1, int(setting(cfg, "worker_connections", 1000) or 1000))
         acceptors = [Acceptor(listener, state, ssl_context, limit) for listener in self.sockets]
 
         def resume_accepting() -> None:
@@ -217,7 +217,7 @@ class AsgiWorker(Worker):
             pass  # not the main thread: the tick still notices `alive`
 
     async def _tick_until_stopped(self, state: ServerState, stop: asyncio.Event) -> None:
-        timeout = float(getattr(self, "timeout", 0) or getattr(self.cfg, "timeout", 30) or 30)
+        timeout = float(getattr(self, "timeout", 0) or setting(self.cfg, "timeout", 30) or 30)
         tick = min(_TICK, max(timeout / 4, 0.05))
         keepalive = state.keepalive
         self.notify()

@@ -12,7 +12,7 @@ import os
 import socket
 from typing import Any
 
-from gcorn.arbiter import Settings
+from gcorn.arbiter import Settings, setting
 from gcorn.workers.errors import ConfigurationProblem
 from gcorn.workers.uwsgi import cgi_environ
 from gcorn.workers.wsgi.errors_stream import ErrorStream
@@ -55,7 +55,7 @@ class EnvironBuilder:
 
     def __init__(self, cfg: Settings, multithread: bool) -> None:
         self.software = server_software()
-        workers = getattr(cfg, "workers", 1)
+        workers = setting(cfg, "workers", 1)
         self.base: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.errors": ErrorStream(),
