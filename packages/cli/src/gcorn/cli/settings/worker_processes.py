@@ -122,7 +122,8 @@ SETTINGS = (
         value_type="int",
         default=30,
         validator=v.positive_int,
-        doc="Seconds workers get to finish their requests after a graceful stop, before SIGKILL.",
+        doc=("Seconds workers get to finish their requests after a graceful stop, before SIGKILL; "
+             "0 is no grace: neither the master nor a worker stopping by itself waits."),
     ),
     Setting(
         name="keepalive",
