@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from gcorn.arbiter.contracts import Settings
+from gcorn.arbiter.contracts import setting
 
 MIB = 1024 * 1024
 
@@ -48,11 +48,14 @@ class MemoryCap:
         self._over: dict[int, int] = {}
 
     @classmethod
-    def from_cfg(cls, cfg: Settings, limit_name: str = "max_worker_memory",
+    def from_cfg(cls, cfg: object, limit_name: str = "max_worker_memory",
                  checks_name: str = "max_worker_memory_checks") -> MemoryCap:
-        """A cap from cfg.<limit_name> (MiB, 0 = off) and cfg.<checks_name>."""
-        limit = getattr(cfg, limit_name, 0) or 0
-        checks = getattr(cfg, checks_name, 3) or 3
+        """A cap from cfg.<limit_name> (MiB, 0 = off) and cfg.<checks_name>.
+
+        Any settings object: the names are the caller's (the dirty pool has its own).
+        """
+        limit = setting(cfg, limit_name, 0)
+        checks = setting(cfg, checks_name, 3) or 3
         return cls(float(limit), int(checks))
 
     @property
