@@ -7,14 +7,6 @@ from . import stash
 from .app import DirtyApp
 from .batching import batched
 from .client import DirtyClient
-from .clients import (
-    close_dirty_client,
-    close_dirty_client_async,
-    connect,
-    get_dirty_client,
-    get_dirty_client_async,
-    set_dirty_socket_path,
-)
 from .config import DirtyConfig, Hooks
 from .errors import (
     DirtyAppError,
@@ -35,6 +27,14 @@ from .errors import (
     StashTableNotFoundError,
 )
 from .resources import current_resources
+from .shared_client import (
+    close_dirty_client,
+    close_dirty_client_async,
+    connect,
+    get_dirty_client,
+    get_dirty_client_async,
+    set_dirty_socket_path,
+)
 from .stash import StashClient, StashTable
 
 __all__ = [

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from .client import SOCKET_ENV, DirtyClient
-from .clients import get_dirty_client
 from .errors import StashError, StashKeyNotFoundError
+from .shared_client import get_dirty_client
 from .stash_store import check_ttl
 
 __all__ = ["StashClient", "StashTable", "clear", "delete", "delete_table", "ensure", "exists",
