@@ -82,3 +82,36 @@ def test_graceful_timeout_zero_does_not_wait_for_in_flight_work(
     assert not data.startswith(b"HTTP/1.1 200"), (data, server.log())
     assert waited < SLOW - 1.5, (waited, server.log())
     assert "Autorestarting worker" in server.log()
+
+
+LIFESPAN_APP = '''
+import pathlib
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                pathlib.Path("shutdown-ran").touch()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+'''
+
+
+def test_graceful_timeout_zero_skips_the_lifespan_shutdown_without_an_error(
+        tmp_path: Path, start_gcorn: Callable[..., Gcorn]) -> None:
+    (tmp_path / "lifeapp.py").write_text(LIFESPAN_APP)
+    server = start_gcorn("-k", "asgi", "--graceful-timeout", "0", "--max-requests", "1",
+                         "lifeapp:app", ready_path=None)
+    server.ready = log_probe(r"Booting worker with pid")
+    server.wait_ready()
+    with request(server.port, "/") as sock:
+        assert read_all(sock).startswith(b"HTTP/1.1 200")
+    assert wait_until(lambda: "ASGI lifespan shutdown skipped: graceful_timeout is 0" in server.log(),
+                      10), server.log()
+    log = server.log()
+    assert "did not complete" not in log and "Exception in ASGI lifespan" not in log, log
+    assert not (tmp_path / "shutdown-ran").exists()  # not started rather than cut halfway

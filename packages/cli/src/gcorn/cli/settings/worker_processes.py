@@ -123,7 +123,8 @@ SETTINGS = (
         default=30,
         validator=v.positive_int,
         doc=("Seconds workers get to finish their requests after a graceful stop, before SIGKILL; "
-             "0 is no grace: neither the master nor a worker stopping by itself waits."),
+             "0 is no grace: neither the master nor a worker stopping by itself waits (an ASGI "
+             "app's lifespan shutdown is then not sent)."),
     ),
     Setting(
         name="keepalive",

@@ -55,7 +55,11 @@ class Lifespan:
         """Send `lifespan.shutdown` and wait up to `timeout` seconds for the app to finish."""
         if self._task is None:
             return
-        if self._started and not self._task.done():
+        if timeout <= 0 and self._started and not self._task.done():
+            # graceful_timeout = 0: no grace, as the master gives none; a shutdown handler
+            # is better not started than cancelled halfway through
+            self.log.info("ASGI lifespan shutdown skipped: graceful_timeout is 0")
+        elif self._started and not self._task.done():
             await self._inbox.put({"type": "lifespan.shutdown"})
             try:
                 await asyncio.wait_for(self._shutdown_done.wait(), timeout)
