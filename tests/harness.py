@@ -66,6 +66,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def kill_masters(*pids: int) -> None:
+    """SIGKILL each master in `pids` (0 = none) and its children: the cleanup of a test
+    whose USR2 made a master that is no child of ours, so no fixture stops it."""
+    import psutil
+
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid) if pid else None
+            if proc is None or not proc.is_running():
+                continue
+            for child in proc.children(recursive=True):
+                child.kill()
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+
+
+def write_echo_app(directory: Path, module: str, kind: str) -> str:
+    """Copy tests/echoapp.py to `directory`/`module`.py with `app` bound to its `wsgi` or
+    `asgi` callable (`kind`); returns the app spec, `module:app`."""
+    if kind not in ("wsgi", "asgi"):
+        raise ValueError(f"kind must be 'wsgi' or 'asgi', not {kind!r}")
+    source = Path(__file__).with_name("echoapp.py").read_text()
+    (directory / f"{module}.py").write_text(f"{source}\napp = {kind}\n")
+    return f"{module}:app"
+
+
 def deploy_config(name: str, replace: Mapping[str, str] | None = None) -> str:
     """docs/deploy/`name` with each `replace` key swapped for its value (each must occur).
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from harness import EXAMPLES, Gcorn, wait_until
+from harness import EXAMPLES, Gcorn, kill_masters, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages" / "workers" / "tests"))
 from green_support import GREEN_WORKERS
@@ -341,15 +341,7 @@ def test_term_hup_ttin_ttou_usr2_under_load_lose_no_request(
         survivor.wait(20)
         new_master = 0
     finally:
-        for pid in (new_master, master.pid):
-            try:
-                proc = psutil.Process(pid) if pid else None
-            except psutil.NoSuchProcess:
-                continue
-            if proc is not None and proc.is_running():
-                for child in proc.children(recursive=True):
-                    child.kill()
-                proc.kill()
+        kill_masters(new_master, master.pid)  # the re-executed one is no child of ours
         master.stop(timeout=5)
 
 

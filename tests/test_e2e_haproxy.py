@@ -19,48 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import ExternalServer, Gcorn, deploy_config, free_port, wait_until
+from harness import ExternalServer, Gcorn, deploy_config, free_port, wait_until, write_echo_app
 
 GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
 CLIENT = "127.0.0.2"  # the whole 127/8 is loopback on Linux
-
-WSGI_APP = '''
-import json
-
-KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "PROXY_PROTOCOL", "PROXY_ADDR", "PROXY_PORT",
-        "HTTP_X_FORWARDED_FOR", "wsgi.url_scheme", "PATH_INFO", "QUERY_STRING")
-
-def app(environ, start_response):
-    info = {key: environ.get(key) for key in KEYS}
-    info["body"] = environ["wsgi.input"].read().decode()
-    data = json.dumps(info).encode()
-    start_response("200 OK", [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(data)))])
-    return [data]
-'''
-
-ASGI_APP = '''
-import json
-
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-    info = {"REMOTE_ADDR": scope["client"][0], "REMOTE_PORT": str(scope["client"][1]),
-            "HTTP_X_FORWARDED_FOR": headers.get("x-forwarded-for"),
-            "PATH_INFO": scope["path"], "QUERY_STRING": scope["query_string"].decode(),
-            "wsgi.url_scheme": scope["scheme"], "body": body.decode()}
-    data = json.dumps(info).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": data})
-'''
 
 WORKERS = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads", "2"],
            "asgi": ["-k", "asgi"]}
@@ -119,7 +81,7 @@ def get_from(url: str, **kwargs: Any) -> dict[str, Any]:
 def test_client_address_from_the_proxy_header(
         worker: str, send_proxy: str, start_gcorn: Callable[..., Gcorn],
         start_haproxy: Callable[..., ExternalServer], tmp_path: Path) -> None:
-    (tmp_path / "haapp.py").write_text(ASGI_APP if worker == "asgi" else WSGI_APP)
+    write_echo_app(tmp_path, "haapp", "asgi" if worker == "asgi" else "wsgi")
     mode = "v2" if send_proxy.endswith("v2") else "v1"
     access = tmp_path / "access.log"
     gcorn = start_behind(start_gcorn, *WORKERS[worker], "--access-logfile", str(access),
@@ -152,7 +114,7 @@ def test_same_environ_as_gunicorn_behind_haproxy(
         send_proxy: str, start_gcorn: Callable[..., Gcorn],
         start_server: Callable[..., ExternalServer],
         start_haproxy: Callable[..., ExternalServer], tmp_path: Path) -> None:
-    (tmp_path / "haapp.py").write_text(WSGI_APP)
+    write_echo_app(tmp_path, "haapp", "wsgi")
     mode = "v2" if send_proxy.endswith("v2") else "v1"
     results = {}
     for server in ("gcorn", "gunicorn"):
@@ -166,7 +128,10 @@ def test_same_environ_as_gunicorn_behind_haproxy(
         port = free_port()
         start_haproxy(haproxy_config(upstream, port, send_proxy), port)
         results[server] = get_from(f"http://127.0.0.1:{port}/p?x=1")
-    ours, theirs = results["gcorn"], results["gunicorn"]
+    # what the two servers are compared on (the rest of the environ is each one's own)
+    keys = ("REMOTE_ADDR", "REMOTE_PORT", "PROXY_PROTOCOL", "PROXY_ADDR", "PROXY_PORT",
+            "HTTP_X_FORWARDED_FOR", "wsgi.url_scheme", "PATH_INFO", "QUERY_STRING", "body")
+    ours, theirs = ({key: results[name].get(key) for key in keys} for name in ("gcorn", "gunicorn"))
     assert ours.pop("REMOTE_PORT") != "" and theirs.pop("REMOTE_PORT") != ""
     ours.pop("PROXY_PORT")
     theirs.pop("PROXY_PORT")

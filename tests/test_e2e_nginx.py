@@ -22,52 +22,11 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 import websockets.sync.client
-from harness import ExternalServer, Gcorn, deploy_config, free_port
+from harness import ExternalServer, Gcorn, deploy_config, free_port, write_echo_app
 
 GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
 # as docs/deploy.md runs it: gcorn keeps idle connections longer than nginx does
 GTHREAD = ("-k", "gthread", "--threads", "2", "--keep-alive", "75")
-
-WSGI_APP = '''
-import json
-
-def app(environ, start_response):
-    body = environ["wsgi.input"].read()
-    info = {key: value for key, value in environ.items() if isinstance(value, str)}
-    info["body_length"] = len(body)
-    info["body_sha"] = __import__("hashlib").sha256(body).hexdigest()
-    data = json.dumps(info).encode()
-    start_response("200 OK", [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(data)))])
-    return [data]
-'''
-
-ASGI_APP = '''
-import json
-
-async def app(scope, receive, send):
-    if scope["type"] == "websocket":
-        await receive()  # websocket.connect
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.send", "text": json.dumps(
-            {"client": scope["client"][0], "scheme": scope["scheme"], "path": scope["path"],
-             "forwarded_for": headers.get("x-forwarded-for")})})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send({"type": "websocket.send", "text": "echo:" + message["text"]})
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body"):
-        pass
-    data = json.dumps({"client": scope["client"][0], "scheme": scope["scheme"]}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": data})
-'''
-
 
 class Proxied(NamedTuple):
     """nginx in front of one server: its plain and TLS base URLs."""
@@ -92,8 +51,8 @@ def behind_nginx(start_gcorn: Callable[..., Gcorn], start_server: Callable[..., 
                  start_nginx: Callable[..., ExternalServer], tls_cert: tuple[Path, Path],
                  tmp_path: Path) -> Callable[..., Proxied]:
     """`behind_nginx(*server args, server="gcorn")`: nginx in front of gcorn (or gunicorn)."""
-    (tmp_path / "proxiedapp.py").write_text(WSGI_APP)
-    (tmp_path / "wsapp.py").write_text(ASGI_APP)
+    write_echo_app(tmp_path, "proxiedapp", "wsgi")
+    write_echo_app(tmp_path, "wsapp", "asgi")
 
     def start(*args: str, server: str = "gcorn") -> Proxied:
         if server == "gcorn":

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from harness import EXAMPLES, Gcorn, wait_until
+from harness import EXAMPLES, Gcorn, kill_masters, wait_until
 
 APPS = {"sync": "hello:app", "gthread": "hello:app", "asgi": "hello_asgi:app"}
 
@@ -87,14 +87,5 @@ def test_hup_then_usr2_under_load_lose_no_request(
         survivor.wait(20)
         new_master = 0
     finally:
-        # the re-executed master is no child of ours: the harness stops only the first one
-        for pid in (new_master, master.pid):
-            try:
-                proc = psutil.Process(pid) if pid else None
-            except psutil.NoSuchProcess:
-                continue
-            if proc is not None and proc.is_running():
-                for child in proc.children(recursive=True):
-                    child.kill()
-                proc.kill()
+        kill_masters(new_master, master.pid)  # the re-executed one is no child of ours
         master.stop(timeout=5)
