@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 from collections.abc import Callable
 from typing import Any
 
-from .errors import DirtyConnectionError, DirtyError, DirtyWorkerLostError, unreachable
+from .errors import (
+    DirtyConnectionError,
+    DirtyError,
+    DirtyTimeoutError,
+    DirtyWorkerLostError,
+    unreachable,
+)
 from .protocol import FrameParser, MsgType, Oversize, frame_buffers
 
 FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
@@ -48,6 +55,11 @@ class AsyncConn(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
         self.on_free: Callable[[], None] | None = None
+        # Deadlines of the calls in flight, (at, rid, future, what): one loop timer for them all,
+        # at the earliest (see expire_at).
+        self._deadlines: list[tuple[float, int, asyncio.Future[Any], tuple[str, float]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     @classmethod
     async def open(cls, path: str, max_size: int) -> AsyncConn:
@@ -109,6 +121,39 @@ class AsyncConn(asyncio.Protocol):
         if d is not None and not d.done():
             d.set_result(None)
 
+    def expire_at(self, at: float, rid: int, fut: asyncio.Future[Any], what: str, timeout: float) -> None:
+        """Fail ``fut`` with DirtyTimeoutError at ``at`` (loop time) unless it is done by then.
+
+        A timer handle per call costs a heap push and a cancel in the loop's heap, whose
+        entries compare in Python; here one timer serves every call of the connection, and
+        entries of calls already done are dropped when they reach the top or pile up.
+        """
+        heap = self._deadlines
+        heapq.heappush(heap, (at, rid, fut, (what, timeout)))
+        if len(heap) > 2 * len(self.pending) + 64:
+            heap[:] = [e for e in heap if not e[2].done()]
+            heapq.heapify(heap)
+        if self._timer is None or at < self._timer_at:
+            self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_at(at, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        heap = self._deadlines
+        now = asyncio.get_running_loop().time()
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            _at, _rid, fut, (what, timeout) = heapq.heappop(heap)
+            if not fut.done():
+                fut.set_exception(DirtyTimeoutError(f"dirty call {what} timed out after {timeout} s",
+                                                    timeout=timeout))
+        if heap:
+            self._arm(heap[0][0])
+
     def _fail(self, error: DirtyError) -> None:
         if not self.alive:
             return
@@ -122,6 +167,10 @@ class AsyncConn(asyncio.Protocol):
             elif not target.done():
                 target.set_exception(error.copy())
         self.resume_writing()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         if self.on_free is not None:
             self.on_free()
         if self.transport is not None:

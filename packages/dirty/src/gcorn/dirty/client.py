@@ -141,7 +141,7 @@ class DirtyClient:
     def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], timeout: float | None,
                      mtype: int = MsgType.CALL) -> list[Any]:
-        bufs, size = d.codec.encode_frame(mtype, rid, [app, action, args, kwargs, timeout])
+        bufs, size = d.codec.encode_call(mtype, rid, app, action, args, kwargs, timeout)
         over = check_size([args, kwargs], size, d.max_size)
         if over is not None:
             raise DirtyMessageTooLargeError(
@@ -225,19 +225,23 @@ class DirtyClient:
                     head.done.set()
                     head.event.set()
 
-    def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: bool = False
+    def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: int = 0
                    ) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
         """The least-busy worker for ``app``: its connection when it has a free slot, else None.
 
-        ``batched``: a call to a @batched action, which needs no free slot (the worker
-        gathers it into a batch): the worker with the fewest gathering calls, always.
+        ``batched``: the max_size of the @batched action called, which needs no free slot
+        (the worker gathers it into a batch): the worker where a batch fills, always
+        (see Directory.choose).
         """
         recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
             conns = self._conns
-            choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {}, batched)
+            if batched:
+                choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, batched)
+            else:
+                choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
             if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -283,9 +287,10 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
-        if d.is_batched(app_path, action):
+        max_size = d.batch_size(app_path, action)
+        if max_size:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
-            d, conn, _ = self._sync_pick(app_path, deadline, d, batched=True)
+            d, conn, _ = self._sync_pick(app_path, deadline, d, batched=max_size)
             assert conn is not None
             waiter = conn.start(rid, bufs, batched=True)
         else:
@@ -409,7 +414,7 @@ class DirtyClient:
                     head.error = exc
                 wake(head)
 
-    async def _async_pick(self, app: str, deadline: float | None, batched: bool = False
+    async def _async_pick(self, app: str, deadline: float | None, batched: int = 0
                           ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
         """The least-busy worker for ``app``: its connection when it has a free slot, else None.
 
@@ -424,7 +429,10 @@ class DirtyClient:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
-            choice = d.choose(app, {g: c.load() for g, c in conns.items()}, batched)
+            if batched:
+                choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, batched)
+            else:
+                choice = d.choose(app, {g: c.load() for g, c in conns.items()})
             if choice is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -488,27 +496,31 @@ class DirtyClient:
     async def execute_async(self, app_path: str, action: str, *args: Any,
                             _timeout: float | None = None, **kwargs: Any) -> Any:
         """``await``-able :meth:`execute`."""
-        d = await self._adirectory()
+        d = self._dir
+        if d is None or d.stale() or self._pid != os.getpid():
+            d = await self._adirectory()
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
-        if d.is_batched(app_path, action):
+        max_size = d.batch_size(app_path, action)
+        conn: AsyncConn | None
+        if max_size:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
-            d, aconn, _ = await self._async_pick(app_path, deadline, batched=True)
-            assert aconn is not None
-            aconn.send_batched(rid, bufs, fut)
-            await aconn.drained()
-            conn = aconn
+            conn = self._batched_conn(d, loop, app_path, max_size)
+            if conn is None:
+                d, conn, _ = await self._async_pick(app_path, deadline, batched=max_size)
+                assert conn is not None
+            conn.send_batched(rid, bufs, fut)
+            await conn.drained()
         else:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
             d, conn = await self._async_start(app_path, rid, bufs, fut, deadline)
-        handle = None
-        if timeout is not None:
-            handle = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, fut,  # type: ignore[operator]
-                                     DirtyTimeoutError(f"dirty call {app_path}.{action} timed out after "
-                                                       f"{timeout} s", timeout=timeout))
+        if deadline is not None and not fut.done():
+            assert timeout is not None
+            conn.expire_at(loop.time() + max(0.0, deadline - time.monotonic()), rid, fut,
+                           f"{app_path}.{action}", timeout)
         try:
             mtype, payload = await fut
         except DirtyTimeoutError:
@@ -517,10 +529,22 @@ class DirtyClient:
         except asyncio.CancelledError:
             conn.forget(rid, cancel=True)
             raise
-        finally:
-            if handle is not None:
-                handle.cancel()
         return _result(d, mtype, payload)
+
+    def _batched_conn(self, d: Directory, loop: asyncio.AbstractEventLoop, app: str,
+                      max_size: int) -> AsyncConn | None:
+        """The open connection a batched call goes to (see Directory.choose); None: ask _async_pick."""
+        conns = self._aconns.get(loop)
+        if not conns:
+            return None
+        try:
+            choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, max_size)
+        except DirtyError:
+            return None  # _async_pick raises it, or waits for a worker
+        if choice is None:
+            return None
+        conn = conns.get(choice[0][1])
+        return conn if conn is not None and conn.alive else None
 
     async def stream_async(self, app_path: str, action: str, *args: Any,
                            _timeout: float | None = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -604,11 +628,6 @@ class DirtyClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _expire(fut: asyncio.Future[Any], error: DirtyError) -> None:
-    if not fut.done():
-        fut.set_exception(error)
 
 
 def _result(d: Directory, mtype: int, payload: Any) -> Any:
