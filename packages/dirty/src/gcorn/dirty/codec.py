@@ -54,15 +54,7 @@ class SafeCodec:
         head = bytearray(HEADER_SIZE)
         parts: list[Any] = []
         last = _encode(value, head, parts, 0)
-        if last is head or last:
-            parts.append(last)
-        if parts[0] is not head:
-            parts.insert(0, head)
-        size = -HEADER_SIZE
-        for p in parts:
-            size += p.nbytes if type(p) is memoryview else len(p)
-        HEADER.pack_into(head, 0, MAGIC, VERSION, mtype, size, rid)
-        return parts, size
+        return _finish_frame(mtype, rid, head, parts, last)
 
     def encode_call(self, mtype: int, rid: int, app: str, action: str, args: tuple[Any, ...],
                     kwargs: dict[str, Any], timeout: float | None) -> tuple[list[Any], int]:
@@ -86,15 +78,7 @@ class SafeCodec:
         last = _encode(args, head, parts, 1)
         last = _encode(kwargs, last, parts, 1) if kwargs else _append(last, _EMPTY_DICT)
         last = _encode(timeout, last, parts, 1)
-        if last is head or last:
-            parts.append(last)
-        if parts[0] is not head:
-            parts.insert(0, head)
-        size = -HEADER_SIZE
-        for p in parts:
-            size += p.nbytes if type(p) is memoryview else len(p)
-        HEADER.pack_into(head, 0, MAGIC, VERSION, mtype, size, rid)
-        return parts, size
+        return _finish_frame(mtype, rid, head, parts, last)
 
     def decode(self, data: Any) -> Any:
         """Decode one value from a bytes-like object; trailing bytes are an error."""
@@ -201,6 +185,20 @@ def get_codec(name: str) -> Any:
 # (app, action) -> the encoded start of their calls (see SafeCodec.encode_call)
 _CALL_PREFIXES: dict[tuple[str, str], bytes] = {}
 _EMPTY_DICT = _TAG_U32.pack(DICT, 0)
+
+
+def _finish_frame(mtype: int, rid: int, head: bytearray, parts: list[Any],
+                  last: bytearray) -> tuple[list[Any], int]:
+    """Close a frame encoded into ``head`` (then ``parts``, ``last``): write its header."""
+    if last is head or last:
+        parts.append(last)
+    if parts[0] is not head:
+        parts.insert(0, head)
+    size = -HEADER_SIZE
+    for p in parts:
+        size += p.nbytes if type(p) is memoryview else len(p)
+    HEADER.pack_into(head, 0, MAGIC, VERSION, mtype, size, rid)
+    return parts, size
 
 
 def _append(buf: bytearray, data: bytes) -> bytearray:
