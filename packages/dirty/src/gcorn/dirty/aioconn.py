@@ -50,6 +50,7 @@ class AsyncConn(asyncio.Protocol):
         self.pending: dict[int, Any] = {}  # rid -> Future (execute) or StreamInbox (stream)
         self.batched: set[int] = set()  # calls to @batched actions: no slot each (see SyncConn)
         self._corked: list[Any] = []  # frames of batched calls written at the end of this loop turn
+        self.generation = 0  # of the worker, set by the client that opened it
         self.alive = True
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -203,6 +204,10 @@ class AsyncConn(asyncio.Protocol):
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
         self._corked.extend(bufs)
+
+    def corked(self) -> bool:
+        """Are batched calls waiting to be written at the end of this loop turn?"""
+        return bool(self._corked)
 
     async def drained(self) -> None:
         """Wait while the socket is full (writers of large calls must not outrun the worker)."""

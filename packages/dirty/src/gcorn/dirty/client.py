@@ -71,6 +71,8 @@ class DirtyClient:
             weakref.WeakKeyDictionary()
         self._pid = os.getpid()
         self._queues = queues_for(socket_path)
+        # app -> the connection its last batched call went to (see _batched_conn)
+        self._filling: dict[str, AsyncConn] = {}
 
     def __repr__(self) -> str:
         return f"<DirtyClient {self.socket_path}>"
@@ -128,6 +130,7 @@ class DirtyClient:
             self._arbiter.forget()
             self._conns = {}
             self._aconns = weakref.WeakKeyDictionary()
+            self._filling = {}
             self._dir = None
 
     def _timeout(self, d: Directory, override: float | None) -> float | None:
@@ -459,6 +462,7 @@ class DirtyClient:
                     await asyncio.sleep(_BOOT_POLL)
                     continue
                 conn.on_free = functools.partial(self._pump_async, loop)
+                conn.generation = gen
                 old = conns.get(gen)
                 if old is not None and old.alive:
                     conn.close()
@@ -537,6 +541,10 @@ class DirtyClient:
         conns = self._aconns.get(loop)
         if not conns:
             return None
+        last = self._filling.get(app)
+        if last is not None and last.alive and last.corked() and len(last.batched) < max_size \
+                and conns.get(last.generation) is last:
+            return last  # the batch this loop turn is filling: its next call goes there too
         try:
             choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, max_size)
         except DirtyError:
@@ -544,7 +552,10 @@ class DirtyClient:
         if choice is None:
             return None
         conn = conns.get(choice[0][1])
-        return conn if conn is not None and conn.alive else None
+        if conn is None or not conn.alive:
+            return None
+        self._filling[app] = conn
+        return conn
 
     async def stream_async(self, app_path: str, action: str, *args: Any,
                            _timeout: float | None = None, **kwargs: Any) -> AsyncIterator[Any]:
