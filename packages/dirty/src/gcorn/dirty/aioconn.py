@@ -15,13 +15,26 @@ from .errors import (
     DirtyWorkerLostError,
     unreachable,
 )
-from .protocol import FrameParser, MsgType, Oversize, frame_buffers
+from .inflight import InFlight, Reply
+from .protocol import MsgType, frame_buffers
 
-FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
+
+class ReplyFuture(asyncio.Future[tuple[int, Any]]):
+    """What an execute_async call awaits (an inflight.Reply): its reply frame, or the error."""
+
+    def push(self, mtype: int, payload: Any, final: bool) -> None:
+        """The call's reply frame."""
+        if not self.done():
+            self.set_result((mtype, payload))
+
+    def fail(self, error: DirtyError) -> None:
+        """The connection is lost."""
+        if not self.done():
+            self.set_exception(error.copy())
 
 
 class StreamInbox:
-    """Frames of one streamed call, waiting to be consumed."""
+    """Frames of one streamed call, waiting to be consumed (an inflight.Reply)."""
 
     __slots__ = ("frames", "waiter", "done")
 
@@ -30,14 +43,18 @@ class StreamInbox:
         self.waiter: asyncio.Future[None] | None = None
         self.done = False
 
-    def push(self, item: tuple[int, Any], final: bool) -> None:
+    def push(self, mtype: int, payload: Any, final: bool) -> None:
         """Queue one frame; ``final`` ends the stream."""
-        self.frames.append(item)
+        self.frames.append((mtype, payload))
         if final:
             self.done = True
         w = self.waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+    def fail(self, error: DirtyError) -> None:
+        """The connection is lost: the stream ends with ``error``."""
+        self.push(-1, error.copy(), True)
 
 
 class AsyncConn(asyncio.Protocol):
@@ -45,10 +62,8 @@ class AsyncConn(asyncio.Protocol):
 
     def __init__(self, path: str, max_size: int) -> None:
         self.path = path
-        self.parser = FrameParser(max_size)
         self.transport: asyncio.Transport | None = None
-        self.pending: dict[int, Any] = {}  # rid -> Future (execute) or StreamInbox (stream)
-        self.batched: set[int] = set()  # calls to @batched actions: no slot each (see SyncConn)
+        self.calls = InFlight(max_size)  # rid -> ReplyFuture (execute) or StreamInbox (stream)
         self._corked: list[Any] = []  # frames of batched calls written at the end of this loop turn
         self.generation = 0  # of the worker, set by the client that opened it
         self.alive = True
@@ -74,7 +89,11 @@ class AsyncConn(asyncio.Protocol):
 
     def load(self) -> int:
         """Calls in flight on this connection that hold a worker slot (batched ones do not)."""
-        return len(self.pending) - len(self.batched)
+        return self.calls.load()
+
+    def batched_load(self) -> int:
+        """Calls to @batched actions in flight on this connection."""
+        return len(self.calls.batched)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -83,26 +102,10 @@ class AsyncConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Parse frames and hand each to its future or stream inbox."""
         try:
-            frames = self.parser.feed(data)
+            freed = self.calls.feed(data)
         except DirtyError as exc:
             self._fail(exc)
             return
-        pending = self.pending
-        freed = False
-        for mtype, rid, payload in frames:
-            target = pending.get(rid)
-            if target is None:
-                continue
-            final = mtype in FINAL or isinstance(payload, Oversize)
-            if final:
-                del pending[rid]
-                if self.batched:
-                    self.batched.discard(rid)
-                freed = True
-            if isinstance(target, StreamInbox):
-                target.push((mtype, payload), final)
-            elif not target.done():
-                target.set_result((mtype, payload))
         if freed and self.on_free is not None:
             self.on_free()
 
@@ -131,7 +134,7 @@ class AsyncConn(asyncio.Protocol):
         """
         heap = self._deadlines
         heapq.heappush(heap, (at, rid, fut, (what, timeout)))
-        if len(heap) > 2 * len(self.pending) + 64:
+        if len(heap) > 2 * len(self.calls) + 64:
             heap[:] = [e for e in heap if not e[2].done()]
             heapq.heapify(heap)
         if self._timer is None or at < self._timer_at:
@@ -160,13 +163,7 @@ class AsyncConn(asyncio.Protocol):
             return
         self.alive = False
         self.lost = error
-        pending, self.pending = self.pending, {}
-        self.batched.clear()
-        for target in pending.values():
-            if isinstance(target, StreamInbox):
-                target.push((-1, error.copy()), True)
-            elif not target.done():
-                target.set_exception(error.copy())
+        self.calls.fail(error)
         self.resume_writing()
         if self._timer is not None:
             self._timer.cancel()
@@ -177,21 +174,13 @@ class AsyncConn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def send(self, rid: int, bufs: list[Any], target: Any, batched: bool = False) -> None:
+    async def send(self, rid: int, bufs: list[Any], target: Reply) -> None:
         """Register ``target`` for ``rid`` and write the frame (waiting when the socket is full)."""
-        if not self.alive or self.transport is None:
-            raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
-        self.pending[rid] = target
-        if batched:
-            self.batched.add(rid)
-        if len(bufs) == 1:
-            self.transport.write(bufs[0])
-        else:
-            self.transport.writelines(bufs)
+        self.send_now(rid, bufs, target)
         if self._drain is not None:
             await self._drain
 
-    def send_batched(self, rid: int, bufs: list[Any], target: Any) -> None:
+    def send_batched(self, rid: int, bufs: list[Any], target: Reply) -> None:
         """Register a call to a @batched action; its frame goes out with the others of this loop turn.
 
         Many tasks calling a batched action at once would cost one system call each; they
@@ -199,8 +188,7 @@ class AsyncConn(asyncio.Protocol):
         """
         if not self.alive or self.transport is None:
             raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
-        self.pending[rid] = target
-        self.batched.add(rid)
+        self.calls.add(rid, target, True)
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
         self._corked.extend(bufs)
@@ -219,11 +207,11 @@ class AsyncConn(asyncio.Protocol):
         if bufs and self.alive and self.transport is not None:
             self.transport.writelines(bufs)
 
-    def send_now(self, rid: int, bufs: list[Any], target: Any) -> None:
+    def send_now(self, rid: int, bufs: list[Any], target: Reply) -> None:
         """Register ``target`` and write the frame without waiting for the socket to drain."""
         if not self.alive or self.transport is None:
             raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
-        self.pending[rid] = target
+        self.calls.add(rid, target)
         if len(bufs) == 1:
             self.transport.write(bufs[0])
         else:
@@ -231,8 +219,7 @@ class AsyncConn(asyncio.Protocol):
 
     def forget(self, rid: int, cancel: bool) -> None:
         """Stop waiting for ``rid``; send CANCEL when asked."""
-        self.pending.pop(rid, None)
-        self.batched.discard(rid)
+        self.calls.forget(rid)
         if cancel and self.alive and self.transport is not None:
             self.transport.write(frame_buffers(MsgType.CANCEL, rid, [])[0])
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .admission import AsyncTicket, Ticket, queues_for, wake
-from .aioconn import AsyncConn, StreamInbox
+from .aioconn import AsyncConn, ReplyFuture, StreamInbox
 from .arbiterconn import ArbiterChannel
 from .codec import check_size
 from .directory import Directory
@@ -242,7 +242,7 @@ class DirtyClient:
                 d = self._directory()
             conns = self._conns
             if batched:
-                choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, batched)
+                choice = d.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, batched)
             else:
                 choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
             if choice is None:
@@ -433,7 +433,7 @@ class DirtyClient:
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
             if batched:
-                choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, batched)
+                choice = d.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, batched)
             else:
                 choice = d.choose(app, {g: c.load() for g, c in conns.items()})
             if choice is None:
@@ -507,7 +507,7 @@ class DirtyClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
+        fut = ReplyFuture(loop=loop)
         max_size = d.batch_size(app_path, action)
         conn: AsyncConn | None
         if max_size:
@@ -542,11 +542,11 @@ class DirtyClient:
         if not conns:
             return None
         last = self._filling.get(app)
-        if last is not None and last.alive and last.corked() and len(last.batched) < max_size \
+        if last is not None and last.alive and last.corked() and last.batched_load() < max_size \
                 and conns.get(last.generation) is last:
             return last  # the batch this loop turn is filling: its next call goes there too
         try:
-            choice = d.choose(app, {g: len(c.batched) for g, c in conns.items()}, True, max_size)
+            choice = d.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, max_size)
         except DirtyError:
             return None  # _async_pick raises it, or waits for a worker
         if choice is None:
