@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .admission import AsyncTicket, Ticket, queues_for, wake
+from .admission import AsyncTicket, Ticket, hand_off, queues_for
 from .aioconn import AsyncConn, ReplyFuture, StreamInbox
 from .arbiterconn import ArbiterChannel
 from .codec import check_size
@@ -194,39 +194,7 @@ class DirtyClient:
 
     def _pump_sync(self) -> None:
         """A call of this process ended: send waiting calls to the slots now free (hand-off)."""
-        queue = self._queues.sync
-        if not queue.apps:
-            return
-        for app in list(queue.apps):
-            while True:
-                head = queue.head(app)
-                if head is None:
-                    break
-                d = self._dir
-                if d is None or d.stale() or not head.small or self._pid != os.getpid():
-                    queue.kick()  # the head's own thread refreshes, connects or sends it
-                    break
-                conns = self._conns
-                try:
-                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
-                except DirtyError:
-                    queue.kick()
-                    break
-                if choice is None or choice[1] >= d.threads:
-                    break
-                conn = conns.get(choice[0][1])
-                if conn is None or not conn.alive:
-                    queue.kick()
-                    break
-                if not queue.claim(head, wake_next=False):  # our next reply pumps again
-                    continue
-                try:
-                    head.sent = (d, conn, conn.start(head.rid, head.bufs))
-                except DirtyError as exc:
-                    head.error = exc
-                finally:
-                    head.done.set()
-                    head.event.set()
+        hand_off(self._queues.sync, self._dir, self._conns, self._pid == os.getpid())
 
     def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: int = 0
                    ) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
@@ -385,37 +353,8 @@ class DirtyClient:
 
     def _pump_async(self, loop: asyncio.AbstractEventLoop) -> None:
         """A call in ``loop`` ended: write waiting calls to the slots now free (hand-off)."""
-        queue = self._queues.for_loop(loop)
-        if not queue.apps:
-            return
-        conns = self._aconns.get(loop) or {}
-        for app in list(queue.apps):
-            while True:
-                head = queue.head(app)
-                if head is None:
-                    break
-                d = self._dir
-                if d is None or d.stale() or self._pid != os.getpid():
-                    queue.kick()
-                    break
-                try:
-                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
-                except DirtyError:
-                    queue.kick()
-                    break
-                if choice is None or choice[1] >= d.threads:
-                    break
-                conn = conns.get(choice[0][1])
-                if conn is None or not conn.alive:
-                    queue.kick()
-                    break
-                queue.leave(head, wake_next=False)  # our next reply pumps again
-                try:
-                    conn.send_now(head.rid, head.bufs, head.target)
-                    head.sent = (d, conn)
-                except DirtyError as exc:
-                    head.error = exc
-                wake(head)
+        hand_off(self._queues.for_loop(loop), self._dir, self._aconns.get(loop) or {},
+                 self._pid == os.getpid())
 
     async def _async_pick(self, app: str, deadline: float | None, batched: int = 0
                           ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
