@@ -92,6 +92,12 @@ class SlotQueue:
         """Is ``ticket`` next to leave?"""
         return self.head(ticket.app) is ticket
 
+    def take(self, app: str, ticket: Ticket | None) -> bool:
+        """A slot is free: may this caller send now? (Yes if none waits before it; it leaves the line.)"""
+        if ticket is None:
+            return not self.waiting(app)
+        return self.claim(ticket)
+
     def claim(self, ticket: Ticket, wake_next: bool = True) -> bool:
         """Take ``ticket`` out of the queue to send it now; False if it is not the head any more."""
         with self.lock:
@@ -200,6 +206,15 @@ class AsyncSlotQueue:
         """Is ``ticket`` next to leave?"""
         return self.head(ticket.app) is ticket
 
+    def take(self, app: str, ticket: AsyncTicket | None) -> bool:
+        """A slot is free: may this caller send now? (Yes if none waits before it; it leaves the line.)"""
+        if ticket is None:
+            return not self.waiting(app)
+        if not self.is_head(ticket):
+            return False
+        self.leave(ticket)
+        return True
+
     async def wait(self, ticket: AsyncTicket, timeout: float | None) -> None:
         """Sleep until woken or ``timeout``; the head polls every :data:`POLL`, the others :data:`TURN_POLL`."""
         step = POLL if self.is_head(ticket) else TURN_POLL
@@ -270,7 +285,7 @@ def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
                 queue.kick()
                 break
             try:
-                choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+                choice = d.choose_for(app, conns)
             except DirtyError:
                 queue.kick()
                 break

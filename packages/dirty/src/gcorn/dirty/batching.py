@@ -268,21 +268,31 @@ class Batcher:
             return
         ident = threading.get_ident()
         self.running[ident] = max(it.deadline for it in take)
+        settled = False
+
+        def settle() -> None:
+            # Before the answers go out: a caller that sends its next call as soon as it has
+            # its answer must already see these calls gone from the scoreboard (routing).
+            nonlocal settled
+            if not settled:
+                settled = True
+                with self.cond:
+                    self.count -= len(take)
+                    self._publish()
         try:
-            self._call(q, take)
+            self._call(q, take, settle)
         finally:
             self.running.pop(ident, None)
-            with self.cond:
-                self.count -= len(take)
-                self._publish()
+            settle()
 
-    def _call(self, q: ActionQueue, take: list[Item]) -> None:
+    def _call(self, q: ActionQueue, take: list[Item], settle: Callable[[], None]) -> None:
         app_error = self.app_error
         try:
             results = q.fn([it.args for it in take])
             if inspect.iscoroutine(results):
                 results = self.run_coro(results)
         except Exception as exc:  # the whole batch failed: every caller gets the traceback
+            settle()
             for it in take:
                 self.reply_error(it.conn, it.rid, app_error(q.app, q.action, exc))
             self._ended(q, take, cs.ERROR)
@@ -293,6 +303,7 @@ class Batcher:
             err = DirtyAppError(f"batched action {q.app}.{q.action} returned {got} for a batch of "
                                 f"{len(take)} calls (it must return a list of the same length)",
                                 {"app_path": q.app, "action": q.action})
+            settle()
             for it in take:
                 self.reply_error(it.conn, it.rid, err)
             self._ended(q, take, cs.ERROR)
@@ -311,6 +322,7 @@ class Batcher:
                 out.setdefault(it.conn, []).extend(bufs)
             else:
                 failed.append(it)  # refused (cannot encode, too large): an ERROR went instead
+        settle()
         for conn, bufs in out.items():
             conn.send(bufs)
         self._ended(q, failed, cs.ERROR)

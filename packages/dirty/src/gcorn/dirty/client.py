@@ -166,12 +166,9 @@ class DirtyClient:
                         raise ticket.error
                     return ticket.sent  # type: ignore[no-any-return]
                 d, conn, choice = self._sync_pick(app, deadline, d)
-                if conn is not None:
-                    if ticket is None and not queue.waiting(app):
-                        return d, conn, conn.start(rid, bufs)
-                    if ticket is not None and queue.claim(ticket):
-                        ticket = None  # out of the queue: ours to send
-                        return d, conn, conn.start(rid, bufs)
+                if conn is not None and queue.take(app, ticket):
+                    ticket = None  # out of the queue (or never in it): ours to send
+                    return d, conn, conn.start(rid, bufs)
                 if ticket is None:
                     assert choice is not None
                     d.refuse_if_full(app, choice[2] + queue.waiting(app))
@@ -179,11 +176,7 @@ class DirtyClient:
                     if conn is not None:
                         self._pump_sync()  # a slot is free: the head takes it
                     continue
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
-                                            timeout=None)
-                queue.wait(ticket, remaining)
+                queue.wait(ticket, _slot_wait_left(app, deadline))
         except BaseException:
             if ticket is not None and not queue.leave(ticket):
                 # Handed off while we gave up: it went out, so tell the worker to drop it.
@@ -209,15 +202,9 @@ class DirtyClient:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
             conns = self._conns
-            if batched:
-                choice = d.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, batched)
-            else:
-                choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+            choice = d.choose_for(app, conns, batched)
             if choice is None:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise DirtyNoWorkersAvailableError(
-                        f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                now = _no_worker_by(app, deadline)
                 if now >= recheck_at:
                     # DirtyConnectionError here: the arbiter is gone; say so now, not at the deadline
                     d = self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
@@ -326,10 +313,8 @@ class DirtyClient:
                 d, conn, choice = await self._async_pick(app, deadline)
                 if ticket is not None and ticket.sent is not None:
                     continue  # handed off while we looked
-                if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
-                    if ticket is not None:
-                        queue.leave(ticket)
-                        ticket = None
+                if conn is not None and queue.take(app, ticket):
+                    ticket = None  # out of the queue (or never in it): ours to send
                     await conn.send(rid, bufs, target)
                     return d, conn
                 if ticket is None:
@@ -339,11 +324,7 @@ class DirtyClient:
                     if conn is not None:
                         queue.kick()  # a slot is free: the head takes it
                     continue
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
-                                            timeout=None)
-                await queue.wait(ticket, remaining)
+                await queue.wait(ticket, _slot_wait_left(app, deadline))
         except BaseException:
             if ticket is not None:
                 queue.leave(ticket)
@@ -371,15 +352,9 @@ class DirtyClient:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
-            if batched:
-                choice = d.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, batched)
-            else:
-                choice = d.choose(app, {g: c.load() for g, c in conns.items()})
+            choice = d.choose_for(app, conns, batched)
             if choice is None:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise DirtyNoWorkersAvailableError(
-                        f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                now = _no_worker_by(app, deadline)
                 if now >= recheck_at:
                     self._dir = None  # the next _adirectory() asks the arbiter (see _sync_pick)
                     recheck_at = now + _DIRECTORY_RECHECK
@@ -485,7 +460,7 @@ class DirtyClient:
                 and conns.get(last.generation) is last:
             return last  # the batch this loop turn is filling: its next call goes there too
         try:
-            choice = d.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, max_size)
+            choice = d.choose_for(app, conns, max_size)
         except DirtyError:
             return None  # _async_pick raises it, or waits for a worker
         if choice is None:
@@ -592,6 +567,23 @@ def _result(d: Directory, mtype: int, payload: Any) -> Any:
     if mtype == MsgType.ERROR:
         raise error_from_wire(d.codec.decode(payload))
     raise DirtyProtocolError(f"unexpected frame type {mtype} in reply")
+
+
+def _no_worker_by(app: str, deadline: float | None) -> float:
+    """No worker of ``app`` is ready yet: the time now, or DirtyNoWorkersAvailableError past ``deadline``."""
+    now = time.monotonic()
+    if deadline is not None and now >= deadline:
+        raise DirtyNoWorkersAvailableError(f"no dirty worker for app {app!r} became ready in time",
+                                           app_path=app)
+    return now
+
+
+def _slot_wait_left(app: str, deadline: float | None) -> float | None:
+    """How long a call in line may still wait for a slot; DirtyTimeoutError once it may not."""
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot", timeout=None)
+    return remaining
 
 
 def _small(bufs: list[Any]) -> bool:

@@ -10,13 +10,24 @@ is full.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .codec import get_codec
 from .errors import DirtyAppNotFoundError, DirtyBusyError, DirtyNoWorkersAvailableError
 from .scoreboard import BATCHED, Scoreboard
 
 Target = tuple[int, int, str]  # (slot, generation, socket path)
+
+
+class Loaded(Protocol):
+    """A client's connection to a worker, as routing sees it."""
+
+    def load(self) -> int:
+        """Its calls in flight that hold a slot."""
+
+    def batched_load(self) -> int:
+        """Its calls to @batched actions in flight."""
 
 
 class Directory:
@@ -55,6 +66,16 @@ class Directory:
         b = self.batched.get(app)
         return b.get(action, 0) if b is not None else 0
 
+    def choose_for(self, app: str, conns: Mapping[int, Loaded],
+                   max_size: int = 0) -> tuple[Target, int, int] | None:
+        """:meth:`choose` counting a client's open connections (generation -> connection) too.
+
+        ``max_size``: that of the @batched action called (0: a plain call).
+        """
+        if max_size:
+            return self.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, max_size)
+        return self.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+
     def choose(self, app: str, local_load: dict[int, int], batched: bool = False,
                max_size: int = 1) -> tuple[Target, int, int] | None:
         """The least-busy READY worker holding ``app``, its load, and the calls queued in those workers.
@@ -73,10 +94,10 @@ class Directory:
             raise DirtyNoWorkersAvailableError(f"no dirty worker holds app {app!r}", app_path=app)
         board = self.board
         threads = self.threads
+        if batched:
+            return self._choose_batched(targets, local_load, max_size)
         n = len(targets)
         start = next(self._rotation) % n if n > 1 else 0
-        if batched:
-            return self._choose_batched(targets, start, local_load, max_size)
         best: Target | None = None
         best_load = 1 << 62
         queued = 0
@@ -96,24 +117,24 @@ class Directory:
             return None
         return best, best_load, queued
 
-    def _choose_batched(self, targets: list[Target], start: int, local: dict[int, int],
+    def _choose_batched(self, targets: list[Target], local: dict[int, int],
                         max_size: int) -> tuple[Target, int, int] | None:
         """Where a batch is filling: the fullest worker with a free slot and under ``max_size``
         batched calls; when there is none, the one with the fewest.
 
         Spreading the callers of one moment evenly would leave every worker's batch part
         full, each waiting out ``max_wait_ms``; filling one lets it reach ``max_size`` and
-        flush at once, while the next callers go to a worker whose slot is free.
+        flush at once, while the next callers go to a worker whose slot is free. Ties go
+        to the first in the directory's order, not in turn: callers that choose at the same
+        moment, before seeing each other's calls, then still pick the same worker.
         """
         board = self.board
         threads = self.threads
-        n = len(targets)
         fill: Target | None = None
         fill_load = -1
         least: Target | None = None
         least_load = 1 << 62
-        for i in range(n):
-            target = targets[(start + i) % n]
+        for target in targets:
             slot, gen = target[0], target[1]
             busy = board.load(slot, gen)
             if busy is None:
