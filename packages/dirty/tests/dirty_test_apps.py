@@ -139,6 +139,11 @@ class BatchApp(DirtyApp):
     def length(self, calls):
         return [len(x) for (x,) in calls]
 
+    @batched(max_size=16, max_wait_ms=2000)
+    def batch_len(self, calls):
+        # Each caller learns the size of its batch (and which worker ran it).
+        return [[len(calls), os.getpid()]] * len(calls)
+
     def sizes_seen(self):
         return list(self.sizes)
 

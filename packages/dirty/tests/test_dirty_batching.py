@@ -87,6 +87,33 @@ def test_async_callers_gather_and_each_gets_its_own_result(make_pool) -> None:
     assert sum(sizes) == 64 and len(sizes) <= 12, sizes
 
 
+def test_callers_of_one_moment_fill_one_workers_batch_which_flushes_at_max_size(make_pool) -> None:
+    # Two workers: spread evenly, 8 + 8 would each wait max_wait_ms (2 s); sent to the
+    # worker whose batch fills, the 16 make one batch of max_size that runs at once.
+    pool = make_pool([BATCH], workers=2, threads=1)
+
+    async def main() -> list[list[int]]:
+        from gcorn.dirty import connect
+        client = connect(pool.socket, timeout=10)
+        try:
+            await client.execute_async(BATCH, "pid")  # connections open: only the batch is timed
+            started = time.monotonic()
+            out = list(await asyncio.gather(*(client.execute_async(BATCH, "batch_len", i)
+                                              for i in range(16))))
+            assert time.monotonic() - started < 1.5, out
+            # the next 16 go to a worker with a free slot too, and fill it the same way
+            out += list(await asyncio.gather(*(client.execute_async(BATCH, "batch_len", i)
+                                               for i in range(16))))
+            return out
+        finally:
+            await client.close_async()
+    out = asyncio.run(main())
+    assert [size for size, _pid in out] == [16] * 32, out
+    client = pool.client()
+    assert [size for size, _pid in _concurrently(lambda i: client.execute(BATCH, "batch_len", i),
+                                                 list(range(16)))] == [16] * 16
+
+
 def test_large_async_batched_calls_written_together_all_arrive(make_pool) -> None:
     pool = make_pool([BATCH], workers=1, threads=1)
 

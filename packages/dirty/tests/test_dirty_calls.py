@@ -196,6 +196,27 @@ def test_async_execute_stream_and_errors(pool):
     assert asyncio.run(c.execute_async(ECHO, "noop", 2)) == 2
 
 
+def test_async_deadlines_of_calls_in_flight_together_each_hold(make_pool):
+    # One connection, one timer for every call in flight: a short deadline sent after long
+    # ones still fires at its own time, and the calls that finish in time are not failed.
+    c = make_pool([ECHO], workers=1, threads=4).client()
+
+    async def main() -> None:
+        slow = [asyncio.ensure_future(c.execute_async(ECHO, "sleep", 0.6, _timeout=t)) for t in (5, 0.3, 4)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(DirtyTimeoutError, match="timed out after 0.2 s"):
+            await c.execute_async(ECHO, "sleep", 2, _timeout=0.2)
+        assert 0.15 < time.monotonic() - started < 0.5
+        done = await asyncio.gather(*slow, return_exceptions=True)
+        assert isinstance(done[1], DirtyTimeoutError), done
+        assert done[0] == done[2] and not isinstance(done[0], BaseException), done
+        assert [await c.execute_async(ECHO, "noop", i, _timeout=1) for i in range(3)] == [0, 1, 2]
+        await c.close_async()
+
+    asyncio.run(main())
+
+
 def test_connecting_to_nothing_is_a_connection_error(tmp_path):
     from gcorn.dirty import DirtyConnectionError, connect
 

@@ -163,6 +163,28 @@ def test_parser_reassembles_frames_fed_byte_by_byte():
     assert codec.decode(got[1][2]) == b"x" * 300_000
 
 
+def test_parser_returns_every_complete_frame_of_one_read_and_keeps_the_partial_tail():
+    # 64 frames in one read, the last cut short: 63 come out at once, the 64th with the rest.
+    data = b"".join(frames_of(codec.encode(bytes([i]) * 4096), i) for i in range(64))
+    parser = FrameParser()
+    got = parser.feed(data[:-10])
+    assert [r for _t, r, _p in got] == list(range(63))
+    assert all(type(p) is bytes and codec.decode(p) == bytes([r]) * 4096 for _t, r, p in got)
+    got = parser.feed(memoryview(data[-10:]))
+    assert [(r, codec.decode(p)) for _t, r, p in got] == [(63, bytes([63]) * 4096)]
+    assert parser.feed(b"") == [] and not parser.buf
+
+
+def test_encode_call_is_encode_frame_of_the_call():
+    for args, kwargs, timeout in [((b"x" * 4096,), {}, 30.0), ((1, "a", [1, 2]), {"k": 1}, None),
+                                  ((bytes(40_000), 2), {}, 1)]:
+        for c in (codec, get_codec("pickle")):
+            want, size = c.encode_frame(MsgType.BATCH, 5, ["app:X", "act", args, kwargs, timeout])
+            got, got_size = c.encode_call(MsgType.BATCH, 5, "app:X", "act", args, kwargs, timeout)
+            assert b"".join(bytes(b) for b in got) == b"".join(bytes(b) for b in want)
+            assert got_size == size
+
+
 def test_parser_skips_an_oversize_frame_and_stays_in_sync():
     parser = FrameParser(max_size=1024)
     assert wire_limit(1024) == 1024 + 64 + 65536  # the data's limit plus room for the encoding

@@ -216,7 +216,9 @@ def test_hup_replaces_each_actor_without_failing_calls(make_pool, ray_head) -> N
 def test_init_failing_in_the_actor_is_a_boot_failure(make_pool, ray_head) -> None:
     pool = make_pool(["dirty_ray_apps:BrokenInit"], workers=1, wait=False,
                      extra=["--backend", "ray", "--ray-address", ray_head.address])
-    assert wait_for(lambda: "cannot load the weights" in pool.log(), BOOT, step=0.2), pool.log()
+    # The worker logs its traceback, then the arbiter, once it has reaped it, the boot failure.
+    assert wait_for(lambda: "cannot load the weights" in pool.log() and "before booting" in pool.log(),
+                    BOOT, step=0.2), pool.log()
     log = pool.log()
     assert "failed to load its apps" in log and "RuntimeError" in log and "before booting" in log
     status = pool.status()

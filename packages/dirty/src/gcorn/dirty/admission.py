@@ -23,7 +23,15 @@ import collections
 import os
 import threading
 import weakref
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import DirtyError
+
+if TYPE_CHECKING:
+    from .aioconn import AsyncConn
+    from .directory import Directory
+    from .syncconn import SyncConn
 
 # How often the head of a queue re-reads the scoreboard when nothing woke it.
 POLL = 0.002
@@ -84,6 +92,12 @@ class SlotQueue:
         """Is ``ticket`` next to leave?"""
         return self.head(ticket.app) is ticket
 
+    def take(self, app: str, ticket: Ticket | None) -> bool:
+        """A slot is free: may this caller send now? (Yes if none waits before it; it leaves the line.)"""
+        if ticket is None:
+            return not self.waiting(app)
+        return self.claim(ticket)
+
     def claim(self, ticket: Ticket, wake_next: bool = True) -> bool:
         """Take ``ticket`` out of the queue to send it now; False if it is not the head any more."""
         with self.lock:
@@ -132,11 +146,25 @@ class SlotQueue:
                 if q:
                     q[0].event.set()
 
+    def send_head(self, ticket: Ticket, d: Directory, conn: SyncConn) -> bool:
+        """Hand-off: send ``ticket``'s call on ``conn`` for its thread; False if it is not the head now."""
+        if not self.claim(ticket, wake_next=False):  # our next reply hands off again
+            return False
+        try:
+            ticket.sent = (d, conn, conn.start(ticket.rid, ticket.bufs))
+        except DirtyError as exc:
+            ticket.error = exc
+        finally:
+            ticket.done.set()
+            ticket.event.set()
+        return True
+
 
 class AsyncTicket:
     """An async caller's place in the queue of one app, with the call it will send."""
 
     __slots__ = ("app", "rid", "bufs", "target", "fut", "sent", "error")
+    small = True  # written from the loop's own thread, never blocking: any size hands off
 
     def __init__(self, app: str, rid: int, bufs: list[Any], target: Any) -> None:
         self.app = app
@@ -178,6 +206,15 @@ class AsyncSlotQueue:
         """Is ``ticket`` next to leave?"""
         return self.head(ticket.app) is ticket
 
+    def take(self, app: str, ticket: AsyncTicket | None) -> bool:
+        """A slot is free: may this caller send now? (Yes if none waits before it; it leaves the line.)"""
+        if ticket is None:
+            return not self.waiting(app)
+        if not self.is_head(ticket):
+            return False
+        self.leave(ticket)
+        return True
+
     async def wait(self, ticket: AsyncTicket, timeout: float | None) -> None:
         """Sleep until woken or ``timeout``; the head polls every :data:`POLL`, the others :data:`TURN_POLL`."""
         step = POLL if self.is_head(ticket) else TURN_POLL
@@ -208,12 +245,57 @@ class AsyncSlotQueue:
             if q:
                 wake(q[0])
 
+    def send_head(self, ticket: AsyncTicket, d: Directory, conn: AsyncConn) -> bool:
+        """Hand-off: write ``ticket``'s call on ``conn`` for its task."""
+        self.leave(ticket, wake_next=False)  # our next reply hands off again
+        try:
+            conn.send_now(ticket.rid, ticket.bufs, ticket.target)
+            ticket.sent = (d, conn)
+        except DirtyError as exc:
+            ticket.error = exc
+        wake(ticket)
+        return True
+
 
 def wake(ticket: AsyncTicket) -> None:
     """Wake the task waiting on ``ticket``."""
     fut = ticket.fut
     if fut is not None and not fut.done():
         fut.set_result(None)
+
+
+def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
+             conns: Mapping[int, SyncConn] | Mapping[int, AsyncConn], fresh: bool) -> None:
+    """A call of this process ended: send waiting calls to the slots now free, head first.
+
+    Called by whoever read the reply (a thread, or the loop's protocol callback), with
+    the directory ``d`` (``fresh``: it is this process's own, not inherited across a fork)
+    and the connections of that thread's or loop's client. What it cannot do here (a
+    stale directory, no open connection, a frame too large to send for another thread)
+    is left to the head's own caller, woken to do it.
+    """
+    if not queue.apps:
+        return
+    for app in list(queue.apps):
+        while True:
+            head = queue.head(app)
+            if head is None:
+                break
+            if d is None or not fresh or d.stale() or not head.small:
+                queue.kick()
+                break
+            try:
+                choice = d.choose_for(app, conns)
+            except DirtyError:
+                queue.kick()
+                break
+            if choice is None or choice[1] >= d.threads:
+                break
+            conn = conns.get(choice[0][1])
+            if conn is None or not conn.alive:
+                queue.kick()
+                break
+            queue.send_head(head, d, conn)  # type: ignore[arg-type]  # each queue, its own conns
 
 
 class PoolQueues:

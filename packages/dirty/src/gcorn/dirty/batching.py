@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import inspect
 import logging
 import threading
@@ -161,6 +162,7 @@ class Batcher:
             spec: BatchSpec, args: tuple[Any, ...], deadline: float, timeout: float | None) -> None:
         """Put one call in its action's batch (or refuse it when too many wait)."""
         key = (app, action)
+        full = False
         with self.cond:
             q = self.queues.get(key)
             if q is None:
@@ -174,8 +176,15 @@ class Batcher:
                 self.callstats.begin(q.rec)
                 self.count += 1
                 self._publish()
-                if len(q.items) == 1 or len(q.items) >= spec.max_size:
-                    self.cond.notify()
+                n = len(q.items)
+                if n >= spec.max_size and not q.starting:
+                    # Full: to a slot now, from this thread (which takes it at once when a slot
+                    # is free), not through the flushing thread: two thread switches fewer.
+                    q.starting = full = True
+                elif n == 1:
+                    self.cond.notify()  # the flushing thread times the new batch
+        if full:
+            self.submit(functools.partial(self._run, q))
         if busy:
             self.reply_error(conn, rid, DirtyBusyError(
                 f"batched action {app}.{action} has {bound} calls waiting", {"app_path": app}))
@@ -218,7 +227,7 @@ class Batcher:
             for q, it in expired:
                 self._expire(q, it)
             for q in due:
-                self.submit(lambda q=q: self._run(q))  # type: ignore[misc]
+                self.submit(functools.partial(self._run, q))
 
     def _expire(self, q: ActionQueue, it: Item) -> None:
         # The caller gave up (or is about to): answer now and never compute its slot.
@@ -259,21 +268,31 @@ class Batcher:
             return
         ident = threading.get_ident()
         self.running[ident] = max(it.deadline for it in take)
+        settled = False
+
+        def settle() -> None:
+            # Before the answers go out: a caller that sends its next call as soon as it has
+            # its answer must already see these calls gone from the scoreboard (routing).
+            nonlocal settled
+            if not settled:
+                settled = True
+                with self.cond:
+                    self.count -= len(take)
+                    self._publish()
         try:
-            self._call(q, take)
+            self._call(q, take, settle)
         finally:
             self.running.pop(ident, None)
-            with self.cond:
-                self.count -= len(take)
-                self._publish()
+            settle()
 
-    def _call(self, q: ActionQueue, take: list[Item]) -> None:
+    def _call(self, q: ActionQueue, take: list[Item], settle: Callable[[], None]) -> None:
         app_error = self.app_error
         try:
             results = q.fn([it.args for it in take])
             if inspect.iscoroutine(results):
                 results = self.run_coro(results)
         except Exception as exc:  # the whole batch failed: every caller gets the traceback
+            settle()
             for it in take:
                 self.reply_error(it.conn, it.rid, app_error(q.app, q.action, exc))
             self._ended(q, take, cs.ERROR)
@@ -284,6 +303,7 @@ class Batcher:
             err = DirtyAppError(f"batched action {q.app}.{q.action} returned {got} for a batch of "
                                 f"{len(take)} calls (it must return a list of the same length)",
                                 {"app_path": q.app, "action": q.action})
+            settle()
             for it in take:
                 self.reply_error(it.conn, it.rid, err)
             self._ended(q, take, cs.ERROR)
@@ -302,6 +322,7 @@ class Batcher:
                 out.setdefault(it.conn, []).extend(bufs)
             else:
                 failed.append(it)  # refused (cannot encode, too large): an ERROR went instead
+        settle()
         for conn, bufs in out.items():
             conn.send(bufs)
         self._ended(q, failed, cs.ERROR)

@@ -19,8 +19,8 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .admission import AsyncTicket, Ticket, queues_for, wake
-from .aioconn import AsyncConn, StreamInbox
+from .admission import AsyncTicket, Ticket, hand_off, queues_for
+from .aioconn import AsyncConn, ReplyFuture, StreamInbox
 from .arbiterconn import ArbiterChannel
 from .codec import check_size
 from .directory import Directory
@@ -71,6 +71,8 @@ class DirtyClient:
             weakref.WeakKeyDictionary()
         self._pid = os.getpid()
         self._queues = queues_for(socket_path)
+        # app -> the connection its last batched call went to (see _batched_conn)
+        self._filling: dict[str, AsyncConn] = {}
 
     def __repr__(self) -> str:
         return f"<DirtyClient {self.socket_path}>"
@@ -128,6 +130,7 @@ class DirtyClient:
             self._arbiter.forget()
             self._conns = {}
             self._aconns = weakref.WeakKeyDictionary()
+            self._filling = {}
             self._dir = None
 
     def _timeout(self, d: Directory, override: float | None) -> float | None:
@@ -141,7 +144,7 @@ class DirtyClient:
     def _encode_call(self, d: Directory, rid: int, app: str, action: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], timeout: float | None,
                      mtype: int = MsgType.CALL) -> list[Any]:
-        bufs, size = d.codec.encode_frame(mtype, rid, [app, action, args, kwargs, timeout])
+        bufs, size = d.codec.encode_call(mtype, rid, app, action, args, kwargs, timeout)
         over = check_size([args, kwargs], size, d.max_size)
         if over is not None:
             raise DirtyMessageTooLargeError(
@@ -163,12 +166,9 @@ class DirtyClient:
                         raise ticket.error
                     return ticket.sent  # type: ignore[no-any-return]
                 d, conn, choice = self._sync_pick(app, deadline, d)
-                if conn is not None:
-                    if ticket is None and not queue.waiting(app):
-                        return d, conn, conn.start(rid, bufs)
-                    if ticket is not None and queue.claim(ticket):
-                        ticket = None  # out of the queue: ours to send
-                        return d, conn, conn.start(rid, bufs)
+                if conn is not None and queue.take(app, ticket):
+                    ticket = None  # out of the queue (or never in it): ours to send
+                    return d, conn, conn.start(rid, bufs)
                 if ticket is None:
                     assert choice is not None
                     d.refuse_if_full(app, choice[2] + queue.waiting(app))
@@ -176,11 +176,7 @@ class DirtyClient:
                     if conn is not None:
                         self._pump_sync()  # a slot is free: the head takes it
                     continue
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
-                                            timeout=None)
-                queue.wait(ticket, remaining)
+                queue.wait(ticket, _slot_wait_left(app, deadline))
         except BaseException:
             if ticket is not None and not queue.leave(ticket):
                 # Handed off while we gave up: it went out, so tell the worker to drop it.
@@ -191,58 +187,24 @@ class DirtyClient:
 
     def _pump_sync(self) -> None:
         """A call of this process ended: send waiting calls to the slots now free (hand-off)."""
-        queue = self._queues.sync
-        if not queue.apps:
-            return
-        for app in list(queue.apps):
-            while True:
-                head = queue.head(app)
-                if head is None:
-                    break
-                d = self._dir
-                if d is None or d.stale() or not head.small or self._pid != os.getpid():
-                    queue.kick()  # the head's own thread refreshes, connects or sends it
-                    break
-                conns = self._conns
-                try:
-                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
-                except DirtyError:
-                    queue.kick()
-                    break
-                if choice is None or choice[1] >= d.threads:
-                    break
-                conn = conns.get(choice[0][1])
-                if conn is None or not conn.alive:
-                    queue.kick()
-                    break
-                if not queue.claim(head, wake_next=False):  # our next reply pumps again
-                    continue
-                try:
-                    head.sent = (d, conn, conn.start(head.rid, head.bufs))
-                except DirtyError as exc:
-                    head.error = exc
-                finally:
-                    head.done.set()
-                    head.event.set()
+        hand_off(self._queues.sync, self._dir, self._conns, self._pid == os.getpid())
 
-    def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: bool = False
+    def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: int = 0
                    ) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
         """The least-busy worker for ``app``: its connection when it has a free slot, else None.
 
-        ``batched``: a call to a @batched action, which needs no free slot (the worker
-        gathers it into a batch): the worker with the fewest gathering calls, always.
+        ``batched``: the max_size of the @batched action called, which needs no free slot
+        (the worker gathers it into a batch): the worker where a batch fills, always
+        (see Directory.choose).
         """
         recheck_at = time.monotonic() + _DIRECTORY_RECHECK
         while True:
             if d.stale() or self._pid != os.getpid():
                 d = self._directory()
             conns = self._conns
-            choice = d.choose(app, {g: c.load() for g, c in conns.items()} if conns else {}, batched)
+            choice = d.choose_for(app, conns, batched)
             if choice is None:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise DirtyNoWorkersAvailableError(
-                        f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                now = _no_worker_by(app, deadline)
                 if now >= recheck_at:
                     # DirtyConnectionError here: the arbiter is gone; say so now, not at the deadline
                     d = self._install_directory(self._arbiter_request(MsgType.DIRECTORY, None))
@@ -283,9 +245,10 @@ class DirtyClient:
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
-        if d.is_batched(app_path, action):
+        max_size = d.batch_size(app_path, action)
+        if max_size:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
-            d, conn, _ = self._sync_pick(app_path, deadline, d, batched=True)
+            d, conn, _ = self._sync_pick(app_path, deadline, d, batched=max_size)
             assert conn is not None
             waiter = conn.start(rid, bufs, batched=True)
         else:
@@ -350,10 +313,8 @@ class DirtyClient:
                 d, conn, choice = await self._async_pick(app, deadline)
                 if ticket is not None and ticket.sent is not None:
                     continue  # handed off while we looked
-                if conn is not None and (queue.is_head(ticket) if ticket else not queue.waiting(app)):
-                    if ticket is not None:
-                        queue.leave(ticket)
-                        ticket = None
+                if conn is not None and queue.take(app, ticket):
+                    ticket = None  # out of the queue (or never in it): ours to send
                     await conn.send(rid, bufs, target)
                     return d, conn
                 if ticket is None:
@@ -363,11 +324,7 @@ class DirtyClient:
                     if conn is not None:
                         queue.kick()  # a slot is free: the head takes it
                     continue
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot",
-                                            timeout=None)
-                await queue.wait(ticket, remaining)
+                await queue.wait(ticket, _slot_wait_left(app, deadline))
         except BaseException:
             if ticket is not None:
                 queue.leave(ticket)
@@ -377,39 +334,10 @@ class DirtyClient:
 
     def _pump_async(self, loop: asyncio.AbstractEventLoop) -> None:
         """A call in ``loop`` ended: write waiting calls to the slots now free (hand-off)."""
-        queue = self._queues.for_loop(loop)
-        if not queue.apps:
-            return
-        conns = self._aconns.get(loop) or {}
-        for app in list(queue.apps):
-            while True:
-                head = queue.head(app)
-                if head is None:
-                    break
-                d = self._dir
-                if d is None or d.stale() or self._pid != os.getpid():
-                    queue.kick()
-                    break
-                try:
-                    choice = d.choose(app, {g: c.load() for g, c in conns.items()})
-                except DirtyError:
-                    queue.kick()
-                    break
-                if choice is None or choice[1] >= d.threads:
-                    break
-                conn = conns.get(choice[0][1])
-                if conn is None or not conn.alive:
-                    queue.kick()
-                    break
-                queue.leave(head, wake_next=False)  # our next reply pumps again
-                try:
-                    conn.send_now(head.rid, head.bufs, head.target)
-                    head.sent = (d, conn)
-                except DirtyError as exc:
-                    head.error = exc
-                wake(head)
+        hand_off(self._queues.for_loop(loop), self._dir, self._aconns.get(loop) or {},
+                 self._pid == os.getpid())
 
-    async def _async_pick(self, app: str, deadline: float | None, batched: bool = False
+    async def _async_pick(self, app: str, deadline: float | None, batched: int = 0
                           ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
         """The least-busy worker for ``app``: its connection when it has a free slot, else None.
 
@@ -424,12 +352,9 @@ class DirtyClient:
             d = await self._adirectory()
             for gen in [g for g, c in conns.items() if g not in d.generations and not c.load()]:
                 conns.pop(gen).close()
-            choice = d.choose(app, {g: c.load() for g, c in conns.items()}, batched)
+            choice = d.choose_for(app, conns, batched)
             if choice is None:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise DirtyNoWorkersAvailableError(
-                        f"no dirty worker for app {app!r} became ready in time", app_path=app)
+                now = _no_worker_by(app, deadline)
                 if now >= recheck_at:
                     self._dir = None  # the next _adirectory() asks the arbiter (see _sync_pick)
                     recheck_at = now + _DIRECTORY_RECHECK
@@ -451,6 +376,7 @@ class DirtyClient:
                     await asyncio.sleep(_BOOT_POLL)
                     continue
                 conn.on_free = functools.partial(self._pump_async, loop)
+                conn.generation = gen
                 old = conns.get(gen)
                 if old is not None and old.alive:
                     conn.close()
@@ -488,27 +414,31 @@ class DirtyClient:
     async def execute_async(self, app_path: str, action: str, *args: Any,
                             _timeout: float | None = None, **kwargs: Any) -> Any:
         """``await``-able :meth:`execute`."""
-        d = await self._adirectory()
+        d = self._dir
+        if d is None or d.stale() or self._pid != os.getpid():
+            d = await self._adirectory()
         timeout = self._timeout(d, _timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         rid = next(_ids)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[int, Any]] = loop.create_future()
-        if d.is_batched(app_path, action):
+        fut = ReplyFuture(loop=loop)
+        max_size = d.batch_size(app_path, action)
+        conn: AsyncConn | None
+        if max_size:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout, MsgType.BATCH)
-            d, aconn, _ = await self._async_pick(app_path, deadline, batched=True)
-            assert aconn is not None
-            aconn.send_batched(rid, bufs, fut)
-            await aconn.drained()
-            conn = aconn
+            conn = self._batched_conn(d, loop, app_path, max_size)
+            if conn is None:
+                d, conn, _ = await self._async_pick(app_path, deadline, batched=max_size)
+                assert conn is not None
+            conn.send_batched(rid, bufs, fut)
+            await conn.drained()
         else:
             bufs = self._encode_call(d, rid, app_path, action, args, kwargs, timeout)
             d, conn = await self._async_start(app_path, rid, bufs, fut, deadline)
-        handle = None
-        if timeout is not None:
-            handle = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, fut,  # type: ignore[operator]
-                                     DirtyTimeoutError(f"dirty call {app_path}.{action} timed out after "
-                                                       f"{timeout} s", timeout=timeout))
+        if deadline is not None and not fut.done():
+            assert timeout is not None
+            conn.expire_at(loop.time() + max(0.0, deadline - time.monotonic()), rid, fut,
+                           f"{app_path}.{action}", timeout)
         try:
             mtype, payload = await fut
         except DirtyTimeoutError:
@@ -517,10 +447,29 @@ class DirtyClient:
         except asyncio.CancelledError:
             conn.forget(rid, cancel=True)
             raise
-        finally:
-            if handle is not None:
-                handle.cancel()
         return _result(d, mtype, payload)
+
+    def _batched_conn(self, d: Directory, loop: asyncio.AbstractEventLoop, app: str,
+                      max_size: int) -> AsyncConn | None:
+        """The open connection a batched call goes to (see Directory.choose); None: ask _async_pick."""
+        conns = self._aconns.get(loop)
+        if not conns:
+            return None
+        last = self._filling.get(app)
+        if last is not None and last.alive and last.corked() and last.batched_load() < max_size \
+                and conns.get(last.generation) is last:
+            return last  # the batch this loop turn is filling: its next call goes there too
+        try:
+            choice = d.choose_for(app, conns, max_size)
+        except DirtyError:
+            return None  # _async_pick raises it, or waits for a worker
+        if choice is None:
+            return None
+        conn = conns.get(choice[0][1])
+        if conn is None or not conn.alive:
+            return None
+        self._filling[app] = conn
+        return conn
 
     async def stream_async(self, app_path: str, action: str, *args: Any,
                            _timeout: float | None = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -606,11 +555,6 @@ class DirtyClient:
         self.close()
 
 
-def _expire(fut: asyncio.Future[Any], error: DirtyError) -> None:
-    if not fut.done():
-        fut.set_exception(error)
-
-
 def _result(d: Directory, mtype: int, payload: Any) -> Any:
     if mtype == MsgType.RESULT and type(payload) is not Oversize:
         return d.codec.decode(payload)
@@ -623,6 +567,23 @@ def _result(d: Directory, mtype: int, payload: Any) -> Any:
     if mtype == MsgType.ERROR:
         raise error_from_wire(d.codec.decode(payload))
     raise DirtyProtocolError(f"unexpected frame type {mtype} in reply")
+
+
+def _no_worker_by(app: str, deadline: float | None) -> float:
+    """No worker of ``app`` is ready yet: the time now, or DirtyNoWorkersAvailableError past ``deadline``."""
+    now = time.monotonic()
+    if deadline is not None and now >= deadline:
+        raise DirtyNoWorkersAvailableError(f"no dirty worker for app {app!r} became ready in time",
+                                           app_path=app)
+    return now
+
+
+def _slot_wait_left(app: str, deadline: float | None) -> float | None:
+    """How long a call in line may still wait for a slot; DirtyTimeoutError once it may not."""
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        raise DirtyTimeoutError(f"dirty call to {app} timed out waiting for a free slot", timeout=None)
+    return remaining
 
 
 def _small(bufs: list[Any]) -> bool:

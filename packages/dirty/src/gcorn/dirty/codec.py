@@ -54,15 +54,31 @@ class SafeCodec:
         head = bytearray(HEADER_SIZE)
         parts: list[Any] = []
         last = _encode(value, head, parts, 0)
-        if last is head or last:
-            parts.append(last)
-        if parts[0] is not head:
-            parts.insert(0, head)
-        size = -HEADER_SIZE
-        for p in parts:
-            size += p.nbytes if type(p) is memoryview else len(p)
-        HEADER.pack_into(head, 0, MAGIC, VERSION, mtype, size, rid)
-        return parts, size
+        return _finish_frame(mtype, rid, head, parts, last)
+
+    def encode_call(self, mtype: int, rid: int, app: str, action: str, args: tuple[Any, ...],
+                    kwargs: dict[str, Any], timeout: float | None) -> tuple[list[Any], int]:
+        """:meth:`encode_frame` of a call ``[app, action, args, kwargs, timeout]``.
+
+        The same bytes as encode_frame; the list's tag and the two names, the same for
+        every call of an action, are encoded once and kept.
+        """
+        prefix = _CALL_PREFIXES.get((app, action))
+        if prefix is None:
+            if type(app) is not str or type(action) is not str:
+                return self.encode_frame(mtype, rid, [app, action, args, kwargs, timeout])
+            b = bytearray(_TAG_U32.pack(LIST, 5))
+            _encode(action, _encode(app, b, [], 1), [], 1)
+            prefix = bytes(b)
+            if len(_CALL_PREFIXES) < 4096:  # names come from code, but do not grow without bound
+                _CALL_PREFIXES[(app, action)] = prefix
+        head = bytearray(HEADER_SIZE)
+        head += prefix
+        parts: list[Any] = []
+        last = _encode(args, head, parts, 1)
+        last = _encode(kwargs, last, parts, 1) if kwargs else _append(last, _EMPTY_DICT)
+        last = _encode(timeout, last, parts, 1)
+        return _finish_frame(mtype, rid, head, parts, last)
 
     def decode(self, data: Any) -> Any:
         """Decode one value from a bytes-like object; trailing bytes are an error."""
@@ -90,6 +106,11 @@ class PickleCodec:
         """Encode one frame (header + pickled value); return its buffers and payload size."""
         bufs = frame_buffers(mtype, rid, self.encode(value))
         return bufs, payload_size(bufs)
+
+    def encode_call(self, mtype: int, rid: int, app: str, action: str, args: tuple[Any, ...],
+                    kwargs: dict[str, Any], timeout: float | None) -> tuple[list[Any], int]:
+        """:meth:`encode_frame` of a call ``[app, action, args, kwargs, timeout]``."""
+        return self.encode_frame(mtype, rid, [app, action, args, kwargs, timeout])
 
     def decode(self, data: Any) -> Any:
         """Unpickle one value (runs code from the peer: trusted deployments only)."""
@@ -159,6 +180,30 @@ def get_codec(name: str) -> Any:
         return CODECS[name]
     except KeyError:
         raise ValueError(f"unknown dirty codec {name!r}; choose one of {sorted(CODECS)}") from None
+
+
+# (app, action) -> the encoded start of their calls (see SafeCodec.encode_call)
+_CALL_PREFIXES: dict[tuple[str, str], bytes] = {}
+_EMPTY_DICT = _TAG_U32.pack(DICT, 0)
+
+
+def _finish_frame(mtype: int, rid: int, head: bytearray, parts: list[Any],
+                  last: bytearray) -> tuple[list[Any], int]:
+    """Close a frame encoded into ``head`` (then ``parts``, ``last``): write its header."""
+    if last is head or last:
+        parts.append(last)
+    if parts[0] is not head:
+        parts.insert(0, head)
+    size = -HEADER_SIZE
+    for p in parts:
+        size += p.nbytes if type(p) is memoryview else len(p)
+    HEADER.pack_into(head, 0, MAGIC, VERSION, mtype, size, rid)
+    return parts, size
+
+
+def _append(buf: bytearray, data: bytes) -> bytearray:
+    buf += data
+    return buf
 
 
 def _add_blob(tag: int, data: Any, buf: bytearray, parts: list[Any]) -> bytearray:

@@ -10,13 +10,24 @@ is full.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .codec import get_codec
 from .errors import DirtyAppNotFoundError, DirtyBusyError, DirtyNoWorkersAvailableError
-from .scoreboard import Scoreboard
+from .scoreboard import BATCHED, Scoreboard
 
 Target = tuple[int, int, str]  # (slot, generation, socket path)
+
+
+class Loaded(Protocol):
+    """A client's connection to a worker, as routing sees it."""
+
+    def load(self) -> int:
+        """Its calls in flight that hold a slot."""
+
+    def batched_load(self) -> int:
+        """Its calls to @batched actions in flight."""
 
 
 class Directory:
@@ -50,17 +61,28 @@ class Directory:
         """True when the pool's worker set changed since this snapshot."""
         return self.board.epoch() != self.epoch
 
-    def is_batched(self, app: str, action: str) -> bool:
-        """Is ``action`` of ``app`` a @batched action (gathered by the worker, no slot wait here)?"""
+    def batch_size(self, app: str, action: str) -> int:
+        """``max_size`` of a @batched action (0: not batched)."""
         b = self.batched.get(app)
-        return b is not None and action in b
+        return b.get(action, 0) if b is not None else 0
 
-    def choose(self, app: str, local_load: dict[int, int],
-               batched: bool = False) -> tuple[Target, int, int] | None:
+    def choose_for(self, app: str, conns: Mapping[int, Loaded],
+                   max_size: int = 0) -> tuple[Target, int, int] | None:
+        """:meth:`choose` counting a client's open connections (generation -> connection) too.
+
+        ``max_size``: that of the @batched action called (0: a plain call).
+        """
+        if max_size:
+            return self.choose(app, {g: c.batched_load() for g, c in conns.items()}, True, max_size)
+        return self.choose(app, {g: c.load() for g, c in conns.items()} if conns else {})
+
+    def choose(self, app: str, local_load: dict[int, int], batched: bool = False,
+               max_size: int = 1) -> tuple[Target, int, int] | None:
         """The least-busy READY worker holding ``app``, its load, and the calls queued in those workers.
 
-        None while the only workers for ``app`` are still booting. With ``batched``, the
-        load is the worker's count of gathering batched calls (slots are not counted).
+        None while the only workers for ``app`` are still booting. With ``batched`` (a call
+        to a @batched action of ``max_size``), ``local_load`` and the load are batched calls
+        in flight, and the choice is :meth:`_choose_batched`'s.
         """
         targets = self.by_app.get(app)
         if not targets:
@@ -72,6 +94,8 @@ class Directory:
             raise DirtyNoWorkersAvailableError(f"no dirty worker holds app {app!r}", app_path=app)
         board = self.board
         threads = self.threads
+        if batched:
+            return self._choose_batched(targets, local_load, max_size)
         n = len(targets)
         start = next(self._rotation) % n if n > 1 else 0
         best: Target | None = None
@@ -79,12 +103,8 @@ class Directory:
         queued = 0
         for i in range(n):
             target = targets[(start + i) % n]
-            load = board.batched_load(target[0], target[1]) if batched else board.load(target[0], target[1])
+            load = board.load(target[0], target[1])
             if load is None:
-                continue
-            if batched:
-                if load < best_load:
-                    best, best_load = target, load
                 continue
             mine = local_load.get(target[1], 0)
             if mine > load:
@@ -96,6 +116,42 @@ class Directory:
         if best is None:
             return None
         return best, best_load, queued
+
+    def _choose_batched(self, targets: list[Target], local: dict[int, int],
+                        max_size: int) -> tuple[Target, int, int] | None:
+        """Where a batch is filling: the fullest worker with a free slot and under ``max_size``
+        batched calls; when there is none, the one with the fewest.
+
+        Spreading the callers of one moment evenly would leave every worker's batch part
+        full, each waiting out ``max_wait_ms``; filling one lets it reach ``max_size`` and
+        flush at once, while the next callers go to a worker whose slot is free. Ties go
+        to the first in the directory's order, not in turn: callers that choose at the same
+        moment, before seeing each other's calls, then still pick the same worker.
+        """
+        board = self.board
+        threads = self.threads
+        fill: Target | None = None
+        fill_load = -1
+        least: Target | None = None
+        least_load = 1 << 62
+        for target in targets:
+            slot, gen = target[0], target[1]
+            busy = board.load(slot, gen)
+            if busy is None:
+                continue
+            load = board.get_i64(slot, BATCHED)
+            mine = local.get(gen, 0)
+            if mine > load:
+                load = mine
+            if load < least_load:
+                least, least_load = target, load
+            if busy < threads and fill_load < load < max_size:
+                fill, fill_load = target, load
+        if fill is not None:
+            return fill, fill_load, 0
+        if least is None:
+            return None
+        return least, least_load, 0
 
     def refuse_if_full(self, app: str, queued: int) -> None:
         """Raise DirtyBusyError when ``queued`` calls already wait for ``app`` (dirty_queue_size)."""

@@ -154,7 +154,8 @@ class Dispatcher:
             self.inflight += 1
             self._publish()
             self.pending.append((None, 0, job, time.monotonic()))
-        self.kick()
+        if not getattr(self._held, "reading", False):
+            self.kick()  # a dispatch thread that is reading takes it itself once it has read
 
     def kick(self) -> None:
         """Wake one waiting thread (work is queued, or the workers must exit)."""
@@ -210,13 +211,22 @@ class Dispatcher:
         self.kick()  # pass the exit on to the next thread
 
     def _poll_once(self) -> None:
+        held = self._held
         if _HAS_EPOLL:
             for fd, _ in self.ep.poll(-1, 1):
-                self._ready(fd)
+                held.reading = True  # what it submits, it takes next (see submit)
+                try:
+                    self._ready(fd)
+                finally:
+                    held.reading = False
             return
         with self._turn:
             for key, _ in self.sel.select(None):
-                self._ready(key.fd)
+                held.reading = True
+                try:
+                    self._ready(key.fd)
+                finally:
+                    held.reading = False
 
     def _ready(self, fd: int) -> None:
         if fd == self._kick_r:

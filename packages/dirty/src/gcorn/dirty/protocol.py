@@ -194,6 +194,8 @@ class FrameParser:
         """Consume received bytes; return the frames they complete."""
         out: list[Frame] = []
         mv = memoryview(data)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
         while mv.nbytes:
             if self._skip:
                 n = min(self._skip, mv.nbytes)
@@ -215,15 +217,25 @@ class FrameParser:
                 mv = mv[n:]
                 out.extend(self._maybe_finish_body())
                 continue
-            self.buf += mv
+            buf = self.buf
+            if buf:
+                buf += mv
+                with memoryview(buf) as view:
+                    pos = self._parse_buffer(view, out)
+                del buf[:pos]
+            else:
+                # Every complete frame straight from the bytes received (one copy each, into
+                # its payload); only an incomplete tail is kept.
+                pos = self._parse_buffer(mv, out)
+                if pos < mv.nbytes:
+                    buf += mv[pos:]
             mv = memoryview(b"")
-            self._parse_buffer(out)
         return out
 
-    def _parse_buffer(self, out: list[Frame]) -> None:
-        buf = self.buf
+    def _parse_buffer(self, buf: memoryview, out: list[Frame]) -> int:
+        """Parse the frames of ``buf``; return how many of its bytes were consumed."""
         pos = 0
-        end = len(buf)
+        end = buf.nbytes
         while end - pos >= HEADER_SIZE:
             magic, version, mtype, length, rid = HEADER.unpack_from(buf, pos)
             if magic != MAGIC or version != VERSION:
@@ -241,7 +253,7 @@ class FrameParser:
                     continue
                 break
             if end - start >= length:
-                out.append((mtype, rid, bytes(buf[start:start + length])))
+                out.append((mtype, rid, buf[start:start + length].tobytes()))
                 pos = start + length
                 continue
             if length >= BIG_FRAME:
@@ -256,8 +268,7 @@ class FrameParser:
                 self._fill = have
                 pos = end
             break
-        if pos:
-            del buf[:pos]
+        return pos
 
 
 def _payload_buffer(length: int) -> bytearray | mmap.mmap:

@@ -144,11 +144,5 @@ class Scoreboard:
             return None
         return int(inflight)
 
-    def batched_load(self, slot: int, generation: int) -> int | None:
-        """Batched calls gathering in a READY worker of this generation; None when it cannot take calls."""
-        if self.load(slot, generation) is None:
-            return None
-        return self.get_i64(slot, BATCHED)
-
 
 _LOAD = struct.Struct("=Qqqq")

@@ -26,24 +26,40 @@ from .errors import (
     DirtyWorkerLostError,
     unreachable,
 )
-from .protocol import FrameParser, MsgType, Oversize, frame_buffers, send_buffers
+from .inflight import InFlight
+from .protocol import Frame, MsgType, frame_buffers, send_buffers
 
 _RECV = 256 * 1024
 # How often a thread blocked in recv() wakes up to check its deadline.
 TICK = 0.02
 _TICK_TIMEVAL = struct.pack("ll", 0, int(TICK * 1e6))
-FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
 
 
 class Waiter:
-    """Frames received for one request, and the event its thread sleeps on."""
+    """Frames received for one request, and the event its thread sleeps on (an inflight.Reply)."""
 
-    __slots__ = ("frames", "event", "done")
+    __slots__ = ("frames", "event", "done", "sleepers")
 
-    def __init__(self) -> None:
+    def __init__(self, sleepers: set[Waiter]) -> None:
         self.frames: collections.deque[tuple[int, Any]] = collections.deque()
         self.event: threading.Event | None = None  # made only if this thread ever sleeps
         self.done = False
+        self.sleepers = sleepers  # its connection's sleeping threads (see SyncConn.wait)
+
+    def push(self, mtype: int, payload: Any, final: bool) -> None:
+        """One frame for this request (called under the connection's state lock)."""
+        self.frames.append((mtype, payload))
+        if final:
+            self.done = True
+        if self in self.sleepers:
+            # Taken out now, so a leader passing its role on never picks a thread that is
+            # about to return with its answer.
+            self.sleepers.discard(self)
+            _wake(self)
+
+    def fail(self, error: DirtyError) -> None:
+        """The connection is lost: the thread wakes and raises the connection's error."""
+        _wake(self)
 
 
 class SyncConn:
@@ -70,14 +86,10 @@ class SyncConn:
         self.green = not os.get_blocking(sock.fileno())
         self.sock = sock
         self.path = path
-        self.parser = FrameParser(max_size)
+        self.calls = InFlight(max_size)  # the request ids in flight, and the frame parser
         self.write_lock = threading.Lock()
         self.state_lock = threading.Lock()
         self.reading = False
-        self.waiters: dict[int, Waiter] = {}
-        # Calls to @batched actions among the waiters: they gather in the worker without
-        # taking a slot each, so they are not this connection's slot load.
-        self.batched: set[int] = set()
         self.sleepers: set[Waiter] = set()
         self.alive = True
         self.lost: DirtyError | None = None
@@ -86,17 +98,19 @@ class SyncConn:
 
     def load(self) -> int:
         """Calls this connection has in flight that hold a worker slot (batched ones do not)."""
-        return len(self.waiters) - len(self.batched)
+        return self.calls.load()
+
+    def batched_load(self) -> int:
+        """Calls to @batched actions this connection has in flight."""
+        return len(self.calls.batched)
 
     def start(self, rid: int, bufs: list[Any], batched: bool = False) -> Waiter:
         """Register a request and send its frame."""
-        waiter = Waiter()
+        waiter = Waiter(self.sleepers)
         with self.state_lock:
             if not self.alive:
                 raise _lost(self.lost)
-            self.waiters[rid] = waiter
-            if batched:
-                self.batched.add(rid)
+            self.calls.add(rid, waiter, batched)
         try:
             with self.write_lock:
                 send_buffers(self.sock, bufs)
@@ -109,8 +123,7 @@ class SyncConn:
     def forget(self, rid: int, cancel: bool) -> None:
         """Stop waiting for ``rid`` (timed out or abandoned); tell the worker when asked."""
         with self.state_lock:
-            self.waiters.pop(rid, None)
-            self.batched.discard(rid)
+            self.calls.forget(rid)
         if cancel and self.alive:
             try:
                 with self.write_lock:
@@ -157,7 +170,7 @@ class SyncConn:
 
     def _read_until(self, waiter: Waiter, deadline: float | None) -> None:
         sock = self.sock
-        parser = self.parser
+        parser = self.calls.parser
         while not waiter.frames:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
@@ -187,26 +200,9 @@ class SyncConn:
             if frames:
                 self._dispatch(frames)
 
-    def _dispatch(self, frames: list[tuple[int, int, Any]]) -> None:
-        waiters = self.waiters
-        freed = False
+    def _dispatch(self, frames: list[Frame]) -> None:
         with self.state_lock:
-            for mtype, rid, payload in frames:
-                w = waiters.get(rid)
-                if w is None:
-                    continue  # the caller gave up on this request
-                w.frames.append((mtype, payload))
-                if mtype in FINAL or isinstance(payload, Oversize):
-                    del waiters[rid]
-                    if self.batched:
-                        self.batched.discard(rid)
-                    w.done = True
-                    freed = True
-                if w in self.sleepers:
-                    # Taken out now, so a leader passing its role on never picks a thread
-                    # that is about to return with its answer.
-                    self.sleepers.discard(w)
-                    _wake(w)
+            freed = self.calls.route(frames)
         if freed and self.on_free is not None:
             self.on_free()
 
@@ -216,10 +212,7 @@ class SyncConn:
                 return
             self.alive = False
             self.lost = error
-            for w in self.waiters.values():
-                _wake(w)
-            self.waiters.clear()
-            self.batched.clear()
+            self.calls.fail(error)
         if self.on_free is not None:
             self.on_free()  # callers in line re-read the directory and find another worker
         try:

@@ -1,0 +1,89 @@
+"""The calls in flight on one connection to a worker: the protocol core of both clients.
+
+A client connection (syncconn.py for threads, aioconn.py for asyncio) sends
+calls tagged with request ids and gets their replies back in any order. What
+it does with received bytes is the same on both sides and lives here, with no
+socket and no thread or event loop (sans-I/O): the :class:`FrameParser` reads
+every frame, and each goes to the caller waiting for its request id, through
+that caller's :class:`Reply` (a thread's waiter, an asyncio future, a stream's
+inbox). The connections add only how they wait for bytes and wake callers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .errors import DirtyError
+from .protocol import Frame, FrameParser, MsgType, Oversize
+
+# Frame types that end a call (a stream's CHUNKs do not).
+FINAL = (MsgType.RESULT, MsgType.ERROR, MsgType.END)
+
+
+class Reply(Protocol):
+    """Where the frames of one call go."""
+
+    def push(self, mtype: int, payload: Any, final: bool) -> None:
+        """One frame of the call; ``final``: its last."""
+
+    def fail(self, error: DirtyError) -> None:
+        """The connection is lost: the call ends with ``error`` (copy it before raising)."""
+
+
+class InFlight:
+    """Request ids to their callers' replies, fed with the bytes a connection receives."""
+
+    __slots__ = ("parser", "calls", "batched")
+
+    def __init__(self, max_size: int) -> None:
+        self.parser = FrameParser(max_size)
+        self.calls: dict[int, Reply] = {}
+        # Calls to @batched actions: they gather in the worker without taking a slot each,
+        # so they are not the connection's slot load.
+        self.batched: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def load(self) -> int:
+        """Calls in flight that hold a worker slot."""
+        return len(self.calls) - len(self.batched)
+
+    def add(self, rid: int, reply: Reply, batched: bool = False) -> None:
+        """Expect the frames of request ``rid``."""
+        self.calls[rid] = reply
+        if batched:
+            self.batched.add(rid)
+
+    def forget(self, rid: int) -> None:
+        """Drop request ``rid`` (its caller gave up): its frames, if any come, are ignored."""
+        self.calls.pop(rid, None)
+        self.batched.discard(rid)
+
+    def feed(self, data: Any) -> bool:
+        """Parse received bytes and route their frames; True when a call ended (a slot freed)."""
+        return self.route(self.parser.feed(data))
+
+    def route(self, frames: list[Frame]) -> bool:
+        """Hand each frame to its caller; True when a call ended (a slot freed)."""
+        calls = self.calls
+        freed = False
+        for mtype, rid, payload in frames:
+            reply = calls.get(rid)
+            if reply is None:
+                continue  # its caller gave up on it
+            final = mtype in FINAL or type(payload) is Oversize
+            if final:
+                del calls[rid]
+                if self.batched:
+                    self.batched.discard(rid)
+                freed = True
+            reply.push(mtype, payload, final)
+        return freed
+
+    def fail(self, error: DirtyError) -> None:
+        """End every call in flight with ``error``."""
+        calls, self.calls = self.calls, {}
+        self.batched.clear()
+        for reply in calls.values():
+            reply.fail(error)
