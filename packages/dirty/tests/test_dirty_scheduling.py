@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -194,3 +195,51 @@ def test_saturated_pool_answers_every_call_its_own_result(make_pool):
     for n, value in got.items():
         assert value == (n if n % 1000 % 5 else ["00000000", "00000001"]), (n, value)
     assert c._queues.sync.apps == {}  # nobody left waiting
+
+
+def _run(results: dict, name: str, call) -> threading.Thread:
+    def target() -> None:
+        try:
+            results[name] = call()
+        except Exception as exc:  # the assertion below shows it
+            results[name] = exc
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def test_a_client_that_closes_never_fails_the_call_of_another_client_in_line(make_pool):
+    # One slot; client A holds it, client B's call waits in this process's line. The reply
+    # that frees the slot is read by A's thread: B's call must not leave on A's connection,
+    # which A closes at once (it once did, and B got "dirty client closed").
+    pool = make_pool([ECHO], workers=1, threads=1)
+    a, b = pool.client(), pool.client()
+    assert a.execute(ECHO, "noop", 1) == 1 and b.execute(ECHO, "noop", 2) == 2
+    results: dict = {}
+    for _ in range(3):
+        first = _run(results, "a", lambda c=a: c.execute(ECHO, "sleep", 0.2))
+        time.sleep(0.05)
+        second = _run(results, "b", lambda: b.execute(ECHO, "sleep", 0.2))
+        first.join(5)
+        a.close()
+        second.join(5)
+        assert isinstance(results["a"], int) and isinstance(results["b"], int), results
+        a = pool.client()
+
+
+async def _async_line(pool) -> list:
+    a, b = pool.client(), pool.client()
+    assert await a.execute_async(ECHO, "noop", 1) == 1 and await b.execute_async(ECHO, "noop", 2) == 2
+    first = asyncio.ensure_future(a.execute_async(ECHO, "sleep", 0.2))
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(b.execute_async(ECHO, "sleep", 0.2))
+    done = [await first]
+    await a.close_async()
+    done.append(await asyncio.wait_for(second, 5))
+    await b.close_async()
+    return done
+
+
+def test_an_async_client_that_closes_never_fails_the_call_of_another_in_line(make_pool):
+    pool = make_pool([ECHO], workers=1, threads=1)
+    assert all(isinstance(pid, int) for pid in asyncio.run(_async_line(pool)))

@@ -43,10 +43,11 @@ TURN_POLL = 0.02
 class Ticket:
     """A sync caller's place in the queue of one app, with the call it will send."""
 
-    __slots__ = ("app", "rid", "bufs", "small", "event", "claimed", "done", "sent", "error")
+    __slots__ = ("app", "rid", "bufs", "small", "owner", "event", "claimed", "done", "sent", "error")
 
-    def __init__(self, app: str, rid: int, bufs: list[Any], small: bool) -> None:
+    def __init__(self, app: str, rid: int, bufs: list[Any], small: bool, owner: object) -> None:
         self.app = app
+        self.owner = owner  # the client whose connections may carry it (see hand_off)
         self.rid = rid
         self.bufs = bufs
         self.small = small  # small enough for another thread to send it (see SlotQueue)
@@ -76,9 +77,9 @@ class SlotQueue:
         q = self.apps.get(app)
         return len(q) if q else 0
 
-    def join(self, app: str, rid: int, bufs: list[Any], small: bool) -> Ticket:
-        """Take a place at the back of ``app``'s queue."""
-        ticket = Ticket(app, rid, bufs, small)
+    def join(self, app: str, rid: int, bufs: list[Any], small: bool, owner: object) -> Ticket:
+        """Take a place at the back of ``app``'s queue (``owner``: the calling client)."""
+        ticket = Ticket(app, rid, bufs, small, owner)
         with self.lock:
             self.apps.setdefault(app, collections.deque()).append(ticket)
         return ticket
@@ -163,11 +164,12 @@ class SlotQueue:
 class AsyncTicket:
     """An async caller's place in the queue of one app, with the call it will send."""
 
-    __slots__ = ("app", "rid", "bufs", "target", "fut", "sent", "error")
+    __slots__ = ("app", "rid", "bufs", "target", "owner", "fut", "sent", "error")
     small = True  # written from the loop's own thread, never blocking: any size hands off
 
-    def __init__(self, app: str, rid: int, bufs: list[Any], target: Any) -> None:
+    def __init__(self, app: str, rid: int, bufs: list[Any], target: Any, owner: object) -> None:
         self.app = app
+        self.owner = owner  # the client whose connections may carry it (see hand_off)
         self.rid = rid
         self.bufs = bufs
         self.target = target  # the future or stream inbox its replies go to
@@ -191,9 +193,9 @@ class AsyncSlotQueue:
         q = self.apps.get(app)
         return len(q) if q else 0
 
-    def join(self, app: str, rid: int, bufs: list[Any], target: Any) -> AsyncTicket:
-        """Take a place at the back of ``app``'s queue."""
-        ticket = AsyncTicket(app, rid, bufs, target)
+    def join(self, app: str, rid: int, bufs: list[Any], target: Any, owner: object) -> AsyncTicket:
+        """Take a place at the back of ``app``'s queue (``owner``: the calling client)."""
+        ticket = AsyncTicket(app, rid, bufs, target, owner)
         self.apps.setdefault(app, collections.deque()).append(ticket)
         return ticket
 
@@ -265,14 +267,17 @@ def wake(ticket: AsyncTicket) -> None:
 
 
 def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
-             conns: Mapping[int, SyncConn] | Mapping[int, AsyncConn], fresh: bool) -> None:
+             conns: Mapping[int, SyncConn] | Mapping[int, AsyncConn], fresh: bool,
+             owner: object) -> None:
     """A call of this process ended: send waiting calls to the slots now free, head first.
 
     Called by whoever read the reply (a thread, or the loop's protocol callback), with
     the directory ``d`` (``fresh``: it is this process's own, not inherited across a fork)
-    and the connections of that thread's or loop's client. What it cannot do here (a
-    stale directory, no open connection, a frame too large to send for another thread)
-    is left to the head's own caller, woken to do it.
+    and the connections of that thread's or loop's client, ``owner``. What it cannot do
+    here (a stale directory, no open connection, a frame too large to send for another
+    thread, a call of another client) is left to the head's own caller, woken to do it.
+    A call goes out only on its own client's connections: another client's close would
+    otherwise fail it.
     """
     if not queue.apps:
         return
@@ -281,7 +286,7 @@ def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
             head = queue.head(app)
             if head is None:
                 break
-            if d is None or not fresh or d.stale() or not head.small:
+            if d is None or not fresh or d.stale() or not head.small or head.owner is not owner:
                 queue.kick()
                 break
             try:

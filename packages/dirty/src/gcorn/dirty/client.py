@@ -172,7 +172,7 @@ class DirtyClient:
                 if ticket is None:
                     assert choice is not None
                     d.refuse_if_full(app, choice[2] + queue.waiting(app))
-                    ticket = queue.join(app, rid, bufs, _small(bufs))
+                    ticket = queue.join(app, rid, bufs, _small(bufs), self)
                     if conn is not None:
                         self._pump_sync()  # a slot is free: the head takes it
                     continue
@@ -187,7 +187,7 @@ class DirtyClient:
 
     def _pump_sync(self) -> None:
         """A call of this process ended: send waiting calls to the slots now free (hand-off)."""
-        hand_off(self._queues.sync, self._dir, self._conns, self._pid == os.getpid())
+        hand_off(self._queues.sync, self._dir, self._conns, self._pid == os.getpid(), self)
 
     def _sync_pick(self, app: str, deadline: float | None, d: Directory, batched: int = 0
                    ) -> tuple[Directory, SyncConn | None, tuple[Any, int, int] | None]:
@@ -320,7 +320,7 @@ class DirtyClient:
                 if ticket is None:
                     assert choice is not None
                     d.refuse_if_full(app, choice[2] + queue.waiting(app))
-                    ticket = queue.join(app, rid, bufs, target)
+                    ticket = queue.join(app, rid, bufs, target, self)
                     if conn is not None:
                         queue.kick()  # a slot is free: the head takes it
                     continue
@@ -335,7 +335,7 @@ class DirtyClient:
     def _pump_async(self, loop: asyncio.AbstractEventLoop) -> None:
         """A call in ``loop`` ended: write waiting calls to the slots now free (hand-off)."""
         hand_off(self._queues.for_loop(loop), self._dir, self._aconns.get(loop) or {},
-                 self._pid == os.getpid())
+                 self._pid == os.getpid(), self)
 
     async def _async_pick(self, app: str, deadline: float | None, batched: int = 0
                           ) -> tuple[Directory, AsyncConn | None, tuple[Any, int, int] | None]:
