@@ -61,9 +61,12 @@ _SERVERS = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te",
                       b"transfer-encoding", b"upgrade", b"trailer", b"date", b"server"))
 _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive", b""))
 
-# (name, value) as the application gave them -> (lower-cased name, "name: value\r\n",
-# value): applications send the same few fields again and again
-_FIELDS: dict[tuple[object, object], tuple[bytes, bytes, bytes]] = {}
+# (name, value) as the application gave them -> ("name: value\r\n", its kind, value,
+# the number of a Content-Length or -1): applications send the same few fields
+# again and again
+_Field = tuple[bytes, int, bytes, int]
+_PLAIN, _CONTENT_LENGTH, _CONNECTION, _DROPPED = 0, 1, 2, 3
+_FIELDS: dict[tuple[object, object], _Field] = {}
 _FIELDS_MAX = 4096
 _STATUS_LINES: dict[tuple[int, object], bytes] = {}
 
@@ -72,6 +75,9 @@ _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep
            b"Nov", b"Dec")
 _clock: list[object] = [0, b""]
 _SERVER_LINES: dict[bytes, bytes] = {}
+# server name -> its Server and Date lines, for the second in _stamp[0]
+_SERVER_DATE: dict[bytes, bytes] = {}
+_stamp = [0]
 
 
 def http_date(when: float | None = None) -> bytes:
@@ -101,16 +107,26 @@ def server_line(server: bytes) -> bytes:
     return line
 
 
+def _server_and_date(server: bytes) -> bytes:
+    """``Server: ...\r\nDate: ...\r\n``, one lookup per response."""
+    now = int(time.time())
+    if _stamp[0] != now:
+        _SERVER_DATE.clear()
+        _stamp[0] = now
+    lines = _SERVER_DATE.get(server)
+    if lines is None:
+        lines = _SERVER_DATE[server] = server_line(server) + date_line()
+    return lines
+
+
 def _status_line(status: int, reason: bytes | str | None) -> bytes:
-    line = _STATUS_LINES.get((status, reason))
-    if line is None or type(status) is not int:
-        line = status_line(status, reason)  # raises InvalidResponse for a bad one
-        if len(_STATUS_LINES) < 1024:
-            _STATUS_LINES[(status, reason)] = line
+    line = status_line(status, reason)  # raises InvalidResponse for a bad one
+    if len(_STATUS_LINES) < 1024:
+        _STATUS_LINES[(status, reason)] = line
     return line
 
 
-def _field(name: bytes | str, value: bytes | str) -> tuple[bytes, bytes, bytes]:
+def _field(name: bytes | str, value: bytes | str) -> _Field:
     # a field value has no surrounding whitespace (RFC 9110 5.5)
     if isinstance(value, bytes):
         stripped: bytes | str = value.strip(b" \t")
@@ -119,7 +135,19 @@ def _field(name: bytes | str, value: bytes | str) -> tuple[bytes, bytes, bytes]:
     else:
         stripped = value
     name_bytes, value_bytes = check_header(name, stripped)
-    hit = (name_bytes.lower(), b"%s: %s\r\n" % (name_bytes, value_bytes), value_bytes)
+    lname = name_bytes.lower()
+    number = -1
+    if lname == b"content-length":
+        if not value_bytes.isdigit():
+            raise InvalidResponse("Content-Length is not one decimal number")
+        number = int(value_bytes)
+    if number != -1:
+        kind = _CONTENT_LENGTH
+    elif lname == b"connection":
+        kind = _CONNECTION
+    else:
+        kind = _DROPPED if lname in _SERVERS else _PLAIN
+    hit = (b"%s: %s\r\n" % (name_bytes, value_bytes), kind, value_bytes, number)
     if len(_FIELDS) >= _FIELDS_MAX:
         _FIELDS.clear()
     _FIELDS[(name, value)] = hit
@@ -193,32 +221,35 @@ class ResponseWriter:
         """
         if self.head_sent:
             raise InvalidResponse("the response head was already sent")
-        line = _status_line(status, reason)
+        line = _STATUS_LINES.get((status, reason))
+        if line is None or type(status) is not int:
+            line = _status_line(status, reason)
         fields: list[bytes] = []
-        length: bytes | None = None
+        length = -1
         length_line = b""
         close = False
         named: set[bytes] | None = None
         cache = _FIELDS
         try:
-            for name, value in headers:
-                hit = cache.get((name, value)) or _field(name, value)
-                lname = hit[0]
-                if lname in _SERVERS:
-                    if lname == b"connection":
-                        lvalue = hit[2].lower()
-                        close = close or b"close" in lvalue
-                        options = _named_options(lvalue)
-                        if options:
-                            named = options if named is None else named | options
-                    continue
-                if lname == b"content-length":
-                    if not hit[2].isdigit() or (length is not None
-                                                and int(hit[2]) != int(length)):
-                        raise InvalidResponse("Content-Length is not one decimal number")
-                    length, length_line = hit[2], hit[1]
-                    continue
-                fields.append(hit[1])
+            for item in headers:
+                # a tuple is its own key (no new one); a list (ASGI allows them) is not hashable
+                hit = cache.get(item) if item.__class__ is tuple else None
+                if hit is None:
+                    name, value = item
+                    hit = cache.get((name, value)) or _field(name, value)
+                kind = hit[1]
+                if not kind:
+                    fields.append(hit[0])
+                elif kind == _CONTENT_LENGTH:
+                    if length != -1 and hit[3] != length:
+                        raise InvalidResponse("two Content-Length fields that differ")
+                    length, length_line = hit[3], hit[0]
+                elif kind == _CONNECTION:
+                    lvalue = hit[2].lower()
+                    close = close or b"close" in lvalue
+                    options = _named_options(lvalue)
+                    if options:
+                        named = options if named is None else named | options
         except InvalidResponse:
             raise
         except (TypeError, ValueError):
@@ -229,7 +260,7 @@ class ResponseWriter:
         self._line = line
         self._fields = fields
         self._length_line = length_line
-        self.content_length = None if length is None else int(length)
+        self.content_length = None if length == -1 else length
         self._app_close = close
 
     def head(self, body_length: int | None = None, close: bool = False) -> bytes:
@@ -244,7 +275,7 @@ class ResponseWriter:
             raise InvalidResponse("head() before start()")
         self.head_sent = True
         status = self.status
-        parts = [self._line, server_line(self.server), date_line()]
+        parts = [self._line, _server_and_date(self.server)]
         parts += self._fields
         if status < 200 or status == 204:
             framing = _NONE
