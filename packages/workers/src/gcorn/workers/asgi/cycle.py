@@ -6,12 +6,12 @@ import asyncio
 import time
 from typing import Any
 
+from gcorn.http import CONTINUE, Framing, InvalidResponse, ResponseWriter, error_response
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
 from gcorn.workers.asgi.hooks import HookRequest, HookResponse, call_hook
-from gcorn.workers.asgi.response import Framing, build_head, error_response
 
 __all__ = ["ClientDisconnected", "RequestCycle"]
 
@@ -19,8 +19,8 @@ Message = dict[str, Any]
 
 # request body bytes buffered before the socket stops being read
 BODY_HIGH_WATER = 256 * 1024
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DISCONNECT = {"type": "http.disconnect"}
+_LENGTH = Framing.LENGTH
 
 
 class RequestCycle:
@@ -38,10 +38,9 @@ class RequestCycle:
     response_complete = False
     head_pending: tuple[int, Any] | None = None
     status = 0
-    framing = Framing.LENGTH
+    writer: ResponseWriter | None = None  # the head, framing and keep-alive (gcorn.http)
     response_headers: list[tuple[bytes, bytes]] = []
     bytes_sent = 0
-    remaining = 0  # Content-Length bytes still owed
     start_time = 0.0
     hook_req: HookRequest | None = None
     task: asyncio.Task[None] | None = None
@@ -101,7 +100,7 @@ class RequestCycle:
             if self.expect_continue:
                 self.expect_continue = False
                 if not self.response_started:
-                    self.conn.write(_CONTINUE)
+                    self.conn.write(CONTINUE)
             await self._waiter()
         body = self.body
         if not body:
@@ -148,33 +147,29 @@ class RequestCycle:
         more = message.get("more_body", False)
         conn = self.conn
         out = self._make_head(None if more else len(body)) if self.head_pending is not None else b""
-        framing = self.framing
-        overrun = False
-        if body and framing != Framing.NONE:
-            if framing == Framing.LENGTH:
-                if len(body) > self.remaining:
-                    # bytes past Content-Length would be read as the next response
-                    body, overrun = body[:self.remaining], True
-                self.remaining -= len(body)
-                if out and len(body) >= 65536:
-                    conn.write(out)  # no copy of a big body: two writes
-                    out = b""
-                out += body
-            elif framing == Framing.CHUNKED:
-                out += b"%x\r\n%s\r\n" % (len(body), body)
-            else:  # close-delimited (HTTP/1.0 without a length)
-                out += body
-            self.bytes_sent += len(body)
-        if not more and framing == Framing.CHUNKED:
-            out += b"0\r\n\r\n"
+        writer = self.writer
+        assert writer is not None
+        if body:
+            piece = writer.data(body)
+            if not out:
+                out = piece
+            elif len(piece) >= 65536 and writer.framing is _LENGTH:
+                conn.write(out)  # no copy of a big body: two writes
+                out = piece
+            else:
+                out += piece
+            self.bytes_sent = writer.sent
+        if not more:
+            out += writer.end()
         if out:
             conn.write(out)
-        if overrun:
+        if writer.overrun:
+            # the bytes past Content-Length were cut: they would be read as the next response
             self.keep_alive = False
             conn.abort()
             raise AppProtocolError("response body longer than its Content-Length")
         if not more:
-            if self.remaining:
+            if writer.incomplete:
                 # the app declared more than it sent: the peer would wait forever
                 self.keep_alive = False
                 conn.abort()
@@ -194,9 +189,14 @@ class RequestCycle:
     def _make_head(self, body_length: int | None) -> bytes:
         assert self.head_pending is not None
         status, headers = self.head_pending
-        data, self.framing, self.keep_alive, self.remaining = build_head(
-            status, headers, self.minor, self.keep_alive, self.is_head, body_length,
-            self.conn.state.date_server)
+        writer = ResponseWriter(self.is_head, self.minor >= 1, self.keep_alive)
+        try:
+            writer.start(status, headers)
+        except InvalidResponse as exc:
+            raise AppProtocolError(f"invalid http.response.start: {exc}") from None
+        data = writer.head(body_length)
+        self.writer = writer
+        self.keep_alive = writer.keep_alive
         self.head_pending = None
         self.status = status
         self.response_headers = headers
@@ -278,7 +278,7 @@ class RequestCycle:
             self.response_started = True
             self.status = status
             self.keep_alive = False
-            conn.write(error_response(status, message, conn.state.date_server))
+            conn.write(error_response(status, message))
             self.response_complete = True
             conn.response_done(self)
         else:
