@@ -378,3 +378,23 @@ def test_dates():
     assert server_line(b"gcorn") == b"Server: gcorn\r\n"
     with pytest.raises(InvalidResponse):
         server_line(b"bad\r\nname")
+
+
+@pytest.mark.parametrize("status,headers,method,data", [
+    (200, [], b"GET", b"hello"),
+    (200, [("Content-Length", "5")], b"GET", b"hello"),
+    (200, [("Content-Length", "3")], b"GET", b"hello"),
+    (200, [("Content-Length", "9")], b"GET", b"hello"),
+    (200, [], b"HEAD", b"hello"),
+    (204, [], b"GET", b""),
+    (304, [("Content-Length", "5")], b"GET", b""),
+    (200, [("Connection", "close")], b"GET", b""),
+])
+def test_whole_is_head_data_end(status, headers, method, data):
+    one = ResponseWriter(is_head=method == b"HEAD")
+    one.start(status, headers)
+    fused = one.whole(data)
+    writer, wire = write(status, headers, data, method=method, body_length=len(data))
+    assert DATE.sub(b"", fused) == DATE.sub(b"", wire)
+    for name in ("framing", "content_length", "keep_alive", "sent", "overrun", "incomplete"):
+        assert getattr(one, name) == getattr(writer, name), name

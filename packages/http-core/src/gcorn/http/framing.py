@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from .errors import InvalidResponse
 from .response import HeaderLike, check_header, status_line
@@ -68,16 +69,18 @@ _Field = tuple[bytes, int, bytes, int]
 _PLAIN, _CONTENT_LENGTH, _CONNECTION, _DROPPED = 0, 1, 2, 3
 _FIELDS: dict[tuple[object, object], _Field] = {}
 _FIELDS_MAX = 4096
-_STATUS_LINES: dict[tuple[int, object], bytes] = {}
+# status -> its line with the standard reason; (status, reason) -> the line with that one
+_STATUS_LINES: dict[object, bytes] = {}
 
 _DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
            b"Nov", b"Dec")
 _clock: list[object] = [0, b""]
 _SERVER_LINES: dict[bytes, bytes] = {}
-# server name -> its Server and Date lines, for the second in _stamp[0]
-_SERVER_DATE: dict[bytes, bytes] = {}
-_stamp = [0]
+# the Server and Date lines of the last response: valid until (a time.time()), for
+# which server name, the lines
+_server_date: list[Any] = [0.0, b"", b""]
+_time = time.time
 
 
 def http_date(when: float | None = None) -> bytes:
@@ -108,21 +111,20 @@ def server_line(server: bytes) -> bytes:
 
 
 def _server_and_date(server: bytes) -> bytes:
-    """``Server: ...\r\nDate: ...\r\n``, one lookup per response."""
-    now = int(time.time())
-    if _stamp[0] != now:
-        _SERVER_DATE.clear()
-        _stamp[0] = now
-    lines = _SERVER_DATE.get(server)
-    if lines is None:
-        lines = _SERVER_DATE[server] = server_line(server) + date_line()
+    """``Server: ...\r\nDate: ...\r\n`` for now (head() has this test inline)."""
+    cached = _server_date
+    if _time() < cached[0] and cached[1] is server:
+        return cached[2]  # type: ignore[no-any-return]
+    now = int(_time())
+    lines = server_line(server) + date_line()
+    _server_date[:] = [float(now + 1), server, lines]
     return lines
 
 
 def _status_line(status: int, reason: bytes | str | None) -> bytes:
     line = status_line(status, reason)  # raises InvalidResponse for a bad one
     if len(_STATUS_LINES) < 1024:
-        _STATUS_LINES[(status, reason)] = line
+        _STATUS_LINES[status if reason is None else (status, reason)] = line
     return line
 
 
@@ -190,9 +192,14 @@ class ResponseWriter:
     `keep_alive` say what was decided; `sent` counts the body bytes framed.
     """
 
-    __slots__ = ("content_length", "framing", "head_sent", "http11", "is_head", "keep_alive",
-                 "overrun", "sent", "server", "status", "_app_close", "_fields", "_length_line",
-                 "_line")
+    __slots__ = ("content_length", "framing", "head_sent", "http11", "incomplete", "is_head",
+                 "keep_alive", "overrun", "sent", "server", "status", "_app_close", "_fields",
+                 "_length_line", "_line")
+
+    status: int
+    content_length: int | None
+    overrun: bool  # the application sent more than its Content-Length: the rest was cut
+    incomplete: bool  # the body ended short of its Content-Length
 
     def __init__(self, is_head: bool = False, http11: bool = True, keep_alive: bool = True,
                  server: bytes = b"gcorn") -> None:
@@ -200,16 +207,12 @@ class ResponseWriter:
         self.http11 = http11
         self.keep_alive = keep_alive
         self.server = server
-        self.status = 0
         self.framing: Framing | None = None
-        self.content_length: int | None = None
         self.head_sent = False
-        self.overrun = False  # the application sent more than its Content-Length
         self.sent = 0
         self._line = b""
-        self._fields: list[bytes] = []
-        self._length_line = b""
-        self._app_close = False
+        # start() sets status, content_length and the private fields; head() sets
+        # overrun and incomplete: a response pays for each attribute once
 
     def start(self, status: int, headers: Iterable[HeaderLike],
               reason: bytes | str | None = None) -> None:
@@ -221,7 +224,7 @@ class ResponseWriter:
         """
         if self.head_sent:
             raise InvalidResponse("the response head was already sent")
-        line = _STATUS_LINES.get((status, reason))
+        line = _STATUS_LINES.get(status) if reason is None else _STATUS_LINES.get((status, reason))
         if line is None or type(status) is not int:
             line = _status_line(status, reason)
         fields: list[bytes] = []
@@ -274,9 +277,12 @@ class ResponseWriter:
         if not self._line:
             raise InvalidResponse("head() before start()")
         self.head_sent = True
+        self.overrun = self.incomplete = False
         status = self.status
-        parts = [self._line, _server_and_date(self.server)]
-        parts += self._fields
+        cached = _server_date
+        lines = (cached[2] if _time() < cached[0] and cached[1] is self.server
+                 else _server_and_date(self.server))
+        parts = [self._line, lines, *self._fields]
         if status < 200 or status == 204:
             framing = _NONE
             self.content_length = None
@@ -308,6 +314,26 @@ class ResponseWriter:
         else:
             parts.append(b"\r\n")
         return b"".join(parts)
+
+    def whole(self, data: bytes, close: bool = False) -> bytes:
+        """`head`, `data` and `end` at once, for a body that is all in `data` (the usual case).
+
+        One copy of `data`: for a big body, send `head(len(data))` and `data(data)` apart.
+        """
+        out = self.head(len(data), close)
+        if self.framing is _NONE:  # HEAD, 1xx, 204, 304
+            return out
+        # a known length always gives a Content-Length: the application's, or this one
+        length: int = self.content_length  # type: ignore[assignment]
+        if len(data) != length:
+            if len(data) > length:
+                self.overrun = True
+                data = data[:length]
+            else:
+                self.keep_alive = False
+                self.incomplete = True
+        self.sent = len(data)
+        return out + data
 
     def _clip(self, data: bytes) -> bytes:
         limit = self.content_length
@@ -380,15 +406,10 @@ class ResponseWriter:
             return b"".join(parts)
         if framing is _LENGTH and self.sent < self.content_length:  # type: ignore[operator]
             self.keep_alive = False
+            self.incomplete = True
         elif framing is None:
             raise InvalidResponse("end() before the response head")
         return b""
-
-    @property
-    def incomplete(self) -> bool:
-        """The body framed so far is shorter than its Content-Length."""
-        return (self.framing is _LENGTH
-                and self.sent < self.content_length)  # type: ignore[operator]
 
 
 def _drop_named(fields: list[bytes], named: set[bytes]) -> list[bytes]:
