@@ -146,9 +146,21 @@ class RequestCycle:
         body = message.get("body", b"")
         more = message.get("more_body", False)
         conn = self.conn
-        out = self._make_head(None if more else len(body)) if self.head_pending is not None else b""
-        writer = self.writer
-        assert writer is not None
+        if self.head_pending is None:
+            writer = self.writer
+            assert writer is not None
+            out = b""
+        else:
+            writer = self._make_writer()
+            if not more and len(body) < 65536:
+                # the usual response, one body message: head and body in one write
+                conn.write(writer.whole(body))
+                self.keep_alive = writer.keep_alive
+                self.bytes_sent = writer.sent
+                self._complete(writer)
+                return
+            out = writer.head(None if more else len(body))
+            self.keep_alive = writer.keep_alive
         if body:
             piece = writer.data(body)
             if not out:
@@ -163,21 +175,28 @@ class RequestCycle:
             out += writer.end()
         if out:
             conn.write(out)
+        if not more:
+            self._complete(writer)
+        elif writer.overrun:
+            self._complete(writer)  # raises
+        elif conn.write_paused:
+            await conn.drain()
+
+    def _complete(self, writer: ResponseWriter) -> None:
+        """The last body message is out (or one broke the framing): end the exchange."""
+        conn = self.conn
         if writer.overrun:
             # the bytes past Content-Length were cut: they would be read as the next response
             self.keep_alive = False
             conn.abort()
             raise AppProtocolError("response body longer than its Content-Length")
-        if not more:
-            if writer.incomplete:
-                # the app declared more than it sent: the peer would wait forever
-                self.keep_alive = False
-                conn.abort()
-            self.response_complete = True
-            self._wake()
-            conn.response_done(self)
-        elif conn.write_paused:
-            await conn.drain()
+        if writer.incomplete:
+            # the app declared more than it sent: the peer would wait forever
+            self.keep_alive = False
+            conn.abort()
+        self.response_complete = True
+        self._wake()
+        conn.response_done(self)
 
     def _refuse_message(self, kind: str) -> None:
         if not self.response_started:
@@ -186,7 +205,8 @@ class RequestCycle:
             raise AppProtocolError(f"{kind!r} sent after the response was complete")
         raise AppProtocolError(f"expected http.response.body, got {kind!r}")
 
-    def _make_head(self, body_length: int | None) -> bytes:
+    def _make_writer(self) -> ResponseWriter:
+        """The writer of this response, given the pending http.response.start (checked)."""
         assert self.head_pending is not None
         status, headers = self.head_pending
         writer = ResponseWriter(self.is_head, self.minor >= 1, self.keep_alive)
@@ -194,13 +214,11 @@ class RequestCycle:
             writer.start(status, headers)
         except InvalidResponse as exc:
             raise AppProtocolError(f"invalid http.response.start: {exc}") from None
-        data = writer.head(body_length)
         self.writer = writer
-        self.keep_alive = writer.keep_alive
         self.head_pending = None
         self.status = status
         self.response_headers = headers
-        return data
+        return writer
 
     # -- the app task -----------------------------------------------------------------
 
