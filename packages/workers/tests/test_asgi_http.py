@@ -306,6 +306,18 @@ def test_body_longer_than_content_length_is_cut_and_closed(tmp_path: Path) -> No
         srv.stop()
 
 
+def test_body_shorter_than_content_length_closes(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app").wait_ready()
+    try:
+        reply = raw_request(srv.port, b"GET /too-short HTTP/1.1\r\nHost: t\r\n\r\n"
+                            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert b"content-length: 10" in head.lower()
+        assert body == b"123"  # then the close: the client knows the body was cut
+    finally:
+        srv.stop()
+
+
 def test_tls_listener_serves_https(tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",

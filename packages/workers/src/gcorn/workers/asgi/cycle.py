@@ -151,13 +151,27 @@ class RequestCycle:
             assert writer is not None
             out = b""
         else:
-            writer = self._make_writer()
+            # the pending http.response.start, checked by the writer of this response
+            status, headers = self.head_pending
+            writer = self.writer = ResponseWriter(self.is_head, self.minor >= 1, self.keep_alive)
+            try:
+                writer.start(status, headers)
+            except InvalidResponse as exc:
+                raise AppProtocolError(f"invalid http.response.start: {exc}") from None
+            self.head_pending = None
+            self.status = status
+            self.response_headers = headers
             if not more and len(body) < 65536:
                 # the usual response, one body message: head and body in one write
                 conn.write(writer.whole(body))
                 self.keep_alive = writer.keep_alive
                 self.bytes_sent = writer.sent
-                self._complete(writer)
+                if writer.overrun or writer.incomplete:
+                    self._complete(writer)  # raises or closes
+                    return
+                self.response_complete = True
+                self._wake()
+                conn.response_done(self)
                 return
             out = writer.head(None if more else len(body))
             self.keep_alive = writer.keep_alive
@@ -204,21 +218,6 @@ class RequestCycle:
         if self.response_complete:
             raise AppProtocolError(f"{kind!r} sent after the response was complete")
         raise AppProtocolError(f"expected http.response.body, got {kind!r}")
-
-    def _make_writer(self) -> ResponseWriter:
-        """The writer of this response, given the pending http.response.start (checked)."""
-        assert self.head_pending is not None
-        status, headers = self.head_pending
-        writer = ResponseWriter(self.is_head, self.minor >= 1, self.keep_alive)
-        try:
-            writer.start(status, headers)
-        except InvalidResponse as exc:
-            raise AppProtocolError(f"invalid http.response.start: {exc}") from None
-        self.writer = writer
-        self.head_pending = None
-        self.status = status
-        self.response_headers = headers
-        return writer
 
     # -- the app task -----------------------------------------------------------------
 
