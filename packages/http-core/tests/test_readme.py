@@ -40,3 +40,21 @@ def test_readme_example_answers_a_request():
 def test_readme_example_answers_a_bad_request_with_its_status():
     answer = run_example(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
     assert answer == b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"
+
+
+def test_readme_response_writer_example():
+    from gcorn.http import RequestParser
+
+    head = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")[0]
+    server, client = socket.socketpair()
+    with server, client:
+        client.settimeout(5)
+        exec(example("## The response side"), {"sock": server, "head": head})
+        assert server.fileno() != -1  # kept alive: HTTP/1.1 without close
+        server.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\nServer: gcorn\r\nDate: ")
+    assert answer.endswith(b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"5\r\nhello\r\n0\r\n\r\n")

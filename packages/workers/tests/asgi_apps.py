@@ -124,6 +124,10 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"5")]})
         await send({"type": "http.response.body", "body": b"1234567890"})
+    elif path == "/too-short":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"10")]})
+        await send({"type": "http.response.body", "body": b"123"})
     elif path == "/ignore-disconnect":
         try:
             await asyncio.sleep(30)

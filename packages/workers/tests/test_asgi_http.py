@@ -70,7 +70,8 @@ def test_keep_alive_reuses_the_connection(server: AsgiServer) -> None:
 
 def test_http10_closes_unless_keep_alive_asked(server: AsgiServer) -> None:
     reply = raw_request(server.port, b"GET / HTTP/1.0\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+    # RFC 9110 2.5: the highest 1.x the server conforms to, as the WSGI workers answer
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"connection: close" in reply.lower()
     assert reply.endswith(b"Hello, World!")
 
@@ -301,6 +302,18 @@ def test_body_longer_than_content_length_is_cut_and_closed(tmp_path: Path) -> No
         head, _, body = reply.partition(b"\r\n\r\n")
         assert b"content-length: 5" in head.lower()
         assert body == b"12345"  # the extra bytes never reach the client, nor a next response
+    finally:
+        srv.stop()
+
+
+def test_body_shorter_than_content_length_closes(tmp_path: Path) -> None:
+    srv = AsgiServer(tmp_path, "asgi_apps:app").wait_ready()
+    try:
+        reply = raw_request(srv.port, b"GET /too-short HTTP/1.1\r\nHost: t\r\n\r\n"
+                            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert b"content-length: 10" in head.lower()
+        assert body == b"123"  # then the close: the client knows the body was cut
     finally:
         srv.stop()
 

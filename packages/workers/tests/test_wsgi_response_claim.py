@@ -75,7 +75,7 @@ def _read_all(client: socket.socket) -> bytes:
 
 
 def _response(conn: Connection, handler: RequestHandler) -> Response:
-    return Response(conn, False, True, True, handler.server_header, handler.log)
+    return Response(conn, False, True, True, handler.server, handler.log)
 
 
 def test_an_error_answer_on_the_wire_first_wins_over_the_504() -> None:

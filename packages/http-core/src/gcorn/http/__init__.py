@@ -31,6 +31,16 @@ from .errors import (
     UnsupportedVersion,
 )
 from .events import Body, EndOfMessage, Event, Header, RequestHead
+from .framing import (
+    CONTINUE,
+    Framing,
+    ResponseWriter,
+    date_line,
+    error_response,
+    http_date,
+    informational,
+    server_line,
+)
 from .options import ParserOptions
 from .parser import BACKENDS, RequestParser, httptools_available
 from .proxy_protocol import ProxyHeaderReader, ProxyInfo, read_proxy_header
@@ -47,11 +57,13 @@ from .uwsgi import UwsgiParser, UwsgiRequest, encode_uwsgi_vars, parse_uwsgi_var
 
 __all__ = [
     "BACKENDS",
+    "CONTINUE",
     "Body",
     "DuplicateHeader",
     "EndOfMessage",
     "Event",
     "ExpectationFailed",
+    "Framing",
     "HTTPProtocolError",
     "Header",
     "HeaderFieldTooLarge",
@@ -76,20 +88,26 @@ __all__ = [
     "RequestHead",
     "RequestLineTooLong",
     "RequestParser",
+    "ResponseWriter",
     "TooManyHeaders",
     "UnsupportedTransferCoding",
     "UnsupportedVersion",
     "UwsgiParser",
     "UwsgiRequest",
     "check_header",
+    "date_line",
     "encode_chunk",
     "encode_last_chunk",
     "encode_uwsgi_vars",
+    "error_response",
+    "http_date",
     "httptools_available",
+    "informational",
     "parse_uwsgi_vars",
     "read_proxy_header",
     "reason_phrase",
     "serialize_headers",
     "serialize_response_head",
+    "server_line",
     "status_line",
 ]

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gcorn.arbiter import ExitReason, graceful_timeout, setting
+from gcorn.http import date_line
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
@@ -46,7 +47,6 @@ from gcorn.workers.http2 import (
     request_fields,
     response_fields,
 )
-from gcorn.workers.wsgi.response import http_date
 
 __all__ = ["H2Threads"]
 
@@ -65,8 +65,8 @@ _DATE: list[Any] = [b"", []]
 
 
 def _date_server() -> list[tuple[bytes, bytes]]:
-    """`date` and `server` fields, rebuilt when http_date's second changes."""
-    line = http_date()
+    """`date` and `server` fields, rebuilt when date_line's second changes."""
+    line = date_line()
     if line is not _DATE[0]:
         _DATE[1] = [(b"date", line.split(b":", 1)[1].strip()), (b"server", b"gcorn")]
         _DATE[0] = line

@@ -6,12 +6,12 @@ import asyncio
 import time
 from typing import Any
 
+from gcorn.http import CONTINUE, Framing, InvalidResponse, ResponseWriter, error_response
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
 from gcorn.workers.asgi.hooks import HookResponse, call_hook
-from gcorn.workers.asgi.response import Framing, build_head, error_response
 from gcorn.workers.hook_request import HookRequest
 
 __all__ = ["ClientDisconnected", "RequestCycle"]
@@ -20,8 +20,8 @@ Message = dict[str, Any]
 
 # request body bytes buffered before the socket stops being read
 BODY_HIGH_WATER = 256 * 1024
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DISCONNECT = {"type": "http.disconnect"}
+_LENGTH = Framing.LENGTH
 
 
 class RequestCycle:
@@ -39,10 +39,9 @@ class RequestCycle:
     response_complete = False
     head_pending: tuple[int, Any] | None = None
     status = 0
-    framing = Framing.LENGTH
+    writer: ResponseWriter | None = None  # the head, framing and keep-alive (gcorn.http)
     response_headers: list[tuple[bytes, bytes]] = []
     bytes_sent = 0
-    remaining = 0  # Content-Length bytes still owed
     start_time = 0.0
     hook_req: HookRequest | None = None
     task: asyncio.Task[None] | None = None
@@ -102,7 +101,7 @@ class RequestCycle:
             if self.expect_continue:
                 self.expect_continue = False
                 if not self.response_started:
-                    self.conn.write(_CONTINUE)
+                    self.conn.write(CONTINUE)
             await self._waiter()
         body = self.body
         if not body:
@@ -148,42 +147,71 @@ class RequestCycle:
         body = message.get("body", b"")
         more = message.get("more_body", False)
         conn = self.conn
-        out = self._make_head(None if more else len(body)) if self.head_pending is not None else b""
-        framing = self.framing
-        overrun = False
-        if body and framing != Framing.NONE:
-            if framing == Framing.LENGTH:
-                if len(body) > self.remaining:
-                    # bytes past Content-Length would be read as the next response
-                    body, overrun = body[:self.remaining], True
-                self.remaining -= len(body)
-                if out and len(body) >= 65536:
-                    conn.write(out)  # no copy of a big body: two writes
-                    out = b""
-                out += body
-            elif framing == Framing.CHUNKED:
-                out += b"%x\r\n%s\r\n" % (len(body), body)
-            else:  # close-delimited (HTTP/1.0 without a length)
-                out += body
-            self.bytes_sent += len(body)
-        if not more and framing == Framing.CHUNKED:
-            out += b"0\r\n\r\n"
+        if self.head_pending is None:
+            writer = self.writer
+            assert writer is not None
+            out = b""
+        else:
+            # the pending http.response.start, checked by the writer of this response
+            status, headers = self.head_pending
+            writer = self.writer = ResponseWriter(self.is_head, self.minor >= 1, self.keep_alive)
+            try:
+                writer.start(status, headers)
+            except InvalidResponse as exc:
+                raise AppProtocolError(f"invalid http.response.start: {exc}") from None
+            self.head_pending = None
+            self.status = status
+            self.response_headers = headers
+            if not more and len(body) < 65536:
+                # the usual response, one body message: head and body in one write
+                conn.write(writer.whole(body))
+                self.keep_alive = writer.keep_alive
+                self.bytes_sent = writer.sent
+                if writer.overrun or writer.incomplete:
+                    self._complete(writer)  # raises or closes
+                    return
+                self.response_complete = True
+                self._wake()
+                conn.response_done(self)
+                return
+            out = writer.head(None if more else len(body))
+            self.keep_alive = writer.keep_alive
+        if body:
+            piece = writer.data(body)
+            if not out:
+                out = piece
+            elif len(piece) >= 65536 and writer.framing is _LENGTH:
+                conn.write(out)  # no copy of a big body: two writes
+                out = piece
+            else:
+                out += piece
+            self.bytes_sent = writer.sent
+        if not more:
+            out += writer.end()
         if out:
             conn.write(out)
-        if overrun:
+        if not more:
+            self._complete(writer)
+        elif writer.overrun:
+            self._complete(writer)  # raises
+        elif conn.write_paused:
+            await conn.drain()
+
+    def _complete(self, writer: ResponseWriter) -> None:
+        """The last body message is out (or one broke the framing): end the exchange."""
+        conn = self.conn
+        if writer.overrun:
+            # the bytes past Content-Length were cut: they would be read as the next response
             self.keep_alive = False
             conn.abort()
             raise AppProtocolError("response body longer than its Content-Length")
-        if not more:
-            if self.remaining:
-                # the app declared more than it sent: the peer would wait forever
-                self.keep_alive = False
-                conn.abort()
-            self.response_complete = True
-            self._wake()
-            conn.response_done(self)
-        elif conn.write_paused:
-            await conn.drain()
+        if writer.incomplete:
+            # the app declared more than it sent: the peer would wait forever
+            self.keep_alive = False
+            conn.abort()
+        self.response_complete = True
+        self._wake()
+        conn.response_done(self)
 
     def _refuse_message(self, kind: str) -> None:
         if not self.response_started:
@@ -191,17 +219,6 @@ class RequestCycle:
         if self.response_complete:
             raise AppProtocolError(f"{kind!r} sent after the response was complete")
         raise AppProtocolError(f"expected http.response.body, got {kind!r}")
-
-    def _make_head(self, body_length: int | None) -> bytes:
-        assert self.head_pending is not None
-        status, headers = self.head_pending
-        data, self.framing, self.keep_alive, self.remaining = build_head(
-            status, headers, self.minor, self.keep_alive, self.is_head, body_length,
-            self.conn.state.date_server)
-        self.head_pending = None
-        self.status = status
-        self.response_headers = headers
-        return data
 
     # -- the app task -----------------------------------------------------------------
 
@@ -263,7 +280,7 @@ class RequestCycle:
             self.response_started = True
             self.status = status
             self.keep_alive = False
-            conn.write(error_response(status, message, conn.state.date_server))
+            conn.write(error_response(status, message))
             self.response_complete = True
             conn.response_done(self)
         else:

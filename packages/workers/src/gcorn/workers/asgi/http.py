@@ -15,13 +15,19 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from gcorn.http import Body, EndOfMessage, ParseError, ProxyHeaderReader, RequestHead
+from gcorn.http import (
+    Body,
+    EndOfMessage,
+    ParseError,
+    ProxyHeaderReader,
+    RequestHead,
+    error_response,
+)
 from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.errors import ServiceUnavailable
 from gcorn.workers.asgi.h2 import H2Protocol
 from gcorn.workers.asgi.hooks import call_hook
-from gcorn.workers.asgi.response import error_response
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
@@ -373,8 +379,7 @@ class HttpProtocol(asyncio.Protocol):
             cycle.keep_alive = False
             cycle.status = 503
             cycle.response_started = cycle.response_complete = True
-            self.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason,
-                                      state.date_server, minor))
+            self.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason))
             self.response_done(cycle)
             return
         if state.wants_hook_request:
@@ -509,7 +514,7 @@ class HttpProtocol(asyncio.Protocol):
             self.cycle.keep_alive = False
             self._pause_reading(2)
             return
-        self.write(error_response(status, message, state.date_server))
+        self.write(error_response(status, message))
         self.closed_after_error()
 
     def closed_after_error(self) -> None:
@@ -542,7 +547,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.head_since = None
         state = self.state
-        body = error_response(408, "Request Timeout", state.date_server)
+        body = error_response(408, "Request Timeout")
         self.write(body)
         self.closed_after_error()
         if state.access_enabled:

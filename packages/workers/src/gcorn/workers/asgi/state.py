@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gcorn.arbiter import ExitReason, graceful_timeout, setting
+from gcorn.http import date_line, server_line
 from gcorn.workers.access import access_wanted
 from gcorn.workers.asgi.hooks import active_hook
-from gcorn.workers.asgi.response import date_and_server
 from gcorn.workers.deadline import request_timeout
 from gcorn.workers.http2 import PREFACE, H2Options, h2_available
 from gcorn.workers.parsing import parser_factory
@@ -70,7 +70,7 @@ class ServerState:
         self.wants_hook_request = self.pre_request is not None or self.post_request is not None
         # the one decision the WSGI workers use too; a HUP replaces the worker, so once is enough
         self.access_enabled = access_wanted(self.log)
-        self.date_server = date_and_server()
+        self.date_server = date_line() + server_line(b"gcorn")  # HTTP/2's, per tick
         # HTTP/2: settings read once; h2 only when the `h2` library is installed
         self.h2_options = H2Options.from_cfg(cfg)
         self.h2_ready = self.h2_options.enabled and h2_available()
@@ -96,7 +96,7 @@ class ServerState:
     def tick(self) -> None:
         """Refresh the cached clock and `date` header (called by the worker's tick)."""
         self.clock = time.monotonic()
-        self.date_server = date_and_server()
+        self.date_server = date_line() + server_line(b"gcorn")  # HTTP/2's, per tick
 
     def begin_shutdown(self) -> None:
         """Graceful stop: no new keep-alive, finish what is in flight."""

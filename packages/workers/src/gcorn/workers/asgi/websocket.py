@@ -17,10 +17,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from gcorn.http import RequestHead
+from gcorn.http import InvalidResponse, RequestHead, ResponseWriter, error_response
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError, ServiceUnavailable
-from gcorn.workers.asgi.response import Framing, build_head, error_response
 from gcorn.workers.asgi.scope import decode_path
 
 try:
@@ -66,13 +65,11 @@ def start_websocket(conn: Connection, head: RequestHead, scheme: str,
     if not HAVE_WEBSOCKETS:
         state.log.error("WebSocket upgrade refused: the websockets library is not installed"
                         " (%s)", INSTALL_HINT)
-        conn.write(error_response(501, "WebSocket support is not installed on this server",
-                                  state.date_server))
+        conn.write(error_response(501, "WebSocket support is not installed on this server"))
         conn.closed_after_error()
         return None
     if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
-        conn.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason,
-                                  state.date_server))
+        conn.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason))
         conn.closed_after_error()
         return None
     return WebSocketSession(conn, head, scheme, headers)
@@ -398,7 +395,7 @@ class WebSocketSession:
     def _deny(self, status: int, text: str) -> None:
         self.status = status
         self.phase = Phase.CLOSED
-        self.conn.write(error_response(status, text, self.state.date_server))
+        self.conn.write(error_response(status, text))
         self.conn.abort()
         self._disconnect(1006, "")
 
@@ -406,11 +403,14 @@ class WebSocketSession:
         assert self.denial is not None
         status, headers = self.denial
         body = b"".join(self.denial_body)
-        data, framing, _, _ = build_head(status, headers, 1, False, False, len(body),
-                                      self.state.date_server)
+        writer = ResponseWriter(keep_alive=False)
+        try:
+            writer.start(status, headers)
+        except InvalidResponse as exc:
+            raise AppProtocolError(f"invalid websocket.http.response.start: {exc}") from None
         self.status = status
         self.phase = Phase.CLOSED
-        self.conn.write(data + body if framing != Framing.NONE else data)
+        self.conn.write(writer.head(len(body)) + writer.data(body) + writer.end())
         self.conn.abort()
         self._disconnect(1006, "")
 

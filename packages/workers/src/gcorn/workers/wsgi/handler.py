@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from gcorn.http import ParseError, reason_phrase
+from gcorn.http import ParseError, error_response, reason_phrase
 from gcorn.workers import deadline
 from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
@@ -20,7 +20,7 @@ from gcorn.workers.uwsgi import uwsgi_allow_list
 from gcorn.workers.wsgi.environ import EnvironBuilder
 from gcorn.workers.wsgi.file_wrapper import FileWrapper
 from gcorn.workers.wsgi.input import InputStream
-from gcorn.workers.wsgi.response import Response, http_date, server_header
+from gcorn.workers.wsgi.response import Response
 
 __all__ = ["RequestHandler"]
 
@@ -43,7 +43,7 @@ class RequestHandler:
         self.log = worker.log
         self.app = worker.wsgi
         self.environ = EnvironBuilder(cfg, multithread)
-        self.server_header = server_header("gcorn")
+        self.server = b"gcorn"  # the Server field's value
         self.policy = ForwardedPolicy(cfg)
         self.uwsgi = uwsgi_allow_list(cfg) is not None
         self.tls = False
@@ -69,18 +69,13 @@ class RequestHandler:
         if not final and not conn.claim_response():
             self.log.debug("the %d answer not sent: request_timeout answered first", status)
             return 0
-        body = f"{message}\n".encode("latin-1", "replace")
-        head = b"".join((
-            f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1"),
-            self.server_header, http_date(),
-            b"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n",
-            b"Content-Length: %d\r\n\r\n" % len(body)))
+        data = error_response(status, message, self.server)
         try:
-            (conn.send_final if final else conn.sendall)(head + body)
+            (conn.send_final if final else conn.sendall)(data)
         except (ClientDisconnected, OSError) as exc:
             self.log.debug("could not send the %d answer: %s", status, exc)
             return 0
-        return len(body)
+        return len(data) - data.index(b"\r\n\r\n") - 4  # the body's size
 
     def refuse(self, conn: Any, exc: Exception, head: Any = None) -> None:
         """Log and answer a bad request (parser or policy error), access log included."""
@@ -159,7 +154,7 @@ class RequestHandler:
         # an Upgrade or CONNECT request that the app answered as plain HTTP: close after
         closing = closing or head.upgrade is not None or method == "CONNECT"
         resp = Response(conn, method == "HEAD", http11, head.keep_alive and not closing,
-                        self.server_header, self.log, body, self.worker)
+                        self.server, self.log, body, self.worker)
         environ["wsgi.early_hints"] = resp.early_hints
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
                           scheme, peer, body)

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gcorn.http import Body, EndOfMessage, ParseError
+from gcorn.http import CONTINUE, Body, EndOfMessage, ParseError
 from gcorn.workers.errors import ClientDisconnected
 
 __all__ = ["InputStream"]
-
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class InputStream:
@@ -41,7 +39,7 @@ class InputStream:
         conn = self._conn
         if self._want_continue:
             self._want_continue = False
-            conn.sendall(_CONTINUE)
+            conn.sendall(CONTINUE)
         while True:
             try:
                 event = conn.next_event()

@@ -1,67 +1,31 @@
-"""The WSGI response: `start_response`, the `write` callable and body framing.
+"""The WSGI response: `start_response`, the `write` callable, and the bytes they send.
 
-Framing rules: the app's Content-Length is kept (and never exceeded); a
-body of known size gets one; otherwise HTTP/1.1 gets chunked encoding and
-HTTP/1.0 a body delimited by closing the connection. HEAD, 1xx, 204 and 304
-carry no body. Hop-by-hop headers from the app are never sent.
+What PEP 3333 asks of the server is here (status and header types, a second
+`start_response` only with `exc_info`, body items that are bytes); the head,
+the body framing and keep-alive are decided by gcorn.http's `ResponseWriter`
+(see gcorn/http/framing.py for the rules).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
-from gcorn.http import HTTPProtocolError, check_header, status_line
+from gcorn.http import Framing, InvalidResponse, ResponseWriter, check_header, informational
 from gcorn.workers.errors import AppResponseError, ClientDisconnected
 
-__all__ = ["Response", "http_date", "server_header"]
+__all__ = ["Response"]
 
 _STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
-# RFC 9110 7.6.1 hop-by-hop fields, plus the two the server owns
-_DROPPED = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-    "server", "date",
-})
-_NO_BODY_STATUS = frozenset({204, 304})
-
-_date_cache: list[Any] = [0, b""]
-_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
-           b"Nov", b"Dec")
-# validated (name, value) -> bytes pair: apps send the same few headers again and again
-_checked: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_CHECKED_MAX = 4096
-
-
-def http_date() -> bytes:
-    """`Date: <HTTP-date>\\r\\n` for now, recomputed at most once a second."""
-    now = int(time.time())
-    cache = _date_cache
-    if cache[0] != now:
-        t = time.gmtime(now)
-        # RFC 9110 5.6.7 IMF-fixdate (email.utils would pull in megabytes of modules)
-        cache[1] = b"Date: %s, %02d %s %d %02d:%02d:%02d GMT\r\n" % (
-            _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year,
-            t.tm_hour, t.tm_min, t.tm_sec)
-        cache[0] = now
-    return cache[1]  # type: ignore[no-any-return]
-
-
-def server_header(software: str) -> bytes:
-    """`Server: <software>\\r\\n`."""
-    return b"Server: %s\r\n" % software.encode("latin-1")
+_CHUNKED = Framing.CHUNKED
 
 
 class Response:
     """One response on a connection: also the `resp` object given to hooks."""
 
-    __slots__ = ("body", "chunked", "close_delimited", "conn", "content_length", "headers",
-                 "headers_sent", "http11", "is_head", "keep_alive", "log", "must_close",
-                 "omit_body", "sent", "server", "status", "status_code", "worker",
-                 "_status_line", "_wire_headers")
+    __slots__ = ("body", "conn", "headers", "headers_sent", "log", "must_close", "status",
+                 "status_code", "worker", "writer")
 
     def __init__(self, conn: Any, is_head: bool, http11: bool, keep_alive: bool,
                  server: bytes, log: Any, body: Any = None, worker: Any = None) -> None:
@@ -69,23 +33,27 @@ class Response:
         # read when the head is written: a worker stopped meanwhile answers with close
         self.worker = worker
         self.body = body
-        self.is_head = is_head
-        self.http11 = http11
-        self.keep_alive = keep_alive
-        self.server = server
         self.log = log
+        self.writer = ResponseWriter(is_head, http11, keep_alive, server)
         self.status: str | None = None
         self.status_code = 0
         self.headers: list[tuple[str, str]] = []
-        self._wire_headers: list[tuple[bytes, bytes]] = []
-        self._status_line = b""
         self.headers_sent = False
-        self.content_length: int | None = None
-        self.chunked = False
-        self.close_delimited = False
         self.must_close = False
-        self.omit_body = False
-        self.sent = 0
+
+    @property
+    def keep_alive(self) -> bool:
+        """The connection may carry another request (as far as the response goes)."""
+        return self.writer.keep_alive
+
+    @property
+    def sent(self) -> int:
+        """Body bytes sent (the access log's)."""
+        return self.writer.sent
+
+    @sent.setter
+    def sent(self, value: int) -> None:
+        self.writer.sent = value
 
     # -- PEP 3333 ------------------------------------------------------------
 
@@ -104,13 +72,6 @@ class Response:
             raise AppResponseError("start_response called a second time without exc_info")
         if type(status) is not str or not _STATUS.match(status):
             raise AppResponseError(f"invalid status {status!r}")
-        code = int(status[:3])
-        try:
-            self._status_line = status_line(code, status[4:])
-        except HTTPProtocolError as exc:
-            raise AppResponseError(f"invalid status {status!r}: {exc}") from None
-        wire: list[tuple[bytes, bytes]] = []
-        content_length: int | None = None
         for item in headers:
             try:
                 name, value = item
@@ -118,45 +79,25 @@ class Response:
                 raise AppResponseError(f"invalid header {item!r}") from None
             if type(name) is not str or type(value) is not str:
                 raise AppResponseError(f"header name and value must be str: {item!r}")
-            raw = _checked.get((name, value))
-            if raw is None:
-                try:
-                    raw = check_header(name, value.strip(" \t"))
-                except HTTPProtocolError as exc:
-                    raise AppResponseError(f"invalid header {item!r}: {exc}") from None
-                if len(_checked) < _CHECKED_MAX:
-                    _checked[(name, value)] = raw
-            lname = name.lower()
-            if lname in _DROPPED:
-                if lname == "connection" and "close" in value.lower():
-                    self.must_close = True
-                continue
-            if lname == "content-length":
-                value = value.strip()
-                if not value.isdigit() or (content_length is not None
-                                           and int(value) != content_length):
-                    raise AppResponseError(f"invalid Content-Length {value!r}")
-                content_length = int(value)
-            wire.append(raw)
+        code = int(status[:3])
+        try:
+            self.writer.start(code, headers, status[4:])
+        except InvalidResponse as exc:
+            raise AppResponseError(_invalid(status, headers, exc)) from None
         self.status = status
         self.status_code = code
         self.headers = list(headers)
-        self.content_length = content_length
-        self._wire_headers = wire
         return self.write
 
     def early_hints(self, headers: list[tuple[str, str]]) -> None:
         """`wsgi.early_hints`: send a 103 response now (HTTP/1.1 clients, before the head)."""
-        if self.headers_sent or not self.http11:
+        if self.headers_sent or not self.writer.http11:
             return
-        lines = [b"HTTP/1.1 103 Early Hints\r\n"]
-        for name, value in headers:
-            try:
-                lines.append(b"%s: %s\r\n" % check_header(name, value))
-            except HTTPProtocolError as exc:
-                raise AppResponseError(f"invalid early hint {name!r}: {exc}") from None
-        lines.append(b"\r\n")
-        self.conn.sendall(b"".join(lines))
+        try:
+            data = informational(103, headers)
+        except InvalidResponse as exc:
+            raise AppResponseError(f"invalid early hint {headers!r}: {exc}") from None
+        self.conn.sendall(data)
 
     def write(self, data: bytes) -> None:
         """Send body bytes (the `write` callable and every item of the iterable)."""
@@ -167,46 +108,25 @@ class Response:
         if not self.headers_sent:
             self.send_head(data, final=False)
             return
-        self._send_body(data)
-
-    # -- framing -------------------------------------------------------------
-
-    def _frame(self, body_length: int | None) -> None:
-        code = self.status_code
-        self.omit_body = self.is_head or code < 200 or code in _NO_BODY_STATUS
-        if code < 200 or code == 204:
-            self.content_length = None
-            self._wire_headers = [h for h in self._wire_headers
-                                  if h[0].lower() != b"content-length"]
+        if not data:
             return
-        if self.content_length is None and body_length is not None and not self.omit_body:
-            self.content_length = body_length
-            self._wire_headers.append((b"Content-Length", b"%d" % body_length))
-        if self.content_length is None and not self.omit_body:
-            if self.http11:
-                self.chunked = True
-            else:
-                self.close_delimited = True
-                self.must_close = True
+        writer = self.writer
+        over = writer.overrun
+        if writer.framing is _CHUNKED:
+            before, data, after = writer.data_parts(data)
+            self.conn.send_parts(before, data, after)
+            return
+        data = writer.data(data)
+        if writer.overrun and not over:
+            self._warn_overrun()
+        if data:
+            self.conn.sendall(data)
 
-    def _head_bytes(self) -> bytes:
-        if self.body is not None and self.body.continue_pending:
-            # the client still waits for 100 Continue before sending its body:
-            # it may never send it, so this connection cannot carry another request
-            self.must_close = True
-        parts = [self._status_line, self.server, http_date()]
-        parts.extend(b"%s: %s\r\n" % field for field in self._wire_headers)
-        if self.chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        if self.keep_alive and self.worker is not None and not self.worker.alive:
-            self.must_close = True  # a graceful stop began while the app ran
-        if self.must_close or not self.keep_alive:
-            parts.append(b"Connection: close\r\n\r\n")
-        elif not self.http11:
-            parts.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            parts.append(b"\r\n")
-        return b"".join(parts)
+    def _warn_overrun(self) -> None:
+        self.log.warning("the app sent more than its Content-Length %d; extra bytes dropped",
+                         self.writer.content_length)
+
+    # -- the head and the end ----------------------------------------------------
 
     def send_head(self, body: bytes = b"", final: bool = False, body_length: int | None = None) -> None:
         """Send the head, with `body` in the same write; `final` when it is the whole body."""
@@ -215,38 +135,29 @@ class Response:
         if not self.conn.claim_response():
             # request_timeout answered this request first (gthread's watchdog)
             raise ClientDisconnected("the request ran past request_timeout: already answered")
-        self._frame(len(body) if final else body_length)
+        close = self.must_close
+        if self.body is not None and self.body.continue_pending:
+            # the client still waits for 100 Continue before sending its body:
+            # it may never send it, so this connection cannot carry another request
+            close = True
+        worker = self.worker
+        if worker is not None and not worker.alive:
+            close = True  # a graceful stop began while the app ran
+        writer = self.writer
+        head = writer.head(len(body) if final else body_length, close)
         self.headers_sent = True
-        head = self._head_bytes()
-        if not body or self.omit_body:
+        if not body:
             self.conn.sendall(head)
             return
-        body = self._clip(body)
-        if self.chunked:
-            self.conn.send_parts(b"%s%x\r\n" % (head, len(body)), body, b"\r\n")
+        before, body, after = writer.data_parts(body)
+        if writer.overrun:
+            self._warn_overrun()
+        if not body:
+            self.conn.sendall(head)
+        elif after:
+            self.conn.send_parts(head + before, body, after)
         else:
             self.conn.send_parts(head, body)
-        self.sent += len(body)
-
-    def _clip(self, data: bytes) -> bytes:
-        limit = self.content_length
-        if limit is not None and self.sent + len(data) > limit:
-            self.log.warning("the app sent more than its Content-Length %d; extra bytes dropped",
-                             limit)
-            data = data[:max(limit - self.sent, 0)]
-        return data
-
-    def _send_body(self, data: bytes) -> None:
-        if self.omit_body or not data:
-            return
-        data = self._clip(data)
-        if not data:
-            return
-        if self.chunked:
-            self.conn.send_parts(b"%x\r\n" % len(data), data, b"\r\n")
-        else:
-            self.conn.sendall(data)
-        self.sent += len(data)
 
     def write_all(self, chunks: list[bytes] | tuple[bytes, ...]) -> None:
         """Send a list/tuple body: its length is known, so one write with the head."""
@@ -260,12 +171,13 @@ class Response:
         """End the body: send the head if not yet sent, the last chunk if chunked."""
         if not self.headers_sent:
             self.send_head(b"", final=True)
-        elif self.chunked:
-            self.conn.sendall(b"0\r\n\r\n")
-        if (self.content_length is not None and not self.omit_body
-                and self.sent < self.content_length):
+        writer = self.writer
+        tail = writer.end()
+        if tail:
+            self.conn.sendall(tail)
+        if writer.incomplete:
             self.log.warning("the app sent %d of its %d-byte Content-Length; closing",
-                             self.sent, self.content_length)
+                             writer.sent, writer.content_length)
             self.must_close = True
 
     def send_file(self, wrapper: Any, fd: int) -> None:
@@ -279,15 +191,25 @@ class Response:
         remaining = max(os.fstat(fd).st_size - offset, 0)
         if not self.headers_sent:
             self.send_head(b"", final=False, body_length=remaining)
-        count = remaining if self.content_length is None else min(
-            remaining, self.content_length - self.sent)
-        if self.omit_body or count <= 0:
+        writer = self.writer
+        before, count, after = writer.reserve(remaining)
+        if count <= 0:
             return
-        if self.chunked:
-            self.conn.sendall(b"%x\r\n" % count)
+        if before:
+            self.conn.sendall(before)
         sent = self.conn.sendfile(wrapper.filelike, offset, count)
-        self.sent += sent
-        if self.chunked:
-            self.conn.sendall(b"\r\n")
+        if after:
+            self.conn.sendall(after)
         if sent < count:
+            writer.sent -= count - sent
             self.must_close = True
+
+
+def _invalid(status: str, headers: list[tuple[str, str]], exc: InvalidResponse) -> str:
+    """Name what the writer refused: the status, or the first bad header."""
+    for name, value in headers:
+        try:
+            check_header(name, value)
+        except InvalidResponse as field_exc:
+            return f"invalid header {(name, value)!r}: {field_exc}"
+    return f"invalid response {status!r}: {exc}"
