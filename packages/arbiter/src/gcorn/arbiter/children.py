@@ -20,7 +20,7 @@ from gcorn.arbiter.parentdeath import set_parent_death_signal
 from gcorn.arbiter.proctitle import set_process_title
 from gcorn.arbiter.scoreboard import ExitReason, Restart, Scoreboard
 from gcorn.arbiter.side import SideProcess
-from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
+from gcorn.arbiter.signals import exited_children, fork_with_signals_blocked, restore_signal_mask
 from gcorn.arbiter.worker import Worker
 
 if TYPE_CHECKING:
@@ -336,13 +336,7 @@ class ChildrenMixin:
 
     def _reap(self) -> None:
         """Collect every child that exited and react to each."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             code = os.waitstatus_to_exitcode(status)
             if pid == self.reexec_pid:
                 self.log.info("The re-exec'd master (pid %s) exited with %s", pid, describe_exit(code))

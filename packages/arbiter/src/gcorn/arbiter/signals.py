@@ -10,7 +10,7 @@ import collections
 import os
 import select
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import FrameType
 
 MASTER_SIGNALS: tuple[signal.Signals, ...] = (
@@ -45,6 +45,18 @@ def fork_with_signals_blocked(
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return pid, old
+
+
+def exited_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has exited, without blocking: SIGCHLD's work."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
 
 
 def restore_signal_mask(mask: set[signal.Signals | int]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from gcorn.arbiter.backoff import backoff_delay
 from gcorn.arbiter.memory import MIB, MemoryCap, rss_bytes
-from gcorn.arbiter.signals import fork_with_signals_blocked, restore_signal_mask
+from gcorn.arbiter.signals import exited_children, fork_with_signals_blocked, restore_signal_mask
 
 from . import callstats as cs
 from . import scoreboard as sb
@@ -413,13 +413,7 @@ class DirtyArbiter:
                 os.kill(pid, sig)
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             worker = self.workers.pop(pid, None)
             self._memory_cap.forget(pid)
             if worker is None:

@@ -47,6 +47,7 @@ from gcorn.workers.http2 import (
     request_fields,
     response_fields,
 )
+from gcorn.workers.wsgi.response import close_iterable
 
 __all__ = ["H2Threads"]
 
@@ -737,12 +738,7 @@ class H2Session:
         finally:
             if disarm is not None:
                 disarm()
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    self.log.exception("the response iterable's close() failed")
+            close_iterable(result, self.log)
             if lock is None:
                 stats.end(fields.method, resp.status_code, time.monotonic() - started)
             else:

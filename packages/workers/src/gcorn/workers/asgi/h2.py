@@ -372,10 +372,7 @@ class H2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         state = self.state
-        state.connections.discard(self)
-        state.worker.stats.connection_closed()
-        if state.accept_paused:
-            state.resume_accepting()
+        state.connection_gone(self)
         for stream in list(self.streams.values()):
             self._lose(stream)
         for waiter in self.write_waiters:

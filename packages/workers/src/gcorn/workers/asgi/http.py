@@ -109,10 +109,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         state = self.state
-        state.connections.discard(self)
-        state.worker.stats.connection_closed()
-        if state.accept_paused:
-            state.resume_accepting()
+        state.connection_gone(self)
         cycle = self.cycle
         if cycle is not None:
             cycle.lose_client()

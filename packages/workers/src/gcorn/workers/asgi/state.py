@@ -98,6 +98,14 @@ class ServerState:
         self.clock = time.monotonic()
         self.date_server = date_line() + server_line(b"gcorn")  # HTTP/2's, per tick
 
+    def connection_gone(self, conn: Any) -> None:
+        """A connection (HTTP/1 or HTTP/2) of this worker closed: forget and count it, and
+        accept again if the worker had stopped at its connection limit."""
+        self.connections.discard(conn)
+        self.worker.stats.connection_closed()
+        if self.accept_paused:
+            self.resume_accepting()
+
     def begin_shutdown(self) -> None:
         """Graceful stop: no new keep-alive, finish what is in flight."""
         self.shutting_down = True

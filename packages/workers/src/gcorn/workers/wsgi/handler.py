@@ -20,7 +20,7 @@ from gcorn.workers.uwsgi import uwsgi_allow_list
 from gcorn.workers.wsgi.environ import EnvironBuilder
 from gcorn.workers.wsgi.file_wrapper import FileWrapper
 from gcorn.workers.wsgi.input import InputStream
-from gcorn.workers.wsgi.response import Response
+from gcorn.workers.wsgi.response import Response, close_iterable
 
 __all__ = ["RequestHandler"]
 
@@ -247,12 +247,7 @@ class RequestHandler:
         finally:
             if disarm is not None:
                 disarm()
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    self.log.exception("the response iterable's close() failed")
+            close_iterable(result, self.log)
         return True
 
     def _sendfile_fd(self, conn: Any, wrapper: FileWrapper) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any
 from gcorn.http import Framing, InvalidResponse, ResponseWriter, check_header, informational
 from gcorn.workers.errors import AppResponseError, ClientDisconnected
 
-__all__ = ["Response"]
+__all__ = ["Response", "close_iterable"]
 
 _STATUS = re.compile(r"[1-9][0-9][0-9](?: [^\r\n\x00]*)?\Z")
 _CHUNKED = Framing.CHUNKED
@@ -213,3 +213,14 @@ def _invalid(status: str, headers: list[tuple[str, str]], exc: InvalidResponse) 
         except InvalidResponse as field_exc:
             return f"invalid header {(name, value)!r}: {field_exc}"
     return f"invalid response {status!r}: {exc}"
+
+
+def close_iterable(result: Any, log: Any) -> None:
+    """PEP 3333: call the app's iterable's close() when it has one, whatever happened;
+    its failure is logged, never raised over the request's own outcome."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("the response iterable's close() failed")
