@@ -32,7 +32,7 @@ from . import callstats as cs
 from . import scoreboard as sb
 from .app import AppSpec, probe_apps
 from .codec import get_codec
-from .config import DirtyConfig, Hooks, check_stash_backend
+from .config import DirtyConfig, Hooks, StopMode, check_stash_backend
 from .errors import DirtyConfigError, DirtyError, DirtyMessageTooLargeError, DirtyProtocolError
 from .listener import publish_listening_socket
 from .pidfile import claim_pidfile, release_pidfile
@@ -121,7 +121,7 @@ class DirtyArbiter:
         self.board = sb.Scoreboard.create(os.path.join(self.runtime_dir, "scoreboard"))
         self._free_slots = list(range(sb.MAX_SLOTS - 1, -1, -1))
         self._age = 0
-        self._stopping = ""
+        self._stopping = StopMode.NONE
         self._fds_to_close_in_child: set[int] = set()
         self._client_writers: set[asyncio.StreamWriter] = set()
         self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
@@ -228,7 +228,7 @@ class DirtyArbiter:
                 self._spawn_metrics()
             if self.cfg.exit_with_parent and os.getppid() != self.ppid:
                 log.warning("dirty arbiter: parent %s is gone, stopping", self.ppid)
-                self._stopping = "graceful"
+                self._stopping = StopMode.GRACEFUL
                 break
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -461,11 +461,11 @@ class DirtyArbiter:
     # ------------------------------------------------------------- signals
     def _graceful(self) -> None:
         if not self._stopping:
-            self._stopping = "graceful"
+            self._stopping = StopMode.GRACEFUL
         self._wake.set()
 
     def _quick(self) -> None:
-        self._stopping = "quick"
+        self._stopping = StopMode.QUICK
         self._wake.set()
 
     def _reopen(self) -> None:
@@ -552,14 +552,14 @@ class DirtyArbiter:
                 os.kill(pid, signal.SIGKILL)  # it holds nothing: no need to wait for it politely
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-        quick = self._stopping == "quick"
+        quick = self._stopping is StopMode.QUICK
         limit = QUICK_STOP_LIMIT if quick else self.cfg.dirty_graceful_timeout
         for pid in list(self.workers):
             self._kill(pid, signal.SIGQUIT if quick else signal.SIGTERM)
         deadline = time.monotonic() + limit
         while self.workers and time.monotonic() < deadline:
             self._reap()
-            if self._stopping == "quick" and not quick:
+            if self._stopping is StopMode.QUICK and not quick:
                 quick = True  # QUIT during a graceful stop: hurry up
                 deadline = min(deadline, time.monotonic() + QUICK_STOP_LIMIT)
                 for pid in list(self.workers):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib.util
 import os
 import runpy
@@ -20,6 +21,14 @@ BACKENDS = ("local", "ray")
 
 def _noop(*_args: Any) -> None:
     return None
+
+
+class StopMode(enum.IntEnum):
+    """How a dirty process was told to stop, in rising urgency (NONE: it was not; falsy)."""
+
+    NONE = 0
+    GRACEFUL = 1  # TERM: finish the calls in flight, up to dirty_graceful_timeout
+    QUICK = 2  # INT, QUIT: stop now
 
 
 @dataclasses.dataclass

@@ -30,7 +30,7 @@ from . import scoreboard as sb
 from .app import load_app_class, thread_loop
 from .batching import Batcher, BatchSpec, batch_spec
 from .codec import check_size, get_codec
-from .config import DirtyConfig, Hooks
+from .config import DirtyConfig, Hooks, StopMode
 from .dispatch import Dispatcher, WorkerConn
 from .errors import (
     DirtyAppError,
@@ -96,7 +96,7 @@ class DirtyWorker:
         self.codec = get_codec(self.cfg.dirty_codec)
         self.max_size = self.cfg.dirty_max_message_size
         self.threads = self.cfg.dirty_threads
-        self._stop = ""  # "", "graceful" or "fast"
+        self._stop = StopMode.NONE
         self._exit_code = 0
         self._stop_at = 0.0
         self._running: dict[int, float] = {}
@@ -144,7 +144,7 @@ class DirtyWorker:
             self.board.set_state(self.slot, sb.SlotState.READY)
         log.debug("dirty worker %s ready with %s", self.pid, list(self.app_paths))
         self._wait_for_stop(dispatcher)
-        if self._stop == "graceful":
+        if self._stop is StopMode.GRACEFUL:
             remaining = self._stop_at + max(0.0, self.cfg.dirty_graceful_timeout) - time.monotonic()
             dispatcher.exit(remaining)
             self._close_apps()
@@ -172,7 +172,7 @@ class DirtyWorker:
         ray = connect(address)
         # ray.init() makes SIGTERM exit the process (and Ray's C++ side logs it as a crash): the
         # worker's graceful stop, which runs the apps' close() in their actors, must stay.
-        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("graceful"))
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop(StopMode.GRACEFUL))
         host = socket.gethostname()
 
         def make(path: str) -> Any:
@@ -189,15 +189,15 @@ class DirtyWorker:
         self._exit_code = ACTOR_LOST
         if self.board is not None:
             self.board.set_state(self.slot, sb.SlotState.DRAINING)
-        self._request_stop("graceful")
+        self._request_stop(StopMode.GRACEFUL)
 
     def _wait_for_stop(self, dispatcher: Dispatcher) -> None:
         """Main thread: handle signals; on a graceful stop, drain then return."""
         while True:
-            if self._stop == "fast":
+            if self._stop is StopMode.QUICK:
                 return
             timeout: float | None = None
-            if self._stop == "graceful":
+            if self._stop is StopMode.GRACEFUL:
                 if dispatcher.accepting:
                     dispatcher.stop_accepting()
                     with contextlib.suppress(FileNotFoundError):
@@ -223,16 +223,16 @@ class DirtyWorker:
         os.set_blocking(wfd, False)
         self._wake_r, self._wake_w = rfd, wfd
         signal.set_wakeup_fd(wfd)
-        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("graceful"))
-        signal.signal(signal.SIGINT, lambda *_: self._request_stop("fast"))
-        signal.signal(signal.SIGQUIT, lambda *_: self._request_stop("fast"))
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop(StopMode.GRACEFUL))
+        signal.signal(signal.SIGINT, lambda *_: self._request_stop(StopMode.QUICK))
+        signal.signal(signal.SIGQUIT, lambda *_: self._request_stop(StopMode.QUICK))
         signal.signal(signal.SIGUSR1, lambda *_: reopen_log_files())
         for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH):
             signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
-    def _request_stop(self, how: str) -> None:
-        if how == "fast" or not self._stop:
+    def _request_stop(self, how: StopMode) -> None:
+        if how > self._stop:
             if not self._stop:
                 self._stop_at = time.monotonic()
             self._stop = how
@@ -455,7 +455,7 @@ class DirtyWorker:
                 self.board.set_i64(self.slot, sb.OVERDUE, overdue)
             if os.getppid() != self.ppid:
                 log.warning("dirty worker %s: arbiter %s is gone, stopping", self.pid, self.ppid)
-                self._request_stop("graceful")
+                self._request_stop(StopMode.GRACEFUL)
                 threading.Timer(max(0.1, self.cfg.dirty_graceful_timeout), os._exit, (1,)).start()
                 return
             time.sleep(interval)
