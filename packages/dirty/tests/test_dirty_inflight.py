@@ -46,3 +46,22 @@ def test_frames_of_one_read_go_to_their_callers_and_final_ones_free_the_slot() -
     assert calls.feed(frame(MsgType.RESULT, 1, 10)) is False and a.frames == []
     calls.fail(DirtyWorkerLostError("gone"))
     assert isinstance(c.error, DirtyWorkerLostError) and len(calls) == 0 and calls.load() == 0
+
+
+def test_a_close_of_the_own_client_fails_its_calls_and_lets_guests_finish() -> None:
+    from gcorn.dirty.errors import DirtyConnectionError
+
+    calls = InFlight(1 << 20)
+    own, guest, own_batched = Seen(), Seen(), Seen()
+    calls.add(1, own)
+    calls.add(2, guest, guest=True)  # handed off for another client's caller
+    calls.add(3, own_batched, batched=True)
+    calls.fail_own(DirtyConnectionError("dirty client closed"))
+    assert isinstance(own.error, DirtyConnectionError) and isinstance(own_batched.error, DirtyConnectionError)
+    assert guest.error is None and calls.guests == {2} and len(calls) == 1 and not calls.batched
+    # the own calls' late replies are dropped; the guest's ends it, and no guest is left
+    assert calls.feed(frame(MsgType.RESULT, 1, "late") + frame(MsgType.RESULT, 2, "ok"))
+    assert guest.frames == [(MsgType.RESULT, "ok", True)] and not calls.guests and len(calls) == 0
+    calls.add(4, Seen(), guest=True)
+    calls.forget(4)  # a guest that gave up is no guest any more
+    assert not calls.guests

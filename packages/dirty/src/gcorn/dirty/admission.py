@@ -147,12 +147,13 @@ class SlotQueue:
                 if q:
                     q[0].event.set()
 
-    def send_head(self, ticket: Ticket, d: Directory, conn: SyncConn) -> bool:
-        """Hand-off: send ``ticket``'s call on ``conn`` for its thread; False if it is not the head now."""
+    def send_head(self, ticket: Ticket, d: Directory, conn: SyncConn, owner: object) -> bool:
+        """Hand-off: send ``ticket``'s call on ``conn`` (of client ``owner``) for its thread;
+        False if it is not the head now."""
         if not self.claim(ticket, wake_next=False):  # our next reply hands off again
             return False
         try:
-            ticket.sent = (d, conn, conn.start(ticket.rid, ticket.bufs))
+            ticket.sent = (d, conn, conn.start(ticket.rid, ticket.bufs, guest=ticket.owner is not owner))
         except DirtyError as exc:
             ticket.error = exc
         finally:
@@ -247,11 +248,11 @@ class AsyncSlotQueue:
             if q:
                 wake(q[0])
 
-    def send_head(self, ticket: AsyncTicket, d: Directory, conn: AsyncConn) -> bool:
-        """Hand-off: write ``ticket``'s call on ``conn`` for its task."""
+    def send_head(self, ticket: AsyncTicket, d: Directory, conn: AsyncConn, owner: object) -> bool:
+        """Hand-off: write ``ticket``'s call on ``conn`` (of client ``owner``) for its task."""
         self.leave(ticket, wake_next=False)  # our next reply hands off again
         try:
-            conn.send_now(ticket.rid, ticket.bufs, ticket.target)
+            conn.send_now(ticket.rid, ticket.bufs, ticket.target, guest=ticket.owner is not owner)
             ticket.sent = (d, conn)
         except DirtyError as exc:
             ticket.error = exc
@@ -275,9 +276,8 @@ def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
     the directory ``d`` (``fresh``: it is this process's own, not inherited across a fork)
     and the connections of that thread's or loop's client, ``owner``. What it cannot do
     here (a stale directory, no open connection, a frame too large to send for another
-    thread, a call of another client) is left to the head's own caller, woken to do it.
-    A call goes out only on its own client's connections: another client's close would
-    otherwise fail it.
+    thread) is left to the head's own caller, woken to do it. A call of another client
+    goes out as a guest of ``owner``'s connection: ``owner`` closing it does not fail it.
     """
     if not queue.apps:
         return
@@ -286,7 +286,7 @@ def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
             head = queue.head(app)
             if head is None:
                 break
-            if d is None or not fresh or d.stale() or not head.small or head.owner is not owner:
+            if d is None or not fresh or d.stale() or not head.small:
                 queue.kick()
                 break
             try:
@@ -300,7 +300,7 @@ def hand_off(queue: SlotQueue | AsyncSlotQueue, d: Directory | None,
             if conn is None or not conn.alive:
                 queue.kick()
                 break
-            queue.send_head(head, d, conn)  # type: ignore[arg-type]  # each queue, its own conns
+            queue.send_head(head, d, conn, owner)  # type: ignore[arg-type]  # each queue, its own conns
 
 
 class PoolQueues:

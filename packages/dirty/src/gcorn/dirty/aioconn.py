@@ -67,6 +67,8 @@ class AsyncConn(asyncio.Protocol):
         self._corked: list[Any] = []  # frames of batched calls written at the end of this loop turn
         self.generation = 0  # of the worker, set by the client that opened it
         self.alive = True
+        # its client closed it while guests were in flight: it closes after their replies
+        self.closing = False
         self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
         # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
@@ -108,6 +110,12 @@ class AsyncConn(asyncio.Protocol):
             return
         if freed and self.on_free is not None:
             self.on_free()
+        if freed and self.closing:
+            self._close_when_guests_done()
+
+    def _close_when_guests_done(self) -> None:
+        if self.closing and not self.calls.guests:
+            self._fail(DirtyConnectionError("dirty client closed"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every call still waiting on this worker."""
@@ -188,6 +196,8 @@ class AsyncConn(asyncio.Protocol):
         """
         if not self.alive or self.transport is None:
             raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
+        if self.closing:
+            raise DirtyConnectionError("dirty client closed")
         self.calls.add(rid, target, True)
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
@@ -207,11 +217,14 @@ class AsyncConn(asyncio.Protocol):
         if bufs and self.alive and self.transport is not None:
             self.transport.writelines(bufs)
 
-    def send_now(self, rid: int, bufs: list[Any], target: Reply) -> None:
-        """Register ``target`` and write the frame without waiting for the socket to drain."""
+    def send_now(self, rid: int, bufs: list[Any], target: Reply, guest: bool = False) -> None:
+        """Register ``target`` and write the frame without waiting for the socket to drain
+        (``guest``: for another client's caller)."""
         if not self.alive or self.transport is None:
             raise self.lost.copy() if self.lost else DirtyWorkerLostError("dirty worker connection closed")
-        self.calls.add(rid, target)
+        if self.closing:
+            raise DirtyConnectionError("dirty client closed")
+        self.calls.add(rid, target, guest=guest)
         if len(bufs) == 1:
             self.transport.write(bufs[0])
         else:
@@ -222,7 +235,16 @@ class AsyncConn(asyncio.Protocol):
         self.calls.forget(rid)
         if cancel and self.alive and self.transport is not None:
             self.transport.write(frame_buffers(MsgType.CANCEL, rid, [])[0])
+        self._close_when_guests_done()
 
     def close(self) -> None:
-        """Close the transport."""
+        """Close the transport; pending calls fail with DirtyConnectionError.
+
+        Calls it carries for other clients' callers (hand-offs) are not this client's
+        to fail: the transport then stays open, for nothing new, until their replies are in.
+        """
+        if self.alive and self.calls.guests:
+            self.closing = True
+            self.calls.fail_own(DirtyConnectionError("dirty client closed"))
+            return
         self._fail(DirtyConnectionError("dirty client closed"))

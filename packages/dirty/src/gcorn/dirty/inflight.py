@@ -33,7 +33,7 @@ class Reply(Protocol):
 class InFlight:
     """Request ids to their callers' replies, fed with the bytes a connection receives."""
 
-    __slots__ = ("parser", "calls", "batched")
+    __slots__ = ("parser", "calls", "batched", "guests")
 
     def __init__(self, max_size: int) -> None:
         self.parser = FrameParser(max_size)
@@ -41,6 +41,9 @@ class InFlight:
         # Calls to @batched actions: they gather in the worker without taking a slot each,
         # so they are not the connection's slot load.
         self.batched: set[int] = set()
+        # Calls sent here for a caller of another client of this process (a hand-off): a
+        # close of this connection's own client must let them finish (see fail_own).
+        self.guests: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.calls)
@@ -49,16 +52,19 @@ class InFlight:
         """Calls in flight that hold a worker slot."""
         return len(self.calls) - len(self.batched)
 
-    def add(self, rid: int, reply: Reply, batched: bool = False) -> None:
-        """Expect the frames of request ``rid``."""
+    def add(self, rid: int, reply: Reply, batched: bool = False, guest: bool = False) -> None:
+        """Expect the frames of request ``rid`` (``guest``: another client's caller waits)."""
         self.calls[rid] = reply
         if batched:
             self.batched.add(rid)
+        if guest:
+            self.guests.add(rid)
 
     def forget(self, rid: int) -> None:
         """Drop request ``rid`` (its caller gave up): its frames, if any come, are ignored."""
         self.calls.pop(rid, None)
         self.batched.discard(rid)
+        self.guests.discard(rid)
 
     def feed(self, data: Any) -> bool:
         """Parse received bytes and route their frames; True when a call ended (a slot freed)."""
@@ -77,6 +83,8 @@ class InFlight:
                 del calls[rid]
                 if self.batched:
                     self.batched.discard(rid)
+                if self.guests:
+                    self.guests.discard(rid)
                 freed = True
             reply.push(mtype, payload, final)
         return freed
@@ -85,5 +93,14 @@ class InFlight:
         """End every call in flight with ``error``."""
         calls, self.calls = self.calls, {}
         self.batched.clear()
+        self.guests.clear()
         for reply in calls.values():
+            reply.fail(error)
+
+    def fail_own(self, error: DirtyError) -> None:
+        """End the calls of this connection's own client with ``error``; its guests go on."""
+        own = [rid for rid in self.calls if rid not in self.guests]
+        for rid in own:
+            reply = self.calls.pop(rid)
+            self.batched.discard(rid)
             reply.fail(error)

@@ -38,13 +38,14 @@ _TICK_TIMEVAL = struct.pack("ll", 0, int(TICK * 1e6))
 class Waiter:
     """Frames received for one request, and the event its thread sleeps on (an inflight.Reply)."""
 
-    __slots__ = ("frames", "event", "done", "sleepers")
+    __slots__ = ("frames", "event", "done", "sleepers", "error")
 
     def __init__(self, sleepers: set[Waiter]) -> None:
         self.frames: collections.deque[tuple[int, Any]] = collections.deque()
         self.event: threading.Event | None = None  # made only if this thread ever sleeps
         self.done = False
         self.sleepers = sleepers  # its connection's sleeping threads (see SyncConn.wait)
+        self.error: DirtyError | None = None  # its own end, the connection going on (fail_own)
 
     def push(self, mtype: int, payload: Any, final: bool) -> None:
         """One frame for this request (called under the connection's state lock)."""
@@ -58,7 +59,10 @@ class Waiter:
             _wake(self)
 
     def fail(self, error: DirtyError) -> None:
-        """The connection is lost: the thread wakes and raises the connection's error."""
+        """The call ends with ``error``: the thread wakes and raises it."""
+        self.error = error
+        if self in self.sleepers:
+            self.sleepers.discard(self)
         _wake(self)
 
 
@@ -92,6 +96,8 @@ class SyncConn:
         self.reading = False
         self.sleepers: set[Waiter] = set()
         self.alive = True
+        # its client closed it while guests were in flight: it closes after their replies
+        self.closing = False
         self.lost: DirtyError | None = None
         # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
         self.on_free: Callable[[], None] | None = None
@@ -104,13 +110,13 @@ class SyncConn:
         """Calls to @batched actions this connection has in flight."""
         return len(self.calls.batched)
 
-    def start(self, rid: int, bufs: list[Any], batched: bool = False) -> Waiter:
-        """Register a request and send its frame."""
+    def start(self, rid: int, bufs: list[Any], batched: bool = False, guest: bool = False) -> Waiter:
+        """Register a request and send its frame (``guest``: for another client's caller)."""
         waiter = Waiter(self.sleepers)
         with self.state_lock:
-            if not self.alive:
-                raise _lost(self.lost)
-            self.calls.add(rid, waiter, batched)
+            if not self.alive or self.closing:
+                raise _lost(self.lost) if not self.alive else DirtyConnectionError("dirty client closed")
+            self.calls.add(rid, waiter, batched, guest)
         try:
             with self.write_lock:
                 send_buffers(self.sock, bufs)
@@ -124,6 +130,7 @@ class SyncConn:
         """Stop waiting for ``rid`` (timed out or abandoned); tell the worker when asked."""
         with self.state_lock:
             self.calls.forget(rid)
+        self._close_when_guests_done()
         if cancel and self.alive:
             try:
                 with self.write_lock:
@@ -137,6 +144,8 @@ class SyncConn:
             with self.state_lock:
                 if waiter.frames:
                     return
+                if waiter.error is not None:
+                    raise waiter.error.copy()
                 if not self.alive:
                     raise _lost(self.lost)
                 lead = not self.reading
@@ -171,7 +180,7 @@ class SyncConn:
     def _read_until(self, waiter: Waiter, deadline: float | None) -> None:
         sock = self.sock
         parser = self.calls.parser
-        while not waiter.frames:
+        while not waiter.frames and waiter.error is None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DirtyTimeoutError("dirty call timed out", timeout=None)
             try:
@@ -205,6 +214,12 @@ class SyncConn:
             freed = self.calls.route(frames)
         if freed and self.on_free is not None:
             self.on_free()
+        if freed and self.closing:
+            self._close_when_guests_done()
+
+    def _close_when_guests_done(self) -> None:
+        if self.closing and not self.calls.guests:
+            self._fail(DirtyConnectionError("dirty client closed"))
 
     def _fail(self, error: DirtyError) -> None:
         with self.state_lock:
@@ -221,7 +236,16 @@ class SyncConn:
             pass  # already closed
 
     def close(self) -> None:
-        """Close the socket; pending calls fail with DirtyConnectionError."""
+        """Close the socket; pending calls fail with DirtyConnectionError.
+
+        Calls it carries for other clients' callers (hand-offs) are not this client's
+        to fail: the socket then stays open, for nothing new, until their replies are in.
+        """
+        with self.state_lock:
+            if self.alive and self.calls.guests:
+                self.closing = True
+                self.calls.fail_own(DirtyConnectionError("dirty client closed"))
+                return
         self._fail(DirtyConnectionError("dirty client closed"))
 
 
