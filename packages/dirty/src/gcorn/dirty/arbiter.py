@@ -125,7 +125,7 @@ class DirtyArbiter:
         self._fds_to_close_in_child: set[int] = set()
         self._client_writers: set[asyncio.StreamWriter] = set()
         self._reload_queue: list[Seat] = []  # seats a HUP still has to replace
-        self._memory_cap = MemoryCap(self.cfg.dirty_max_worker_memory or 0, self.cfg.max_worker_memory_checks)
+        self._memory_cap = MemoryCap.from_cfg(self.cfg, "dirty_max_worker_memory")
         self._next_memory_check = 0.0
         self.retired = cs.RetiredTotals()  # what reaped workers counted (METRICS answers)
         self._metrics_sock: Any = None  # --metrics-bind: the listening TCP socket
