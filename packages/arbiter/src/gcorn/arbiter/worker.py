@@ -108,6 +108,15 @@ class Worker:
         """False once the master that forked this worker is gone."""
         return os.getppid() == self.ppid
 
+    def master_gone(self) -> bool:
+        """True once the master is gone: then logged, and `alive` is off (every worker's
+        heartbeat loop asks this)."""
+        if self.is_parent_alive():
+            return False
+        self.log.info("Parent changed, shutting down: %s", self)
+        self.alive = False
+        return True
+
     # -- boot --------------------------------------------------------------
 
     def init_process(self) -> None:

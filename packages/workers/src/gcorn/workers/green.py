@@ -185,9 +185,7 @@ class GreenWorker(Worker):
         tick = min(max(self.timeout / 4.0, 0.05), 0.5) if self.timeout > 0 else 0.5
         while self.alive:
             self.notify()
-            if not self.is_parent_alive():
-                self.log.info("Parent changed, shutting down: %s", self)
-                self.alive = False
+            if self.master_gone():
                 break
             self.hub.sleep(tick)
 

@@ -129,9 +129,7 @@ class ThreadWorker(Worker):
         poller.register(wakeup, select.POLLIN)
         while self.alive:
             self.notify()
-            if not self.is_parent_alive():
-                self.log.info("Parent changed, shutting down: %s", self)
-                self.alive = False
+            if self.master_gone():
                 break
             now = time.monotonic()
             # a head being read is held to header_timeout, not to the keep-alive wait

@@ -71,8 +71,7 @@ class SyncWorker(Worker):
             now = time.monotonic()
             if now >= next_parent_check:
                 next_parent_check = now + 1.0
-                if not self.is_parent_alive():
-                    self.log.info("Parent changed, shutting down: %s", self)
+                if self.master_gone():
                     return
             for fd, _ in poller.poll(wait_ms):
                 if fd == wakeup:

@@ -222,8 +222,7 @@ class AsgiWorker(Worker):
         keepalive = state.keepalive
         self.notify()
         while self.alive:
-            if not self._parent_alive():
-                self.log.info("Parent changed, shutting down: %s", self)
+            if self.master_gone():
                 break
             self.notify()
             state.tick()
@@ -241,12 +240,6 @@ class AsgiWorker(Worker):
             except TimeoutError:
                 pass
         self.alive = False
-
-    def _parent_alive(self) -> bool:
-        check = getattr(self, "is_parent_alive", None)
-        if callable(check):
-            return bool(check())
-        return os.getppid() == self.ppid
 
     async def _finish_setups(self, acceptors: list[Acceptor], timeout: float) -> None:
         """Let connections already accepted finish their set-up (they are then served);
