@@ -4,7 +4,7 @@ gunicorn's meaning: a logging config (`logconfig_json`, `logconfig_dict`, `logco
 owns the access logger, so access lines go wherever it sends them even with no
 `--access-logfile`; `--log-syslog` sends access lines to syslog too unless
 `--disable-redirect-access-to-syslog` keeps them out. The workers ask the logger
-(gcorn.workers.access.access_wanted) instead of guessing from the settings.
+(gcorn.workers.exchange.access.access_wanted) instead of guessing from the settings.
 """
 
 from __future__ import annotations

@@ -255,6 +255,31 @@ def test_h2_requests_go_to_statsd_and_hooks(start_gcorn: Callable[..., Gcorn], a
     assert wait_until(lambda: "GET /stat (2, 0)" in (apps / "hook.log").read_text(), timeout=3)
 
 
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+def test_a_failing_pre_request_fails_its_stream_only(start_gcorn: Callable[..., Gcorn],
+                                                     apps: Path, worker: str) -> None:
+    # as on HTTP/1 (and gunicorn): the stream is answered 500, post_request still runs,
+    # and the connection's other streams are served
+    (apps / "hooks.py").write_text(
+        "def pre_request(worker, req):\n"
+        "    if req.path == '/boom':\n"
+        "        raise RuntimeError('hook failure')\n"
+        "def post_request(worker, req, environ, resp):\n"
+        "    with open('hook.log', 'a') as out:\n"
+        "        out.write('%s %s\\n' % (req.path, resp.status_code))\n")
+    server = start_h2c(start_gcorn, worker, "-c", "hooks.py")
+    client = Client(server.port)
+    boom, fine = client.request("/boom"), client.request("/")
+    client.read(lambda: client.ended(boom) and client.ended(fine))
+    client.close()
+    statuses = {e.stream_id: dict(e.headers)[b":status"] for e in client.events
+                if isinstance(e, ev.ResponseReceived)}
+    assert statuses == {boom: b"500", fine: b"200"}, client.events
+    assert b"hook failure" not in bytes(client.data.get(boom, b""))
+    assert wait_until(lambda: "hook failure" in server.log())
+    assert wait_until(lambda: "/boom 500" in (apps / "hook.log").read_text(), timeout=3)
+
+
 def test_settings_are_announced(start_gcorn: Callable[..., Gcorn], apps: Path) -> None:
     server = start_h2c(start_gcorn, "asgi", "--http2-max-concurrent-streams", "7",
                        "--http2-initial-window-size", "1000", "--http2-max-frame-size", "20000",

@@ -13,7 +13,7 @@ import pytest
 from gcorn.cli.config import Config
 from gcorn.cli.errors import ConfigError
 from gcorn.cli.glogging import Logger
-from gcorn.workers.access import AccessInfo
+from gcorn.workers.exchange.access import AccessInfo
 
 
 def info(status: int = 200, seconds: float = 0.25) -> AccessInfo:

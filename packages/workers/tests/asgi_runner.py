@@ -86,6 +86,8 @@ def _hook(events: str | None, name: str):  # type: ignore[no-untyped-def]
         detail = ""
         if name == "pre_request":
             req = args[1]
+            if req.path == "/hook-boom":
+                raise RuntimeError("hook failure")
             detail = f"{req.method} {req.path}"
         elif name == "post_request":
             detail = f"{args[1].method} {args[1].path} {args[3].status_code}"

@@ -231,6 +231,24 @@ def test_access_log_and_request_hooks(server: AsgiServer) -> None:
                for line in events.splitlines())
 
 
+def test_a_failing_pre_request_hook_is_a_500_as_on_the_wsgi_workers(server: AsgiServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        _, pid = read_response(sock)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /hook-boom HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 500 ") and b"hook failure" not in body
+        assert sock.recv(1024) == b""  # closed after the error, the app never ran
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(sock)[1] == pid  # the worker lives on
+    assert wait_until(lambda: "hook failure" in server.stderr())
+    # post_request still sees the request and its 500, as gunicorn calls it in a finally
+    assert wait_until(lambda: any(line.endswith("GET /hook-boom 500")
+                                  for line in server.events_text().splitlines()))
+
+
 def test_connection_close_from_the_app(server: AsgiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")

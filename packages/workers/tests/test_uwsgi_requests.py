@@ -1,4 +1,4 @@
-"""gcorn.workers.uwsgi: who may speak uwsgi, and packets turned into heads, environs and scopes.
+"""gcorn.workers.exchange.uwsgi: who may speak uwsgi, and packets turned into heads, environs and scopes.
 
 The end-to-end side (every worker, a real nginx) is tests/test_e2e_uwsgi.py.
 """
@@ -11,7 +11,7 @@ import pytest
 
 from gcorn.http import Body, EndOfMessage, IncompleteMessage, InvalidUwsgiPacket, RequestHead
 from gcorn.http import encode_uwsgi_vars as packet
-from gcorn.workers.uwsgi import (
+from gcorn.workers.exchange.uwsgi import (
     UnsupportedUwsgiModifier,
     UwsgiAllowList,
     UwsgiForbidden,

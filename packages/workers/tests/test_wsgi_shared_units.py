@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from gcorn.workers.access import AccessInfo
 from gcorn.workers.errors import HeaderNameRefused, InvalidSchemeHeaders, TLSSetupError
-from gcorn.workers.proxy import AllowList, ForwardedPolicy
+from gcorn.workers.exchange.access import AccessInfo
+from gcorn.workers.exchange.forwarded import AllowList, ForwardedPolicy
 from gcorn.workers.tls import build_context, is_tls_enabled
 
 FORMAT = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(T)s %(M)s %(D)s %(L)s'

@@ -29,7 +29,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from gcorn.arbiter import ServerLog, Settings, setting
-from gcorn.workers.access import asgi_target
+from gcorn.workers.exchange.access import asgi_target
 
 __all__ = [
     "STATUS", "REASON", "MESSAGE", "AlarmGuard", "GreenGuard", "RequestTimeout",

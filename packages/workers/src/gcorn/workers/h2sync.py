@@ -33,10 +33,10 @@ from typing import Any
 from gcorn.arbiter import ExitReason, graceful_timeout, setting
 from gcorn.http import date_line
 from gcorn.workers import deadline
-from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.errors import ClientDisconnected, WorkerError
-from gcorn.workers.hook_request import HookRequest
+from gcorn.workers.exchange.access import AccessInfo, access_wanted
+from gcorn.workers.exchange.hooks import HookRequest
 from gcorn.workers.http2 import (
     AbuseGuard,
     EnhanceYourCalm,
@@ -680,9 +680,8 @@ class H2Session:
                              for n, v in headers]
             return write
 
-        hooked = handler.pre_request is not None or handler.post_request is not None
         req = HookRequest(fields.method, target, environ["PATH_INFO"], query, (2, 0), headers,
-                          scheme, conn.peer, body) if hooked else None
+                          scheme, conn.peer, body) if handler.hooks.wanted else None
         worker = owner.worker
         stats = worker.stats  # a stream is a request for the scoreboard and metrics
         lock = handler._nr_lock
@@ -701,8 +700,8 @@ class H2Session:
         watchdog = owner.watchdog
         disarm = None if watchdog is None else watchdog.arm(stream, resp, environ, headers)
         try:
-            if handler.pre_request is not None:
-                handler.pre_request(worker, req)
+            if req is not None:
+                handler.hooks.run_pre(req)
             result = handler.app(environ, start_response)
             if type(result) in (list, tuple) and state["head"] is not None:
                 # the whole body is known: one HEADERS with content-length, then DATA
@@ -744,11 +743,8 @@ class H2Session:
             else:
                 with lock:
                     stats.end(fields.method, resp.status_code, time.monotonic() - started)
-            try:
-                if handler.post_request is not None:
-                    handler.post_request(worker, req, environ, resp)
-            except Exception:
-                self.log.exception("the post_request hook failed")
+            if req is not None:
+                handler.hooks.run_post(req, environ, resp)
             if (handler.access is not None and resp.status and not stream.timed_out
                     and access_wanted(self.log)):
                 # timed_out: the watchdog has written this stream's line already

@@ -11,11 +11,11 @@ from typing import Any
 
 from gcorn.arbiter import WORKER_BOOT_ERROR, setting
 from gcorn.http import ParseError
-from gcorn.workers import proxy_protocol
 from gcorn.workers.errors import ClientDisconnected, WorkerError
+from gcorn.workers.exchange import proxy_protocol
+from gcorn.workers.exchange.uwsgi import UwsgiReader, uwsgi_allow_list
 from gcorn.workers.parsing import parser_factory
 from gcorn.workers.tls import build_context, is_tls_enabled, wrap_connection
-from gcorn.workers.uwsgi import UwsgiReader, uwsgi_allow_list
 from gcorn.workers.wsgi.connection import Connection
 from gcorn.workers.wsgi.handler import RequestHandler
 

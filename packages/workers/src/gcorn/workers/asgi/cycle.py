@@ -8,11 +8,10 @@ from typing import Any
 
 from gcorn.http import CONTINUE, Framing, InvalidResponse, ResponseWriter, error_response
 from gcorn.workers import deadline
-from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
-from gcorn.workers.asgi.hooks import HookResponse, call_hook
-from gcorn.workers.hook_request import HookRequest
+from gcorn.workers.exchange.access import AccessInfo
+from gcorn.workers.exchange.hooks import HookRequest, HookResponse
 
 __all__ = ["ClientDisconnected", "RequestCycle"]
 
@@ -256,10 +255,9 @@ class RequestCycle:
                                    time.monotonic() - self.start_time)
             if self.task is not None:
                 state.tasks.discard(self.task)
-            if state.post_request is not None and self.hook_req is not None:
-                call_hook(state.post_request, state.log, "post_request", state.worker,
-                          self.hook_req, self.scope,
-                          HookResponse(self.status, self.response_headers, self.bytes_sent))
+            if self.hook_req is not None:
+                state.hooks.run_post(self.hook_req, self.scope, HookResponse(
+                    self.status, self.response_headers, self.bytes_sent))
 
     def _time_out(self) -> None:
         """request_timeout passed: log where the app task is, answer 504 (or cut), cancel it."""

@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from gcorn.workers import deadline
-from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.connection import ClientDisconnected
 from gcorn.workers.asgi.errors import AppProtocolError
-from gcorn.workers.asgi.hooks import HookResponse, call_hook
 from gcorn.workers.asgi.scope import METHODS, PATHS, decode_path
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.errors import WorkerError
-from gcorn.workers.hook_request import HookRequest
+from gcorn.workers.exchange.access import AccessInfo
+from gcorn.workers.exchange.hooks import HookRequest, HookResponse
 from gcorn.workers.http2 import (
     AbuseGuard,
     EnhanceYourCalm,
@@ -267,10 +266,9 @@ class H2Stream:
             if self.task is not None:
                 state.tasks.discard(self.task)
             proto.task_done(self)
-            if state.post_request is not None and self.hook_req is not None:
-                call_hook(state.post_request, state.log, "post_request", state.worker,
-                          self.hook_req, self.scope,
-                          HookResponse(self.status, self.response_headers, self.bytes_sent))
+            if self.hook_req is not None:
+                state.hooks.run_post(self.hook_req, self.scope, HookResponse(
+                    self.status, self.response_headers, self.bytes_sent))
 
     def _fail(self, detail: str = "", status: int = 500,
               message: str = "Internal Server Error") -> None:
@@ -546,12 +544,21 @@ class H2Protocol(asyncio.Protocol):
             stream.response_started = stream.response_complete = True
             self._log(stream)
             return
-        if state.wants_hook_request:
+        hooks = state.hooks
+        if hooks.wanted:
             stream.hook_req = HookRequest(method, target.decode("latin-1"), full_path,
                                           query.decode("latin-1"), (2, 0), headers, scheme)
-            if state.pre_request is not None:
-                call_hook(state.pre_request, state.log, "pre_request", state.worker,
-                          stream.hook_req)
+            try:
+                hooks.run_pre(stream.hook_req)
+            except Exception:
+                # as on HTTP/1 and the WSGI workers: a failing pre_request fails the request
+                state.log.exception("Error handling request %s", full_path)
+                stream.status = 500
+                self.send_error(stream, 500, "Internal Server Error")
+                stream.response_started = stream.response_complete = True
+                self._log(stream)
+                hooks.run_post(stream.hook_req, stream.scope, HookResponse(500, (), 0))
+                return
         self.streams[sid] = stream
         state.in_flight += 1
         state.worker.stats.begin()  # ended in H2Stream.run's finally: a stream is a request

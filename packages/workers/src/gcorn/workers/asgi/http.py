@@ -23,17 +23,16 @@ from gcorn.http import (
     RequestHead,
     error_response,
 )
-from gcorn.workers.access import AccessInfo
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.errors import ServiceUnavailable
 from gcorn.workers.asgi.h2 import H2Protocol
-from gcorn.workers.asgi.hooks import call_hook
 from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
 from gcorn.workers.errors import WorkerError
-from gcorn.workers.hook_request import HookRequest
-from gcorn.workers.uwsgi import cgi_environ, uwsgi_scope
+from gcorn.workers.exchange.access import AccessInfo
+from gcorn.workers.exchange.hooks import HookRequest, HookResponse
+from gcorn.workers.exchange.uwsgi import cgi_environ, uwsgi_scope
 
 __all__ = ["HttpProtocol"]
 
@@ -360,7 +359,7 @@ class HttpProtocol(asyncio.Protocol):
             "state": state.lifespan_state.copy(),
         }
         if state.uwsgi_allow is not None:
-            # the packet's variables, not the socket, say who and where (gcorn.workers.uwsgi);
+            # the packet's variables, not the socket, say who and where (gcorn.workers.exchange.uwsgi);
             # the client is the access log's too (one request per connection)
             scheme, full_path, self.client = uwsgi_scope(scope, cgi_environ(
                 self.parser.variables, self.peer, _text_address(self.server), root_path,
@@ -373,19 +372,21 @@ class HttpProtocol(asyncio.Protocol):
             cycle.body_complete = True
         cycle.start_time = time.monotonic()  # the access log's request time, and metrics
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
-            cycle.keep_alive = False
-            cycle.status = 503
-            cycle.response_started = cycle.response_complete = True
-            self.write(error_response(ServiceUnavailable.status, ServiceUnavailable.reason))
-            self.response_done(cycle)
+            self._answer_at_once(cycle, ServiceUnavailable.status, ServiceUnavailable.reason)
             return
-        if state.wants_hook_request:
+        hooks = state.hooks
+        if hooks.wanted:
             cycle.hook_req = HookRequest(
                 method, head.target.decode("latin-1"), full_path,
                 head.query.decode("latin-1"), head.version, headers, scheme)
-            if state.pre_request is not None:
-                call_hook(state.pre_request, state.log, "pre_request", state.worker,
-                          cycle.hook_req)
+            try:
+                hooks.run_pre(cycle.hook_req)
+            except Exception:
+                # as on the WSGI workers (and gunicorn): a failing pre_request fails the request
+                state.log.exception("Error handling request %s", full_path)
+                self._answer_at_once(cycle, 500, "Internal Server Error")
+                hooks.run_post(cycle.hook_req, scope, HookResponse(500, (), 0))
+                return
         for event in body:
             if type(event) is Body:
                 cycle.feed_body(event.data)
@@ -403,6 +404,14 @@ class HttpProtocol(asyncio.Protocol):
         if not task.done():
             cycle.task = task
             state.tasks.add(task)
+
+    def _answer_at_once(self, cycle: RequestCycle, status: int, reason: str) -> None:
+        """Answer `cycle` with a plain error, without running the app, and close after it."""
+        cycle.keep_alive = False
+        cycle.status = status
+        cycle.response_started = cycle.response_complete = True
+        self.write(error_response(status, reason))
+        self.response_done(cycle)
 
     def _h2c_upgrade(self, head: RequestHead, complete: bool) -> bool:
         """RFC 7540 3.2: a body-less request with `Upgrade: h2c` and HTTP2-Settings from a

@@ -10,14 +10,14 @@ from typing import Any
 
 from gcorn.arbiter import ExitReason, graceful_timeout, setting
 from gcorn.http import date_line, server_line
-from gcorn.workers.access import access_wanted
-from gcorn.workers.asgi.hooks import active_hook
 from gcorn.workers.deadline import request_timeout
+from gcorn.workers.exchange.access import access_wanted
+from gcorn.workers.exchange.forwarded import ForwardedPolicy
+from gcorn.workers.exchange.hooks import RequestHooks
+from gcorn.workers.exchange.proxy_protocol import proxy_mode
+from gcorn.workers.exchange.uwsgi import UwsgiReader, uwsgi_allow_list
 from gcorn.workers.http2 import PREFACE, H2Options, h2_available
 from gcorn.workers.parsing import parser_factory
-from gcorn.workers.proxy import ForwardedPolicy
-from gcorn.workers.proxy_protocol import proxy_mode
-from gcorn.workers.uwsgi import UwsgiReader, uwsgi_allow_list
 
 __all__ = ["ASGI_VERSION", "ServerState"]
 
@@ -65,9 +65,8 @@ class ServerState:
             self.new_parser = lambda: UwsgiReader(allow)
         self.policy = ForwardedPolicy(cfg)
         self.proxy_mode = proxy_mode(setting(cfg, "proxy_protocol", "off"))
-        self.pre_request = active_hook(setting(cfg, "pre_request", None), self.log)
-        self.post_request = active_hook(setting(cfg, "post_request", None), self.log)
-        self.wants_hook_request = self.pre_request is not None or self.post_request is not None
+        self.hooks = RequestHooks(worker, setting(cfg, "pre_request", None),
+                                  setting(cfg, "post_request", None), self.log)
         # the one decision the WSGI workers use too; a HUP replaces the worker, so once is enough
         self.access_enabled = access_wanted(self.log)
         self.date_server = date_line() + server_line(b"gcorn")  # HTTP/2's, per tick

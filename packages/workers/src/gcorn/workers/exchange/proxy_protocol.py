@@ -14,7 +14,7 @@ from typing import Any
 from gcorn.arbiter import Settings, setting
 from gcorn.http import ProxyHeaderReader
 from gcorn.workers.errors import ClientDisconnected, ForbiddenPeer
-from gcorn.workers.proxy import AllowList
+from gcorn.workers.exchange.forwarded import AllowList
 
 __all__ = ["ProxyProtocol", "proxy_mode"]
 

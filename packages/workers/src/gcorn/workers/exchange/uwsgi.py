@@ -24,7 +24,7 @@ from typing import Any
 
 from gcorn.arbiter import Settings, setting
 from gcorn.http import ParseError, RequestHead, UwsgiParser, UwsgiRequest
-from gcorn.workers.proxy import split_list
+from gcorn.workers.exchange.forwarded import split_list
 
 __all__ = ["UnsupportedUwsgiModifier", "UwsgiAllowList", "UwsgiForbidden", "UwsgiReader",
            "cgi_environ", "uwsgi_allow_list", "uwsgi_scope"]

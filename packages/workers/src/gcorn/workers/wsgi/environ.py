@@ -14,7 +14,7 @@ from typing import Any
 
 from gcorn.arbiter import Settings, setting
 from gcorn.workers.errors import ConfigurationProblem
-from gcorn.workers.uwsgi import cgi_environ
+from gcorn.workers.exchange.uwsgi import cgi_environ
 from gcorn.workers.wsgi.errors_stream import ErrorStream
 from gcorn.workers.wsgi.file_wrapper import FileWrapper
 
@@ -92,7 +92,7 @@ class EnvironBuilder:
 
     def build_uwsgi(self, variables: dict[str, str], peer: Any, listener: Any,
                     sock: socket.socket, body: Any, tls: bool) -> dict[str, Any]:
-        """The environ of a uwsgi request: the packet's variables, completed (gcorn.workers.uwsgi)."""
+        """The environ of a uwsgi request: the packet's variables, completed (gcorn.workers.exchange.uwsgi)."""
         environ: dict[str, Any] = cgi_environ(variables, peer, self._server(listener),
                                               self.script_name, tls)
         environ.update(self.base)  # a variable called wsgi.errors, say, must not win

@@ -12,11 +12,11 @@ from typing import Any
 
 from gcorn.http import ParseError, error_response, reason_phrase
 from gcorn.workers import deadline
-from gcorn.workers.access import AccessInfo, access_wanted
 from gcorn.workers.errors import ClientDisconnected, WorkerError
-from gcorn.workers.hook_request import HookRequest
-from gcorn.workers.proxy import ForwardedPolicy
-from gcorn.workers.uwsgi import uwsgi_allow_list
+from gcorn.workers.exchange.access import AccessInfo, access_wanted
+from gcorn.workers.exchange.forwarded import ForwardedPolicy
+from gcorn.workers.exchange.hooks import HookRequest, RequestHooks
+from gcorn.workers.exchange.uwsgi import uwsgi_allow_list
 from gcorn.workers.wsgi.environ import EnvironBuilder
 from gcorn.workers.wsgi.file_wrapper import FileWrapper
 from gcorn.workers.wsgi.input import InputStream
@@ -48,8 +48,8 @@ class RequestHandler:
         self.uwsgi = uwsgi_allow_list(cfg) is not None
         self.tls = False
         self.sendfile = bool(getattr(cfg, "sendfile", True) is not False)
-        self.pre_request = getattr(cfg, "pre_request", None)
-        self.post_request = getattr(cfg, "post_request", None)
+        self.hooks = RequestHooks(worker, getattr(cfg, "pre_request", None),
+                                  getattr(cfg, "post_request", None), self.log)
         self._nr_lock = threading.Lock() if multithread else None
         access = getattr(worker.log, "access", None)
         self.access = access if callable(access) else None
@@ -115,7 +115,7 @@ class RequestHandler:
         """Run the app for `head`; True when the connection can be kept open."""
         started = time.monotonic()
         peer = conn.peer
-        # protocol = uwsgi: the head came from a packet (gcorn.workers.uwsgi), whose
+        # protocol = uwsgi: the head came from a packet (gcorn.workers.exchange.uwsgi), whose
         # variables are the environ; the header policy is for HTTP clients
         variables = conn.parser.variables if self.uwsgi else None
         if variables is not None:
@@ -156,8 +156,9 @@ class RequestHandler:
         resp = Response(conn, method == "HEAD", http11, head.keep_alive and not closing,
                         self.server, self.log, body, self.worker)
         environ["wsgi.early_hints"] = resp.early_hints
+        hooks = self.hooks
         req = HookRequest(method, target, environ["PATH_INFO"], query, version, headers,
-                          scheme, peer, body)
+                          scheme, peer, body) if hooks.wanted else None
         worker = self.worker
         stats = worker.stats  # the worker's scoreboard slot (requests, in flight, metrics)
         lock = self._nr_lock
@@ -170,9 +171,7 @@ class RequestHandler:
                 stats.begin()
         keep = False
         try:
-            if self.pre_request is not None:
-                self.pre_request(worker, req)
-            keep = self._run_app(conn, environ, resp, body, headers)
+            keep = self._run_app(conn, environ, resp, body, headers, req)
         finally:
             status = resp.status_code or 0
             if lock is None:
@@ -180,11 +179,8 @@ class RequestHandler:
             else:
                 with lock:
                     stats.end(method, status, time.monotonic() - started)
-            try:
-                if self.post_request is not None:
-                    self.post_request(worker, req, environ, resp)
-            except Exception:
-                self.log.exception("the post_request hook failed")
+            if req is not None:
+                hooks.run_post(req, environ, resp)
             if (self.access is not None and resp.status is not None and not conn.timed_out
                     and access_wanted(self.log)):
                 # timed_out: the gthread watchdog has written this request's line already
@@ -202,7 +198,7 @@ class RequestHandler:
         return True
 
     def _run_app(self, conn: Any, environ: dict[str, Any], resp: Response,
-                 body: InputStream, headers: Any) -> bool:
+                 body: InputStream, headers: Any, req: HookRequest | None) -> bool:
         result: Any = None
         guard = self.guard
         disarm = None
@@ -210,6 +206,8 @@ class RequestHandler:
         try:
             if guard is not None:
                 disarm = guard.arm(conn, resp, environ, headers)
+            if req is not None:
+                self.hooks.run_pre(req)  # its failure is the request's: 500, as gunicorn
             result = self.app(environ, resp.start_response)
             rtype = type(result)
             if rtype is list or rtype is tuple:
