@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
-from collections.abc import Callable
 from typing import Any
 
 from .errors import (
@@ -15,7 +14,7 @@ from .errors import (
     DirtyWorkerLostError,
     unreachable,
 )
-from .inflight import InFlight, Reply
+from .inflight import CallConnection, Reply
 from .protocol import MsgType, frame_buffers
 
 
@@ -57,22 +56,15 @@ class StreamInbox:
         self.push(-1, error.copy(), True)
 
 
-class AsyncConn(asyncio.Protocol):
+class AsyncConn(CallConnection, asyncio.Protocol):
     """Protocol for one worker socket; futures and inboxes keyed by request id."""
 
     def __init__(self, path: str, max_size: int) -> None:
-        self.path = path
+        super().__init__(path, max_size)  # calls: rid -> ReplyFuture (execute) or StreamInbox
         self.transport: asyncio.Transport | None = None
-        self.calls = InFlight(max_size)  # rid -> ReplyFuture (execute) or StreamInbox (stream)
         self._corked: list[Any] = []  # frames of batched calls written at the end of this loop turn
         self.generation = 0  # of the worker, set by the client that opened it
-        self.alive = True
-        # its client closed it while guests were in flight: it closes after their replies
-        self.closing = False
-        self.lost: DirtyError | None = None
         self._drain: asyncio.Future[None] | None = None
-        # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
-        self.on_free: Callable[[], None] | None = None
         # Deadlines of the calls in flight, (at, rid, future, what): one loop timer for them all,
         # at the earliest (see expire_at).
         self._deadlines: list[tuple[float, int, asyncio.Future[Any], tuple[str, float]]] = []
@@ -89,14 +81,6 @@ class AsyncConn(asyncio.Protocol):
             raise unreachable(path, exc, "dirty worker") from exc
         return proto
 
-    def load(self) -> int:
-        """Calls in flight on this connection that hold a worker slot (batched ones do not)."""
-        return self.calls.load()
-
-    def batched_load(self) -> int:
-        """Calls to @batched actions in flight on this connection."""
-        return len(self.calls.batched)
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
         self.transport = transport  # type: ignore[assignment]
@@ -108,14 +92,8 @@ class AsyncConn(asyncio.Protocol):
         except DirtyError as exc:
             self._fail(exc)
             return
-        if freed and self.on_free is not None:
-            self.on_free()
-        if freed and self.closing:
-            self._close_when_guests_done()
-
-    def _close_when_guests_done(self) -> None:
-        if self.closing and not self.calls.guests:
-            self._fail(DirtyConnectionError("dirty client closed"))
+        if freed:
+            self._calls_ended()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every call still waiting on this worker."""
@@ -236,15 +214,3 @@ class AsyncConn(asyncio.Protocol):
         if cancel and self.alive and self.transport is not None:
             self.transport.write(frame_buffers(MsgType.CANCEL, rid, [])[0])
         self._close_when_guests_done()
-
-    def close(self) -> None:
-        """Close the transport; pending calls fail with DirtyConnectionError.
-
-        Calls it carries for other clients' callers (hand-offs) are not this client's
-        to fail: the transport then stays open, for nothing new, until their replies are in.
-        """
-        if self.alive and self.calls.guests:
-            self.closing = True
-            self.calls.fail_own(DirtyConnectionError("dirty client closed"))
-            return
-        self._fail(DirtyConnectionError("dirty client closed"))

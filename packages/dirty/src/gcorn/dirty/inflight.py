@@ -11,9 +11,11 @@ inbox). The connections add only how they wait for bytes and wake callers.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import DirtyError
+from .errors import DirtyConnectionError, DirtyError
 from .protocol import Frame, FrameParser, MsgType, Oversize
 
 # Frame types that end a call (a stream's CHUNKs do not).
@@ -104,3 +106,59 @@ class InFlight:
             reply = self.calls.pop(rid)
             self.batched.discard(rid)
             reply.fail(error)
+
+
+class CallConnection:
+    """What the thread and asyncio connections to one worker share: the calls in flight,
+    the slot bookkeeping, and a close that lets other clients' hand-offs finish.
+
+    A subclass adds how bytes arrive and callers wake, and `_fail` (mark the
+    connection dead, fail its calls, call `on_free`, close the socket).
+    """
+
+    def __init__(self, path: str, max_size: int) -> None:
+        self.path = path
+        self.calls = InFlight(max_size)  # rid -> the caller's Reply, and the frame parser
+        self.alive = True
+        # its client closed it while guests were in flight: it closes after their replies
+        self.closing = False
+        self.lost: DirtyError | None = None
+        # Called when a call of this connection ends (a slot is free): wakes callers in line.
+        self.on_free: Callable[[], None] | None = None
+        # held while the calls change hands: a real lock where several threads use it
+        self.state_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+    def load(self) -> int:
+        """Calls in flight on this connection that hold a worker slot (batched ones do not)."""
+        return self.calls.load()
+
+    def batched_load(self) -> int:
+        """Calls to @batched actions in flight on this connection."""
+        return len(self.calls.batched)
+
+    def _fail(self, error: DirtyError) -> None:
+        raise NotImplementedError
+
+    def _calls_ended(self) -> None:
+        """Replies ended calls: wake callers in line; a closing connection may now close."""
+        if self.on_free is not None:
+            self.on_free()
+        if self.closing:
+            self._close_when_guests_done()
+
+    def _close_when_guests_done(self) -> None:
+        if self.closing and not self.calls.guests:
+            self._fail(DirtyConnectionError("dirty client closed"))
+
+    def close(self) -> None:
+        """Close the connection; pending calls fail with DirtyConnectionError.
+
+        Calls it carries for other clients' callers (hand-offs) are not this client's
+        to fail: the socket then stays open, for nothing new, until their replies are in.
+        """
+        with self.state_lock:
+            if self.alive and self.calls.guests:
+                self.closing = True
+                self.calls.fail_own(DirtyConnectionError("dirty client closed"))
+                return
+        self._fail(DirtyConnectionError("dirty client closed"))

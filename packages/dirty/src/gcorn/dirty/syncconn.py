@@ -16,7 +16,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from .errors import (
@@ -26,7 +25,7 @@ from .errors import (
     DirtyWorkerLostError,
     unreachable,
 )
-from .inflight import InFlight
+from .inflight import CallConnection
 from .protocol import Frame, MsgType, frame_buffers, send_buffers
 
 _RECV = 256 * 1024
@@ -66,7 +65,7 @@ class Waiter:
         _wake(self)
 
 
-class SyncConn:
+class SyncConn(CallConnection):
     """One socket to one worker, safe for concurrent use by many threads."""
 
     def __init__(self, path: str, max_size: int, connect_timeout: float = 5.0) -> None:
@@ -88,27 +87,12 @@ class SyncConn:
         # Not settimeout(TICK): that is shared with a sender of another greenlet, and would
         # cut its long sendall.
         self.green = not os.get_blocking(sock.fileno())
+        super().__init__(path, max_size)
         self.sock = sock
-        self.path = path
-        self.calls = InFlight(max_size)  # the request ids in flight, and the frame parser
         self.write_lock = threading.Lock()
         self.state_lock = threading.Lock()
         self.reading = False
         self.sleepers: set[Waiter] = set()
-        self.alive = True
-        # its client closed it while guests were in flight: it closes after their replies
-        self.closing = False
-        self.lost: DirtyError | None = None
-        # Called when a call of this connection ends (a slot is free): wakes callers waiting for one.
-        self.on_free: Callable[[], None] | None = None
-
-    def load(self) -> int:
-        """Calls this connection has in flight that hold a worker slot (batched ones do not)."""
-        return self.calls.load()
-
-    def batched_load(self) -> int:
-        """Calls to @batched actions this connection has in flight."""
-        return len(self.calls.batched)
 
     def start(self, rid: int, bufs: list[Any], batched: bool = False, guest: bool = False) -> Waiter:
         """Register a request and send its frame (``guest``: for another client's caller)."""
@@ -212,14 +196,8 @@ class SyncConn:
     def _dispatch(self, frames: list[Frame]) -> None:
         with self.state_lock:
             freed = self.calls.route(frames)
-        if freed and self.on_free is not None:
-            self.on_free()
-        if freed and self.closing:
-            self._close_when_guests_done()
-
-    def _close_when_guests_done(self) -> None:
-        if self.closing and not self.calls.guests:
-            self._fail(DirtyConnectionError("dirty client closed"))
+        if freed:
+            self._calls_ended()
 
     def _fail(self, error: DirtyError) -> None:
         with self.state_lock:
@@ -234,19 +212,6 @@ class SyncConn:
             self.sock.close()
         except OSError:
             pass  # already closed
-
-    def close(self) -> None:
-        """Close the socket; pending calls fail with DirtyConnectionError.
-
-        Calls it carries for other clients' callers (hand-offs) are not this client's
-        to fail: the socket then stays open, for nothing new, until their replies are in.
-        """
-        with self.state_lock:
-            if self.alive and self.calls.guests:
-                self.closing = True
-                self.calls.fail_own(DirtyConnectionError("dirty client closed"))
-                return
-        self._fail(DirtyConnectionError("dirty client closed"))
 
 
 def _wake(waiter: Waiter) -> None:
