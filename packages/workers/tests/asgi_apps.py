@@ -24,6 +24,23 @@ async def _text(send: Any, status: int, body: bytes, headers: list[Any] | None =
     await send({"type": "http.response.body", "body": body})
 
 
+async def _trailers(scope: Scope, send: Any, path: str) -> None:
+    """The ASGI HTTP trailers extension: /trailers (two body pieces, then trailers in two
+    messages), /trailers-only (no body message), /trailers-unannounced, /trailers-bad."""
+    offered = "http.response.trailers" in scope.get("extensions", {})
+    announced = path != "/trailers-unannounced"
+    await send({"type": "http.response.start", "status": 200, "trailers": announced,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"x-offered", str(offered).encode())]})
+    if path == "/trailers":
+        await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+        await send({"type": "http.response.body", "body": b"def"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-sum", b"6")],
+                    "more_trailers": True})
+    fields = [(b"x-bad", b"a\r\nb")] if path == "/trailers-bad" else [(b"x-done", b"yes")]
+    await send({"type": "http.response.trailers", "headers": fields})
+
+
 async def _read_body(receive: Any) -> bytes:
     parts = []
     while True:
@@ -148,6 +165,8 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         await _text(send, 200, b"bye", [(b"connection", b"close")])
     elif path == "/pid":
         await _text(send, 200, str(os.getpid()).encode())
+    elif path.startswith("/trailers"):
+        await _trailers(scope, send, path)
     else:
         await _text(send, 200, b"Hello, World!", [(b"content-length", b"13")])
 

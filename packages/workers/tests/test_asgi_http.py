@@ -249,6 +249,48 @@ def test_a_failing_pre_request_hook_is_a_500_as_on_the_wsgi_workers(server: Asgi
                                   for line in server.events_text().splitlines()))
 
 
+def _exchange(port: int, request: bytes) -> bytes:
+    """Everything the server sends for `request` until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_response_trailers_end_a_chunked_body(server: AsgiServer) -> None:
+    data = _exchange(server.port, b"GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\n"
+                                  b"Connection: close\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"x-offered: True" in head
+    assert b"Transfer-Encoding: chunked" in head
+    assert body == b"3\r\nabc\r\n3\r\ndef\r\n0\r\nx-sum: 6\r\nx-done: yes\r\n\r\n"
+    # no body message at all: an empty chunked body, then the trailers
+    data = _exchange(server.port, b"GET /trailers-only HTTP/1.1\r\nHost: t\r\n"
+                                  b"Connection: close\r\n\r\n")
+    assert data.endswith(b"\r\n\r\n0\r\nx-done: yes\r\n\r\n")
+
+
+def test_response_trailers_over_http10_are_left_out(server: AsgiServer) -> None:
+    # HTTP/1.0 has no chunked coding: the extension is not offered, the body stands alone
+    data = _exchange(server.port, b"GET /trailers HTTP/1.0\r\nHost: t\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"x-offered: False" in head
+    assert body == b"abcdef"
+
+
+@pytest.mark.parametrize("path", ["/trailers-unannounced", "/trailers-bad"])
+def test_bad_response_trailers_are_an_app_error(server: AsgiServer, path: str) -> None:
+    # the app's response fails (a 500 while its head is pending, else the connection is
+    # cut) and the logged error names the message
+    data = _exchange(server.port, f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    assert b"x-done" not in data and b"x-bad" not in data
+    text = ("did not announce them" if path.endswith("unannounced")
+            else "invalid http.response.trailers")
+    assert wait_until(lambda: text in server.stderr())
+
+
 def test_connection_close_from_the_app(server: AsgiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -12,6 +12,7 @@ from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
 from gcorn.workers.exchange.access import AccessInfo
 from gcorn.workers.exchange.hooks import HookRequest, HookResponse
+from gcorn.workers.http2 import trailer_fields
 
 __all__ = ["ClientDisconnected", "RequestCycle"]
 
@@ -45,6 +46,11 @@ class RequestCycle:
     hook_req: HookRequest | None = None
     task: asyncio.Task[None] | None = None
     timed_out = False  # ended by request_timeout
+    # the ASGI HTTP trailers extension: announced in http.response.start, the response
+    # ends with the last http.response.trailers instead of the last body message
+    trailers = False
+    body_done = False  # the last body message is out, the trailers are still to come
+    trailer_list: list[tuple[bytes, bytes]] | None = None
 
     def __init__(self, conn: Connection, scope: Message, minor: int, keep_alive: bool,
                  expect_continue: bool, is_head: bool) -> None:
@@ -131,20 +137,56 @@ class RequestCycle:
         return waiter
 
     async def send(self, message: Message) -> None:
-        """ASGI `send`: `http.response.start`, then `http.response.body` pieces."""
+        """ASGI `send`: `http.response.start`, then `http.response.body` pieces, then the
+        `http.response.trailers` the start announced."""
         kind = message["type"]
         if self.disconnected:
             raise ClientDisconnected("the client closed the connection")
         if kind == "http.response.start" and not self.response_started:
             self.response_started = True
+            if message.get("trailers"):
+                self.trailers = True
             # ASGI: the server does not start the response before the first
             # body message, so head and body can leave in one write
             self.head_pending = (message["status"], message.get("headers", ()))
             return
-        if kind != "http.response.body" or not self.response_started or self.response_complete:
-            self._refuse_message(kind)
-        body = message.get("body", b"")
-        more = message.get("more_body", False)
+        if kind == "http.response.body" and self.response_started and not (
+                self.response_complete or self.body_done):
+            more = message.get("more_body", False)
+            if not more and self.trailers:
+                self.body_done = True
+                more = True  # the trailers end the message
+            await self._send_body(message.get("body", b""), more)
+            return
+        if kind == "http.response.trailers" and self.trailers and not self.response_complete:
+            await self._send_trailers(message)
+            return
+        self._refuse_message(kind)
+
+    async def _send_trailers(self, message: Message) -> None:
+        try:
+            fields = trailer_fields(message.get("headers", ()))
+        except ValueError as exc:
+            raise AppProtocolError(f"invalid http.response.trailers: {exc}") from None
+        if self.trailer_list is None:
+            self.trailer_list = fields
+        else:
+            self.trailer_list.extend(fields)
+        if message.get("more_trailers", False):
+            return
+        if self.head_pending is not None:
+            await self._send_body(b"", True)  # trailers and no body message: an empty body
+        elif not self.body_done:
+            raise AppProtocolError("http.response.trailers before the last http.response.body")
+        writer = self.writer
+        assert writer is not None
+        # chunked framing carries them; HTTP/1.0 or a Content-Length has no place for them
+        out = writer.end(self.trailer_list)
+        if out:
+            self.conn.write(out)
+        self._complete(writer)
+
+    async def _send_body(self, body: bytes, more: bool) -> None:
         conn = self.conn
         if self.head_pending is None:
             writer = self.writer
@@ -217,6 +259,11 @@ class RequestCycle:
             raise AppProtocolError(f"expected http.response.start, got {kind!r}")
         if self.response_complete:
             raise AppProtocolError(f"{kind!r} sent after the response was complete")
+        if self.body_done:
+            raise AppProtocolError(f"expected http.response.trailers, got {kind!r}")
+        if kind == "http.response.trailers":
+            raise AppProtocolError("http.response.trailers sent, but http.response.start did "
+                                   "not announce them (trailers: True)")
         raise AppProtocolError(f"expected http.response.body, got {kind!r}")
 
     # -- the app task -----------------------------------------------------------------

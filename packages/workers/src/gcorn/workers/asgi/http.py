@@ -358,6 +358,9 @@ class HttpProtocol(asyncio.Protocol):
             "headers": headers,
             "state": state.lifespan_state.copy(),
         }
+        if minor:
+            # HTTP/1.1's chunked coding can end a body with trailer fields
+            scope["extensions"] = {"http.response.trailers": {}}
         if state.uwsgi_allow is not None:
             # the packet's variables, not the socket, say who and where (gcorn.workers.exchange.uwsgi);
             # the client is the access log's too (one request per connection)
