@@ -34,6 +34,9 @@ APP = textwrap.dedent('''
                             ("Upgrade", "h2c"), ("Connection", "X-Private"), ("X-Private", "1"),
                             ("X-Public", "2"), ("Server", "app"), ("Date", "yesterday"),
                             ("TE", "trailers"), ("Trailer", "X-Sum")], [b"hop"]),
+        "/426": ("426 Upgrade Required", [("Upgrade", "TLS/1.2, HTTP/1.1"),
+                                          ("Connection", "Upgrade"), ("Content-Length", "3")],
+                 [b"tls"]),
     }
 
 
@@ -63,7 +66,7 @@ APP = textwrap.dedent('''
             await send({"type": "http.response.body", "body": b"".join(pieces)})
 ''')
 
-PATHS = ["/len", "/known", "/stream", "/204", "/304", "/close", "/hop"]
+PATHS = ["/len", "/known", "/stream", "/204", "/304", "/close", "/hop", "/426"]
 VERSIONS = {"1.1": b"HTTP/1.1\r\nHost: t\r\n", "1.0": b"HTTP/1.0\r\n",
             "1.0-keep-alive": b"HTTP/1.0\r\nConnection: keep-alive\r\n"}
 NEXT = b"GET /len HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -113,5 +116,8 @@ def test_wsgi_and_asgi_answer_byte_for_byte_alike(servers: dict[str, Gcorn]) -> 
     assert b"Content-Length: 5\r\n\r\nHTTP/1.1" in answers[("GET", "/304", "1.1")]
     head = answers[("HEAD", "/known", "1.1")].split(b"\r\n\r\n")[0]
     assert b"Content-Length" not in head and b"Transfer-Encoding" not in head
+    # RFC 9110 15.5.22: a 426 keeps the app's Upgrade, and Connection names it
+    assert (b"Upgrade: TLS/1.2, HTTP/1.1\r\nContent-Length: 3\r\nConnection: upgrade\r\n\r\ntls"
+            in answers[("GET", "/426", "1.1")])
     hop = answers[("GET", "/hop", "1.1")].split(b"\r\n\r\n")[0]
     assert hop.endswith(b"Date: -\r\nX-Public: 2\r\nContent-Length: 3")

@@ -167,6 +167,29 @@ def test_hop_by_hop_and_server_fields_of_the_app_are_dropped(name):
     assert b": x\r\n" not in wire and b"Transfer-Encoding" not in wire
 
 
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_426_keeps_the_apps_upgrade_and_names_it_in_connection(version, keep_alive):
+    # RFC 9110 15.5.22: a 426 MUST send Upgrade; 7.8: then Connection has "upgrade"
+    writer, wire = write(426, [("Upgrade", "h2c"), ("Connection", "Upgrade"),
+                               ("Content-Type", "text/plain")], b"upgrade",
+                         version=version, keep_alive=keep_alive, body_length=7)
+    got = fields(wire)
+    assert (b"upgrade", b"h2c") in got
+    connection = dict(got)[b"connection"].split(b", ")
+    assert connection[0] == b"upgrade" and names(wire).count(b"connection") == 1
+    assert (b"close" in connection) is not writer.keep_alive
+    assert writer.keep_alive is (keep_alive and version == b"1.1"
+                                 or keep_alive and b"keep-alive" in connection)
+    status, headers, body, _, _ = read_back(wire, closed=not writer.keep_alive)
+    assert status == 426 and body == b"upgrade" and (b"upgrade", b"h2c") in headers
+
+
+def test_upgrade_of_other_statuses_is_still_dropped():
+    _, wire = write(200, [("Upgrade", "h2c"), ("Connection", "upgrade")], body_length=0)
+    assert b"upgrade" not in wire.lower()
+
+
 def test_fields_named_by_connection_are_dropped():
     _, wire = write(200, [("X-Before", "1"), ("Connection", "X-Before, x-after"),
                           ("X-After", "2"), ("X-Other", "3")], body_length=0)

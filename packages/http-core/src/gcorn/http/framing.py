@@ -11,7 +11,9 @@ The rules (RFC 9110, RFC 9112):
 - hop-by-hop fields of the application (RFC 9110 7.6.1: Connection, the fields
   it names, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade) and
   Trailer, Date and Server are the server's: dropped; `Connection: close` still
-  closes the connection after the response. Date and Server are added once.
+  closes the connection after the response. Date and Server are added once. The
+  one exception: a 426 (and a 101) keeps the application's Upgrade, which it
+  must send (RFC 9110 15.5.22, 7.8), and the head's Connection names `upgrade`.
 - 1xx and 204 carry no body and no Content-Length (RFC 9110 8.6); HEAD and 304
   carry no body but keep the application's Content-Length.
 - otherwise the application's Content-Length frames the body (body bytes past
@@ -66,7 +68,9 @@ _CONNECTION_OPTIONS = frozenset((b"close", b"keep-alive", b""))
 # the number of a Content-Length or -1): applications send the same few fields
 # again and again
 _Field = tuple[bytes, int, bytes, int]
-_PLAIN, _CONTENT_LENGTH, _CONNECTION, _DROPPED = 0, 1, 2, 3
+_PLAIN, _CONTENT_LENGTH, _CONNECTION, _DROPPED, _UPGRADE = 0, 1, 2, 3, 4
+# the statuses whose Upgrade field is the application's to send (RFC 9110 15.5.22, 7.8)
+_UPGRADE_STATUSES = frozenset((101, 426))
 _FIELDS: dict[tuple[object, object], _Field] = {}
 _FIELDS_MAX = 4096
 # status -> its line with the standard reason; (status, reason) -> the line with that one
@@ -147,6 +151,8 @@ def _field(name: bytes | str, value: bytes | str) -> _Field:
         kind = _CONTENT_LENGTH
     elif lname == b"connection":
         kind = _CONNECTION
+    elif lname == b"upgrade":
+        kind = _UPGRADE
     else:
         kind = _DROPPED if lname in _SERVERS else _PLAIN
     hit = (b"%s: %s\r\n" % (name_bytes, value_bytes), kind, value_bytes, number)
@@ -194,7 +200,7 @@ class ResponseWriter:
 
     __slots__ = ("content_length", "framing", "head_sent", "http11", "incomplete", "is_head",
                  "keep_alive", "overrun", "sent", "server", "status", "_app_close", "_fields",
-                 "_length_line", "_line")
+                 "_length_line", "_line", "_upgrade")
 
     status: int
     content_length: int | None
@@ -231,6 +237,7 @@ class ResponseWriter:
         length = -1
         length_line = b""
         close = False
+        upgrade = False
         named: set[bytes] | None = None
         cache = _FIELDS
         try:
@@ -253,18 +260,22 @@ class ResponseWriter:
                     options = _named_options(lvalue)
                     if options:
                         named = options if named is None else named | options
+                elif kind == _UPGRADE and status in _UPGRADE_STATUSES:
+                    fields.append(hit[0])
+                    upgrade = True
         except InvalidResponse:
             raise
         except (TypeError, ValueError):
             raise InvalidResponse("a header field is not a (name, value) pair") from None
         if named is not None:
-            fields = _drop_named(fields, named)
+            fields = _drop_named(fields, named - {b"upgrade"} if upgrade else named)
         self.status = status
         self._line = line
         self._fields = fields
         self._length_line = length_line
         self.content_length = None if length == -1 else length
         self._app_close = close
+        self._upgrade = upgrade
 
     def head(self, body_length: int | None = None, close: bool = False) -> bytes:
         """The head's bytes; framing decided. `body_length`: the whole body's size if known.
@@ -307,7 +318,11 @@ class ResponseWriter:
         self.framing = framing
         keep = self.keep_alive and not close and not self._app_close
         self.keep_alive = keep
-        if not keep:
+        if self._upgrade:
+            parts.append(b"Connection: upgrade\r\n\r\n" if keep and self.http11
+                         else b"Connection: upgrade, close\r\n\r\n" if not keep
+                         else b"Connection: upgrade, keep-alive\r\n\r\n")
+        elif not keep:
             parts.append(b"Connection: close\r\n\r\n")
         elif not self.http11:
             parts.append(b"Connection: keep-alive\r\n\r\n")
