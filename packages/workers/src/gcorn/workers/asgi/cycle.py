@@ -156,7 +156,8 @@ class RequestCycle:
             if not more and self.trailers:
                 self.body_done = True
                 more = True  # the trailers end the message
-            await self._send_body(message.get("body", b""), more)
+            if self._send_body(message.get("body", b""), more):
+                await self.conn.drain()
             return
         if kind == "http.response.trailers" and self.trailers and not self.response_complete:
             await self._send_trailers(message)
@@ -175,7 +176,7 @@ class RequestCycle:
         if message.get("more_trailers", False):
             return
         if self.head_pending is not None:
-            await self._send_body(b"", True)  # trailers and no body message: an empty body
+            self._send_body(b"", True)  # trailers and no body message: an empty body
         elif not self.body_done:
             raise AppProtocolError("http.response.trailers before the last http.response.body")
         writer = self.writer
@@ -186,7 +187,8 @@ class RequestCycle:
             self.conn.write(out)
         self._complete(writer)
 
-    async def _send_body(self, body: bytes, more: bool) -> None:
+    def _send_body(self, body: bytes, more: bool) -> bool:
+        """Frame and write one body piece; True when the transport asks to wait (drain)."""
         conn = self.conn
         if self.head_pending is None:
             writer = self.writer
@@ -210,11 +212,11 @@ class RequestCycle:
                 self.bytes_sent = writer.sent
                 if writer.overrun or writer.incomplete:
                     self._complete(writer)  # raises or closes
-                    return
+                    return False
                 self.response_complete = True
                 self._wake()
                 conn.response_done(self)
-                return
+                return False
             out = writer.head(None if more else len(body))
             self.keep_alive = writer.keep_alive
         if body:
@@ -235,8 +237,9 @@ class RequestCycle:
             self._complete(writer)
         elif writer.overrun:
             self._complete(writer)  # raises
-        elif conn.write_paused:
-            await conn.drain()
+        else:
+            return conn.write_paused
+        return False
 
     def _complete(self, writer: ResponseWriter) -> None:
         """The last body message is out (or one broke the framing): end the exchange."""
