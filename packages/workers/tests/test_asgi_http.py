@@ -291,6 +291,20 @@ def test_bad_response_trailers_are_an_app_error(server: AsgiServer, path: str) -
     assert wait_until(lambda: text in server.stderr())
 
 
+def test_refused_requests_are_in_the_access_log_as_on_the_wsgi_workers(tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    srv = AsgiServer(tmp_path, "asgi_apps:app", header_map="refuse",
+                     access_file=str(access)).wait_ready()
+    try:
+        assert _exchange(srv.port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert _exchange(srv.port, b"GET /x?y HTTP/1.1\r\nA_B: 1\r\n\r\n").startswith(
+            b"HTTP/1.1 400")
+        assert wait_until(lambda: '"- - -" 400' in access.read_text()
+                          and '"GET /x?y HTTP/1.1" 400' in access.read_text())
+    finally:
+        srv.stop()
+
+
 def test_connection_close_from_the_app(server: AsgiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")

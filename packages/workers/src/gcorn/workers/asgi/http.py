@@ -330,7 +330,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             scheme, headers = state.policy.filter_headers(head.headers, self.peer, self.scheme)
         except WorkerError as exc:
-            self._refuse(exc.status, exc.client_message)
+            self._refuse(exc.status, exc.client_message, head)
             return
         if head.upgrade is not None and is_websocket_handshake(head, headers):
             self._start_websocket(head, scheme, headers)
@@ -513,7 +513,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- errors and shutdown ----------------------------------------------------------
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, head: RequestHead | None = None) -> None:
         state = self.state
         peer = self.client[0] if self.client else "-"
         state.log.debug("Invalid request from ip=%s: %s", peer, message)
@@ -523,7 +523,15 @@ class HttpProtocol(asyncio.Protocol):
             self.cycle.keep_alive = False
             self._pause_reading(2)
             return
-        self.write(error_response(status, message))
+        data = error_response(status, message)
+        self.write(data)
+        if state.access_enabled:
+            # as on the WSGI workers (and gunicorn): refused requests are logged too
+            try:
+                state.log.access(AccessInfo.refused(
+                    str(peer), status, len(data) - data.index(b"\r\n\r\n") - 4, 0.0, head))
+            except Exception:
+                state.log.exception("Failed to write the access log line")
         self.closed_after_error()
 
     def closed_after_error(self) -> None:

@@ -86,6 +86,10 @@ def _basic_auth_user(authorization: str | None) -> str | None:
     return user if sep else None
 
 
+# the fields of gcorn.http's error_response, as the access log's {name}o atoms see them
+_REFUSAL_FIELDS = (("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close"))
+
+
 @dataclass(frozen=True, slots=True)
 class AccessInfo:
     """One served request: what came in, what went out, how long it took."""
@@ -134,6 +138,24 @@ class AccessInfo:
             status=status, bytes_sent=bytes_sent, request_time=request_time,
             request_headers=request_headers, response_headers=response_headers,
             environ=environ)
+
+    @classmethod
+    def refused(cls, remote_addr: str, status: int, bytes_sent: int, request_time: float,
+                head: Any = None) -> AccessInfo:
+        """The record of a request the server refused with its own plain-text answer
+        (every worker logs those, as gunicorn does): '-' for what was not read.
+        `head` is the gcorn.http `RequestHead`, when the refusal came after it."""
+        if head is None:
+            return cls(remote_addr=remote_addr, method="-", raw_uri="-", path="-", query="",
+                       protocol="-", status=status, bytes_sent=bytes_sent,
+                       request_time=request_time, response_headers=_REFUSAL_FIELDS)
+        major, minor = head.version
+        return cls(
+            remote_addr=remote_addr, method=head.method.decode("latin-1"),
+            raw_uri=head.target.decode("latin-1"), path=head.path.decode("latin-1"),
+            query=head.query.decode("latin-1"), protocol=f"HTTP/{major}.{minor}",
+            status=status, bytes_sent=bytes_sent, request_time=request_time,
+            request_headers=head.headers, response_headers=_REFUSAL_FIELDS)
 
     def header(self, name: str) -> str | None:
         """The first request header called `name` (case-insensitive), or None."""

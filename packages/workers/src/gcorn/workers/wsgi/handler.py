@@ -89,23 +89,9 @@ class RequestHandler:
         if self.access is None or not access_wanted(self.log):
             return
         # as gunicorn: rejected requests are in the access log too ('-' where unknown)
-        method = raw_uri = path = "-"
-        query, protocol, headers = "", "-", []
-        if head is not None:
-            method = head.method.decode("latin-1")
-            raw_uri = head.target.decode("latin-1")
-            path = head.path.decode("latin-1")
-            query = head.query.decode("latin-1")
-            protocol = _PROTOCOLS.get(head.version, "-")
-            headers = head.headers
         try:
-            self.access(AccessInfo(
-                remote_addr=str(ip), method=method, raw_uri=raw_uri, path=path, query=query,
-                protocol=protocol, status=status, bytes_sent=sent,
-                request_time=time.monotonic() - started, request_headers=headers,
-                response_headers=[("Content-Type", "text/plain; charset=utf-8"),
-                                  ("Connection", "close")],
-                environ=None))
+            self.access(AccessInfo.refused(str(ip), status, sent, time.monotonic() - started,
+                                           head))
         except Exception:
             self.log.exception("writing the access log failed")
 
