@@ -208,8 +208,9 @@ class Connection:
             return ConnectionClosed()
         # DONE or MUST_CLOSE: a later request waits for start_next_cycle(); after a
         # request that closes, whatever else arrives is not read
-        if their is _DONE and (self._events or self._pending or self._error is not None):
-            return PAUSED
+        if their is _DONE and (self._events or self._pending or self._error is not None
+                               or self._parser.paused):
+            return PAUSED  # (a paused parser holds what came after an Upgrade or CONNECT)
         if self._eof:
             self._their = _CLOSED
             self._keep_alive = False
