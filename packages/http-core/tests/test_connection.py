@@ -32,6 +32,7 @@ from gcorn.http import (
     InvalidMethod,
     InvalidResponse,
     LocalProtocolError,
+    NoEvent,
     ParseError,
     ParserOptions,
     RequestHead,
@@ -653,3 +654,75 @@ def test_serves_http_client_over_a_real_socket(server):
     response, body, _ = read_response(answer_bytes)
     assert response.status == 400 and body  # the error's message
     assert response.getheader("Connection") == "close"
+
+
+# -- the same states as h11 ----------------------------------------------------------------
+
+# Not here, on purpose: HTTP/1.0 with Connection: keep-alive (h11 never keeps 1.0 alive;
+# gcorn does, as gunicorn) and a final response to a request waiting for 100 Continue
+# (h11 reads on; gcorn closes, as the body may or may not come).
+_H11_NAMES = {"Request": "RequestHead", "Data": "Body"}
+POST = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n"
+SCENARIOS = {
+    "keep-alive": [("recv", GET), "next", ("respond", []), "cycle", ("recv", b""), "next",
+                   "close"],
+    "request-close": [("recv", b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+                      "next", ("respond", []), ("recv", b""), "next", "close"],
+    "http10": [("recv", b"GET / HTTP/1.0\r\n\r\n"), "next", ("respond", []), "close"],
+    "pipelined": [("recv", GET + get(b"/2")), "next", ("respond", []), "cycle", "next",
+                  ("respond", []), "cycle", "next"],
+    "response-first": [("recv", POST + b"ab"), "next", ("respond", []), ("recv", b"cd"),
+                       "next", "cycle", "next"],
+    "server-close": [("recv", GET + GET), "next", ("respond", [("Connection", "close")]),
+                     "close"],
+    "100-continue": [("recv", POST.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")),
+                     "next", "continue", ("recv", b"abcd"), "next", ("respond", []), "cycle"],
+}
+
+
+def _run(scenario: list, ours: bool) -> list[tuple[str, ...]]:
+    """Play a scenario on a gcorn Connection or an h11 one; what each step saw."""
+    import h11
+
+    conn = Connection() if ours else h11.Connection(h11.SERVER)
+    seen: list[tuple[str, ...]] = []
+    for step in scenario:
+        kinds: list[str] = []
+        if step == "next":
+            while True:
+                event = conn.next_event()
+                name = event.name if isinstance(event, NoEvent) else type(event).__name__
+                kinds.append(_H11_NAMES.get(name, name))
+                if name in ("NEED_DATA", "PAUSED", "ConnectionClosed"):
+                    break
+        elif step == "cycle":
+            conn.start_next_cycle()
+        elif step == "close":
+            conn.send(ConnectionClosed() if ours else h11.ConnectionClosed())
+        elif step == "continue":
+            kinds.append(str(conn.they_are_waiting_for_100_continue))
+            conn.send(InformationalResponse(100) if ours else h11.InformationalResponse(
+                status_code=100, headers=[]))
+            kinds.append(str(conn.they_are_waiting_for_100_continue))
+        elif step[0] == "recv":
+            conn.receive_data(step[1])
+        else:
+            headers = step[1]
+            if ours:
+                answer(conn, 200, b"ok", headers)
+            else:
+                conn.send(h11.Response(status_code=200, headers=headers))
+                conn.send(h11.Data(data=b"ok"))
+                conn.send(h11.EndOfMessage())
+        seen.append((*kinds, _state_name(conn.our_state), _state_name(conn.their_state)))
+    return seen
+
+
+def _state_name(state: object) -> str:
+    return state.name if isinstance(state, ConnectionState) else repr(state)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_states_and_events_match_h11(name):
+    pytest.importorskip("h11", reason="h11 is the reference for the states")
+    assert _run(SCENARIOS[name], ours=True) == _run(SCENARIOS[name], ours=False)

@@ -381,7 +381,7 @@ class Connection:
         """Once the connection cannot carry another request, a finished side must close."""
         if self._keep_alive:
             return
-        if self._our is _DONE:
+        if self._our is _DONE or (self._our is _IDLE and self._their is _CLOSED):
             self._our = _MUST_CLOSE
         if self._their is _DONE:
             self._their = _MUST_CLOSE
