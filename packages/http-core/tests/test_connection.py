@@ -726,3 +726,12 @@ def _state_name(state: object) -> str:
 def test_states_and_events_match_h11(name):
     pytest.importorskip("h11", reason="h11 is the reference for the states")
     assert _run(SCENARIOS[name], ours=True) == _run(SCENARIOS[name], ours=False)
+
+
+def test_nothing_is_kept_after_a_request_that_closes(conn):
+    conn.receive_data(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    events_until_pause(conn)
+    assert conn.their_state is S.MUST_CLOSE
+    conn.receive_data(GET * 1000)
+    assert conn.next_event() is NEED_DATA
+    assert conn._pending == []  # not buffered for nothing

@@ -157,8 +157,9 @@ class Connection:
             self._eof = True
         elif self._eof:
             raise LocalProtocolError("receive_data() after the end of the data (b\"\")")
-        else:
+        elif self._their is not _MUST_CLOSE and self._their is not _ERROR:
             self._pending.append(bytes(data))
+        # else: nothing more is read from this connection, so nothing is kept
 
     def next_event(self) -> ReceivedEvent | NoEvent:
         """The next request event, NEED_DATA or PAUSED; raises the request's ParseError.
@@ -175,6 +176,7 @@ class Connection:
             except ParseError:
                 self._their = _ERROR
                 self._keep_alive = False
+                self._waiting_100 = False
                 self._settle()
                 raise
             if event is None:
