@@ -58,3 +58,35 @@ def test_readme_response_writer_example():
     assert answer.startswith(b"HTTP/1.1 200 OK\r\nServer: gcorn\r\nDate: ")
     assert answer.endswith(b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
                            b"5\r\nhello\r\n0\r\n\r\n")
+
+
+def serve_with_readme_loop(request: bytes) -> bytes:
+    """Run the README's Connection server loop on one end of a socket pair."""
+    namespace: dict[str, object] = {}
+    exec(example("## Connection: one object per connection"), namespace)
+    server, client = socket.socketpair()
+    with server, client:
+        server.settimeout(5)
+        client.settimeout(5)
+        client.sendall(request)
+        namespace["serve"](server)  # returns when the connection is to close
+        server.close()
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_readme_connection_loop_serves_pipelined_requests():
+    answer = serve_with_readme_loop(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+                                    b"POST /b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+                                    b"GET /c HTTP/1.0\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert b"9\r\nhello /a\n\r\n0\r\n\r\n" in answer and b"hello /b\n" in answer
+    assert answer.endswith(b"Connection: close\r\n\r\nhello /c\n")  # 1.0: the close ends it
+
+
+def test_readme_connection_loop_answers_a_bad_request():
+    answer = serve_with_readme_loop(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"Content-Length: 0\r\nConnection: close\r\n\r\n")

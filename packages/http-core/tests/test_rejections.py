@@ -47,7 +47,7 @@ def test_statuses_of_the_error_family():
     expected = {
         "UnsupportedVersion": 505, "UnsupportedTransferCoding": 501, "ExpectationFailed": 417,
         "RequestLineTooLong": 414, "TooManyHeaders": 431, "HeaderFieldTooLarge": 431,
-        "InvalidResponse": 500,
+        "InvalidResponse": 500, "LocalProtocolError": 500,
     }
     for name in http.__all__:
         cls = getattr(http, name)

@@ -2,9 +2,12 @@
 
 Feed the bytes of a connection to a ``RequestParser`` and get ``RequestHead``,
 ``Body`` and ``EndOfMessage`` events back; every bad input raises a
-``ParseError`` that carries the HTTP status to answer. See README.md.
+``ParseError`` that carries the HTTP status to answer. ``Connection`` is the
+same in h11's shape: one object per connection, request events out and
+response events in. See README.md.
 """
 
+from .connection import NEED_DATA, PAUSED, Connection, ConnectionState, NoEvent
 from .errors import (
     DuplicateHeader,
     ExpectationFailed,
@@ -23,6 +26,7 @@ from .errors import (
     InvalidTarget,
     InvalidTrailer,
     InvalidUwsgiPacket,
+    LocalProtocolError,
     ObsoleteFolding,
     ParseError,
     RequestLineTooLong,
@@ -30,7 +34,18 @@ from .errors import (
     UnsupportedTransferCoding,
     UnsupportedVersion,
 )
-from .events import Body, EndOfMessage, Event, Header, RequestHead
+from .events import (
+    Body,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Header,
+    InformationalResponse,
+    RequestHead,
+    Response,
+    ResponseHeader,
+)
 from .framing import (
     CONTINUE,
     Framing,
@@ -58,7 +73,13 @@ from .uwsgi import UwsgiParser, UwsgiRequest, encode_uwsgi_vars, parse_uwsgi_var
 __all__ = [
     "BACKENDS",
     "CONTINUE",
+    "NEED_DATA",
+    "PAUSED",
     "Body",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionState",
+    "Data",
     "DuplicateHeader",
     "EndOfMessage",
     "Event",
@@ -67,6 +88,7 @@ __all__ = [
     "HTTPProtocolError",
     "Header",
     "HeaderFieldTooLarge",
+    "InformationalResponse",
     "IncompleteMessage",
     "InvalidChunk",
     "InvalidFraming",
@@ -80,6 +102,8 @@ __all__ = [
     "InvalidTarget",
     "InvalidTrailer",
     "InvalidUwsgiPacket",
+    "LocalProtocolError",
+    "NoEvent",
     "ObsoleteFolding",
     "ParseError",
     "ParserOptions",
@@ -88,6 +112,8 @@ __all__ = [
     "RequestHead",
     "RequestLineTooLong",
     "RequestParser",
+    "Response",
+    "ResponseHeader",
     "ResponseWriter",
     "TooManyHeaders",
     "UnsupportedTransferCoding",

@@ -164,3 +164,9 @@ class InvalidResponse(HTTPProtocolError, ValueError):
 
     status = 500
     default_message = "invalid response"
+
+
+class LocalProtocolError(InvalidResponse):
+    """This side sent an event its Connection cannot send now (out of order; our fault)."""
+
+    default_message = "event sent out of order"
