@@ -31,47 +31,27 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gcorn.arbiter import ExitReason, graceful_timeout, setting
-from gcorn.http import date_line
 from gcorn.workers import deadline
 from gcorn.workers.deadline import RequestTimeout, ThreadWatchdog
 from gcorn.workers.errors import ClientDisconnected, WorkerError
 from gcorn.workers.exchange.access import AccessInfo, access_wanted
 from gcorn.workers.exchange.hooks import HookRequest
-from gcorn.workers.http2 import (
-    AbuseGuard,
-    EnhanceYourCalm,
-    H2Options,
-    H2RequestError,
-    goaway_frame,
-    new_connection,
-    request_fields,
-    response_fields,
+from gcorn.workers.h2session import (
+    ENHANCE_YOUR_CALM,
+    INTERNAL_ERROR,
+    REFUSED_STREAM,
+    H2ServerSession,
 )
+from gcorn.workers.http2 import H2Options, RequestFields, date_server_fields, response_fields
+from gcorn.workers.wsgi.input import BodyReader
 from gcorn.workers.wsgi.response import close_iterable
 
 __all__ = ["H2Threads"]
 
-_REFUSED_STREAM = 0x7
-_INTERNAL_ERROR = 0x2
-_ENHANCE_YOUR_CALM = 0xB
-_PROTOCOL_ERROR = 0x1
-_CONNECTION_WINDOW_MAX = 16 * 1024 * 1024
 _RECV_SIZE = 65536
 # body bytes queued in h2 for the I/O thread before a stream waits for it to write them
 _QUEUE_LIMIT = 1024 * 1024
 _POLL = 0.5
-
-
-_DATE: list[Any] = [b"", []]
-
-
-def _date_server() -> list[tuple[bytes, bytes]]:
-    """`date` and `server` fields, rebuilt when date_line's second changes."""
-    line = date_line()
-    if line is not _DATE[0]:
-        _DATE[1] = [(b"date", line.split(b":", 1)[1].strip()), (b"server", b"gcorn")]
-        _DATE[0] = line
-    return _DATE[1]  # type: ignore[no-any-return]
 
 
 class H2Threads:
@@ -150,62 +130,20 @@ class H2Threads:
         return answered
 
 
-class H2Input:
+class H2Input(BodyReader):
     """`wsgi.input` of one stream: reads block until the client sends more or ends."""
 
+    __slots__ = ("stream",)
+
     def __init__(self, stream: Stream) -> None:
+        super().__init__()
         self.stream = stream
-        self.buffer = b""
 
-    def _fill(self) -> bool:
+    def _next_chunk(self) -> bytes:
         data = self.stream.take_body()
-        if data:
-            self.buffer += data
-            return True
-        return False
-
-    def read(self, size: int | None = -1) -> bytes:
-        """Up to `size` bytes (all that is left when negative)."""
-        if size is None or size < 0:
-            while self._fill():
-                pass
-            data, self.buffer = self.buffer, b""
-            return data
-        while len(self.buffer) < size and self._fill():
-            pass
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        if not data:
+            self.done = True
         return data
-
-    def readline(self, size: int | None = -1) -> bytes:
-        """One line, at most `size` bytes."""
-        while b"\n" not in self.buffer and (size is None or size < 0
-                                            or len(self.buffer) < size) and self._fill():
-            pass
-        end = self.buffer.find(b"\n") + 1 or len(self.buffer)
-        if size is not None and size >= 0:
-            end = min(end, size)
-        data, self.buffer = self.buffer[:end], self.buffer[end:]
-        return data
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        """All lines."""
-        lines: list[bytes] = []
-        total = 0
-        while True:
-            line = self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            line = self.readline()
-            if not line:
-                return
-            yield line
 
 
 class Stream:
@@ -216,16 +154,33 @@ class Stream:
         self.sid = sid
         self.body: deque[tuple[bytes, int]] = deque()
         self.body_complete = False
-        self.reset = False
+        self.disconnected = False  # RST_STREAM, the connection's end or request_timeout
         self.headers_sent = False
         self.done = False
         self.timed_out = False  # answered by the request_timeout watchdog
+
+    # -- fed by the I/O thread, the session's lock held: its notify_all wakes the readers
+
+    def feed_body(self, data: bytes, flow_length: int) -> None:
+        """Queue a DATA frame; its window reopens when the app reads it."""
+        self.body.append((data, flow_length))
+
+    def end_body(self) -> None:
+        """END_STREAM: the whole request body is here."""
+        self.body_complete = True
+
+    def lose_client(self) -> None:
+        """RST_STREAM: reads end, writes raise ClientDisconnected."""
+        self.disconnected = True
+
+    def wake_window(self) -> None:
+        """A window may have grown: the session's notify_all wakes the writer."""
 
     def take_body(self) -> bytes:
         """The next piece of the request body (b'' at its end or when the stream is gone)."""
         session = self.session
         with session.cond:
-            while not self.body and not self.body_complete and not self.reset \
+            while not self.body and not self.body_complete and not self.disconnected \
                     and not session.closed:
                 session.cond.wait(_POLL)
             if not self.body:
@@ -246,29 +201,21 @@ class _Response:
         self.sent = 0
 
 
-class H2Session:
-    """One HTTP/2 connection of the gthread worker."""
+class H2Session(H2ServerSession):
+    """One HTTP/2 connection of the gthread worker: its I/O thread, its streams on the pool."""
+
+    streams: dict[int, Stream]
 
     def __init__(self, owner: H2Threads, conn: Any, data: bytes,
                  on_close: Callable[..., None], upgrade: Any = None) -> None:
+        super().__init__(owner.options, owner.log, conn.peer)
         self.owner = owner
         self.upgrade = upgrade  # the HTTP/1 head of an `Upgrade: h2c` request
         self.conn = conn
         self.initial = data
         self.on_close = on_close
-        self.options = owner.options
-        self.log = owner.log
-        self.h2 = new_connection(owner.options)
-        from h2 import events  # an optional dependency, present once a session exists
-
-        self.ev = events
-        self.guard = AbuseGuard(owner.options)
         self.cond = threading.Condition(threading.RLock())
-        self.streams: dict[int, Stream] = {}
-        self.closed = False
         self.failed = False  # ended by an error GOAWAY: linger before closing
-        self.goaway_sent = False
-        self.last_stream = 0
         self.wake_pending = False
         self.queued = 0  # body bytes handed to h2 since the I/O thread last wrote
         self.wake_r, self.wake_w = os.pipe()
@@ -282,20 +229,8 @@ class H2Session:
         conn = self.conn
         try:
             with self.cond:
-                head = self.upgrade
-                if head is not None:
-                    settings = next(v for k, v in head.headers if k == b"http2-settings")
-                    self.h2.initiate_upgrade_connection(settings.strip())
-                else:
-                    self.h2.initiate_connection()
-                opts = self.options
-                wanted = min(opts.max_concurrent_streams * opts.initial_window_size,
-                             _CONNECTION_WINDOW_MAX)
-                if wanted > 65535:
-                    self.h2.increment_flow_control_window(wanted - 65535)
-                if head is not None:
-                    self._start_upgraded(head)
-            self._flush()
+                self.initiate(self.upgrade)
+            self._write_out()
             if self.initial:
                 self._receive(self.initial)
             self._loop()
@@ -307,7 +242,7 @@ class H2Session:
             with self.cond:
                 self.closed = True
                 for stream in self.streams.values():
-                    stream.reset = True
+                    stream.disconnected = True
                 self.cond.notify_all()
             os.close(self.wake_r)
             os.close(self.wake_w)
@@ -322,14 +257,14 @@ class H2Session:
         stop_deadline: float | None = None
         while not self.closed:
             if not worker.alive and not self.goaway_sent:
-                self._goaway()
+                self.goaway()
                 stop_deadline = time.monotonic() + self.owner.graceful
             with self.cond:
                 idle = not self.streams
             if idle and (self.goaway_sent or
                          time.monotonic() - self.idle_since > self.owner.idle_limit):
-                self._goaway()
-                self._flush()
+                self.goaway()
+                self._write_out()
                 return
             if stop_deadline is not None and time.monotonic() > stop_deadline:
                 return
@@ -342,7 +277,7 @@ class H2Session:
                     except BlockingIOError:
                         pass
                     self.wake_pending = False
-                    self._flush()
+                    self._write_out()
                 if sock not in ready:
                     continue
             try:
@@ -358,69 +293,14 @@ class H2Session:
             self._receive(data)
 
     def _receive(self, data: bytes) -> None:
-        from h2.exceptions import ProtocolError
-
         with self.cond:
-            try:
-                events = self.h2.receive_data(data)
-            except ProtocolError as exc:
-                self.log.debug("h2 protocol error from %s: %s", self.conn.peer, exc)
-                self.closed = self.failed = True
-                events = []
-            try:
-                for event in events:
-                    self._event(event)
-            except EnhanceYourCalm as exc:
-                self.log.warning("h2 client %s: %s; closing", self.conn.peer, exc)
-                self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
-                                         last_stream_id=self.last_stream)
-                self.closed = self.failed = True
+            self.receive(data)
             self.cond.notify_all()
-        self._flush()
+        self._write_out()
 
-    def _event(self, event: Any) -> None:
-        ev = self.ev
-        kind = type(event)
-        if kind is ev.RequestReceived:
-            self._request(event.stream_id, event.headers, event.stream_ended is not None)
-        elif kind is ev.DataReceived:
-            stream = self.streams.get(event.stream_id)
-            if stream is None or stream.reset:
-                self.ack(event.stream_id, event.flow_controlled_length)
-            else:
-                stream.body.append((event.data, event.flow_controlled_length))
-                if event.stream_ended is not None:
-                    stream.body_complete = True
-        elif kind is ev.StreamEnded:
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.body_complete = True
-        elif kind is ev.StreamReset:
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.reset = True
-            if event.remote_reset:
-                self.guard.stream_reset()
-        elif kind in (ev.RemoteSettingsChanged, ev.PingReceived):
-            self.guard.control_frame()
-        elif kind is ev.ConnectionTerminated:
-            self.closed = True
+    # -- what H2ServerSession leaves to the worker (lock held) ---------------------------------
 
-    def _request(self, sid: int, raw: Any, ended: bool) -> None:
-        if (self.goaway_sent and sid > self.last_stream) or (
-                len(self.streams) >= self.options.max_concurrent_streams):
-            self._reset(sid, _REFUSED_STREAM)
-            return
-        self.last_stream = max(self.last_stream, sid)
-        try:
-            fields = request_fields(raw, self.options)
-        except H2RequestError as exc:
-            self.log.debug("Invalid h2 request from %s: %s", self.conn.peer, exc)
-            if exc.status == 400:
-                self._reset(sid, _PROTOCOL_ERROR)
-            else:
-                self._error(sid, exc.status, str(exc))
-            return
+    def _open(self, sid: int, fields: RequestFields, ended: bool) -> None:
         stream = Stream(self, sid)
         stream.body_complete = ended
         self.streams[sid] = stream
@@ -428,27 +308,22 @@ class H2Session:
             self.owner.pool.submit(self._serve, stream, fields)
         except RuntimeError:  # the pool is shut down: the worker is stopping
             self.streams.pop(sid, None)
-            self._reset(sid, _REFUSED_STREAM)
+            self.reset(sid, REFUSED_STREAM)
 
-    def _start_upgraded(self, head: Any) -> None:
-        """Stream 1 of an upgraded connection: the HTTP/1 request that asked for it (lock held)."""
-        from gcorn.workers.http2 import RequestFields
+    def _failed(self) -> None:
+        self.closed = self.failed = True
 
-        headers = [(k, v) for k, v in head.headers
-                   if k not in (b"connection", b"upgrade", b"http2-settings")]
-        host = next((v for k, v in headers if k == b"host"), b"")
-        fields = RequestFields(method=head.method.decode("latin-1"), scheme="http",
-                               authority=host, path=head.path, query=head.query,
-                               target=head.target, headers=headers, content_length=None)
-        self.last_stream = 1
-        stream = Stream(self, 1)
-        stream.body_complete = True
-        self.streams[1] = stream
-        self.owner.pool.submit(self._serve, stream, fields)
+    def _terminated(self) -> None:
+        self.closed = True
+
+    def _write_now(self, frame: bytes) -> None:
+        self._write_out()
+        self.conn.sendall(frame)
 
     # -- output (any thread; the I/O thread writes) ------------------------------------------
 
-    def _wake(self) -> None:
+    def flush(self) -> None:
+        """Wake the I/O thread to write what h2 has queued (any thread)."""
         # one byte in the pipe is enough: the I/O thread clears the flag before it
         # collects the output, so what is queued after that writes a new byte
         if self.wake_pending:
@@ -459,7 +334,7 @@ class H2Session:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending, or the session ended
 
-    def _flush(self) -> None:
+    def _write_out(self) -> None:
         """Write what h2 has queued (the I/O thread only)."""
         with self.cond:
             data = self.h2.data_to_send()
@@ -469,58 +344,13 @@ class H2Session:
         if data:
             self.conn.sendall(data)
 
-    def ack(self, sid: int, length: int) -> None:
-        """The app read `length` flow-controlled bytes: reopen the windows (lock held)."""
-        from h2.exceptions import H2Error
-
-        if not length or self.closed:
-            return
-        try:
-            self.h2.acknowledge_received_data(length, sid)
-        except H2Error:
-            return
-        self._wake()
-
-    def _reset(self, sid: int, code: int) -> None:
-        from h2.exceptions import H2Error
-
-        try:
-            self.h2.reset_stream(sid, error_code=code)
-        except H2Error:
-            pass
-        self._wake()
-
-    def _error(self, sid: int, status: int, message: str) -> None:
-        from h2.exceptions import H2Error
-
-        body = (message + "\n").encode("utf-8", "replace")
-        fields = response_fields(status, [(b"content-type", b"text/plain; charset=utf-8")],
-                                 _date_server(), len(body))
-        try:
-            self.h2.send_headers(sid, fields)
-            self.h2.send_data(sid, body[:self.h2.local_flow_control_window(sid)],
-                              end_stream=True)
-        except H2Error as exc:
-            self.log.debug("cannot answer h2 stream %d: %s", sid, exc)
-        self._wake()
-
-    def _goaway(self) -> None:
-        if self.goaway_sent:
-            return
-        self.goaway_sent = True
-        with self.cond:
-            last = self.last_stream
-        self._flush()
-        # outside h2's state machine: it would refuse the frames of the streams let finish
-        self.conn.sendall(goaway_frame(last))
-
     def answer_timeout(self, stream: Stream, resp: _Response) -> str:
         """request_timeout (the watchdog thread): 504 on `stream` unless its response has
         started, else RST_STREAM; the app's later writes fail. Under the session's lock,
         as every write of the stream: its head and the 504 cannot both go out."""
         with self.cond:
             stream.timed_out = True
-            if stream.reset or self.closed:
+            if stream.disconnected or self.closed:
                 answered = "the client had gone"
             elif stream.done:
                 answered = "the response was complete"
@@ -529,12 +359,12 @@ class H2Session:
                 resp.status_code = deadline.STATUS
                 resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
                 resp.sent = len(deadline.MESSAGE) + 1
-                self._error(stream.sid, deadline.STATUS, deadline.MESSAGE)
+                self.answer_error(stream.sid, deadline.STATUS, deadline.MESSAGE)
                 answered = f"answered {deadline.STATUS}"
             else:
-                self._reset(stream.sid, _INTERNAL_ERROR)
+                self.reset(stream.sid, INTERNAL_ERROR)
                 answered = "response already started: stream reset"
-            stream.reset = True
+            stream.disconnected = True
             # the stream is over for the connection: a graceful stop does not wait for
             # its thread, which may be stuck in C code
             self.streams.pop(stream.sid, None)
@@ -546,11 +376,11 @@ class H2Session:
     def send_headers(self, stream: Stream, fields: list[tuple[bytes, bytes]], end: bool) -> None:
         """The response head of `stream` (a pool thread)."""
         with self.cond:
-            if stream.reset or self.closed:
+            if stream.disconnected or self.closed:
                 raise ClientDisconnected("the client reset the stream")
             self.h2.send_headers(stream.sid, fields, end_stream=end)
             stream.headers_sent = True
-        self._wake()
+        self.flush()
 
     def send_data(self, stream: Stream, data: bytes, end: bool) -> None:
         """Body bytes within the client's windows; waits (up to `timeout`) for WINDOW_UPDATE."""
@@ -562,7 +392,7 @@ class H2Session:
         with self.cond:
             try:
                 while True:
-                    if stream.reset or self.closed:
+                    if stream.disconnected or self.closed:
                         raise ClientDisconnected("the client reset the stream")
                     if not view:
                         if end:
@@ -570,7 +400,7 @@ class H2Session:
                         break
                     window = h2.local_flow_control_window(stream.sid)
                     if window <= 0:
-                        self._wake()
+                        self.flush()
                         now = time.monotonic()
                         if stalled_at is None:
                             stalled_at = now
@@ -579,8 +409,8 @@ class H2Session:
                             # zero-window stall: the client holds a pool thread hostage
                             self.log.info("h2 stream %d stalled on a closed window; reset",
                                           stream.sid)
-                            stream.reset = True
-                            self._reset(stream.sid, _ENHANCE_YOUR_CALM)
+                            stream.disconnected = True
+                            self.reset(stream.sid, ENHANCE_YOUR_CALM)
                             raise ClientDisconnected("flow-control window stalled")
                         self.cond.wait(left)
                         continue
@@ -595,19 +425,19 @@ class H2Session:
                     if self.queued >= _QUEUE_LIMIT:
                         # a client with huge windows: memory is bounded by the queue,
                         # not by the body (the I/O thread writes, then notifies)
-                        self._wake()
+                        self.flush()
                         self.cond.wait(_POLL)
                     elif len(view) and size == window:
-                        self._wake()
+                        self.flush()
             except StreamClosedError:
                 raise ClientDisconnected("the stream is closed") from None
-        self._wake()
+        self.flush()
 
     # -- one stream, on a pool thread ----------------------------------------------------------
 
     def _serve(self, stream: Stream, fields: Any) -> None:
         try:
-            if not stream.reset and not self.closed:
+            if not stream.disconnected and not self.closed:
                 self._run_app(stream, fields)
         except ClientDisconnected as exc:
             self.log.debug("h2 stream %d: client went away: %s", stream.sid, exc)
@@ -623,7 +453,7 @@ class H2Session:
                 self.streams.pop(stream.sid, None)
                 if not self.streams:
                     self.idle_since = time.monotonic()
-            self._wake()
+            self.flush()
 
     def _run_app(self, stream: Stream, fields: Any) -> None:
         owner = self.owner
@@ -635,7 +465,7 @@ class H2Session:
                 fields.headers, conn.peer, "https" if conn.is_tls else fields.scheme)
         except WorkerError as exc:
             with self.cond:
-                self._error(stream.sid, exc.status, exc.client_message)
+                self.answer_error(stream.sid, exc.status, exc.client_message)
             return
         query = fields.query.decode("latin-1")
         target = fields.target.decode("latin-1")
@@ -646,7 +476,7 @@ class H2Session:
                                             conn.listener, conn.sock, body)
         except WorkerError as exc:
             with self.cond:
-                self._error(stream.sid, exc.status, str(exc))
+                self.answer_error(stream.sid, exc.status, str(exc))
             return
         environ["HTTP_VERSION"] = "2"
         resp = _Response()
@@ -656,7 +486,7 @@ class H2Session:
         def send_head(length: int | None, end: bool) -> None:
             head = state["head"]
             state["head"] = None
-            fields_out = response_fields(resp.status_code, head, _date_server(), length)
+            fields_out = response_fields(resp.status_code, head, date_server_fields(), length)
             self.send_headers(stream, fields_out, end)
 
         def write(data: bytes) -> None:
@@ -728,12 +558,12 @@ class H2Session:
         except Exception:
             self.log.exception("Error handling request %s", target)
             with self.cond:
-                if not stream.headers_sent and not stream.reset:
+                if not stream.headers_sent and not stream.disconnected:
                     resp.status, resp.status_code = "500 Internal Server Error", 500
                     resp.headers = [("Content-Type", "text/plain; charset=utf-8")]
-                    self._error(stream.sid, 500, "Internal Server Error")
+                    self.answer_error(stream.sid, 500, "Internal Server Error")
                 else:
-                    self._reset(stream.sid, _INTERNAL_ERROR)
+                    self.reset(stream.sid, INTERNAL_ERROR)
         finally:
             if disarm is not None:
                 disarm()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gcorn.arbiter import Settings, setting
-from gcorn.http import InvalidResponse, check_header
+from gcorn.http import InvalidResponse, check_header, date_line
 
 __all__ = [
     "PREFACE",
@@ -35,6 +35,7 @@ __all__ = [
     "H2RequestError",
     "RequestFields",
     "alpn_protocols",
+    "date_server_fields",
     "goaway_frame",
     "h2_available",
     "new_connection",
@@ -207,17 +208,21 @@ _CHECKED: set[tuple[bytes, bytes]] = set()
 _CHECKED_MAX = 4096
 
 
-def _check_field(name: bytes, value: bytes) -> None:
-    key = (name, value)
-    if key in _CHECKED:
-        return
-    try:
-        check_header(name, value)
-    except InvalidResponse as exc:
-        raise H2RequestError(f"invalid header field {name!r}: {exc}") from None
+def _check_new(name: bytes, value: bytes) -> None:
+    """`check_header` for a field not in _CHECKED, remembered once it passes."""
+    check_header(name, value)
     if len(_CHECKED) >= _CHECKED_MAX:
         _CHECKED.clear()
-    _CHECKED.add(key)
+    _CHECKED.add((bytes(name), bytes(value)))
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    if (name, value) in _CHECKED:
+        return
+    try:
+        _check_new(name, value)
+    except InvalidResponse as exc:
+        raise H2RequestError(f"invalid header field {name!r}: {exc}") from None
 
 
 def request_fields(raw: Iterable[tuple[bytes, bytes]], options: H2Options) -> RequestFields:
@@ -312,12 +317,9 @@ def response_fields(status: int, headers: Iterable[Sequence[Any]], date_server: 
             value = value.encode("latin-1")
         if (name, value) not in _CHECKED:
             try:
-                check_header(name, value)
+                _check_new(name, value)
             except InvalidResponse as exc:
                 raise ValueError(f"invalid response header {name!r}: {exc}") from None
-            if len(_CHECKED) >= _CHECKED_MAX:
-                _CHECKED.clear()
-            _CHECKED.add((bytes(name), bytes(value)))
         lowered = bytes(name).lower()
         if lowered in _CONNECTION_SPECIFIC or lowered in _SERVER_OWNED:
             continue
@@ -329,6 +331,18 @@ def response_fields(status: int, headers: Iterable[Sequence[Any]], date_server: 
         out.append((b"content-length", b"%d" % content_length))
     out.extend(date_server)
     return out
+
+
+_DATE_SERVER: list[Any] = [b"", []]
+
+
+def date_server_fields() -> list[tuple[bytes, bytes]]:
+    """The `date` and `server` fields of a response, rebuilt when date_line's second changes."""
+    line = date_line()
+    if line is not _DATE_SERVER[0]:
+        _DATE_SERVER[1] = [(b"date", line.split(b":", 1)[1].strip()), (b"server", b"gcorn")]
+        _DATE_SERVER[0] = line
+    return _DATE_SERVER[1]  # type: ignore[no-any-return]
 
 
 def trailer_fields(headers: Iterable[Sequence[Any]]) -> list[tuple[bytes, bytes]]:

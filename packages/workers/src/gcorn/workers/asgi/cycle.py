@@ -10,6 +10,7 @@ from gcorn.http import CONTINUE, Framing, InvalidResponse, ResponseWriter, error
 from gcorn.workers import deadline
 from gcorn.workers.asgi.connection import ClientDisconnected, Connection
 from gcorn.workers.asgi.errors import AppProtocolError
+from gcorn.workers.asgi.receive import ReceiveSide
 from gcorn.workers.exchange.access import AccessInfo
 from gcorn.workers.exchange.hooks import HookRequest, HookResponse
 from gcorn.workers.http2 import trailer_fields
@@ -20,11 +21,10 @@ Message = dict[str, Any]
 
 # request body bytes buffered before the socket stops being read
 BODY_HIGH_WATER = 256 * 1024
-_DISCONNECT = {"type": "http.disconnect"}
 _LENGTH = Framing.LENGTH
 
 
-class RequestCycle:
+class RequestCycle(ReceiveSide):
     """The state of one request: body received so far, response sent so far."""
 
     # Class-level defaults: a request only pays for the attributes it changes
@@ -76,38 +76,17 @@ class RequestCycle:
             self.conn.pause_reading_for_body()
         self._wake()
 
-    def end_body(self) -> None:
-        """The whole request body has been received."""
-        self.body_complete = True
-        self._wake()
-
-    def lose_client(self) -> None:
-        """The connection is gone: a pending or next `receive` gets `http.disconnect`."""
-        self.disconnected = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
     # -- the app's side -------------------------------------------------------------
 
-    async def receive(self) -> Message:
-        """ASGI `receive`: the next `http.request` piece, or `http.disconnect`."""
-        while True:
-            if self.final_sent or self.response_complete or (self.disconnected
-                                                             and not self.body):
-                return await self._wait_disconnect()
-            if self.body or self.body_complete:
-                break
-            if self.expect_continue:
-                self.expect_continue = False
-                if not self.response_started:
-                    self.conn.write(CONTINUE)
-            await self._waiter()
+    def _wait_body(self) -> asyncio.Future[None]:
+        # the app asks for the body: time to tell a client that waits for our word
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.response_started:
+                self.conn.write(CONTINUE)
+        return self._waiter()
+
+    def _take_body(self) -> bytes:
         body = self.body
         if not body:
             data = b""
@@ -117,24 +96,9 @@ class RequestCycle:
         if self.body_size:
             self.body_size = 0
             self.conn.resume_reading_for_body()
-        more = not self.body_complete
-        if not more:
-            self.final_sent = True
+        if self.body_complete:
             self.expect_continue = False
-        return {"type": "http.request", "body": data, "more_body": more}
-
-    async def _wait_disconnect(self) -> Message:
-        while not self.disconnected and not self.response_complete:
-            await self._waiter()
-        return _DISCONNECT
-
-    def _waiter(self) -> asyncio.Future[None]:
-        # one future shared by every receive() waiting at the same time (an app
-        # may listen for the disconnect in one task while another reads)
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            waiter = self.waiter = self.conn.loop.create_future()
-        return waiter
+        return data
 
     async def send(self, message: Message) -> None:
         """ASGI `send`: `http.response.start`, then `http.response.body` pieces, then the

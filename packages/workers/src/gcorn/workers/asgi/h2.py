@@ -1,12 +1,14 @@
 """HTTP/2 connections of the ASGI worker: every stream is its own ASGI http scope, run concurrently.
 
 `H2Protocol` takes a transport over from `HttpProtocol` (ALPN "h2" after the
-TLS handshake, the h2c preface, or `Upgrade: h2c`), feeds it to the `h2`
-state machine of `gcorn.workers.http2` and starts one task per stream, up to
-`http2_max_concurrent_streams`. Flow control runs both ways: request DATA is
-acknowledged (the window reopened) only once the app has received it, and a
-response waits for the client's window (up to `timeout` seconds) rather than
-being buffered.
+TLS handshake, the h2c preface, or `Upgrade: h2c`). The connection itself
+(h2's state machine, event dispatch, stream admission, the server's own
+frames) is `gcorn.workers.h2session.H2ServerSession`; this module supplies
+the asyncio side: one task per stream, writes through the transport once per
+loop iteration, futures that wake a stream. Flow control runs both ways:
+request DATA is acknowledged (the window reopened) only once the app has
+received it, and a response waits for the client's window (up to `timeout`
+seconds) rather than being buffered.
 """
 
 from __future__ import annotations
@@ -19,19 +21,17 @@ from typing import Any
 from gcorn.workers import deadline
 from gcorn.workers.asgi.connection import ClientDisconnected
 from gcorn.workers.asgi.errors import AppProtocolError
-from gcorn.workers.asgi.scope import METHODS, PATHS, decode_path
+from gcorn.workers.asgi.receive import ReceiveSide
+from gcorn.workers.asgi.scope import http_scope
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.errors import WorkerError
 from gcorn.workers.exchange.access import AccessInfo
 from gcorn.workers.exchange.hooks import HookRequest, HookResponse
+from gcorn.workers.h2session import ENHANCE_YOUR_CALM, INTERNAL_ERROR, H2ServerSession
 from gcorn.workers.http2 import (
-    AbuseGuard,
-    EnhanceYourCalm,
     H2Options,
-    H2RequestError,
-    goaway_frame,
-    new_connection,
-    request_fields,
+    RequestFields,
+    date_server_fields,
     response_fields,
     trailer_fields,
 )
@@ -40,37 +40,14 @@ __all__ = ["H2Protocol"]
 
 Message = dict[str, Any]
 
-_DISCONNECT = {"type": "http.disconnect"}
 # bytes queued in the transport past which the peer counts as not reading (a safety
 # net: input is not read while output is paused, and each stream queues at most
 # _SEND_BATCH before it waits for the transport to drain)
 _OUTPUT_LIMIT = 16 * 1024 * 1024
 _SEND_BATCH = 64 * 1024
-# the connection-level receive window: streams' unread bodies share it
-_CONNECTION_WINDOW_MAX = 16 * 1024 * 1024
-_REFUSED_STREAM = 0x7
-_CANCEL = 0x8
-_INTERNAL_ERROR = 0x2
-_ENHANCE_YOUR_CALM = 0xB
-_PROTOCOL_ERROR = 0x1
-_DATE_CACHE: dict[bytes, list[tuple[bytes, bytes]]] = {}
 
 
-def _date_server(raw: bytes) -> list[tuple[bytes, bytes]]:
-    """The state's `date: ...\\r\\nserver: ...\\r\\n` bytes as header pairs (cached per tick)."""
-    hit = _DATE_CACHE.get(raw)
-    if hit is None:
-        hit = []
-        for line in raw.split(b"\r\n"):
-            if line:
-                name, _, value = line.partition(b": ")
-                hit.append((name.lower(), value))
-        _DATE_CACHE.clear()
-        _DATE_CACHE[raw] = hit
-    return hit
-
-
-class H2Stream:
+class H2Stream(ReceiveSide):
     """One request/response exchange on a stream: body in, response out, the app task."""
 
     __slots__ = (
@@ -112,23 +89,10 @@ class H2Stream:
         self.body.append((data, flow_length))
         self._wake()
 
-    def end_body(self) -> None:
-        """END_STREAM: the whole request body is here."""
-        self.body_complete = True
-        self._wake()
-
     def lose_client(self) -> None:
         """RST_STREAM or a lost connection: `receive` says http.disconnect, `send` raises."""
-        self.disconnected = True
-        self._wake()
+        super().lose_client()
         self.wake_window()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     def wake_window(self) -> None:
         """The send window may have grown (WINDOW_UPDATE, SETTINGS) or the stream ended."""
@@ -140,33 +104,14 @@ class H2Stream:
 
     # -- the app's side -------------------------------------------------------------
 
-    async def receive(self) -> Message:
-        """ASGI `receive`: the next `http.request` piece, or `http.disconnect`."""
-        while True:
-            if self.final_sent or self.response_complete or (self.disconnected
-                                                             and not self.body):
-                while not self.disconnected and not self.response_complete:
-                    await self._wait()
-                return _DISCONNECT
-            if self.body or self.body_complete:
-                break
-            await self._wait()
+    def _take_body(self) -> bytes:
         pieces = self.body
         self.body = []
         data = b"".join(piece for piece, _ in pieces)
         flow = sum(length for _, length in pieces)
         if flow:
             self.proto.ack(self.sid, flow)
-        more = not self.body_complete
-        if not more:
-            self.final_sent = True
-        return {"type": "http.request", "body": data, "more_body": more}
-
-    def _wait(self) -> asyncio.Future[None]:
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            waiter = self.waiter = self.proto.loop.create_future()
-        return waiter
+        return data
 
     async def send(self, message: Message) -> None:
         """ASGI `send`: response start, body pieces and (when announced) trailers."""
@@ -224,8 +169,7 @@ class H2Stream:
         status, headers = self.head_pending
         self.head_pending = None
         try:
-            fields = response_fields(status, headers, _date_server(self.proto.state.date_server),
-                                     length)
+            fields = response_fields(status, headers, date_server_fields(), length)
         except ValueError as exc:
             raise AppProtocolError(str(exc)) from None
         self.status = status
@@ -284,7 +228,7 @@ class H2Stream:
         else:
             # part of the response is out: resetting the stream is the honest signal
             self.response_complete = True
-            proto.reset(self.sid, _INTERNAL_ERROR)
+            proto.reset(self.sid, INTERNAL_ERROR)
             proto.stream_done(self)
 
     def time_out(self) -> None:
@@ -307,34 +251,24 @@ class H2Stream:
                                      request_time, self.response_headers, protocol="HTTP/2.0")
 
 
-class H2Protocol(asyncio.Protocol):
-    """One client connection speaking HTTP/2."""
+class H2Protocol(H2ServerSession, asyncio.Protocol):
+    """One client connection speaking HTTP/2, its streams served by asyncio tasks."""
+
+    streams: dict[int, H2Stream]  # streams whose app task still runs
 
     def __init__(self, state: ServerState, options: H2Options, peer: Any,
                  client: tuple[str, int] | None, server: tuple[str, int] | None,
                  scheme: str) -> None:
+        super().__init__(options, state.log, client)
         self.state = state
         self.loop = state.loop
-        self.options = options
         self.peer = peer
         self.client = client
         self.server = server
         self.scheme = scheme
-        self.h2 = new_connection(options)
-        # h2 is an optional dependency: imported once a connection exists, kept at hand
-        from h2 import events
-        from h2.exceptions import ProtocolError
-
-        self.ev = events
-        self.protocol_error = ProtocolError
-        self.guard = AbuseGuard(options)
         self.transport: asyncio.Transport | None = None
-        self.streams: dict[int, H2Stream] = {}  # streams whose app task still runs
-        self.closed = False
         self.write_paused = False
         self.write_waiters: list[asyncio.Future[None]] = []
-        self.goaway_sent = False
-        self.last_stream = 0
         self.idle_since = state.clock
         self.head_since: float | None = None
         self.read_paused = 0
@@ -350,17 +284,7 @@ class H2Protocol(asyncio.Protocol):
         self.transport = transport
         transport.set_protocol(self)
         self.state.connections.add(self)
-        h2 = self.h2
-        if upgrade is not None:
-            h2.initiate_upgrade_connection(upgrade[0])
-        else:
-            h2.initiate_connection()
-        wanted = min(self.options.max_concurrent_streams * self.options.initial_window_size,
-                     _CONNECTION_WINDOW_MAX)
-        if wanted > 65535:
-            h2.increment_flow_control_window(wanted - 65535)
-        if upgrade is not None:
-            self._start_upgraded(upgrade[1])
+        self.initiate(None if upgrade is None else upgrade[1])
         self.flush()
         if data:
             self.data_received(data)
@@ -400,69 +324,23 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed or self.discarding:
             return
-        try:
-            events = self.h2.receive_data(data)
-        except self.protocol_error as exc:
-            # h2 has queued its GOAWAY (CONTINUATION flood, HPACK bomb, too many streams...)
-            self.state.log.debug("h2 protocol error from %s: %s", self.client, exc)
-            self.flush_now()
-            self._close_after_error()
-            return
-        try:
-            for event in events:
-                self._event(event)
-        except EnhanceYourCalm as exc:
-            self.state.log.warning("h2 client %s: %s; closing", self.client, exc)
-            self.h2.close_connection(error_code=_ENHANCE_YOUR_CALM,
-                                     last_stream_id=self.last_stream)
-            self.flush_now()
-            self._close_after_error()
-            return
-        self.flush()
+        if self.receive(data):
+            self.flush()
 
-    # -- h2 events ----------------------------------------------------------------------
+    # -- what H2ServerSession leaves to the worker ------------------------------------------
 
-    def _event(self, event: Any) -> None:
-        ev = self.ev
-        kind = type(event)
-        if kind is ev.RequestReceived:
-            self._request(event.stream_id, event.headers, event.stream_ended is not None)
-        elif kind is ev.DataReceived:
-            stream = self.streams.get(event.stream_id)
-            if stream is None or stream.disconnected:
-                # a stream that no longer has an app: give its window back at once
-                self.ack(event.stream_id, event.flow_controlled_length)
-            else:
-                stream.feed_body(event.data, event.flow_controlled_length)
-            if event.stream_ended is not None and stream is not None:
-                stream.end_body()
-        elif kind is ev.StreamEnded:
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.end_body()
-        elif kind is ev.StreamReset:
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                self._lose(stream)
-            if event.remote_reset:
-                self.guard.stream_reset()
-        elif kind is ev.WindowUpdated:
-            if event.stream_id == 0:
-                for stream in self.streams.values():
-                    stream.wake_window()
-            else:
-                stream = self.streams.get(event.stream_id)
-                if stream is not None:
-                    stream.wake_window()
-        elif kind is ev.RemoteSettingsChanged:
-            self.guard.control_frame()
-            for stream in self.streams.values():
-                stream.wake_window()
-        elif kind is ev.PingReceived:
-            self.guard.control_frame()
-        elif kind is ev.ConnectionTerminated:
+    def _failed(self) -> None:
+        self.flush_now()
+        self._close_after_error()
+
+    def _terminated(self) -> None:
+        self.flush_now()
+        self._close()
+
+    def _write_now(self, frame: bytes) -> None:
+        if self.transport is not None:
             self.flush_now()
-            self._close()
+            self.transport.write(frame)
 
     def _lose(self, stream: H2Stream) -> None:
         stream.lose_client()
@@ -471,69 +349,23 @@ class H2Protocol(asyncio.Protocol):
             # as on HTTP/1: the app hears http.disconnect first, then is cancelled
             self.loop.call_later(self.state.disconnect_grace, _cancel_if_running, task)
 
-    def _request(self, sid: int, raw: Any, ended: bool) -> None:
-        state = self.state
-        if self.goaway_sent and sid > self.last_stream:
-            self.reset(sid, _REFUSED_STREAM)
-            return
-        if len(self.streams) >= self.options.max_concurrent_streams:
-            # streams reset by the client whose tasks still run count too: a rapid
-            # reset cannot pile up app tasks beyond the stream limit
-            self.reset(sid, _REFUSED_STREAM)
-            return
-        self.last_stream = max(self.last_stream, sid)
+    def _open(self, sid: int, fields: RequestFields, ended: bool) -> None:
         try:
-            fields = request_fields(raw, self.options)
-            scheme, headers = state.policy.filter_headers(fields.headers, self.peer, self.scheme)
-        except H2RequestError as exc:
-            state.log.debug("Invalid h2 request from %s: %s", self.client, exc)
-            if exc.status == 400:
-                self.reset(sid, _PROTOCOL_ERROR)
-            else:
-                self._answer_error(sid, exc.status, str(exc))
-            return
+            scheme, headers = self.state.policy.filter_headers(fields.headers, self.peer,
+                                                               self.scheme)
         except WorkerError as exc:
-            self._answer_error(sid, exc.status, exc.client_message)
+            self.answer_error(sid, exc.status, exc.client_message)
             return
         self._start(sid, fields.method, scheme, fields.path, fields.query, fields.target,
                     headers, ended)
 
-    def _start_upgraded(self, head: Any) -> None:
-        """Stream 1 of an `Upgrade: h2c` connection: the HTTP/1 request that asked for it."""
-        state = self.state
-        self.last_stream = 1
-        try:
-            scheme, headers = state.policy.filter_headers(head.headers, self.peer, self.scheme)
-        except WorkerError as exc:
-            self._answer_error(1, exc.status, exc.client_message)
-            return
-        headers = [(k, v) for k, v in headers
-                   if k not in (b"connection", b"upgrade", b"http2-settings")]
-        self._start(1, METHODS.get(head.method) or head.method.decode("ascii"), scheme,
-                    head.path, head.query, head.target, headers, True)
-
     def _start(self, sid: int, method: str, scheme: str, raw_path: bytes, query: bytes,
                target: bytes, headers: Sequence[tuple[bytes, bytes]], ended: bool) -> None:
         state = self.state
-        root_path = state.root_path
-        path = PATHS.get(raw_path) or decode_path(raw_path)
-        full_path = root_path + path if root_path else path
-        scope: Message = {
-            "type": "http",
-            "asgi": state.asgi,
-            "http_version": "2",
-            "server": self.server,
-            "client": self.client,
-            "scheme": scheme,
-            "method": method,
-            "root_path": root_path,
-            "path": full_path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": headers,
-            "state": state.lifespan_state.copy(),
-            "extensions": {"http.response.trailers": {}},
-        }
+        scope = http_scope(state, "2", self.server, self.client, scheme, method, raw_path,
+                           query, headers)
+        scope["extensions"] = {"http.response.trailers": {}}
+        full_path = scope["path"]
         stream = H2Stream(self, sid, scope, method == "HEAD")
         if ended:
             stream.body_complete = True
@@ -586,18 +418,6 @@ class H2Protocol(asyncio.Protocol):
             if self.transport.get_write_buffer_size() > _OUTPUT_LIMIT:
                 self.state.log.warning("h2 client %s does not read; closing", self.client)
                 self.abort()
-
-    def ack(self, sid: int, length: int) -> None:
-        """The app took `length` flow-controlled bytes of `sid`: reopen the windows."""
-        if self.closed or not length:
-            return
-        from h2.exceptions import H2Error
-
-        try:
-            self.h2.acknowledge_received_data(length, sid)
-        except H2Error as exc:  # the connection is closing: nothing to reopen
-            self.state.log.debug("h2 window update for %d not sent: %s", sid, exc)
-        self.flush()
 
     def send_headers(self, stream: H2Stream, fields: list[tuple[bytes, bytes]],
                      end: bool) -> None:
@@ -680,46 +500,14 @@ class H2Protocol(asyncio.Protocol):
         except TimeoutError:
             # zero-window stall: the client keeps the response (and a task) hanging
             self.state.log.info("h2 stream %d stalled on a closed window; reset", stream.sid)
-            self.reset(stream.sid, _ENHANCE_YOUR_CALM)
+            self.reset(stream.sid, ENHANCE_YOUR_CALM)
             self._lose(stream)
             raise ClientDisconnected("flow-control window stalled") from None
 
     def send_error(self, stream: H2Stream, status: int, message: str) -> None:
         """A plain-text error response on `stream`."""
-        body = (message + "\n").encode("utf-8", "replace")
-        self._error_response(stream.sid, status, body)
-        stream.bytes_sent = len(body)
+        stream.bytes_sent = self.answer_error(stream.sid, status, message)
         stream.response_headers = [(b"content-type", b"text/plain; charset=utf-8")]
-
-    def _error_response(self, sid: int, status: int, body: bytes) -> None:
-        if self.closed:
-            return
-        from h2.exceptions import H2Error
-
-        fields = response_fields(status, [(b"content-type", b"text/plain; charset=utf-8")],
-                                 _date_server(self.state.date_server), len(body))
-        try:
-            self.h2.send_headers(sid, fields, end_stream=False)
-            window = self.h2.local_flow_control_window(sid)
-            self.h2.send_data(sid, body[:window], end_stream=True)
-        except H2Error as exc:
-            self.state.log.debug("cannot answer h2 stream %d: %s", sid, exc)
-        self.flush()
-
-    def _answer_error(self, sid: int, status: int, message: str) -> None:
-        self._error_response(sid, status, (message + "\n").encode("utf-8", "replace"))
-
-    def reset(self, sid: int, code: int) -> None:
-        """RST_STREAM `sid` with `code` (ignored when the stream is already closed)."""
-        if self.closed:
-            return
-        from h2.exceptions import H2Error
-
-        try:
-            self.h2.reset_stream(sid, error_code=code)
-        except H2Error:
-            pass
-        self.flush()
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -775,21 +563,15 @@ class H2Protocol(asyncio.Protocol):
     def close_if_idle_for(self, now: float, limit: float, heads_too: bool = True) -> None:
         """Idle sweep: GOAWAY and close after `limit` seconds without a stream."""
         if not self.streams and now - self.idle_since > limit and not self.closed:
-            self._goaway()
+            self.goaway()
             self._close()
 
     def close_if_head_late(self, limit: float) -> None:
         """header_timeout concerns HTTP/1 heads only (h2 header blocks come whole)."""
 
-    def _goaway(self) -> None:
-        if not self.goaway_sent and self.transport is not None and not self.closed:
-            self.goaway_sent = True
-            self.flush_now()
-            self.transport.write(goaway_frame(self.last_stream))
-
     def shutdown(self) -> None:
         """Graceful stop: GOAWAY (no new streams); open streams finish, then close."""
-        self._goaway()
+        self.goaway()
         if not self.streams:
             self._close()
 

@@ -26,7 +26,7 @@ from gcorn.http import (
 from gcorn.workers.asgi.cycle import RequestCycle
 from gcorn.workers.asgi.errors import ServiceUnavailable
 from gcorn.workers.asgi.h2 import H2Protocol
-from gcorn.workers.asgi.scope import METHODS, PATHS, address, decode_path, method_str
+from gcorn.workers.asgi.scope import METHODS, address, http_scope, method_str
 from gcorn.workers.asgi.state import ServerState
 from gcorn.workers.asgi.websocket import is_websocket_handshake, start_websocket
 from gcorn.workers.errors import WorkerError
@@ -338,26 +338,11 @@ class HttpProtocol(asyncio.Protocol):
         if (head.upgrade is not None and self.state.h2_upgrade and self.cycle is None
                 and self._h2c_upgrade(head, complete)):
             return
-        raw_path = head.path
-        root_path = state.root_path
         method = METHODS.get(head.method) or method_str(head.method)
-        path = PATHS.get(raw_path) or decode_path(raw_path)
-        full_path = root_path + path if root_path else path
-        scope = {
-            "type": "http",
-            "asgi": state.asgi,
-            "http_version": _HTTP_VERSIONS.get(head.version) or head.http_version,
-            "server": self.server,
-            "client": self.client,
-            "scheme": scheme,
-            "method": method,
-            "root_path": root_path,
-            "path": full_path,
-            "raw_path": raw_path,
-            "query_string": head.query,
-            "headers": headers,
-            "state": state.lifespan_state.copy(),
-        }
+        scope = http_scope(state, _HTTP_VERSIONS.get(head.version) or head.http_version,
+                           self.server, self.client, scheme, method, head.path, head.query,
+                           headers)
+        full_path = scope["path"]
         if minor:
             # HTTP/1.1's chunked coding can end a body with trailer fields
             scope["extensions"] = {"http.response.trailers": {}}
@@ -365,7 +350,7 @@ class HttpProtocol(asyncio.Protocol):
             # the packet's variables, not the socket, say who and where (gcorn.workers.exchange.uwsgi);
             # the client is the access log's too (one request per connection)
             scheme, full_path, self.client = uwsgi_scope(scope, cgi_environ(
-                self.parser.variables, self.peer, _text_address(self.server), root_path,
+                self.parser.variables, self.peer, _text_address(self.server), state.root_path,
                 self.scheme == "https"))
         cycle = RequestCycle(self, scope, minor, head.keep_alive and state.keep_alive_ok,
                              head.expects_continue, method == "HEAD")

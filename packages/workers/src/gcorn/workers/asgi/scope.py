@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["METHODS", "PATHS", "address", "decode_path", "method_str"]
+__all__ = ["METHODS", "PATHS", "address", "decode_path", "http_scope", "method_str"]
 
 METHODS: dict[bytes, str] = {}
 
@@ -41,6 +41,28 @@ def _decode(raw: bytes) -> str:
         return raw.decode("ascii")
     except UnicodeDecodeError:
         return raw.decode("utf-8", "replace")
+
+
+def http_scope(state: Any, version: str, server: Any, client: Any, scheme: str, method: str,
+               raw_path: bytes, query: bytes, headers: Any) -> dict[str, Any]:
+    """An ASGI http scope, HTTP/1 or HTTP/2 (`state` is the worker's ServerState)."""
+    root_path = state.root_path
+    path = PATHS.get(raw_path) or decode_path(raw_path)
+    return {
+        "type": "http",
+        "asgi": state.asgi,
+        "http_version": version,
+        "server": server,
+        "client": client,
+        "scheme": scheme,
+        "method": method,
+        "root_path": root_path,
+        "path": root_path + path if root_path else path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": headers,
+        "state": state.lifespan_state.copy(),
+    }
 
 
 def address(value: Any) -> tuple[str, int] | None:

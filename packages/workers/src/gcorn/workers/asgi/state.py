@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 from gcorn.arbiter import ExitReason, graceful_timeout, setting
-from gcorn.http import date_line, server_line
 from gcorn.workers.deadline import request_timeout
 from gcorn.workers.exchange.access import access_wanted
 from gcorn.workers.exchange.forwarded import ForwardedPolicy
@@ -69,7 +68,6 @@ class ServerState:
                                   setting(cfg, "post_request", None), self.log)
         # the one decision the WSGI workers use too; a HUP replaces the worker, so once is enough
         self.access_enabled = access_wanted(self.log)
-        self.date_server = date_line() + server_line(b"gcorn")  # HTTP/2's, per tick
         # HTTP/2: settings read once; h2 only when the `h2` library is installed
         self.h2_options = H2Options.from_cfg(cfg)
         self.h2_ready = self.h2_options.enabled and h2_available()
@@ -93,9 +91,8 @@ class ServerState:
                 and self.policy.trusted.allows(peer))
 
     def tick(self) -> None:
-        """Refresh the cached clock and `date` header (called by the worker's tick)."""
+        """Refresh the cached clock (called by the worker's tick)."""
         self.clock = time.monotonic()
-        self.date_server = date_line() + server_line(b"gcorn")  # HTTP/2's, per tick
 
     def connection_gone(self, conn: Any) -> None:
         """A connection (HTTP/1 or HTTP/2) of this worker closed: forget and count it, and

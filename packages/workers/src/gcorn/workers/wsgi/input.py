@@ -13,52 +13,25 @@ from typing import Any
 from gcorn.http import CONTINUE, Body, EndOfMessage, ParseError
 from gcorn.workers.errors import ClientDisconnected
 
-__all__ = ["InputStream"]
+__all__ = ["BodyReader", "InputStream"]
 
 
-class InputStream:
-    """A read-only binary stream over one request body (PEP 3333 `wsgi.input`)."""
+class BodyReader:
+    """`read`, `readline`, `readlines` and iteration over body pieces (PEP 3333 `wsgi.input`).
 
-    __slots__ = ("_buf", "_conn", "_want_continue", "done", "error", "trailers")
+    A subclass supplies `_next_chunk`: the next body bytes, b'' (and `done` set)
+    once the body has ended. HTTP/1 reads from its parser, an HTTP/2 stream
+    from its DATA frames.
+    """
 
-    def __init__(self, conn: Any, done: bool, expects_continue: bool) -> None:
-        self._conn = conn
+    __slots__ = ("_buf", "done")
+
+    def __init__(self, done: bool = False) -> None:
         self._buf = bytearray()
         self.done = done
-        self._want_continue = expects_continue and not done
-        self.error: ParseError | None = None
-        self.trailers: list[tuple[bytes, bytes]] = []
-
-    @property
-    def continue_pending(self) -> bool:
-        """True while a 100-continue was asked for and not yet sent."""
-        return self._want_continue
 
     def _next_chunk(self) -> bytes:
-        """The next body bytes from the parser; b'' once the body has ended."""
-        conn = self._conn
-        if self._want_continue:
-            self._want_continue = False
-            conn.sendall(CONTINUE)
-        while True:
-            try:
-                event = conn.next_event()
-            except ParseError as exc:
-                self.error = exc
-                self.done = True
-                raise
-            if event is None:
-                self.done = True
-                raise ClientDisconnected("client closed the connection before the end of the body")
-            if type(event) is Body or isinstance(event, Body):
-                if event.data:
-                    return bytes(event.data)
-                continue
-            if isinstance(event, EndOfMessage):
-                self.done = True
-                self.trailers = list(getattr(event, "trailers", None) or ())
-                return b""
-            raise ClientDisconnected(f"unexpected parser event {type(event).__name__} in a body")
+        raise NotImplementedError
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` bytes of the body (all of the rest when size is None or < 0)."""
@@ -130,6 +103,52 @@ class InputStream:
 
     def close(self) -> None:
         """No-op: the server owns the connection."""
+
+
+class InputStream(BodyReader):
+    """A read-only binary stream over one HTTP/1 request body."""
+
+    __slots__ = ("_conn", "_want_continue", "error", "trailers")
+
+    def __init__(self, conn: Any, done: bool, expects_continue: bool) -> None:
+        # BodyReader's fields set here: one call fewer per HTTP/1 request
+        self._buf = bytearray()
+        self.done = done
+        self._conn = conn
+        self._want_continue = expects_continue and not done
+        self.error: ParseError | None = None
+        self.trailers: list[tuple[bytes, bytes]] = []
+
+    @property
+    def continue_pending(self) -> bool:
+        """True while a 100-continue was asked for and not yet sent."""
+        return self._want_continue
+
+    def _next_chunk(self) -> bytes:
+        """The next body bytes from the parser; b'' once the body has ended."""
+        conn = self._conn
+        if self._want_continue:
+            self._want_continue = False
+            conn.sendall(CONTINUE)
+        while True:
+            try:
+                event = conn.next_event()
+            except ParseError as exc:
+                self.error = exc
+                self.done = True
+                raise
+            if event is None:
+                self.done = True
+                raise ClientDisconnected("client closed the connection before the end of the body")
+            if type(event) is Body or isinstance(event, Body):
+                if event.data:
+                    return bytes(event.data)
+                continue
+            if isinstance(event, EndOfMessage):
+                self.done = True
+                self.trailers = list(getattr(event, "trailers", None) or ())
+                return b""
+            raise ClientDisconnected(f"unexpected parser event {type(event).__name__} in a body")
 
     def settle(self) -> bool:
         """True when the body has ended, judged from already-parsed events only (no I/O)."""
