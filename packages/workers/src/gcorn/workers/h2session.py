@@ -11,9 +11,10 @@ header block checked by `gcorn.workers.http2.request_fields`), stream 1 of an
 
 A worker subclasses it and supplies what its I/O model decides:
 `_open` (start a stream: an asyncio task, a thread-pool job), `_lose` (a
-stream's client is gone), `flush` (have what h2 queued written: a call_soon,
-a wake-up of the I/O thread), `_write_now` (write it at once, then a frame
-of its own), `_failed` (an error GOAWAY is queued: close after it) and
+stream's client is gone), `_window_grew` (wake a response waiting for the
+client's window), `flush` (have what h2 queued written: a call_soon, a
+wake-up of the I/O thread), `_write_now` (write it at once, then a frame of
+its own), `_failed` (an error GOAWAY is queued: close after it) and
 `_terminated` (the client sent GOAWAY). A stream is any object with the
 `H2StreamBody` methods; how it wakes whoever waits for it is its own.
 """
@@ -73,9 +74,6 @@ class H2StreamBody(Protocol):
     def lose_client(self) -> None:
         """RST_STREAM or a lost connection: reads end, writes fail."""
 
-    def wake_window(self) -> None:
-        """The send window may have grown (WINDOW_UPDATE, SETTINGS)."""
-
 
 class H2ServerSession:
     """The h2 connection, its streams and the server's own frames; the I/O is a subclass's."""
@@ -107,6 +105,10 @@ class H2ServerSession:
     def _lose(self, stream: Any) -> None:
         """The client of `stream` is gone (RST_STREAM)."""
         stream.lose_client()
+
+    def _window_grew(self, sid: int) -> None:
+        """The send window of stream `sid` (0: of every stream) may have grown; nothing by
+        default (a worker whose writers wait on one condition wakes them after `receive`)."""
 
     def flush(self) -> None:
         """Have what h2 has queued written soon."""
@@ -201,17 +203,10 @@ class H2ServerSession:
             if event.remote_reset:
                 self.guard.stream_reset()
         elif kind is ev.WindowUpdated:
-            if event.stream_id == 0:
-                for stream in self.streams.values():
-                    stream.wake_window()
-            else:
-                stream = self.streams.get(event.stream_id)
-                if stream is not None:
-                    stream.wake_window()
+            self._window_grew(event.stream_id)
         elif kind is ev.RemoteSettingsChanged:
             self.guard.control_frame()
-            for stream in self.streams.values():
-                stream.wake_window()
+            self._window_grew(0)  # INITIAL_WINDOW_SIZE may have grown
         elif kind is ev.PingReceived:
             self.guard.control_frame()
         elif kind is ev.ConnectionTerminated:

@@ -173,9 +173,6 @@ class Stream:
         """RST_STREAM: reads end, writes raise ClientDisconnected."""
         self.disconnected = True
 
-    def wake_window(self) -> None:
-        """A window may have grown: the session's notify_all wakes the writer."""
-
     def take_body(self) -> bytes:
         """The next piece of the request body (b'' at its end or when the stream is gone)."""
         session = self.session
@@ -298,7 +295,7 @@ class H2Session(H2ServerSession):
             self.cond.notify_all()
         self._write_out()
 
-    # -- what H2ServerSession leaves to the worker (lock held) ---------------------------------
+    # -- what H2ServerSession leaves to the worker (the I/O thread) ----------------------------
 
     def _open(self, sid: int, fields: RequestFields, ended: bool) -> None:
         stream = Stream(self, sid)

@@ -342,6 +342,15 @@ class H2Protocol(H2ServerSession, asyncio.Protocol):
             self.flush_now()
             self.transport.write(frame)
 
+    def _window_grew(self, sid: int) -> None:
+        if sid == 0:
+            for stream in self.streams.values():
+                stream.wake_window()
+        else:
+            one = self.streams.get(sid)
+            if one is not None:
+                one.wake_window()
+
     def _lose(self, stream: H2Stream) -> None:
         stream.lose_client()
         task = stream.task
